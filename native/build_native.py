@@ -1,0 +1,31 @@
+"""cffi builder for `vmctx_emu._native`, run by setuptools at install time (`cffi_modules`)."""
+
+import os
+
+from cffi import FFI
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def _read(name):
+    with open(os.path.join(HERE, name)) as f:
+        return f.read()
+
+
+def _cdef_from_header(text):
+    """The header minus preprocessor lines is exactly the cdef cffi needs."""
+    return "\n".join(line for line in text.splitlines() if not line.startswith("#"))
+
+
+ffibuilder = FFI()
+ffibuilder.cdef(_cdef_from_header(_read("vmctx_native.h")))
+ffibuilder.set_source(
+    "vmctx_emu._native",
+    '#include "vmctx_native.h"',
+    sources=[os.path.relpath(os.path.join(HERE, "vmctx_native.c"))],
+    include_dirs=[os.path.relpath(HERE)],
+    extra_compile_args=["-O2", "-std=c11", "-Wall", "-Wextra"],
+)
+
+if __name__ == "__main__":
+    ffibuilder.compile(verbose=True)

@@ -1,0 +1,45 @@
+"""Text and JSON renderings of a layout; no layout arithmetic lives here."""
+
+import json
+
+__all__ = ["SCHEMA_VERSION", "layout_dict", "layout_json", "layout_table"]
+
+SCHEMA_VERSION = 1
+
+
+def layout_dict(offsets):
+    """The layout as plain data: offsets and sizes as ints, counts under their Rust names."""
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "struct": "VMComponentContext",
+        "ptr_size": offsets.pointer_size(),
+        "counts": {name: getattr(offsets, name) for name in offsets.COUNT_NAMES},
+        "size_of_vmctx": offsets.size_of_vmctx(),
+        "regions": [r.to_dict() for r in offsets.regions()],
+    }
+
+
+def layout_json(offsets):
+    return json.dumps(layout_dict(offsets), indent=2)
+
+
+def _hole_line(nbytes, what):
+    return f"/* XXX {nbytes:2d}-byte {what}".ljust(24) + " */"
+
+
+def layout_table(offsets):
+    """A `ptype /o` / pahole-style table: offset, size, type and field[count], holes marked XXX."""
+    lines = [
+        "/* offset      |    size */  type = struct VMComponentContext {"
+        f"  /* ptr_size={offsets.pointer_size()} */"
+    ]
+    for r in offsets.regions():
+        if r.padding_before:
+            lines.append(_hole_line(r.padding_before, "hole"))
+        decl = r.name if r.count_name is None else f"{r.name}[{r.count}]"
+        note = "" if r.count_name is None else f"  /* {r.count_name}, {r.elem_size} bytes each */"
+        lines.append(f"/* {r.offset:6d}      | {r.size:7d} */    {r.elem_type} {decl};{note}")
+    lines.append("")
+    lines.append(f"                               /* total size (bytes): {offsets.size_of_vmctx():5d} */")
+    lines.append("                             }")
+    return "\n".join(lines)
