@@ -20,6 +20,8 @@ from .errors import (
     VMContextError,
     VMCtxEmuError,
 )
+from .flags import InstanceFlags
+from .instance import OwnedComponentInstance, VMComponentContext, VMLowering
 from .layout import Region
 from .offsets import VMComponentOffsets
 from .ptr import (
@@ -41,14 +43,18 @@ __all__ = [
     "FLAG_MAY_LEAVE",
     "FLAG_NEEDS_POST_RETURN",
     "HostPtr",
+    "InstanceFlags",
     "InvalidPtrSizeError",
     "LayoutOverflowError",
+    "OwnedComponentInstance",
     "PtrSize",
     "Region",
     "VMCOMPONENT_MAGIC",
     "VMCONTEXT_MAGIC",
     "VMComponentOffsets",
+    "VMComponentContext",
     "VMContextError",
+    "VMLowering",
     "VMCtxEmuError",
     "invalid_ptr",
     "size_of_vmcaller_checked_anyfunc",

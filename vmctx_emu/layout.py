@@ -7,6 +7,7 @@ the decoder and the C mirror are all derived from it.
 
 from dataclasses import dataclass
 
+from .constants import FLAG_MAY_ENTER, FLAG_MAY_LEAVE, VMCOMPONENT_MAGIC
 from .errors import LayoutOverflowError
 from .types import (
     PTR,
@@ -32,6 +33,12 @@ class Field:
     `base` is the Rust accessor returning the region's offset, `element` the
     one taking an index (both optional, as in Rust), and `subfield_accessors`
     asks for `<element>_<sub>(i)`, `<element>_<sub>_offset()` and `<element>_size()`.
+
+    Runtime facts ride along so the allocator reads them from the same list:
+    `init` pairs a sub-field with what `initialize_vmctx` writes to every
+    element (an int, or the name of a value the caller supplies, e.g.
+    "store.data"); `poison` names the sub-fields a debug build fills with
+    `INVALID_PTR`.
     """
 
     name: str
@@ -40,6 +47,8 @@ class Field:
     base: str = None
     element: str = None
     subfield_accessors: bool = False
+    init: tuple = ()
+    poison: tuple = ()
 
 
 @dataclass(frozen=True)
@@ -50,11 +59,22 @@ class Align:
 
 
 SEED_FIELDS = (
-    Field("magic", MAGIC_U32, base="magic"),
+    Field("magic", MAGIC_U32, base="magic", init=(("magic", VMCOMPONENT_MAGIC),)),
     Align(PTR),
-    Field("store", STORE_FAT_PTR, base="store"),
+    Field(
+        "store",
+        STORE_FAT_PTR,
+        base="store",
+        init=(("data", "store.data"), ("vtable", "store.vtable")),
+    ),
     Align(16),
-    Field("flags", VMGLOBAL_DEFINITION, "num_runtime_component_instances", element="instance_flags"),
+    Field(
+        "flags",
+        VMGLOBAL_DEFINITION,
+        "num_runtime_component_instances",
+        element="instance_flags",
+        init=(("flags", FLAG_MAY_ENTER | FLAG_MAY_LEAVE),),
+    ),
     Align(PTR),
     Field(
         "lowering_anyfuncs",
@@ -62,6 +82,7 @@ SEED_FIELDS = (
         "num_lowerings",
         base="lowering_anyfuncs",
         element="lowering_anyfunc",
+        poison=("func_ptr",),
     ),
     Field(
         "always_trap_anyfuncs",
@@ -69,6 +90,7 @@ SEED_FIELDS = (
         "num_always_trap",
         base="always_trap_anyfuncs",
         element="always_trap_anyfunc",
+        poison=("func_ptr",),
     ),
     Field(
         "lowerings",
@@ -77,6 +99,7 @@ SEED_FIELDS = (
         base="lowerings",
         element="lowering",
         subfield_accessors=True,
+        poison=("callee", "data"),
     ),
     Field(
         "memories",
@@ -84,6 +107,7 @@ SEED_FIELDS = (
         "num_runtime_memories",
         base="runtime_memories",
         element="runtime_memory",
+        poison=("ptr",),
     ),
     Field(
         "reallocs",
@@ -91,6 +115,7 @@ SEED_FIELDS = (
         "num_runtime_reallocs",
         base="runtime_reallocs",
         element="runtime_realloc",
+        poison=("ptr",),
     ),
     Field(
         "post_returns",
@@ -98,6 +123,7 @@ SEED_FIELDS = (
         "num_runtime_post_returns",
         base="runtime_post_returns",
         element="runtime_post_return",
+        poison=("ptr",),
     ),
 )
 

@@ -1,0 +1,348 @@
+"""An emulated component instance: a real, initialized `VMComponentContext` and its runtime API.
+
+Mirrors `OwnedComponentInstance` / `ComponentInstance` in Wasmtime's
+crates/runtime/src/component.rs (runtime.md): allocation, `initialize_vmctx`,
+the debug poison, set-once setters, checked getters and `from_opaque`.
+"""
+
+import struct
+import sys
+from collections import namedtuple
+
+from .constants import VMCOMPONENT_MAGIC
+from .errors import InvalidPtrSizeError, VMContextError
+from .flags import InstanceFlags
+from .layout import Field
+from .magic import magic_mismatch_message
+from .memory import LIVE, AlignedBuffer
+from .offsets import VMComponentOffsets
+from .ptr import HostPtr, as_ptr_size, invalid_ptr
+from .views import BYTE_ORDER_CHAR, EMULATED_PTR_SIZES, region_view, subfield_view
+
+__all__ = ["OwnedComponentInstance", "VMComponentContext", "VMLowering"]
+
+VMLowering = namedtuple("VMLowering", "callee data")
+VMLowering.__doc__ = "A lowering record: host function pointer `callee`, host data pointer `data`."
+
+# Synthetic addresses for emulated targets start here and are handed out first-fit.
+_SYNTHETIC_BASE = 0x1000_0000
+_PAGE = 0x1000
+
+
+def _check_byte_order(byte_order):
+    if byte_order not in BYTE_ORDER_CHAR:
+        raise ValueError(f"byte_order must be 'little' or 'big', got {byte_order!r}")
+    return byte_order
+
+
+def _synthetic_address(size, ptr):
+    limit = 1 << (8 * int(ptr))
+    taken = sorted((i.vmctx, i.vmctx + i.offsets.size_of_vmctx()) for i in LIVE.instances())
+    candidate = _SYNTHETIC_BASE
+    for start, end in taken:
+        if candidate + size <= start:
+            break
+        if end > candidate:
+            candidate = -(-end // _PAGE) * _PAGE
+    if candidate + size > limit:
+        raise ValueError(f"no synthetic address below {limit:#x} has room for {size} bytes")
+    return candidate
+
+
+class OwnedComponentInstance:
+    """A component instance's context in real memory, initialized as Wasmtime does.
+
+    With the host pointer size and byte order the bytes live in a ctypes
+    allocation and `vmctx` is its address; otherwise they are laid out for the
+    emulated target and `vmctx` is `address` (or a synthetic one) wherever the
+    context's own address must be stored.
+    """
+
+    def __init__(
+        self,
+        component,
+        store=None,
+        *,
+        ptr=HostPtr,
+        byte_order=sys.byteorder,
+        debug_assertions=True,
+        address=None,
+    ):
+        ptr = as_ptr_size(ptr)
+        if ptr not in EMULATED_PTR_SIZES:
+            raise InvalidPtrSizeError(
+                f"memory can be emulated for pointer sizes {EMULATED_PTR_SIZES} only, got {int(ptr)}: "
+                f"other sizes are offsets-only (use VMComponentOffsets)"
+            )
+        self.ptr = ptr
+        self.byte_order = _check_byte_order(byte_order)
+        self.debug_assertions = bool(debug_assertions)
+        self.offsets = VMComponentOffsets(ptr, component)
+        self.is_host_layout = ptr == HostPtr and byte_order == sys.byteorder
+        order = BYTE_ORDER_CHAR[byte_order]
+        self._ptr_word = struct.Struct(order + ("Q" if ptr == 8 else "I"))
+        self._u32 = struct.Struct(order + "I")
+        self._invalid = invalid_ptr(ptr)
+        self._store_value = self._check_store(store)
+
+        size = self.offsets.size_of_vmctx()
+        # At least pointer-aligned like the Rust allocation; 16 so the flag
+        # globals (align 16) are aligned in absolute terms too.
+        self._buffer = AlignedBuffer(size, max(16, int(ptr)))
+        self._raw = self._buffer.raw
+        self.vmctx = self._place(address, size)
+        self._initialize_vmctx()
+        LIVE.add(self.vmctx, self)
+
+    # -- construction ---------------------------------------------------
+
+    def _check_store(self, store):
+        if store is None:
+            return (0, 0)
+        try:
+            data, vtable = store
+        except (TypeError, ValueError):
+            raise ValueError(f"store must be a (data_ptr, vtable_ptr) pair, got {store!r}") from None
+        return (self._check_ptr("store data pointer", data), self._check_ptr("store vtable pointer", vtable))
+
+    def _check_ptr(self, what, value):
+        bits = 8 * int(self.ptr)
+        if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < 1 << bits:
+            raise ValueError(f"{what} must be an int in [0, 2**{bits}) for pointer size {int(self.ptr)}, got {value!r}")
+        return value
+
+    def _place(self, address, size):
+        if self.is_host_layout:
+            if address is not None and address != self._buffer.address:
+                raise ValueError(
+                    "address= is for emulating another target; a host-layout context lives at "
+                    f"its real address {self._buffer.address:#x}"
+                )
+            return self._buffer.address
+        if address is None:
+            return _synthetic_address(size, self.ptr)
+        self._check_ptr("address", address)
+        if address % max(16, int(self.ptr)) or address == 0:
+            raise ValueError(f"address {address:#x} must be non-null and 16-byte aligned")
+        if address + size > 1 << (8 * int(self.ptr)):
+            raise ValueError(
+                f"address {address:#x} + size {size} does not fit a {int(self.ptr)}-byte pointer"
+            )
+        return address
+
+    def _fields(self):
+        for field in self.offsets.FIELDS:
+            if isinstance(field, Field):
+                yield field, self.offsets.region(field.name)
+
+    def _initialize_vmctx(self):
+        """`initialize_vmctx`: magic, store, flag globals; then, in debug builds, the poison."""
+        supplied = {"store.data": self._store_value[0], "store.vtable": self._store_value[1]}
+        for field, region in self._fields():
+            if not region.count:
+                continue
+            for sub, value in field.init:
+                self._subview(field, region, sub)[:] = supplied[value] if isinstance(value, str) else value
+            if self.debug_assertions:
+                for sub in field.poison:
+                    self._subview(field, region, sub)[:] = self._invalid
+
+    def _subview(self, field, region, sub):
+        return subfield_view(self._raw, region, field.elem_type, sub, self.ptr, self.byte_order)
+
+    # -- lifetime -------------------------------------------------------
+
+    def _live(self):
+        raw = self._raw
+        if raw is None:
+            raise ValueError("this OwnedComponentInstance is closed")
+        return raw
+
+    def close(self):
+        """Forget the memory; views taken earlier keep it alive, so nothing reads freed memory."""
+        if self._raw is not None:
+            LIVE.remove(self.vmctx)
+            self._raw = None
+            self._buffer = None
+
+    @property
+    def closed(self):
+        return self._raw is None
+
+    def __enter__(self):
+        self._live()
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def __repr__(self):
+        state = "closed" if self.closed else f"at {self.vmctx:#x}"
+        return (f"<OwnedComponentInstance {state}, ptr={int(self.ptr)}, {self.byte_order}-endian, "
+                f"{self.offsets.size_of_vmctx()} bytes>")
+
+    # -- raw access -----------------------------------------------------
+
+    @property
+    def memory(self):
+        """A writable zero-copy memoryview of exactly `size_of_vmctx()` bytes."""
+        return self._live()
+
+    def to_bytes(self):
+        return bytes(self._live())
+
+    def view(self, name):
+        """A zero-copy numpy view of region `name` (as in `offsets.regions()`)."""
+        region = self.offsets.region(name)
+        field = next(f for f, r in self._fields() if r.name == name)
+        return region_view(self._live(), region, field.elem_type, self.ptr, self.byte_order)
+
+    def _load(self, offset):
+        return self._ptr_word.unpack_from(self._live(), offset)[0]
+
+    def _store(self, offset, value):
+        self._ptr_word.pack_into(self._live(), offset, value)
+
+    def _check_unset(self, accessor, index, offset):
+        """Debug builds: a setter's slot must still hold INVALID_PTR (set once only)."""
+        if self.debug_assertions:
+            found = self._load(offset)
+            if found != self._invalid:
+                raise VMContextError(
+                    f"{accessor}({index}): slot at offset {offset} already holds {found:#x}, "
+                    f"not INVALID_PTR {self._invalid:#x} (it can be set once only)"
+                )
+
+    def _check_set(self, accessor, index, offset, what="slot"):
+        """Debug builds: a getter's slot must no longer hold INVALID_PTR."""
+        value = self._load(offset)
+        if self.debug_assertions and value == self._invalid:
+            raise VMContextError(
+                f"{accessor}({index}): {what} at offset {offset} read before it was set "
+                f"(still INVALID_PTR {value:#x})"
+            )
+        return value
+
+    # -- getters --------------------------------------------------------
+
+    def store(self):
+        """The store fat pointer as (data, vtable); a null store fails like Rust's `assert!`."""
+        offset = self.offsets.store()
+        data, vtable = self._load(offset), self._load(offset + int(self.ptr))
+        if data == 0:
+            raise VMContextError(f"store(): the store pointer at offset {offset} is null")
+        return (data, vtable)
+
+    def instance_flags(self, index):
+        return InstanceFlags(self, self.offsets.instance_flags(index), index, self.byte_order)
+
+    def runtime_memory(self, index):
+        return self._check_set("runtime_memory", index, self.offsets.runtime_memory(index))
+
+    def runtime_realloc(self, index):
+        return self._check_set("runtime_realloc", index, self.offsets.runtime_realloc(index))
+
+    def runtime_post_return(self, index):
+        return self._check_set("runtime_post_return", index, self.offsets.runtime_post_return(index))
+
+    def lowering(self, index):
+        callee = self._check_set("lowering", index, self.offsets.lowering_callee(index), "callee")
+        data = self._check_set("lowering", index, self.offsets.lowering_data(index), "data")
+        return VMLowering(callee, data)
+
+    def _anyfunc_address(self, accessor, index, offset):
+        self._check_set(accessor, index, offset, "func_ptr")
+        self._check_set(accessor, index, offset + self.ptr.vmcaller_checked_anyfunc_vmctx(), "vmctx")
+        return self.vmctx + offset
+
+    def lowering_anyfunc(self, index):
+        """Address of the lowering's `VMCallerCheckedAnyfunc` slot."""
+        return self._anyfunc_address("lowering_anyfunc", index, self.offsets.lowering_anyfunc(index))
+
+    def always_trap_anyfunc(self, index):
+        """Address of the always-trap function's `VMCallerCheckedAnyfunc` slot."""
+        return self._anyfunc_address("always_trap_anyfunc", index, self.offsets.always_trap_anyfunc(index))
+
+    # -- setters --------------------------------------------------------
+
+    def set_runtime_memory(self, index, ptr):
+        offset = self.offsets.runtime_memory(index)
+        ptr = self._check_ptr(f"set_runtime_memory({index}) pointer", ptr)
+        if self.debug_assertions and ptr == 0:
+            raise VMContextError(f"set_runtime_memory({index}): the memory pointer must be non-null")
+        self._check_unset("set_runtime_memory", index, offset)
+        self._store(offset, ptr)
+
+    def set_runtime_realloc(self, index, ptr):
+        offset = self.offsets.runtime_realloc(index)
+        ptr = self._check_ptr(f"set_runtime_realloc({index}) pointer", ptr)
+        self._check_unset("set_runtime_realloc", index, offset)
+        self._store(offset, ptr)
+
+    def set_runtime_post_return(self, index, ptr):
+        offset = self.offsets.runtime_post_return(index)
+        ptr = self._check_ptr(f"set_runtime_post_return({index}) pointer", ptr)
+        self._check_unset("set_runtime_post_return", index, offset)
+        self._store(offset, ptr)
+
+    def _write_anyfunc(self, accessor, index, offset, func_ptr, type_index):
+        func_ptr = self._check_ptr(f"{accessor}({index}) func_ptr", func_ptr)
+        if func_ptr == 0:
+            raise ValueError(f"{accessor}({index}): func_ptr must be non-null (NonNull<VMFunctionBody>)")
+        if isinstance(type_index, bool) or not isinstance(type_index, int) or not 0 <= type_index < 2**32:
+            raise ValueError(f"{accessor}({index}): type_index must be a u32, got {type_index!r}")
+        return func_ptr, type_index
+
+    def _store_anyfunc(self, offset, func_ptr, type_index):
+        self._store(offset + self.ptr.vmcaller_checked_anyfunc_func_ptr(), func_ptr)
+        self._u32.pack_into(self._live(), offset + self.ptr.vmcaller_checked_anyfunc_type_index(), type_index)
+        self._store(offset + self.ptr.vmcaller_checked_anyfunc_vmctx(), self.vmctx)
+
+    def set_lowering(self, index, lowering, anyfunc_func_ptr, anyfunc_type_index):
+        """Write the `VMLowering`, then the anyfunc `{func_ptr, type_index, vmctx: this context}`."""
+        anyfunc = self.offsets.lowering_anyfunc(index)
+        callee = self._check_ptr(f"set_lowering({index}) callee", lowering.callee)
+        data = self._check_ptr(f"set_lowering({index}) data", lowering.data)
+        func_ptr, type_index = self._write_anyfunc("set_lowering", index, anyfunc, anyfunc_func_ptr,
+                                                   anyfunc_type_index)
+        self._check_unset("set_lowering", index, self.offsets.lowering_callee(index))
+        self._check_unset("set_lowering", index, self.offsets.lowering_data(index))
+        self._check_unset("set_lowering", index, anyfunc)
+        self._store(self.offsets.lowering_callee(index), callee)
+        self._store(self.offsets.lowering_data(index), data)
+        self._store_anyfunc(anyfunc, func_ptr, type_index)
+
+    def set_always_trap(self, index, func_ptr, type_index):
+        anyfunc = self.offsets.always_trap_anyfunc(index)
+        func_ptr, type_index = self._write_anyfunc("set_always_trap", index, anyfunc, func_ptr, type_index)
+        self._check_unset("set_always_trap", index, anyfunc)
+        self._store_anyfunc(anyfunc, func_ptr, type_index)
+
+
+class VMComponentContext:
+    """Namespace for `from_opaque`, as in Wasmtime."""
+
+    @staticmethod
+    def from_opaque(address):
+        """The live instance whose context starts at `address`, after checking its magic.
+
+        Only contexts this package allocated are looked at: any other address
+        is refused without reading it.
+        """
+        inst = LIVE.get(address)
+        if inst is None:
+            owner = LIVE.containing(address)
+            if owner is not None:
+                raise VMContextError(
+                    f"{address:#x} is not the start of a VMComponentContext: it lies at offset "
+                    f"{address - owner.vmctx} inside the context at {owner.vmctx:#x}"
+                )
+            raise VMContextError(
+                f"{address:#x} is not the address of a live emulated VMComponentContext "
+                "(refusing to read memory this package does not own)"
+            )
+        # The magic sits at offset 0 so this check never trusts offsets read from memory.
+        raw = inst.memory[:4]
+        if inst._u32.unpack_from(raw)[0] != VMCOMPONENT_MAGIC:
+            raise VMContextError(magic_mismatch_message(address, raw, inst.byte_order, inst.ptr))
+        return inst
