@@ -21,7 +21,8 @@ from .errors import (
     VMCtxEmuError,
 )
 from .flags import InstanceFlags
-from .instance import OwnedComponentInstance, VMComponentContext, VMLowering
+from .instance import OwnedComponentInstance, VMComponentContext
+from .reader import VMLowering
 from .layout import Region
 from .offsets import VMComponentOffsets
 from .ptr import (

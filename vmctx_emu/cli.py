@@ -1,25 +1,20 @@
 """`vmctx-emu`: a thin command line over the package; all work is done by the library."""
 
 import argparse
+import json
 import sys
 
 from .component import COUNT_NAMES, Component, check_u32
+from .decode import decode, padding_differences
+from .describe import decoded_json, decoded_table, diff_json, diff_table, hexdump_lines
+from .dump import DumpError, load_dump
 from .errors import VMCtxEmuError
+from .infer import infer_shapes
 from .offsets import VMComponentOffsets
 from .ptr import HostPtr, PtrSize
 from .render import layout_json, layout_table
 
-__all__ = ["main", "SAMPLE_COMPONENT"]
-
-# The shape `make demo` shows: a little of everything.
-SAMPLE_COMPONENT = Component(
-    num_lowerings=3,
-    num_runtime_memories=1,
-    num_runtime_reallocs=1,
-    num_runtime_post_returns=1,
-    num_runtime_component_instances=2,
-    num_always_trap=1,
-)
+__all__ = ["main", "add_layout_options", "COUNT_OPTIONS"]
 
 # CLI option → Rust count name, in the Rust struct's order.
 COUNT_OPTIONS = {
@@ -64,25 +59,53 @@ def _u32(option):
     return parse
 
 
-def add_layout_options(parser):
-    """The pointer size and the six counts, shared by every command that needs a layout."""
-    group = parser.add_argument_group("layout")
+def _address(text):
+    try:
+        value = int(text, 0)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an int such as 0x7f0012340000, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"an address cannot be negative, got {text}")
+    return value
+
+
+def add_layout_options(parser, for_dump=False):
+    """The pointer size and the six counts, shared by every command that needs a layout.
+
+    For a dump they default to None: only what is given overrides the sidecar.
+    """
+    group = parser.add_argument_group(
+        "layout" + (" (overrides the dump's sidecar; unset counts are 0 without one)" if for_dump else "")
+    )
     group.add_argument(
         "--ptr-size",
         type=_ptr_size,
-        default=HostPtr,
+        default=None if for_dump else HostPtr,
         metavar="N|host",
-        help=f"pointer size in bytes (default: host = {int(HostPtr)})",
+        help="pointer size in bytes" + ("" if for_dump else f" (default: host = {int(HostPtr)})"),
     )
     for option, rust_name in COUNT_OPTIONS.items():
         group.add_argument(
             f"--{option}",
             dest=rust_name,
             type=_u32(option),
-            default=0,
+            default=None if for_dump else 0,
             metavar="N",
-            help=f"{rust_name} (u32, default 0)",
+            help=f"{rust_name} (u32" + (")" if for_dump else ", default 0)"),
         )
+    if for_dump:
+        group.add_argument("--byte-order", choices=("little", "big"), default=None,
+                           help="byte order of the dump (default: sidecar, else this host's)")
+        group.add_argument("--address", type=_address, default=None,
+                           help="the context's address when dumped (default: sidecar)")
+        group.add_argument("--force", action="store_true",
+                           help="read the dump even if its magic is wrong (reported as an anomaly)")
+
+
+def load_from_args(args, path):
+    counts = {name: getattr(args, name) for name in COUNT_NAMES if getattr(args, name) is not None}
+    return load_dump(path, ptr=args.ptr_size, byte_order=args.byte_order, counts=counts,
+                     address=args.address, check_magic=not args.force)
 
 
 def offsets_from_args(args):
@@ -95,10 +118,61 @@ def cmd_layout(args, out):
     out.write((layout_json(offsets) if args.json else layout_table(offsets)) + "\n")
 
 
+def cmd_decode(args, out):
+    decoded = decode(load_from_args(args, args.dump))
+    out.write((decoded_json(decoded) if args.json else decoded_table(decoded)) + "\n")
+
+
+def cmd_hexdump(args, out):
+    for line in hexdump_lines(load_from_args(args, args.dump)):
+        out.write(line + "\n")
+
+
+def cmd_diff(args, out):
+    old, new = load_from_args(args, args.old), load_from_args(args, args.new)
+    if old.offsets.regions() != new.offsets.regions():
+        raise DumpError(
+            f"{args.old} and {args.new} have different layouts "
+            f"({old.offsets.size_of_vmctx()} vs {new.offsets.size_of_vmctx()} bytes, "
+            f"{old.offsets.component} vs {new.offsets.component}): give the same layout options"
+        )
+    a, b = decode(old), decode(new)
+    padding = padding_differences(a, b)
+    out.write((diff_json(a, b, padding) if args.json else diff_table(a, b, padding)) + "\n")
+
+
+def cmd_infer(args, out):
+    try:
+        with open(args.dump, "rb") as f:
+            data = f.read()
+    except OSError as e:
+        raise DumpError(f"cannot read dump {args.dump}: {e.strerror}") from e
+    result = infer_shapes(data, args.ptr_size, args.byte_order, args.address)
+    shapes = list(result.shapes(limit=args.limit))
+    if args.json:
+        out.write(json.dumps({
+            "schema_version": 1, "size": len(data), "ptr_size": int(args.ptr_size),
+            "byte_order": args.byte_order, "candidates": result.count, "notes": result.notes,
+            "shapes": [s.counts() for s in shapes], "listed": len(shapes),
+        }, indent=1) + "\n")
+        return
+    for note in result.notes:
+        out.write(f"note: {note}\n")
+    if result.count == 0:
+        out.write(f"no seed-layout shape with ptr_size={int(args.ptr_size)} explains this {len(data)}-byte dump\n")
+        return
+    verdict = "unambiguous" if result.count == 1 else f"ambiguous: {result.count} candidate shapes"
+    out.write(f"{len(data)} bytes, ptr_size={int(args.ptr_size)}, {args.byte_order}-endian: {verdict}\n")
+    for shape in shapes:
+        out.write("  " + " ".join(f"--{opt} {getattr(shape, name)}" for opt, name in COUNT_OPTIONS.items()) + "\n")
+    if result.count > len(shapes):
+        out.write(f"  ... {result.count - len(shapes)} more (raise --limit to list them)\n")
+
+
 def cmd_demo(args, out):
-    offsets = VMComponentOffsets(HostPtr, SAMPLE_COMPONENT)
-    out.write(f"Layout of a sample component on this host ({SAMPLE_COMPONENT}):\n\n")
-    out.write(layout_table(offsets) + "\n")
+    from .demo import run_demo
+
+    run_demo(out)
 
 
 def build_parser():
@@ -114,6 +188,35 @@ def build_parser():
     add_layout_options(p)
     p.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
     p.set_defaults(func=cmd_layout)
+
+    p = sub.add_parser("decode", help="decode a dump into fields, values and anomalies")
+    p.add_argument("dump", help="the raw context bytes (sidecar DUMP.json read if present)")
+    add_layout_options(p, for_dump=True)
+    p.add_argument("--json", action="store_true", help="print JSON records instead of a table")
+    p.set_defaults(func=cmd_decode)
+
+    p = sub.add_parser("hexdump", help="hexdump -C style lines with field names in the margin")
+    p.add_argument("dump")
+    add_layout_options(p, for_dump=True)
+    p.set_defaults(func=cmd_hexdump)
+
+    p = sub.add_parser("diff", help="the fields that differ between two dumps of one layout")
+    p.add_argument("old")
+    p.add_argument("new")
+    add_layout_options(p, for_dump=True)
+    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    p.set_defaults(func=cmd_diff)
+
+    p = sub.add_parser("infer", help="component shapes consistent with a debug-initialized dump")
+    p.add_argument("dump")
+    p.add_argument("--ptr-size", type=_ptr_size, required=True, metavar="N|host")
+    p.add_argument("--byte-order", choices=("little", "big"), default=sys.byteorder,
+                   help=f"default: this host's ({sys.byteorder})")
+    p.add_argument("--address", type=_address, default=None,
+                   help="the context's address, if known (tightens the anyfunc vmctx check)")
+    p.add_argument("--limit", type=int, default=20, help="candidate shapes to list (default 20)")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_infer)
 
     p = sub.add_parser("demo", help="show the package at work on built-in defaults")
     p.set_defaults(func=cmd_demo)

@@ -3,9 +3,10 @@
 import struct
 
 from .constants import FLAG_MAY_ENTER, FLAG_MAY_LEAVE, FLAG_NAMES, FLAG_NEEDS_POST_RETURN
+from .errors import VMContextError
 from .views import BYTE_ORDER_CHAR
 
-__all__ = ["InstanceFlags", "flag_names"]
+__all__ = ["InstanceFlags", "ReadOnlyInstanceFlags", "flag_names"]
 
 
 def flag_names(value):
@@ -80,3 +81,23 @@ class InstanceFlags:
         except ValueError:
             state = "closed"
         return f"<InstanceFlags {self.index} at {self.as_raw():#x}: {state}>"
+
+
+def _read_only_property(name):
+    base = getattr(InstanceFlags, name)
+
+    def refuse(self, _):
+        raise VMContextError(f"instance_flags({self.index}).{name}: a dump is read-only")
+
+    return property(base.fget, refuse, doc=base.__doc__)
+
+
+class ReadOnlyInstanceFlags(InstanceFlags):
+    """Flags of a loaded dump: reads as `InstanceFlags`, every write refused."""
+
+    __slots__ = ()
+
+    may_leave = _read_only_property("may_leave")
+    may_enter = _read_only_property("may_enter")
+    needs_post_return = _read_only_property("needs_post_return")
+    value = _read_only_property("value")

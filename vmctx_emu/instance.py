@@ -5,34 +5,19 @@ crates/runtime/src/component.rs (runtime.md): allocation, `initialize_vmctx`,
 the debug poison, set-once setters, checked getters and `from_opaque`.
 """
 
-import struct
 import sys
-from collections import namedtuple
 
-from .constants import VMCOMPONENT_MAGIC
-from .errors import InvalidPtrSizeError, VMContextError
-from .flags import InstanceFlags
-from .layout import Field
-from .magic import magic_mismatch_message
+from .errors import VMContextError
 from .memory import LIVE, AlignedBuffer
-from .offsets import VMComponentOffsets
-from .ptr import HostPtr, as_ptr_size, invalid_ptr
-from .views import BYTE_ORDER_CHAR, EMULATED_PTR_SIZES, region_view, subfield_view
+from .ptr import HostPtr
+from .reader import ContextReader, VMLowering
+from .views import subfield_view
 
 __all__ = ["OwnedComponentInstance", "VMComponentContext", "VMLowering"]
-
-VMLowering = namedtuple("VMLowering", "callee data")
-VMLowering.__doc__ = "A lowering record: host function pointer `callee`, host data pointer `data`."
 
 # Synthetic addresses for emulated targets start here and are handed out first-fit.
 _SYNTHETIC_BASE = 0x1000_0000
 _PAGE = 0x1000
-
-
-def _check_byte_order(byte_order):
-    if byte_order not in BYTE_ORDER_CHAR:
-        raise ValueError(f"byte_order must be 'little' or 'big', got {byte_order!r}")
-    return byte_order
 
 
 def _synthetic_address(size, ptr):
@@ -49,7 +34,7 @@ def _synthetic_address(size, ptr):
     return candidate
 
 
-class OwnedComponentInstance:
+class OwnedComponentInstance(ContextReader):
     """A component instance's context in real memory, initialized as Wasmtime does.
 
     With the host pointer size and byte order the bytes live in a ctypes
@@ -68,27 +53,13 @@ class OwnedComponentInstance:
         debug_assertions=True,
         address=None,
     ):
-        ptr = as_ptr_size(ptr)
-        if ptr not in EMULATED_PTR_SIZES:
-            raise InvalidPtrSizeError(
-                f"memory can be emulated for pointer sizes {EMULATED_PTR_SIZES} only, got {int(ptr)}: "
-                f"other sizes are offsets-only (use VMComponentOffsets)"
-            )
-        self.ptr = ptr
-        self.byte_order = _check_byte_order(byte_order)
-        self.debug_assertions = bool(debug_assertions)
-        self.offsets = VMComponentOffsets(ptr, component)
-        self.is_host_layout = ptr == HostPtr and byte_order == sys.byteorder
-        order = BYTE_ORDER_CHAR[byte_order]
-        self._ptr_word = struct.Struct(order + ("Q" if ptr == 8 else "I"))
-        self._u32 = struct.Struct(order + "I")
-        self._invalid = invalid_ptr(ptr)
+        self._set_target(component, ptr, byte_order, debug_assertions)
         self._store_value = self._check_store(store)
 
         size = self.offsets.size_of_vmctx()
         # At least pointer-aligned like the Rust allocation; 16 so the flag
         # globals (align 16) are aligned in absolute terms too.
-        self._buffer = AlignedBuffer(size, max(16, int(ptr)))
+        self._buffer = AlignedBuffer(size, max(16, int(self.ptr)))
         self._raw = self._buffer.raw
         self.vmctx = self._place(address, size)
         self._initialize_vmctx()
@@ -104,12 +75,6 @@ class OwnedComponentInstance:
         except (TypeError, ValueError):
             raise ValueError(f"store must be a (data_ptr, vtable_ptr) pair, got {store!r}") from None
         return (self._check_ptr("store data pointer", data), self._check_ptr("store vtable pointer", vtable))
-
-    def _check_ptr(self, what, value):
-        bits = 8 * int(self.ptr)
-        if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < 1 << bits:
-            raise ValueError(f"{what} must be an int in [0, 2**{bits}) for pointer size {int(self.ptr)}, got {value!r}")
-        return value
 
     def _place(self, address, size):
         if self.is_host_layout:
@@ -130,11 +95,6 @@ class OwnedComponentInstance:
             )
         return address
 
-    def _fields(self):
-        for field in self.offsets.FIELDS:
-            if isinstance(field, Field):
-                yield field, self.offsets.region(field.name)
-
     def _initialize_vmctx(self):
         """`initialize_vmctx`: magic, store, flag globals; then, in debug builds, the poison."""
         supplied = {"store.data": self._store_value[0], "store.vtable": self._store_value[1]}
@@ -152,11 +112,11 @@ class OwnedComponentInstance:
 
     # -- lifetime -------------------------------------------------------
 
-    def _live(self):
-        raw = self._raw
-        if raw is None:
-            raise ValueError("this OwnedComponentInstance is closed")
-        return raw
+    def dump(self, path):
+        """Write the bytes to `path` and the layout to `path + '.json'`, each atomically."""
+        from .dump import write_dump
+
+        return write_dump(self, path)
 
     def close(self):
         """Forget the memory; views taken earlier keep it alive, so nothing reads freed memory."""
@@ -164,10 +124,6 @@ class OwnedComponentInstance:
             LIVE.remove(self.vmctx)
             self._raw = None
             self._buffer = None
-
-    @property
-    def closed(self):
-        return self._raw is None
 
     def __enter__(self):
         self._live()
@@ -181,24 +137,7 @@ class OwnedComponentInstance:
         return (f"<OwnedComponentInstance {state}, ptr={int(self.ptr)}, {self.byte_order}-endian, "
                 f"{self.offsets.size_of_vmctx()} bytes>")
 
-    # -- raw access -----------------------------------------------------
-
-    @property
-    def memory(self):
-        """A writable zero-copy memoryview of exactly `size_of_vmctx()` bytes."""
-        return self._live()
-
-    def to_bytes(self):
-        return bytes(self._live())
-
-    def view(self, name):
-        """A zero-copy numpy view of region `name` (as in `offsets.regions()`)."""
-        region = self.offsets.region(name)
-        field = next(f for f, r in self._fields() if r.name == name)
-        return region_view(self._live(), region, field.elem_type, self.ptr, self.byte_order)
-
-    def _load(self, offset):
-        return self._ptr_word.unpack_from(self._live(), offset)[0]
+    # -- setters --------------------------------------------------------
 
     def _store(self, offset, value):
         self._ptr_word.pack_into(self._live(), offset, value)
@@ -212,58 +151,6 @@ class OwnedComponentInstance:
                     f"{accessor}({index}): slot at offset {offset} already holds {found:#x}, "
                     f"not INVALID_PTR {self._invalid:#x} (it can be set once only)"
                 )
-
-    def _check_set(self, accessor, index, offset, what="slot"):
-        """Debug builds: a getter's slot must no longer hold INVALID_PTR."""
-        value = self._load(offset)
-        if self.debug_assertions and value == self._invalid:
-            raise VMContextError(
-                f"{accessor}({index}): {what} at offset {offset} read before it was set "
-                f"(still INVALID_PTR {value:#x})"
-            )
-        return value
-
-    # -- getters --------------------------------------------------------
-
-    def store(self):
-        """The store fat pointer as (data, vtable); a null store fails like Rust's `assert!`."""
-        offset = self.offsets.store()
-        data, vtable = self._load(offset), self._load(offset + int(self.ptr))
-        if data == 0:
-            raise VMContextError(f"store(): the store pointer at offset {offset} is null")
-        return (data, vtable)
-
-    def instance_flags(self, index):
-        return InstanceFlags(self, self.offsets.instance_flags(index), index, self.byte_order)
-
-    def runtime_memory(self, index):
-        return self._check_set("runtime_memory", index, self.offsets.runtime_memory(index))
-
-    def runtime_realloc(self, index):
-        return self._check_set("runtime_realloc", index, self.offsets.runtime_realloc(index))
-
-    def runtime_post_return(self, index):
-        return self._check_set("runtime_post_return", index, self.offsets.runtime_post_return(index))
-
-    def lowering(self, index):
-        callee = self._check_set("lowering", index, self.offsets.lowering_callee(index), "callee")
-        data = self._check_set("lowering", index, self.offsets.lowering_data(index), "data")
-        return VMLowering(callee, data)
-
-    def _anyfunc_address(self, accessor, index, offset):
-        self._check_set(accessor, index, offset, "func_ptr")
-        self._check_set(accessor, index, offset + self.ptr.vmcaller_checked_anyfunc_vmctx(), "vmctx")
-        return self.vmctx + offset
-
-    def lowering_anyfunc(self, index):
-        """Address of the lowering's `VMCallerCheckedAnyfunc` slot."""
-        return self._anyfunc_address("lowering_anyfunc", index, self.offsets.lowering_anyfunc(index))
-
-    def always_trap_anyfunc(self, index):
-        """Address of the always-trap function's `VMCallerCheckedAnyfunc` slot."""
-        return self._anyfunc_address("always_trap_anyfunc", index, self.offsets.always_trap_anyfunc(index))
-
-    # -- setters --------------------------------------------------------
 
     def set_runtime_memory(self, index, ptr):
         offset = self.offsets.runtime_memory(index)
@@ -342,7 +229,5 @@ class VMComponentContext:
                 "(refusing to read memory this package does not own)"
             )
         # The magic sits at offset 0 so this check never trusts offsets read from memory.
-        raw = inst.memory[:4]
-        if inst._u32.unpack_from(raw)[0] != VMCOMPONENT_MAGIC:
-            raise VMContextError(magic_mismatch_message(address, raw, inst.byte_order, inst.ptr))
+        inst.check_magic()
         return inst

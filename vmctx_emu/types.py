@@ -42,11 +42,16 @@ def resolve(spec, ptr):
 
 @dataclass(frozen=True)
 class SubField:
-    """One scalar inside an element: `kind` is "ptr" (usize), "u32" or "i32"."""
+    """One scalar inside an element: `kind` is "ptr" (usize), "u32" or "i32".
+
+    `role` tells the decoder what the value means beyond its kind: "magic",
+    "flags" (a flag word) or "own_vmctx" (should be the context's address).
+    """
 
     name: str
     offset: object
     kind: str
+    role: str = None
 
     def width(self, ptr):
         return int(ptr) if self.kind == "ptr" else 4
@@ -69,7 +74,7 @@ class ElementType:
         return resolve(self.align, ptr)
 
 
-MAGIC_U32 = ElementType("u32", "vmctx_u32", 4, 4, (SubField("magic", 0, "u32"),))
+MAGIC_U32 = ElementType("u32", "vmctx_u32", 4, 4, (SubField("magic", 0, "u32", "magic"),))
 # `*mut dyn Store` is a fat pointer: data pointer, then vtable pointer.
 STORE_FAT_PTR = ElementType(
     "*mut dyn Store",
@@ -79,7 +84,7 @@ STORE_FAT_PTR = ElementType(
     (SubField("data", 0, "ptr"), SubField("vtable", PTR, "ptr")),
 )
 # The flag word is the i32 in the first 4 bytes; the other 12 bytes stay zero.
-VMGLOBAL_DEFINITION = ElementType("VMGlobalDefinition", "vmctx_global_definition", 16, 16, (SubField("flags", 0, "i32"),))
+VMGLOBAL_DEFINITION = ElementType("VMGlobalDefinition", "vmctx_global_definition", 16, 16, (SubField("flags", 0, "i32", "flags"),))
 # On 64-bit the 4 bytes after `type_index` are padding.
 VMCALLER_CHECKED_ANYFUNC = ElementType(
     "VMCallerCheckedAnyfunc",
@@ -89,7 +94,7 @@ VMCALLER_CHECKED_ANYFUNC = ElementType(
     (
         SubField("func_ptr", 0, "ptr"),
         SubField("type_index", PTR, "u32"),
-        SubField("vmctx", PtrUnits(2), "ptr"),
+        SubField("vmctx", PtrUnits(2), "ptr", "own_vmctx"),
     ),
 )
 VMLOWERING = ElementType(

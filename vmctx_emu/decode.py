@@ -1,0 +1,272 @@
+"""Decode a context's bytes into records and anomalies, through numpy views (no per-byte loop).
+
+Decoding only: turning codes into words is `describe.py`'s job.
+"""
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .constants import FLAG_NAMES, VMCOMPONENT_MAGIC
+from .magic import magic_mismatch_message
+from .types import resolve
+from .views import subfield_view
+
+__all__ = ["Interp", "RECORD_DTYPE", "Column", "Anomaly", "Decoded", "decode", "padding_differences"]
+
+
+class Interp:
+    """Interpretation codes stored per record."""
+
+    VALUE = 0        # a plain number (type_index)
+    MAGIC_OK = 1
+    MAGIC_BAD = 2
+    FLAGS = 3
+    POISON = 4       # INVALID_PTR: unset (debug poison)
+    NULL = 5
+    POINTER = 6      # set, not followed
+    OWN_VMCTX = 7    # an anyfunc's vmctx equal to this context's address
+    OTHER_VMCTX = 8  # an anyfunc's vmctx that is not this context
+
+    NAMES = ("value", "magic_ok", "magic_bad", "flags", "unset_poison", "null", "pointer",
+             "own_vmctx", "other_vmctx")
+
+
+RECORD_DTYPE = np.dtype([("column", "<u2"), ("index", "<u4"), ("offset", "<u4"),
+                         ("value", "<u8"), ("interp", "u1")])
+
+KNOWN_FLAG_BITS = sum(bit for bit, _ in FLAG_NAMES)
+# Poisoned slots a setter may fill with null: `set_lowering`'s data is a plain
+# `*mut u8`; every other poisoned slot is NonNull or debug-asserted non-null.
+NULLABLE_WHEN_SET = {("lowerings", "data")}
+
+
+@dataclass(frozen=True)
+class Column:
+    """One sub-field of one region: records carry its number."""
+
+    region: str
+    sub: str
+    kind: str
+    role: str
+    is_array: bool
+    single: bool  # the element has only this sub-field
+
+    def label(self, index):
+        base = f"{self.region}[{index}]" if self.is_array else self.region
+        return base if self.single else f"{base}.{self.sub}"
+
+
+@dataclass(frozen=True)
+class Anomaly:
+    kind: str
+    offset: int
+    message: str
+
+    def to_dict(self):
+        return {"kind": self.kind, "offset": self.offset, "message": self.message}
+
+
+@dataclass
+class Decoded:
+    """Records in memory order, the columns they refer to, and what looked wrong."""
+
+    ctx: object
+    columns: list
+    records: np.ndarray
+    anomalies: list
+    covered: np.ndarray  # bool per byte: inside some record (else padding)
+
+    def label(self, record):
+        return self.columns[record["column"]].label(int(record["index"]))
+
+
+def _columns_and_blocks(ctx):
+    columns, blocks = [], []
+    for field, region in ctx._fields():
+        etype = field.elem_type
+        subs = etype.subfields
+        first = len(columns)
+        for sub in subs:
+            columns.append(Column(field.name, sub.name, sub.kind, sub.role, field.count is not None,
+                                  len(subs) == 1))
+        blocks.append((field, region, first))
+    return columns, blocks
+
+
+def _interp(sub, values, ctx):
+    if sub.role == "magic":
+        return np.where(values == VMCOMPONENT_MAGIC, Interp.MAGIC_OK, Interp.MAGIC_BAD)
+    if sub.role == "flags":
+        return np.full(values.shape, Interp.FLAGS)
+    if sub.kind != "ptr":
+        return np.full(values.shape, Interp.VALUE)
+    set_code = Interp.POINTER
+    if sub.role == "own_vmctx" and ctx.vmctx is not None:
+        set_code = np.where(values == ctx.vmctx, Interp.OWN_VMCTX, Interp.OTHER_VMCTX)
+    return np.where(values == ctx._invalid, Interp.POISON, np.where(values == 0, Interp.NULL, set_code))
+
+
+def _as_u64(arr, kind):
+    if kind == "i32":
+        arr = arr.astype(np.int64) & 0xFFFFFFFF
+    return arr.astype(np.uint64)
+
+
+def decode(ctx):
+    """Decode a live instance or a loaded dump into a `Decoded`."""
+    raw = ctx.memory
+    columns, blocks = _columns_and_blocks(ctx)
+    parts = []
+    covered = np.zeros(len(raw), dtype=bool)
+    values_by = {}
+    for field, region, first in blocks:
+        n = region.count
+        if not n:
+            continue
+        subs = field.elem_type.subfields
+        rec = np.empty((n, len(subs)), dtype=RECORD_DTYPE)
+        starts = region.offset + np.arange(n, dtype=np.int64) * region.elem_size
+        for k, sub in enumerate(subs):
+            arr = subfield_view(raw, region, field.elem_type, sub.name, ctx.ptr, ctx.byte_order)
+            values = _as_u64(arr, sub.kind)
+            values_by[(field.name, sub.name)] = values
+            sub_off = resolve(sub.offset, ctx.ptr)
+            width = sub.width(ctx.ptr)
+            col = rec[:, k]
+            col["column"] = first + k
+            col["index"] = np.arange(n)
+            col["offset"] = starts + sub_off
+            col["value"] = values
+            col["interp"] = _interp(sub, values, ctx)
+            covered[(starts + sub_off)[:, None] + np.arange(width)] = True
+        parts.append(rec.reshape(-1))
+    records = np.concatenate(parts) if parts else np.empty(0, RECORD_DTYPE)
+    anomalies = _anomalies(ctx, raw, covered, records, values_by, blocks)
+    return Decoded(ctx, columns, records, anomalies, covered)
+
+
+def padding_differences(old, new):
+    """(start, stop) runs of padding bytes that differ between two decodes of one layout."""
+    a = np.frombuffer(old.ctx.memory, np.uint8)
+    b = np.frombuffer(new.ctx.memory, np.uint8)
+    return _runs((a != b) & ~old.covered)
+
+
+def _runs(mask):
+    """(start, stop) of each run of True in a 1-d bool array."""
+    if not mask.any():
+        return []
+    edges = np.flatnonzero(np.diff(np.concatenate(([0], mask.view(np.int8), [0]))))
+    return list(zip(edges[::2].tolist(), edges[1::2].tolist()))
+
+
+def _where(ctx, offset):
+    for r in ctx.offsets.regions():
+        if r.offset - r.padding_before <= offset < r.offset:
+            return f"the hole before {r.name}"
+        if r.offset <= offset < r.end:
+            if r.count_name is None:
+                return r.name
+            return f"{r.name}[{(offset - r.offset) // r.elem_size}]"
+    return "past the last field"
+
+
+def _listed(kind, indices, describe, limit=8):
+    """One anomaly per index, up to `limit`, then one that counts the rest."""
+    out = [describe(i) for i in indices[:limit]]
+    if len(indices) > limit:
+        out.append(Anomaly(kind, out[-1].offset, f"... and {len(indices) - limit} more {kind} anomalies"))
+    return out
+
+
+def _anomalies(ctx, raw, covered, records, values_by, blocks):
+    o = ctx.offsets
+    found = []
+    magic = raw[:4]
+    if int.from_bytes(magic, ctx.byte_order) != VMCOMPONENT_MAGIC:
+        found.append(Anomaly("bad_magic", 0, magic_mismatch_message(ctx.vmctx, magic, ctx.byte_order, ctx.ptr)))
+
+    data = np.frombuffer(raw, dtype=np.uint8)
+    for start, stop in _runs((data != 0) & ~covered)[:8]:
+        found.append(Anomaly("padding", start, f"non-zero padding bytes at offsets {start}..{stop - 1} "
+                                               f"(in {_where(ctx, start)}): {bytes(raw[start:stop]).hex(' ')}"))
+
+    flags = values_by.get(("flags", "flags"))
+    if flags is not None:
+        bad = np.flatnonzero(flags & ~np.uint64(KNOWN_FLAG_BITS)).tolist()
+        found += _listed("flag_bits", bad, lambda i: Anomaly(
+            "flag_bits", o.instance_flags(i),
+            f"flags[{i}] = {int(flags[i]):#010x} has bits beyond MAY_LEAVE|MAY_ENTER|NEEDS_POST_RETURN"))
+
+    inv = np.uint64(ctx._invalid)
+    poisoned = {key: v == inv for key, v in values_by.items()}
+    if not ctx.debug_assertions:
+        for (region, sub), mask in poisoned.items():
+            idx = np.flatnonzero(mask).tolist()
+            found += _listed("release_poison", idx, lambda i, r=region, s=sub: Anomaly(
+                "release_poison", _offset_of(ctx, r, s, i),
+                f"{r}[{i}].{s} holds INVALID_PTR in a dump marked release (no poison is written)"))
+    else:
+        found += _debug_anomalies(ctx, values_by, poisoned, blocks)
+
+    for sub in ("data", "vtable"):
+        if values_by.get(("store", sub)) is not None and poisoned[("store", sub)][0]:
+            found.append(Anomaly("poison_elsewhere", _offset_of(ctx, "store", sub, 0),
+                                 f"store.{sub} holds INVALID_PTR, which the runtime never writes there"))
+
+    if ctx.vmctx is not None:
+        for region in ("lowering_anyfuncs", "always_trap_anyfuncs"):
+            vm = values_by.get((region, "vmctx"))
+            if vm is None:
+                continue
+            fp_set = ~poisoned[(region, "func_ptr")] & (values_by[(region, "func_ptr")] != 0)
+            idx = np.flatnonzero(fp_set & (vm != np.uint64(ctx.vmctx))).tolist()
+            found += _listed("foreign_vmctx", idx, lambda i, r=region: Anomaly(
+                "foreign_vmctx", _offset_of(ctx, r, "vmctx", i),
+                f"{r}[{i}].vmctx = {int(values_by[(r, 'vmctx')][i]):#x} is not this context "
+                f"({ctx.vmctx:#x}); the runtime always stores its own address"))
+    return found
+
+
+def _offset_of(ctx, region, sub, index):
+    r = ctx.offsets.region(region)
+    field = next(f for f, _ in ctx._fields() if f.name == region)
+    s = next(x for x in field.elem_type.subfields if x.name == sub)
+    return r.offset + index * r.elem_size + resolve(s.offset, ctx.ptr)
+
+
+def _debug_anomalies(ctx, values_by, poisoned, blocks):
+    """Debug builds: slots the runtime poisons and sets together must agree."""
+    found = []
+    lowering_keys = [("lowerings", "callee"), ("lowerings", "data"), ("lowering_anyfuncs", "func_ptr")]
+    if all(k in poisoned for k in lowering_keys):
+        states = np.stack([poisoned[k] for k in lowering_keys])
+        mixed = np.flatnonzero(states.any(axis=0) & ~states.all(axis=0)).tolist()
+
+        def partly(i):
+            parts = ", ".join(f"{r}[{i}].{s} {'poisoned' if poisoned[(r, s)][i] else 'set'}"
+                              for r, s in lowering_keys)
+            return Anomaly("partly_set", _offset_of(ctx, "lowerings", "callee", i),
+                           f"lowering {i} is partly set ({parts}); set_lowering writes all three at once")
+
+        found += _listed("partly_set", mixed, partly)
+    for region in ("lowering_anyfuncs", "always_trap_anyfuncs"):
+        if (region, "func_ptr") not in poisoned:
+            continue
+        stale = poisoned[(region, "func_ptr")] & ((values_by[(region, "type_index")] != 0)
+                                                  | (values_by[(region, "vmctx")] != 0))
+        found += _listed("partly_set", np.flatnonzero(stale).tolist(), lambda i, r=region: Anomaly(
+            "partly_set", _offset_of(ctx, r, "func_ptr", i),
+            f"{r}[{i}] has a poisoned func_ptr but a non-zero type_index or vmctx; "
+            "the runtime writes the three fields together"))
+    for field, region, _ in blocks:
+        for sub in field.poison:
+            if (field.name, sub) in NULLABLE_WHEN_SET or not region.count:
+                continue
+            nulls = np.flatnonzero(values_by[(field.name, sub)] == 0).tolist()
+            found += _listed("null_slot", nulls, lambda i, f=field.name, s=sub: Anomaly(
+                "null_slot", _offset_of(ctx, f, s, i),
+                f"{f}[{i}].{s} is null in a debug dump: initialization leaves INVALID_PTR "
+                "there and the setter never writes null"))
+    return found

@@ -1,0 +1,74 @@
+# Sourced by gdb (`source PATH`); written out by `python -m vmctx_emu.gdb`.
+# gdb's embedded Python does not see the package's environment, so this side
+# uses only the standard library: it reads the inferior's memory, checks the
+# magic, and hands the bytes to the package's own interpreter to decode.
+import json
+import os
+import subprocess
+import tempfile
+
+import gdb
+
+PYTHON = "@PYTHON@"
+VMCOMPONENT_MAGIC = 0x706D6F63
+LAYOUT_OPTIONS = ("--ptr-size", "--lowerings", "--memories", "--reallocs", "--post-returns",
+                  "--instances", "--always-trap")
+
+
+def _run(args):
+    proc = subprocess.run([PYTHON, "-m", "vmctx_emu", *args], capture_output=True, text=True)
+    if proc.returncode:
+        raise gdb.GdbError(proc.stderr.strip() or f"vmctx-emu exited with {proc.returncode}")
+    return proc.stdout
+
+
+def _layout_args(argv):
+    out, it = [], iter(argv)
+    for word in it:
+        if word in LAYOUT_OPTIONS:
+            out += [word, next(it, "")]
+    return out
+
+
+class VmctxCommand(gdb.Command):
+    """Decode the VMComponentContext at ADDRESS.
+
+Usage: vmctx ADDRESS [--ptr-size N] [--lowerings N] [--memories N] [--reallocs N]
+                     [--post-returns N] [--instances N] [--always-trap N] [--json]
+ADDRESS is any gdb expression. The pointer size and byte order default to the
+inferior's. The magic at offset 0 is checked before anything else is read."""
+
+    def __init__(self):
+        super().__init__("vmctx", gdb.COMMAND_DATA)
+
+    def invoke(self, arg, from_tty):
+        argv = gdb.string_to_argv(arg)
+        if not argv:
+            raise gdb.GdbError("usage: vmctx ADDRESS [layout options]; see 'help vmctx'")
+        address = int(gdb.parse_and_eval(argv[0]).cast(gdb.lookup_type("unsigned long")))
+        options = argv[1:]
+        if "--ptr-size" not in options:
+            options += ["--ptr-size", str(gdb.lookup_type("void").pointer().sizeof)]
+        byte_order = "big" if "big endian" in gdb.execute("show endian", to_string=True) else "little"
+        inferior = gdb.selected_inferior()
+        try:
+            magic = bytes(inferior.read_memory(address, 4))
+        except gdb.MemoryError as e:
+            raise gdb.GdbError(f"vmctx: cannot read {address:#x}: {e}") from None
+        if int.from_bytes(magic, byte_order) != VMCOMPONENT_MAGIC:
+            raise gdb.GdbError(
+                f"vmctx: no VMComponentContext at {address:#x}: found bytes {magic.hex(' ')} "
+                f"({magic!r}), expected the magic b'comp'"
+            )
+        size = json.loads(_run(["layout", "--json", *_layout_args(options)]))["size_of_vmctx"]
+        data = bytes(inferior.read_memory(address, size))
+        fd, path = tempfile.mkstemp(prefix="vmctx-gdb-", suffix=".bin")
+        try:
+            with os.fdopen(fd, "wb") as f:
+                f.write(data)
+            gdb.write(_run(["decode", path, "--byte-order", byte_order, "--address", hex(address), *options]))
+        finally:
+            os.unlink(path)
+
+
+VmctxCommand()

@@ -1,0 +1,150 @@
+"""Which component shapes could have produced a dump of a debug-initialized context (seed layout).
+
+The dump's size, magic, flag globals and poison pattern constrain the counts:
+flag globals are 16-byte words with only the three flag bits and zero padding;
+each anyfunc is poisoned (`INVALID_PTR, 0, 0`) or fully set (non-null
+func_ptr and vmctx); each lowering is poisoned or set together with its
+anyfunc; every pointer slot after them is `INVALID_PTR` or non-null. The
+memories, reallocs and post-returns are indistinguishable from each other, so
+any split of their total is a candidate.
+"""
+
+from dataclasses import dataclass
+from math import comb
+
+import numpy as np
+
+from .component import Component
+from .constants import VMCOMPONENT_MAGIC
+from .errors import VMCtxEmuError
+from .magic import magic_mismatch_message
+from .offsets import VMComponentOffsets
+from .ptr import as_ptr_size, invalid_ptr
+from .views import BYTE_ORDER_CHAR, EMULATED_PTR_SIZES
+
+__all__ = ["InferError", "Family", "Inference", "infer_shapes"]
+
+KNOWN_FLAG_BITS = 0b111
+# Beyond this many flag-looking globals only the longest run is tried.
+MAX_FLAG_RUN_TRIED = 64
+
+
+class InferError(VMCtxEmuError, ValueError):
+    """A dump that no seed-layout context can explain."""
+
+
+@dataclass(frozen=True)
+class Family:
+    """Shapes with these counts and any split of `pointer_slots` into memories/reallocs/post-returns."""
+
+    instances: int
+    lowerings: int
+    always_trap: int
+    pointer_slots: int
+
+    @property
+    def count(self):
+        return comb(self.pointer_slots + 2, 2)
+
+    def shapes(self):
+        for m in range(self.pointer_slots + 1):
+            for r in range(self.pointer_slots - m + 1):
+                yield Component(num_lowerings=self.lowerings, num_runtime_memories=m,
+                                num_runtime_reallocs=r, num_runtime_post_returns=self.pointer_slots - m - r,
+                                num_runtime_component_instances=self.instances,
+                                num_always_trap=self.always_trap)
+
+
+@dataclass
+class Inference:
+    families: list
+    notes: list
+
+    @property
+    def count(self):
+        return sum(f.count for f in self.families)
+
+    def shapes(self, limit=None):
+        n = 0
+        for family in self.families:
+            for shape in family.shapes():
+                if limit is not None and n >= limit:
+                    return
+                yield shape
+                n += 1
+
+
+def infer_shapes(data, ptr, byte_order, address=None):
+    ptr = as_ptr_size(ptr)
+    if ptr not in EMULATED_PTR_SIZES:
+        raise InferError(f"infer works for pointer sizes {EMULATED_PTR_SIZES}, got {int(ptr)}")
+    raw = memoryview(bytes(data)).cast("B")
+    size = len(raw)
+    if size < 4 or int.from_bytes(raw[:4], byte_order) != VMCOMPONENT_MAGIC:
+        raise InferError(magic_mismatch_message(None, raw[:4], byte_order, ptr) if size >= 4
+                         else f"a dump of {size} bytes is too short to hold the magic")
+    empty = VMComponentOffsets(ptr, Component())
+    if size < empty.size_of_vmctx():
+        raise InferError(f"a dump of {size} bytes is shorter than the smallest context "
+                         f"({empty.size_of_vmctx()} bytes for ptr_size={int(ptr)})")
+    p = int(ptr)
+    order = BYTE_ORDER_CHAR[byte_order]
+    inv = invalid_ptr(ptr)
+
+    flags_at = empty.region("flags").offset
+    run = 0
+    n_chunks = (size - flags_at) // 16
+    if n_chunks > 0:
+        chunks = np.frombuffer(raw, dtype=np.uint8, count=16 * n_chunks, offset=flags_at).reshape(n_chunks, 16)
+        word = chunks[:, :4].copy().view(order + "u4").ravel()
+        ok = ((word & ~np.uint32(KNOWN_FLAG_BITS)) == 0) & (chunks[:, 4:] == 0).all(axis=1)
+        run = int(np.argmin(ok)) if not ok.all() else n_chunks
+    notes = []
+    tried = range(run, -1, -1)
+    if run > MAX_FLAG_RUN_TRIED:
+        tried = [run]
+        notes.append(f"{run} flag-looking globals: only the full run was tried as num_runtime_component_instances")
+
+    families = []
+    for instances in tried:
+        start = VMComponentOffsets(ptr, Component(num_runtime_component_instances=instances)).lowering_anyfuncs()
+        rest = size - start
+        if rest < 0 or rest % p:
+            continue
+        families += _after_flags(raw, start, rest // p, p, order, inv, address, instances)
+    return Inference(families, notes)
+
+
+def _after_flags(raw, start, nwords, p, order, inv, address, instances):
+    words = np.frombuffer(raw, dtype=order + f"u{p}", count=nwords, offset=start).astype(np.uint64)
+    inv = np.uint64(inv)
+    nonzero = words != 0
+    # Anyfunc triplets from the start: poisoned (INV, 0, 0) or set (func_ptr, vmctx non-null, not INV).
+    ntrip = nwords // 3
+    t = words[: 3 * ntrip].reshape(ntrip, 3)
+    tb = np.frombuffer(raw, dtype=np.uint8, count=3 * ntrip * p, offset=start).reshape(ntrip, 3 * p)
+    type_pad_zero = (tb[:, p + 4 : 2 * p] == 0).all(axis=1) if p > 4 else np.ones(ntrip, bool)
+    poisoned_any = (t[:, 0] == inv) & (t[:, 1] == 0) & (t[:, 2] == 0)
+    vm_ok = (t[:, 2] == np.uint64(address)) if address is not None else (t[:, 2] != 0) & (t[:, 2] != inv)
+    set_any = (t[:, 0] != 0) & (t[:, 0] != inv) & vm_ok & type_pad_zero
+    any_like = poisoned_any | set_any
+    n_max = int(np.argmin(any_like)) if not any_like.all() else ntrip
+    zeros = np.flatnonzero(~nonzero)
+    lo = 0 if not len(zeros) else -(-(int(zeros[-1]) + 1) // 3)
+    families = []
+    for n_any in range(lo, n_max + 1):
+        tail = words[3 * n_any :]
+        m = len(tail)
+        # Suffix: every word from j on is a pointer slot (non-null).
+        bad_from = np.flatnonzero(tail == 0)
+        first_ok_suffix = int(bad_from[-1]) + 1 if len(bad_from) else 0
+        max_l = min(n_any, m // 2)
+        pairs = tail[: 2 * max_l].reshape(max_l, 2)
+        pair_poisoned = (pairs[:, 0] == inv) & (pairs[:, 1] == inv)
+        pair_set = (pairs[:, 0] != 0) & (pairs[:, 0] != inv) & (pairs[:, 1] != inv)
+        consistent = (pair_poisoned & poisoned_any[:max_l]) | (pair_set & set_any[:max_l])
+        prefix_ok = np.concatenate(([True], np.logical_and.accumulate(consistent)))
+        for lowerings in np.flatnonzero(prefix_ok).tolist():
+            if 2 * lowerings >= first_ok_suffix:
+                families.append(Family(instances, lowerings, n_any - lowerings, m - 2 * lowerings))
+    return families
