@@ -4,15 +4,24 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test bench install clean
+.PHONY: demo test bench install clean gdb
 
 demo: $(STAMP)
 	$(BIN)/vmctx-emu demo
 
-test: $(STAMP)
+test: $(STAMP) gdb
 	$(BIN)/python -m pytest
 
+# The gdb test needs gdb: install Debian's package where it is missing and we
+# can; otherwise that test skips and says why.
+gdb:
+	@command -v gdb >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 \
+	  && echo "make: installing gdb (Debian package)" >&2 \
+	  && apt-get update -qq >&2 && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq gdb >&2; } \
+	  || echo "make: gdb is not available; the gdb test will be skipped" >&2
+
 bench: $(STAMP)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e ".[bench]"
 	$(BIN)/python benchmarks/run.py
 
 install: $(STAMP)

@@ -12,6 +12,7 @@ from .constants import (
     VMCOMPONENT_MAGIC,
     VMCONTEXT_MAGIC,
 )
+from .dump import DumpError, load_dump
 from .errors import (
     ComponentIndexError,
     ComponentValueError,
@@ -38,6 +39,7 @@ from .ptr import (
 
 __all__ = [
     "Component",
+    "DumpError",
     "ComponentIndexError",
     "ComponentValueError",
     "FLAG_MAY_ENTER",
@@ -58,6 +60,7 @@ __all__ = [
     "VMLowering",
     "VMCtxEmuError",
     "invalid_ptr",
+    "load_dump",
     "size_of_vmcaller_checked_anyfunc",
     "size_of_vmglobal_definition",
     "vmcaller_checked_anyfunc_func_ptr",

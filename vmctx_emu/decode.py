@@ -32,8 +32,9 @@ class Interp:
              "own_vmctx", "other_vmctx")
 
 
-RECORD_DTYPE = np.dtype([("column", "<u2"), ("index", "<u4"), ("offset", "<u4"),
-                         ("value", "<u8"), ("interp", "u1")])
+# Widest field first so every field is naturally aligned (24-byte records).
+RECORD_DTYPE = np.dtype([("value", "<u8"), ("offset", "<u4"), ("index", "<u4"),
+                         ("column", "<u2"), ("interp", "u1")], align=True)
 
 KNOWN_FLAG_BITS = sum(bit for bit, _ in FLAG_NAMES)
 # Poisoned slots a setter may fill with null: `set_lowering`'s data is a plain
@@ -126,20 +127,22 @@ def decode(ctx):
             continue
         subs = field.elem_type.subfields
         rec = np.empty((n, len(subs)), dtype=RECORD_DTYPE)
-        starts = region.offset + np.arange(n, dtype=np.int64) * region.elem_size
+        index = np.arange(n, dtype=np.uint32)
+        starts = region.offset + index * np.uint32(region.elem_size)
+        element_mask = np.zeros(region.elem_size, dtype=bool)
         for k, sub in enumerate(subs):
             arr = subfield_view(raw, region, field.elem_type, sub.name, ctx.ptr, ctx.byte_order)
             values = _as_u64(arr, sub.kind)
             values_by[(field.name, sub.name)] = values
             sub_off = resolve(sub.offset, ctx.ptr)
-            width = sub.width(ctx.ptr)
+            element_mask[sub_off : sub_off + sub.width(ctx.ptr)] = True
             col = rec[:, k]
             col["column"] = first + k
-            col["index"] = np.arange(n)
-            col["offset"] = starts + sub_off
+            col["index"] = index
+            col["offset"] = starts + np.uint32(sub_off)
             col["value"] = values
             col["interp"] = _interp(sub, values, ctx)
-            covered[(starts + sub_off)[:, None] + np.arange(width)] = True
+        covered[region.offset : region.end] = np.tile(element_mask, n)
         parts.append(rec.reshape(-1))
     records = np.concatenate(parts) if parts else np.empty(0, RECORD_DTYPE)
     anomalies = _anomalies(ctx, raw, covered, records, values_by, blocks)

@@ -43,11 +43,10 @@ def _hex(column, value, ctx):
 
 
 def _rows(decoded):
-    ctx, columns = decoded.ctx, decoded.columns
-    for rec in decoded.records.tolist():
-        column_no, index, offset, value, code = rec
-        column = columns[column_no]
-        yield column, index, offset, value, code
+    columns, recs = decoded.columns, decoded.records
+    fields = (recs[name].tolist() for name in ("column", "index", "offset", "value", "interp"))
+    for column_no, index, offset, value, code in zip(*fields):
+        yield columns[column_no], index, offset, value, code
 
 
 def decoded_table(decoded):

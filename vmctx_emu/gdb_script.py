@@ -35,18 +35,22 @@ class VmctxCommand(gdb.Command):
 
 Usage: vmctx ADDRESS [--ptr-size N] [--lowerings N] [--memories N] [--reallocs N]
                      [--post-returns N] [--instances N] [--always-trap N] [--json]
-ADDRESS is any gdb expression. The pointer size and byte order default to the
+ADDRESS is any gdb expression (everything before the first option). The pointer size and byte order default to the
 inferior's. The magic at offset 0 is checked before anything else is read."""
 
     def __init__(self):
         super().__init__("vmctx", gdb.COMMAND_DATA)
 
     def invoke(self, arg, from_tty):
-        argv = gdb.string_to_argv(arg)
-        if not argv:
+        # The address expression is everything before the first option, so
+        # `vmctx (char *)ctx + 16 --lowerings 3` needs no quoting.
+        expression, dashes, rest = arg.partition(" --")
+        if expression.strip().startswith("--"):
+            expression, dashes, rest = "", "--", expression.strip()[2:]
+        if not expression.strip():
             raise gdb.GdbError("usage: vmctx ADDRESS [layout options]; see 'help vmctx'")
-        address = int(gdb.parse_and_eval(argv[0]).cast(gdb.lookup_type("unsigned long")))
-        options = argv[1:]
+        address = int(gdb.parse_and_eval(expression).cast(gdb.lookup_type("unsigned long")))
+        options = gdb.string_to_argv(dashes + rest) if dashes else []
         if "--ptr-size" not in options:
             options += ["--ptr-size", str(gdb.lookup_type("void").pointer().sizeof)]
         byte_order = "big" if "big endian" in gdb.execute("show endian", to_string=True) else "little"

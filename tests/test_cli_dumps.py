@@ -1,0 +1,157 @@
+"""`decode`, `hexdump`, `diff` and `infer` on the command line; errors are one line with status 2."""
+
+import json
+import os
+import pathlib
+
+import pytest
+
+from vmctx_emu import Component, OwnedComponentInstance, VMLowering
+from vmctx_emu.cli import main
+
+SAMPLE = Component(num_lowerings=3, num_runtime_memories=1, num_runtime_reallocs=1,
+                   num_runtime_post_returns=1, num_runtime_component_instances=2, num_always_trap=1)
+LAYOUT = ["--ptr-size", "8", "--lowerings", "3", "--memories", "1", "--reallocs", "1",
+          "--post-returns", "1", "--instances", "2", "--always-trap", "1"]
+
+
+def run(argv, capsys):
+    try:
+        status = main([str(a) for a in argv])
+    except SystemExit as e:
+        status = e.code
+    out, err = capsys.readouterr()
+    return status, out, err
+
+
+@pytest.fixture
+def dumps(tmp_path):
+    inst = OwnedComponentInstance(SAMPLE, (0x1000, 0x2000), ptr=8, byte_order="little")
+    a = inst.dump(tmp_path / "a.bin")
+    inst.set_runtime_memory(0, 0xBEE0)
+    inst.instance_flags(0).may_enter = False
+    b = inst.dump(tmp_path / "b.bin")
+    return inst, a, b
+
+
+def test_decode_table(dumps, capsys):
+    inst, a, _ = dumps
+    status, out, err = run(["decode", a], capsys)
+    assert status == 0 and err == ""
+    lines = out.splitlines()
+    assert lines[0] == f"VMComponentContext at {inst.vmctx:#x}: ptr_size=8, little-endian, 232 bytes, debug"
+    assert any(line.split()[:2] == ["32", "flags[0]"] and line.endswith("MAY_LEAVE|MAY_ENTER") for line in lines)
+    assert lines[-1] == "anomalies: none"
+
+
+def test_decode_json_uses_hex_strings(dumps, capsys):
+    _, a, _ = dumps
+    status, out, _ = run(["decode", a, "--json"], capsys)
+    doc = json.loads(out)
+    assert status == 0 and doc["schema_version"] == 1 and doc["anomalies"] == []
+    rec = {r["field"]: r for r in doc["records"]}
+    assert rec["memories[0]"]["value"] == "0xdeaddeadbeefbeef"
+    assert rec["memories[0]"]["interpretation"] == "unset_poison"
+    assert rec["flags[1]"]["offset"] == 48 and rec["flags[1]"]["text"] == "MAY_LEAVE|MAY_ENTER"
+
+
+def test_decode_without_sidecar_takes_layout_options(dumps, capsys):
+    _, a, _ = dumps
+    os.unlink(f"{a}.json")
+    status, _, err = run(["decode", a], capsys)
+    assert status == 2 and "no component counts or pointer size given" in err
+    status, out, _ = run(["decode", a, *LAYOUT], capsys)
+    assert status == 0 and "memories[0]" in out
+
+
+def test_hexdump_margin_names_fields(dumps, capsys):
+    _, a, _ = dumps
+    status, out, _ = run(["hexdump", a], capsys)
+    lines = out.splitlines()
+    assert status == 0
+    assert lines[0].startswith("00000000  63 6f 6d 70 00 00 00 00  00 10 00 00 00 00 00 00  |comp............|")
+    assert lines[0].endswith("magic, (hole), store")
+    assert lines[2].endswith("flags[0]") and lines[-1] == "000000e8"
+    assert "*" in lines  # repeated poison lines fold like hexdump -C
+
+
+def test_diff_lists_only_changed_fields(dumps, capsys):
+    _, a, b = dumps
+    status, out, _ = run(["diff", a, b], capsys)
+    lines = out.splitlines()
+    assert status == 0 and len(lines) == 2
+    assert lines[0].split()[:2] == ["32", "flags[0]"] and "-> 0x00000001 (MAY_LEAVE)" in lines[0]
+    assert "memories[0]" in lines[1] and "(unset (debug poison)) -> 0x000000000000bee0" in lines[1]
+    status, out, _ = run(["diff", a, b, "--json"], capsys)
+    changes = json.loads(out)["changes"]
+    assert [c["field"] for c in changes] == ["flags[0]", "memories[0]"]
+    assert changes[1]["old"]["value"] == "0xdeaddeadbeefbeef" and changes[1]["new"]["value"] == "0x000000000000bee0"
+    status, out, _ = run(["diff", a, a], capsys)
+    assert out == "no differences\n"
+
+
+def test_diff_reports_padding_and_rejects_different_layouts(dumps, tmp_path, capsys):
+    inst, a, _ = dumps
+    inst.memory[5] = 1
+    c = inst.dump(tmp_path / "c.bin")
+    _, out, _ = run(["diff", a, c], capsys)
+    assert "padding bytes 5..5 differ" in out
+    other = OwnedComponentInstance(Component(num_lowerings=1), (1, 2)).dump(tmp_path / "o.bin")
+    status, _, err = run(["diff", a, other], capsys)
+    assert status == 2 and "different layouts" in err and err.count("\n") == 1
+
+
+@pytest.mark.parametrize("prepare, argv_extra, needle", [
+    (lambda p: p.write_bytes(p.read_bytes()[:-3]), [], "229 bytes, but the layout"),
+    (lambda p: p.write_bytes(p.read_bytes() + b"\0" * 8), [], "too long (padded?)"),
+    (lambda p: p.write_bytes(b"core" + p.read_bytes()[4:]), [], "a core module's VMContext magic"),
+    (lambda p: p.write_bytes(os.urandom(232)), [], "bad magic"),
+    (lambda p: None, ["--ptr-size", "5"], "pointer size 5 is not supported"),
+    (lambda p: None, ["--lowerings", "x"], "expected an int, got 'x'"),
+])
+@pytest.mark.parametrize("command", ["decode", "hexdump"])
+def test_bad_dumps_one_line_exit_2(dumps, capsys, prepare, argv_extra, needle, command):
+    _, a, _ = dumps
+    prepare(pathlib.Path(a))
+    status, out, err = run([command, a, *argv_extra], capsys)
+    assert status == 2 and out == ""
+    assert err.count("\n") == 1 and needle in err and "Traceback" not in err
+
+
+def test_force_decodes_a_bad_magic_with_an_anomaly(dumps, capsys):
+    _, a, _ = dumps
+    with open(a, "r+b") as f:
+        f.write(b"core")
+    status, out, _ = run(["decode", a, "--force"], capsys)
+    assert status == 0 and "BAD MAGIC" in out and "anomalies: 1" in out
+
+
+def test_infer_finds_the_shape(tmp_path, capsys):
+    inst = OwnedComponentInstance(Component(num_runtime_component_instances=3, num_always_trap=2), (1, 2),
+                                  ptr=4, byte_order="big")
+    path = tmp_path / "x.bin"
+    path.write_bytes(inst.to_bytes())  # no sidecar: infer needs none
+    status, out, _ = run(["infer", path, "--ptr-size", "4", "--byte-order", "big"], capsys)
+    assert status == 0
+    assert out.splitlines() == [
+        f"{inst.offsets.size_of_vmctx()} bytes, ptr_size=4, big-endian: unambiguous",
+        "  --lowerings 0 --memories 0 --reallocs 0 --post-returns 0 --instances 3 --always-trap 2",
+    ]
+
+
+def test_infer_says_when_ambiguous(dumps, capsys):
+    _, a, _ = dumps
+    status, out, _ = run(["infer", a, "--ptr-size", "8", "--limit", "2"], capsys)
+    assert status == 0
+    assert "ambiguous: 125 candidate shapes" in out and "... 123 more" in out
+    status, out, _ = run(["infer", a, "--ptr-size", "8", "--json", "--limit", "500"], capsys)
+    doc = json.loads(out)
+    assert doc["candidates"] == 125 == len(doc["shapes"])
+    assert SAMPLE.counts() in doc["shapes"]
+
+
+def test_infer_rejects_garbage(tmp_path, capsys):
+    path = tmp_path / "g.bin"
+    path.write_bytes(b"\x01\x02\x03\x04" * 10)
+    status, _, err = run(["infer", path, "--ptr-size", "8"], capsys)
+    assert status == 2 and "bad magic" in err and err.count("\n") == 1
