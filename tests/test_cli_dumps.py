@@ -6,7 +6,7 @@ import pathlib
 
 import pytest
 
-from vmctx_emu import Component, OwnedComponentInstance, VMLowering
+from vmctx_emu import Component, OwnedComponentInstance
 from vmctx_emu.cli import main
 
 SAMPLE = Component(num_lowerings=3, num_runtime_memories=1, num_runtime_reallocs=1,

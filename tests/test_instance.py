@@ -16,7 +16,6 @@ from vmctx_emu import (
     HostPtr,
     OwnedComponentInstance,
     VMComponentContext,
-    VMComponentOffsets,
     VMContextError,
     VMLowering,
     invalid_ptr,
