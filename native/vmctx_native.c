@@ -77,6 +77,29 @@ void vmctx_echo_callee(void *vmctx, void *data, void *flags, void *opt_memory, v
 
 uintptr_t vmctx_echo_callee_address(void) { return (uintptr_t)&vmctx_echo_callee; }
 
+int vmctx_fused_adapter_call(int32_t *lower, int32_t *lift, int called_as_export,
+                             int has_post_return, int debug_assertions,
+                             vmctx_adapter_stage stage, void *env) {
+    int rc;
+    if (!(*lower & FLAG_MAY_LEAVE)) return VMCTX_ADAPTER_CANNOT_LEAVE;
+    if (called_as_export) {
+        if (!(*lift & FLAG_MAY_ENTER)) return VMCTX_ADAPTER_CANNOT_ENTER;
+        *lift &= ~FLAG_MAY_ENTER;
+    } else if (debug_assertions && (*lift & FLAG_MAY_ENTER)) {
+        return VMCTX_ADAPTER_ASSERT_FAILED;
+    }
+    *lift &= ~FLAG_MAY_LEAVE;
+    if ((rc = stage(env, 0))) return rc;
+    *lift |= FLAG_MAY_LEAVE;
+    if ((rc = stage(env, 1))) return rc;
+    *lower &= ~FLAG_MAY_LEAVE;
+    if ((rc = stage(env, 2))) return rc;
+    *lower |= FLAG_MAY_LEAVE;
+    if (has_post_return && (rc = stage(env, 3))) return rc;
+    if (called_as_export) *lift |= FLAG_MAY_ENTER;
+    return VMCTX_ADAPTER_OK;
+}
+
 static void poison_strided(uint8_t *base, uint32_t count, size_t stride) {
     const uintptr_t invalid = INVALID_PTR;
     for (uint32_t i = 0; i < count; i++) memcpy(base + i * stride, &invalid, sizeof invalid);

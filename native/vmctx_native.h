@@ -31,6 +31,15 @@ typedef void (*vmctx_lowering_callee)(void *vmctx, void *data, void *flags, void
 
 size_t vmctx_host_pointer_size(void);
 
+/* Outcomes of vmctx_fused_adapter_call. */
+enum {
+    VMCTX_ADAPTER_OK = 0,
+    VMCTX_ADAPTER_CANNOT_LEAVE = 1,
+    VMCTX_ADAPTER_CANNOT_ENTER = 2,
+    VMCTX_ADAPTER_ASSERT_FAILED = 3,
+    VMCTX_ADAPTER_RAISED = 4
+};
+
 /* Loads and stores compiled code does at fixed offsets. */
 uint32_t vmctx_load_magic(const void *vmctx);
 int32_t vmctx_flags_load(const void *vmctx, uint32_t flags_offset);
@@ -54,6 +63,16 @@ void vmctx_echo_callee(void *vmctx, void *data, void *flags, void *opt_memory, v
                        uint8_t string_encoding, vmctx_val_raw *args_and_results,
                        size_t nargs_and_results);
 uintptr_t vmctx_echo_callee_address(void);
+
+/* The fused adapter's flag protocol (fact/trampoline.rs) on flag words by
+ * address. The callback runs each piece of user code: stage 0 translates
+ * parameters, 1 is the callee, 2 translates results, 3 is post-return. It
+ * returns 0, or a VMCTX_ADAPTER_* code to propagate as a trap/exception. */
+typedef int (*vmctx_adapter_stage)(void *env, int stage);
+
+int vmctx_fused_adapter_call(int32_t *lower_flags, int32_t *lift_flags, int called_as_export,
+                             int has_post_return, int debug_assertions,
+                             vmctx_adapter_stage stage, void *env);
 
 /* A plain C allocator + initializer of the same layout, for benchmarks and
  * as a second witness of initialize_vmctx. Offsets come from Python. */

@@ -6,7 +6,9 @@ import tempfile
 from .component import Component
 from .decode import decode, padding_differences
 from .describe import decoded_table, diff_table
+from .adapter import FusedAdapter
 from .dump import load_dump
+from .flags import flag_names
 from .instance import OwnedComponentInstance
 from .ptr import HostPtr
 from .reader import VMLowering
@@ -54,3 +56,20 @@ def run_demo(out):
         a, b = decode(load_dump(before)), decode(load_dump(after))
         out.write(diff_table(a, b, padding_differences(a, b)) + "\n")
     inst.close()
+
+    say("5. A fused adapter call: instance 0 (caller, canon lower) calls instance 1 (callee, canon lift)")
+    with OwnedComponentInstance(SAMPLE_COMPONENT, store=(0x5555_0000_1000, 0x5555_0000_2000)) as ctx:
+        caller, callee = ctx.instance_flags(0), ctx.instance_flags(1)
+
+        def show(when):
+            out.write(f"  {when:<7} caller flags = {flag_names(caller.value):<20} "
+                      f"callee flags = {flag_names(callee.value)}\n")
+
+        def body(x, y):
+            show("during")
+            return x + y
+
+        show("before")
+        result = FusedAdapter(caller, callee).call(body, 2, 3)
+        show("after")
+        out.write(f"  result = {result}\n")
