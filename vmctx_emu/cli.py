@@ -4,28 +4,28 @@ import argparse
 import json
 import sys
 
-from .component import COUNT_NAMES, Component, check_u32
+from .component import check_u32
 from .decode import decode, padding_differences
 from .describe import decoded_json, decoded_table, diff_json, diff_table, hexdump_lines
 from .dump import DumpError, load_dump
 from .errors import VMCtxEmuError
-from .infer import infer_shapes
-from .offsets import VMComponentOffsets
+from .infer import consistent_layouts, infer_shapes
 from .ptr import HostPtr, PtrSize
 from .render import layout_json, layout_table
+from .wasmtime_layouts import LAYOUTS, SEED, wasmtime_layout
 
-__all__ = ["main", "add_layout_options", "COUNT_OPTIONS"]
+__all__ = ["main", "add_layout_options", "count_option", "count_options"]
 
-# CLI option → Rust count name, in the Rust struct's order.
-COUNT_OPTIONS = {
-    "lowerings": "num_lowerings",
-    "memories": "num_runtime_memories",
-    "reallocs": "num_runtime_reallocs",
-    "post-returns": "num_runtime_post_returns",
-    "instances": "num_runtime_component_instances",
-    "always-trap": "num_always_trap",
-}
-assert sorted(COUNT_OPTIONS.values()) == sorted(COUNT_NAMES)
+
+def count_option(count_name):
+    """The CLI option of a Rust count: num_runtime_post_returns -> post-returns, instances for component instances."""
+    option = count_name.removeprefix("num_").removeprefix("runtime_").replace("_", "-")
+    return "instances" if option == "component-instances" else option
+
+
+def count_options(layout=SEED):
+    """CLI option -> Rust count name for `layout`, in the Rust struct's order."""
+    return {count_option(name): name for name in layout.count_names}
 
 
 class _Parser(argparse.ArgumentParser):
@@ -69,13 +69,21 @@ def _address(text):
     return value
 
 
-def add_layout_options(parser, for_dump=False):
-    """The pointer size and the six counts, shared by every command that needs a layout.
+def add_layout_options(parser, layout=SEED, for_dump=False):
+    """The release, pointer size and that release's counts, for every command that needs a layout.
 
     For a dump they default to None: only what is given overrides the sidecar.
     """
     group = parser.add_argument_group(
         "layout" + (" (overrides the dump's sidecar; unset counts are 0 without one)" if for_dump else "")
+    )
+    group.add_argument(
+        "--wasmtime",
+        default=None,
+        metavar="VERSION",
+        help="Wasmtime release whose layout to use: 0.40.1, v21.0.2, 21 (newest 21.x) or seed "
+        f"(default: {'the sidecar' + chr(39) + 's, else ' if for_dump else ''}seed); "
+        "the count options below are that release's",
     )
     group.add_argument(
         "--ptr-size",
@@ -84,7 +92,7 @@ def add_layout_options(parser, for_dump=False):
         metavar="N|host",
         help="pointer size in bytes" + ("" if for_dump else f" (default: host = {int(HostPtr)})"),
     )
-    for option, rust_name in COUNT_OPTIONS.items():
+    for option, rust_name in count_options(layout).items():
         group.add_argument(
             f"--{option}",
             dest=rust_name,
@@ -102,15 +110,18 @@ def add_layout_options(parser, for_dump=False):
                            help="read the dump even if its magic is wrong (reported as an anomaly)")
 
 
+def _counts(args):
+    names = count_options(args.layout).values()
+    return {name: getattr(args, name) for name in names if getattr(args, name) is not None}
+
+
 def load_from_args(args, path):
-    counts = {name: getattr(args, name) for name in COUNT_NAMES if getattr(args, name) is not None}
-    return load_dump(path, ptr=args.ptr_size, byte_order=args.byte_order, counts=counts,
-                     address=args.address, check_magic=not args.force)
+    return load_dump(path, ptr=args.ptr_size, byte_order=args.byte_order, counts=_counts(args),
+                     address=args.address, check_magic=not args.force, wasmtime=args.wasmtime)
 
 
 def offsets_from_args(args):
-    component = Component(**{name: getattr(args, name) for name in COUNT_NAMES})
-    return VMComponentOffsets(args.ptr_size, component)
+    return args.layout.offsets(args.ptr_size, **_counts(args))
 
 
 def cmd_layout(args, out):
@@ -147,15 +158,28 @@ def cmd_infer(args, out):
             data = f.read()
     except OSError as e:
         raise DumpError(f"cannot read dump {args.dump}: {e.strerror}") from e
+    releases = consistent_layouts(data, args.ptr_size, args.byte_order)
+    release_text = [layout.range_text if layout.id == "seed" else f"{layout.id} ({layout.range_text})"
+                    for layout in releases]
+    if SEED not in releases:
+        if args.json:
+            out.write(json.dumps({"schema_version": 1, "size": len(data), "ptr_size": int(args.ptr_size),
+                                  "byte_order": args.byte_order, "releases": release_text,
+                                  "candidates": None, "shapes": []}, indent=1) + "\n")
+            return
+        out.write(f"consistent release layouts: {', '.join(release_text) or 'none'}\n")
+        out.write("the seed layout does not fit this dump; shapes are enumerated for the seed layout only\n")
+        return
     result = infer_shapes(data, args.ptr_size, args.byte_order, args.address)
     shapes = list(result.shapes(limit=args.limit))
     if args.json:
         out.write(json.dumps({
             "schema_version": 1, "size": len(data), "ptr_size": int(args.ptr_size),
-            "byte_order": args.byte_order, "candidates": result.count, "notes": result.notes,
-            "shapes": [s.counts() for s in shapes], "listed": len(shapes),
+            "byte_order": args.byte_order, "releases": release_text, "candidates": result.count,
+            "notes": result.notes, "shapes": [s.counts() for s in shapes], "listed": len(shapes),
         }, indent=1) + "\n")
         return
+    out.write(f"consistent release layouts: {', '.join(release_text)}\n")
     for note in result.notes:
         out.write(f"note: {note}\n")
     if result.count == 0:
@@ -164,9 +188,19 @@ def cmd_infer(args, out):
     verdict = "unambiguous" if result.count == 1 else f"ambiguous: {result.count} candidate shapes"
     out.write(f"{len(data)} bytes, ptr_size={int(args.ptr_size)}, {args.byte_order}-endian: {verdict}\n")
     for shape in shapes:
-        out.write("  " + " ".join(f"--{opt} {getattr(shape, name)}" for opt, name in COUNT_OPTIONS.items()) + "\n")
+        out.write("  " + " ".join(f"--{opt} {getattr(shape, name)}" for opt, name in count_options().items()) + "\n")
     if result.count > len(shapes):
         out.write(f"  ... {result.count - len(shapes)} more (raise --limit to list them)\n")
+
+
+def cmd_versions(args, out):
+    rows = [("id", "releases", "what changes on entry", "counts")]
+    for layout in LAYOUTS:
+        rows.append((layout.id, layout.range_text, layout.changes,
+                     " ".join(f"--{count_option(n)}" for n in layout.count_names)))
+    widths = [max(len(r[i]) for r in rows) for i in range(3)]
+    for row in rows:
+        out.write("  ".join(cell.ljust(w) for cell, w in zip(row, widths)) + "  " + row[3] + "\n")
 
 
 def cmd_demo(args, out):
@@ -175,7 +209,8 @@ def cmd_demo(args, out):
     run_demo(out)
 
 
-def build_parser():
+def build_parser(layout=SEED):
+    """The CLI parser; the count options are those of `layout` (chosen with --wasmtime)."""
     parser = _Parser(
         prog="vmctx-emu",
         description="Emulate and inspect Wasmtime's VMComponentContext memory.",
@@ -185,25 +220,25 @@ def build_parser():
     sub.required = True
 
     p = sub.add_parser("layout", help="print the field layout for a pointer size and shape")
-    add_layout_options(p)
+    add_layout_options(p, layout)
     p.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
     p.set_defaults(func=cmd_layout)
 
     p = sub.add_parser("decode", help="decode a dump into fields, values and anomalies")
     p.add_argument("dump", help="the raw context bytes (sidecar DUMP.json read if present)")
-    add_layout_options(p, for_dump=True)
+    add_layout_options(p, layout, for_dump=True)
     p.add_argument("--json", action="store_true", help="print JSON records instead of a table")
     p.set_defaults(func=cmd_decode)
 
     p = sub.add_parser("hexdump", help="hexdump -C style lines with field names in the margin")
     p.add_argument("dump")
-    add_layout_options(p, for_dump=True)
+    add_layout_options(p, layout, for_dump=True)
     p.set_defaults(func=cmd_hexdump)
 
     p = sub.add_parser("diff", help="the fields that differ between two dumps of one layout")
     p.add_argument("old")
     p.add_argument("new")
-    add_layout_options(p, for_dump=True)
+    add_layout_options(p, layout, for_dump=True)
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     p.set_defaults(func=cmd_diff)
 
@@ -218,15 +253,35 @@ def build_parser():
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_infer)
 
+    p = sub.add_parser("versions", help="the supported Wasmtime releases and their count options")
+    p.set_defaults(func=cmd_versions)
+
     p = sub.add_parser("demo", help="show the package at work on built-in defaults")
     p.set_defaults(func=cmd_demo)
     return parser
 
 
+def _requested_layout(argv):
+    """The layout named by --wasmtime in `argv`, before the full parse needs its count options."""
+    for i, word in enumerate(argv):
+        if word == "--wasmtime" and i + 1 < len(argv):
+            return wasmtime_layout(argv[i + 1])
+        if word.startswith("--wasmtime="):
+            return wasmtime_layout(word.split("=", 1)[1])
+    return SEED
+
+
 def main(argv=None, out=None):
     """Run the CLI; returns the exit status (0, or 2 for bad input)."""
     out = sys.stdout if out is None else out
-    args = build_parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else list(argv)
+    try:
+        layout = _requested_layout(argv)
+    except ValueError as e:
+        print(f"vmctx-emu: error: argument --wasmtime: {e}", file=sys.stderr)
+        return 2
+    args = build_parser(layout).parse_args(argv)
+    args.layout = layout
     try:
         args.func(args, out)
     except VMCtxEmuError as e:

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .constants import FLAG_NAMES, VMCOMPONENT_MAGIC
+from .constants import VMCOMPONENT_MAGIC
 from .magic import magic_mismatch_message
 from .types import resolve
 from .views import subfield_view
@@ -36,7 +36,6 @@ class Interp:
 RECORD_DTYPE = np.dtype([("value", "<u8"), ("offset", "<u4"), ("index", "<u4"),
                          ("column", "<u2"), ("interp", "u1")], align=True)
 
-KNOWN_FLAG_BITS = sum(bit for bit, _ in FLAG_NAMES)
 # Poisoned slots a setter may fill with null: `set_lowering`'s data is a plain
 # `*mut u8`; every other poisoned slot is NonNull or debug-asserted non-null.
 NULLABLE_WHEN_SET = {("lowerings", "data")}
@@ -195,12 +194,15 @@ def _anomalies(ctx, raw, covered, records, values_by, blocks):
         found.append(Anomaly("padding", start, f"non-zero padding bytes at offsets {start}..{stop - 1} "
                                                f"(in {_where(ctx, start)}): {bytes(raw[start:stop]).hex(' ')}"))
 
-    flags = values_by.get(("flags", "flags"))
+    name = ctx._flags_field.name
+    flags = values_by.get((name, "flags"))
     if flags is not None:
-        bad = np.flatnonzero(flags & ~np.uint64(KNOWN_FLAG_BITS)).tolist()
+        known = sum(bit for bit, _ in ctx.layout.flag_bits)
+        bad = np.flatnonzero(flags & ~np.uint64(known)).tolist()
+        names = "|".join(n for _, n in ctx.layout.flag_bits)
         found += _listed("flag_bits", bad, lambda i: Anomaly(
-            "flag_bits", o.instance_flags(i),
-            f"flags[{i}] = {int(flags[i]):#010x} has bits beyond MAY_LEAVE|MAY_ENTER|NEEDS_POST_RETURN"))
+            "flag_bits", _offset_of(ctx, name, "flags", i),
+            f"{name}[{i}] = {int(flags[i]):#010x} has bits beyond {names}"))
 
     inv = np.uint64(ctx._invalid)
     poisoned = {key: v == inv for key, v in values_by.items()}
@@ -213,17 +215,19 @@ def _anomalies(ctx, raw, covered, records, values_by, blocks):
     else:
         found += _debug_anomalies(ctx, values_by, poisoned, blocks)
 
-    for sub in ("data", "vtable"):
-        if values_by.get(("store", sub)) is not None and poisoned[("store", sub)][0]:
-            found.append(Anomaly("poison_elsewhere", _offset_of(ctx, "store", sub, 0),
-                                 f"store.{sub} holds INVALID_PTR, which the runtime never writes there"))
+    for field, region, _ in blocks:
+        for sub, value in field.init:
+            if isinstance(value, tuple) and poisoned[(field.name, sub)][0]:
+                found.append(Anomaly("poison_elsewhere", _offset_of(ctx, field.name, sub, 0),
+                                     f"{field.name}.{sub} holds INVALID_PTR, which the runtime never writes there"))
 
     if ctx.vmctx is not None:
-        for region in ("lowering_anyfuncs", "always_trap_anyfuncs"):
-            vm = values_by.get((region, "vmctx"))
+        for field, first, vmctx_sub in _func_ref_fields(blocks):
+            region = field.name
+            vm = values_by.get((region, vmctx_sub))
             if vm is None:
                 continue
-            fp_set = ~poisoned[(region, "func_ptr")] & (values_by[(region, "func_ptr")] != 0)
+            fp_set = ~poisoned[(region, first)] & (values_by[(region, first)] != 0)
             idx = np.flatnonzero(fp_set & (vm != np.uint64(ctx.vmctx))).tolist()
             found += _listed("foreign_vmctx", idx, lambda i, r=region: Anomaly(
                 "foreign_vmctx", _offset_of(ctx, r, "vmctx", i),
@@ -239,11 +243,22 @@ def _offset_of(ctx, region, sub, index):
     return r.offset + index * r.elem_size + resolve(s.offset, ctx.ptr)
 
 
+def _func_ref_fields(blocks):
+    """(field, first sub-field, vmctx sub-field) of every func-ref array (anyfuncs and VMFuncRefs)."""
+    for field, _, _ in blocks:
+        subs = field.elem_type.subfields
+        vmctx = next((s.name for s in subs if s.role == "own_vmctx"), None)
+        if vmctx is not None:
+            yield field, subs[0].name, vmctx
+
+
 def _debug_anomalies(ctx, values_by, poisoned, blocks):
     """Debug builds: slots the runtime poisons and sets together must agree."""
     found = []
-    lowering_keys = [("lowerings", "callee"), ("lowerings", "data"), ("lowering_anyfuncs", "func_ptr")]
-    if all(k in poisoned for k in lowering_keys):
+    funcs = list(_func_ref_fields(blocks))
+    lowering_funcs = [(f.name, first) for f, first, _ in funcs if f.count == "num_lowerings"]
+    lowering_keys = [("lowerings", "callee"), ("lowerings", "data"), *lowering_funcs]
+    if len(lowering_keys) == 3 and all(k in poisoned for k in lowering_keys):
         states = np.stack([poisoned[k] for k in lowering_keys])
         mixed = np.flatnonzero(states.any(axis=0) & ~states.all(axis=0)).tolist()
 
@@ -254,15 +269,19 @@ def _debug_anomalies(ctx, values_by, poisoned, blocks):
                            f"lowering {i} is partly set ({parts}); set_lowering writes all three at once")
 
         found += _listed("partly_set", mixed, partly)
-    for region in ("lowering_anyfuncs", "always_trap_anyfuncs"):
-        if (region, "func_ptr") not in poisoned:
+    for field, first, _ in funcs:
+        region = field.name
+        if (region, first) not in poisoned:
             continue
-        stale = poisoned[(region, "func_ptr")] & ((values_by[(region, "type_index")] != 0)
-                                                  | (values_by[(region, "vmctx")] != 0))
-        found += _listed("partly_set", np.flatnonzero(stale).tolist(), lambda i, r=region: Anomaly(
-            "partly_set", _offset_of(ctx, r, "func_ptr", i),
-            f"{r}[{i}] has a poisoned func_ptr but a non-zero type_index or vmctx; "
-            "the runtime writes the three fields together"))
+        others = [s.name for s in field.elem_type.subfields[1:]]
+        rest_set = np.zeros(len(poisoned[(region, first)]), dtype=bool)
+        for sub in others:
+            rest_set |= values_by[(region, sub)] != 0
+        stale = poisoned[(region, first)] & rest_set
+        found += _listed("partly_set", np.flatnonzero(stale).tolist(), lambda i, r=region, f=first, o=others: Anomaly(
+            "partly_set", _offset_of(ctx, r, f, i),
+            f"{r}[{i}] has a poisoned {f} but a non-zero {' or '.join(o)}; "
+            "the runtime writes the fields together"))
     for field, region, _ in blocks:
         for sub in field.poison:
             if (field.name, sub) in NULLABLE_WHEN_SET or not region.count:

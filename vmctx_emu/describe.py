@@ -23,7 +23,7 @@ def interpretation(code, value, ctx):
         what = describe_magic_bytes(raw, ctx.byte_order, ctx.ptr)
         return f"BAD MAGIC {raw!r}" + (f": {what}" if what else "")
     if code == Interp.FLAGS:
-        return flag_names(_i32(value))
+        return flag_names(_i32(value), ctx.layout.flag_bits)
     if code == Interp.POISON:
         return "unset (debug poison)"
     if code == Interp.NULL:

@@ -8,10 +8,10 @@ import os
 import sys
 import tempfile
 
-from .component import COUNT_NAMES, Component
 from .errors import VMContextError, VMCtxEmuError
 from .flags import ReadOnlyInstanceFlags
 from .reader import ContextReader
+from .wasmtime_layouts import wasmtime_layout
 
 __all__ = ["DUMP_FORMAT_VERSION", "DumpError", "DumpedContext", "write_dump", "load_dump", "sidecar_path"]
 
@@ -45,7 +45,8 @@ def sidecar_dict(ctx):
     return {
         "format": "vmctx-emu dump",
         "format_version": DUMP_FORMAT_VERSION,
-        "layout": "seed",
+        "layout": ctx.layout.id,
+        "wasmtime": ctx.wasmtime,
         "ptr_size": int(ctx.ptr),
         "byte_order": ctx.byte_order,
         "counts": ctx.offsets.component.counts(),
@@ -93,8 +94,8 @@ class DumpedContext(ContextReader):
     _flags_class = ReadOnlyInstanceFlags
 
     def __init__(self, data, component, ptr, byte_order, *, address=None, debug_assertions=True,
-                 source="<bytes>"):
-        self._set_target(component, ptr, byte_order, debug_assertions)
+                 source="<bytes>", wasmtime=None):
+        self._set_target(component, ptr, byte_order, debug_assertions, wasmtime)
         self.source = source
         self.vmctx = address
         expected = self.offsets.size_of_vmctx()
@@ -102,7 +103,7 @@ class DumpedContext(ContextReader):
             what = "truncated" if len(data) < expected else "too long (padded?)"
             raise DumpError(
                 f"{source}: {len(data)} bytes, but the layout (ptr_size={int(self.ptr)}, "
-                f"{_counts_text(component)}) needs size_of_vmctx()={expected}: {what}"
+                f"{_counts_text(self.offsets.component)}) needs size_of_vmctx()={expected}: {what}"
             )
         self._raw = memoryview(bytes(data)).cast("B")
 
@@ -115,7 +116,7 @@ def _counts_text(component):
 
 
 def load_dump(path, component=None, ptr=None, byte_order=None, *, counts=None, address=None,
-              debug_assertions=None, check_magic=True):
+              debug_assertions=None, check_magic=True, wasmtime=None):
     """Load a dump with its layout from the sidecar or the arguments (arguments win).
 
     `counts` overrides single counts of the sidecar's component (the others
@@ -132,15 +133,24 @@ def load_dump(path, component=None, ptr=None, byte_order=None, *, counts=None, a
         raise DumpError(f"cannot read dump {path}: {e.strerror}") from e
     meta = _read_sidecar(path) or {}
     where = sidecar_path(path)
+    if wasmtime is None:
+        wasmtime = meta.get("wasmtime", "seed")
+    try:
+        layout = wasmtime_layout(wasmtime)
+    except ValueError as e:
+        raise DumpError(f"{path}: {e}") from e
     if component is None and ("counts" in meta or counts):
-        merged = dict.fromkeys(COUNT_NAMES, 0)
+        merged = dict.fromkeys(layout.count_names, 0)
         side_counts = meta.get("counts", {})
-        if not isinstance(side_counts, dict) or set(side_counts) - set(COUNT_NAMES):
-            raise DumpError(f"{where}: counts must map {', '.join(COUNT_NAMES)}; found {side_counts!r}")
+        if not isinstance(side_counts, dict) or set(side_counts) - set(layout.count_names):
+            raise DumpError(f"{where}: counts must map {', '.join(layout.count_names)}; found {side_counts!r}")
         merged.update(side_counts)
+        unknown = sorted(set(counts or {}) - set(layout.count_names))
+        if unknown:
+            raise DumpError(f"{path}: {', '.join(unknown)} is not a count of {layout.range_text}")
         merged.update(counts or {})
         try:
-            component = Component(**merged)
+            component = layout.component(**merged)
         except ValueError as e:
             raise DumpError(f"{where if side_counts else path}: {e}") from e
     ptr = meta.get("ptr_size") if ptr is None else ptr
@@ -157,7 +167,7 @@ def load_dump(path, component=None, ptr=None, byte_order=None, *, counts=None, a
         debug_assertions = meta.get("debug_assertions", True)
     try:
         ctx = DumpedContext(data, component, ptr, byte_order, address=address,
-                            debug_assertions=debug_assertions, source=path)
+                            debug_assertions=debug_assertions, source=path, wasmtime=wasmtime)
     except DumpError:
         raise
     except (TypeError, ValueError) as e:

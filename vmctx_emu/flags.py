@@ -9,10 +9,10 @@ from .views import BYTE_ORDER_CHAR
 __all__ = ["InstanceFlags", "ReadOnlyInstanceFlags", "flag_names"]
 
 
-def flag_names(value):
-    """`MAY_LEAVE|MAY_ENTER` style names of the known bits; unknown bits as hex."""
-    names = [name for bit, name in FLAG_NAMES if value & bit]
-    rest = value & ~sum(bit for bit, _ in FLAG_NAMES)
+def flag_names(value, bits=FLAG_NAMES):
+    """`MAY_LEAVE|MAY_ENTER` style names of the known `bits`; unknown bits as hex."""
+    names = [name for bit, name in bits if value & bit]
+    rest = value & ~sum(bit for bit, _ in bits)
     if rest:
         names.append(f"{rest & 0xFFFFFFFF:#x}")
     return "|".join(names) or "0"

@@ -9,6 +9,7 @@ memories, reallocs and post-returns are indistinguishable from each other, so
 any split of their total is a candidate.
 """
 
+import re
 from dataclasses import dataclass
 from math import comb
 
@@ -17,12 +18,14 @@ import numpy as np
 from .component import Component
 from .constants import VMCOMPONENT_MAGIC
 from .errors import VMCtxEmuError
+from .layout import Field
 from .magic import magic_mismatch_message
 from .offsets import VMComponentOffsets
 from .ptr import as_ptr_size, invalid_ptr
+from .types import resolve
 from .views import BYTE_ORDER_CHAR, EMULATED_PTR_SIZES
 
-__all__ = ["InferError", "Family", "Inference", "infer_shapes"]
+__all__ = ["InferError", "Family", "Inference", "infer_shapes", "consistent_layouts"]
 
 KNOWN_FLAG_BITS = 0b111
 # Beyond this many flag-looking globals only the longest run is tried.
@@ -148,3 +151,97 @@ def _after_flags(raw, start, nwords, p, order, inv, address, instances):
             if 2 * lowerings >= first_ok_suffix:
                 families.append(Family(instances, lowerings, n_any - lowerings, m - 2 * lowerings))
     return families
+
+
+def _word_symbols(raw, start, p, byte_order, inv):
+    """One letter per pointer-sized word: I (INVALID_PTR), Z (zero) or S (anything else)."""
+    out = []
+    for at in range(start, len(raw) - p + 1, p):
+        word = int.from_bytes(raw[at : at + p], byte_order)
+        out.append("I" if word == inv else "Z" if word == 0 else "S")
+    return "".join(out)
+
+
+def _element_pattern(field, p):
+    """An element as a regex over word letters: freshly poisoned, or set (non-null first word)."""
+    words = field.elem_type.size_for(p) // p
+    fresh = []
+    for w in range(words):
+        sub = next((s for s in field.elem_type.subfields if resolve(s.offset, p) // p == w), None)
+        fresh.append("I" if sub is not None and sub.name in field.poison else "Z")
+    return f"(?:{''.join(fresh)}|S{'.' * (words - 1)})"
+
+
+def _tail_regex(layout, p, after):
+    """Every array after the region `after`, in order, each any number of elements."""
+    fields = [f for f in layout.fields if isinstance(f, Field)]
+    names = [f.name for f in fields]
+    tail = fields[names.index(after) + 1 :]
+    return re.compile("".join(f"(?:{_element_pattern(f, p)})*" for f in tail if f.count) + "$")
+
+
+def _layout_fits(raw, layout, ptr, byte_order):
+    """Whether a debug-initialized context of `layout` can have these bytes.
+
+    The header pointers `initialize_vmctx` writes are set (non-null, not
+    poison, both words of the store), the holes are zero, the flag globals
+    hold only that release's bits with zero padding, and for some number of
+    them the remaining words read as that release's arrays in order, each
+    element poisoned as the runtime leaves it or set.
+    """
+    p = int(ptr)
+    size = len(raw)
+    inv = invalid_ptr(ptr)
+    empty = layout.offsets(ptr)
+    if size < empty.size_of_vmctx():
+        return False
+    fields = {f.name: f for f in layout.fields if isinstance(f, Field)}
+    flags_region = next(r for r in empty.regions() if r.count_name == "num_runtime_component_instances")
+    covered = bytearray(flags_region.offset)
+    covered[0:4] = b"\1" * 4
+    for region in empty.regions():
+        if region.offset >= flags_region.offset or fields[region.name].header_name() is None:
+            continue
+        for k in range(region.size // p):
+            if int.from_bytes(raw[region.offset + k * p : region.offset + (k + 1) * p], byte_order) in (0, inv):
+                return False
+        covered[region.offset : region.end] = b"\1" * region.size
+    if any(raw[i] for i in range(flags_region.offset) if not covered[i]):
+        return False
+    known = sum(bit for bit, _ in layout.flag_bits)
+    run = 0
+    while flags_region.offset + 16 * (run + 1) <= size:
+        chunk = bytes(raw[flags_region.offset + 16 * run : flags_region.offset + 16 * (run + 1)])
+        if int.from_bytes(chunk[:4], byte_order) & ~known or any(chunk[4:]):
+            break
+        run += 1
+    has_task_may_block = "task_may_block" in fields
+    last_fixed = "task_may_block" if has_task_may_block else flags_region.name
+    tail = _tail_regex(layout, p, last_fixed)
+    counts = dict.fromkeys(layout.count_names, 0)
+    tried = range(run + 1) if run <= MAX_FLAG_RUN_TRIED else [run]
+    for instances in tried:
+        counts["num_runtime_component_instances"] = instances
+        offsets = layout.offsets(ptr, **counts)
+        if has_task_may_block:
+            at = offsets.task_may_block()
+            block = bytes(raw[at : at + 16])
+            if len(block) < 16 or int.from_bytes(block[:4], byte_order) not in (0, 1) or any(block[4:]):
+                continue
+        start = offsets.size_of_vmctx()
+        if (size - start) % p == 0 and tail.match(_word_symbols(raw, start, p, byte_order, inv)):
+            return True
+    return False
+
+
+def consistent_layouts(data, ptr, byte_order):
+    """The release layouts (seed included) whose header and flags fit the dump."""
+    from .wasmtime_layouts import LAYOUTS
+
+    ptr = as_ptr_size(ptr)
+    raw = memoryview(bytes(data)).cast("B")
+    if len(raw) < 4 or int.from_bytes(raw[:4], byte_order) != VMCOMPONENT_MAGIC:
+        raise InferError(magic_mismatch_message(None, raw[:4], byte_order, ptr) if len(raw) >= 4
+                         else f"a dump of {len(raw)} bytes is too short to hold the magic")
+    return [layout for layout in LAYOUTS if int(ptr) in layout.valid_ptr_sizes
+            and _layout_fits(raw, layout, ptr, byte_order)]

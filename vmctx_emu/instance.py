@@ -52,9 +52,11 @@ class OwnedComponentInstance(ContextReader):
         byte_order=sys.byteorder,
         debug_assertions=True,
         address=None,
+        wasmtime=None,
+        header=None,
     ):
-        self._set_target(component, ptr, byte_order, debug_assertions)
-        self._store_value = self._check_store(store)
+        self._set_target(component, ptr, byte_order, debug_assertions, wasmtime)
+        self._header = self._check_header(store, header, explicit=wasmtime is not None)
 
         size = self.offsets.size_of_vmctx()
         # At least pointer-aligned like the Rust allocation; 16 so the flag
@@ -67,14 +69,42 @@ class OwnedComponentInstance(ContextReader):
 
     # -- construction ---------------------------------------------------
 
-    def _check_store(self, store):
-        if store is None:
-            return (0, 0)
-        try:
-            data, vtable = store
-        except (TypeError, ValueError):
-            raise ValueError(f"store must be a (data_ptr, vtable_ptr) pair, got {store!r}") from None
-        return (self._check_ptr("store data pointer", data), self._check_ptr("store vtable pointer", vtable))
+    def _check_header(self, store, header, explicit):
+        """Every header pointer this release's `initialize_vmctx` writes, checked.
+
+        `store=` fills the `store` header. With an explicit `wasmtime=` every
+        header must be given; the seed's default keeps a null store.
+        """
+        names = self.layout.header_names()
+        given = dict(header or {})
+        unknown = sorted(set(given) - set(names))
+        if unknown:
+            raise ValueError(f"header {', '.join(unknown)} is not written by {self.layout.range_text}; "
+                             f"its header pointers are: {', '.join(names)}")
+        if store is not None:
+            if "store" not in names:
+                raise ValueError(f"{self.layout.range_text} has no store pointer (removed at v30)")
+            if "store" in given and tuple(given["store"]) != tuple(store):
+                raise ValueError("store given twice, as store= and header['store'], with different values")
+            given["store"] = store
+        if not explicit:
+            given.setdefault("store", (0, 0))
+        missing = [n for n in names if n not in given]
+        if missing:
+            raise ValueError(f"header value missing for {', '.join(missing)}: {self.layout.range_text} "
+                             f"writes {', '.join(names)} at initialization")
+        checked = {}
+        for name, value in given.items():
+            if name == "store":
+                try:
+                    data, vtable = value
+                except (TypeError, ValueError):
+                    raise ValueError(f"store must be a (data_ptr, vtable_ptr) pair, got {value!r}") from None
+                checked[name] = (self._check_ptr("store data pointer", data),
+                                 self._check_ptr("store vtable pointer", vtable))
+            else:
+                checked[name] = self._check_ptr(f"header {name}", value)
+        return checked
 
     def _place(self, address, size):
         if self.is_host_layout:
@@ -97,12 +127,14 @@ class OwnedComponentInstance(ContextReader):
 
     def _initialize_vmctx(self):
         """`initialize_vmctx`: magic, store, flag globals; then, in debug builds, the poison."""
-        supplied = {"store.data": self._store_value[0], "store.vtable": self._store_value[1]}
         for field, region in self._fields():
             if not region.count:
                 continue
             for sub, value in field.init:
-                self._subview(field, region, sub)[:] = supplied[value] if isinstance(value, str) else value
+                if isinstance(value, tuple):
+                    name, part = value
+                    value = self._header[name] if part is None else self._header[name][part]
+                self._subview(field, region, sub)[:] = value
             if self.debug_assertions:
                 for sub in field.poison:
                     self._subview(field, region, sub)[:] = self._invalid
@@ -185,22 +217,34 @@ class OwnedComponentInstance(ContextReader):
         self._u32.pack_into(self._live(), offset + self.ptr.vmcaller_checked_anyfunc_type_index(), type_index)
         self._store(offset + self.ptr.vmcaller_checked_anyfunc_vmctx(), self.vmctx)
 
-    def set_lowering(self, index, lowering, anyfunc_func_ptr, anyfunc_type_index):
-        """Write the `VMLowering`, then the anyfunc `{func_ptr, type_index, vmctx: this context}`."""
-        anyfunc = self.offsets.lowering_anyfunc(index)
+    def set_lowering(self, index, lowering, anyfunc_func_ptr=None, anyfunc_type_index=None):
+        """Write the `VMLowering`, then (up to v8) the anyfunc `{func_ptr, type_index, vmctx: this context}`.
+
+        From v12 lowerings have no func ref of their own: the last two
+        arguments must then be left out.
+        """
+        has_anyfunc = hasattr(self.offsets, "lowering_anyfunc")
+        if has_anyfunc != (anyfunc_func_ptr is not None):
+            raise ValueError(f"set_lowering({index}): {self.layout.range_text} "
+                             + ("needs anyfunc_func_ptr and anyfunc_type_index" if has_anyfunc
+                                else "has no lowering anyfuncs; pass only the VMLowering"))
         callee = self._check_ptr(f"set_lowering({index}) callee", lowering.callee)
         data = self._check_ptr(f"set_lowering({index}) data", lowering.data)
-        func_ptr, type_index = self._write_anyfunc("set_lowering", index, anyfunc, anyfunc_func_ptr,
-                                                   anyfunc_type_index)
+        if has_anyfunc:
+            anyfunc = self.offsets.lowering_anyfunc(index)
+            func_ptr, type_index = self._write_anyfunc("set_lowering", index, anyfunc, anyfunc_func_ptr,
+                                                       anyfunc_type_index)
         self._check_unset("set_lowering", index, self.offsets.lowering_callee(index))
         self._check_unset("set_lowering", index, self.offsets.lowering_data(index))
-        self._check_unset("set_lowering", index, anyfunc)
+        if has_anyfunc:
+            self._check_unset("set_lowering", index, anyfunc)
         self._store(self.offsets.lowering_callee(index), callee)
         self._store(self.offsets.lowering_data(index), data)
-        self._store_anyfunc(anyfunc, func_ptr, type_index)
+        if has_anyfunc:
+            self._store_anyfunc(anyfunc, func_ptr, type_index)
 
     def set_always_trap(self, index, func_ptr, type_index):
-        anyfunc = self.offsets.always_trap_anyfunc(index)
+        anyfunc = self._require("always_trap_anyfunc")(index)
         func_ptr, type_index = self._write_anyfunc("set_always_trap", index, anyfunc, func_ptr, type_index)
         self._check_unset("set_always_trap", index, anyfunc)
         self._store_anyfunc(anyfunc, func_ptr, type_index)

@@ -36,9 +36,10 @@ class Field:
 
     Runtime facts ride along so the allocator reads them from the same list:
     `init` pairs a sub-field with what `initialize_vmctx` writes to every
-    element (an int, or the name of a value the caller supplies, e.g.
-    "store.data"); `poison` names the sub-fields a debug build fills with
-    `INVALID_PTR`.
+    element: an int, or `(header, part)` naming a value the caller supplies
+    (`("store", 0)` is the store fat pointer's data word, `("limits", None)`
+    the whole `limits` pointer); `poison` names the sub-fields a debug build
+    fills with `INVALID_PTR`.
     """
 
     name: str
@@ -49,6 +50,11 @@ class Field:
     subfield_accessors: bool = False
     init: tuple = ()
     poison: tuple = ()
+
+
+    def header_name(self):
+        """The caller-supplied header value this field is initialized from, if any."""
+        return next((v[0] for _, v in self.init if isinstance(v, tuple)), None)
 
 
 @dataclass(frozen=True)
@@ -65,7 +71,7 @@ SEED_FIELDS = (
         "store",
         STORE_FAT_PTR,
         base="store",
-        init=(("data", "store.data"), ("vtable", "store.vtable")),
+        init=(("data", ("store", 0)), ("vtable", ("store", 1))),
     ),
     Align(16),
     Field(

@@ -2,10 +2,10 @@
 
 import operator
 
-from .component import COUNT_NAMES, Component
-from .errors import ComponentIndexError
+from .component import COUNT_NAMES
+from .errors import ComponentIndexError, InvalidPtrSizeError
 from .layout import SEED_FIELDS, Field, lay_out
-from .ptr import as_ptr_size
+from .ptr import VALID_PTR_SIZES, as_ptr_size
 from .types import resolve
 
 __all__ = ["VMComponentOffsets", "make_offsets_class"]
@@ -83,15 +83,26 @@ class _OffsetsBase:
 
     FIELDS = ()
     COUNT_NAMES = ()
+    VALID_PTR_SIZES = VALID_PTR_SIZES
+    LAYOUT = None
 
     def __init__(self, ptr, component):
         self.ptr = as_ptr_size(ptr)
-        if not isinstance(component, Component):
-            raise TypeError(f"component must be a Component, got {type(component).__name__}")
+        if int(self.ptr) not in self.VALID_PTR_SIZES:
+            raise InvalidPtrSizeError(
+                f"pointer size {int(self.ptr)} is not supported by {self.LAYOUT.range_text}: its u8 "
+                f"PtrSize arithmetic allows only {', '.join(map(str, self.VALID_PTR_SIZES))}"
+            )
+        missing = [n for n in self.COUNT_NAMES if not hasattr(component, n)]
+        if missing or not hasattr(component, "counts"):
+            raise TypeError(
+                f"component must have the counts {', '.join(self.COUNT_NAMES)}; "
+                f"{type(component).__name__} lacks {', '.join(missing) or 'counts()'}"
+            )
         self.component = component
         for name in self.COUNT_NAMES:
             setattr(self, name, getattr(component, name))
-        regions, size = lay_out(self.FIELDS, self.ptr, component.counts())
+        regions, size = lay_out(self.FIELDS, self.ptr, {n: getattr(component, n) for n in self.COUNT_NAMES})
         # Required by `from_opaque`, which reads the magic at a fixed offset 0.
         if regions[0].name != "magic" or regions[0].offset != 0:
             raise AssertionError("layout declaration must start with the magic at offset 0")
@@ -121,14 +132,27 @@ class _OffsetsBase:
         raise KeyError(f"no region named {name!r}; regions: {', '.join(r.name for r in self._regions)}")
 
 
-def make_offsets_class(name, fields, count_names):
-    """A `VMComponentOffsets`-like class whose accessors come from `fields`."""
-    namespace = {"FIELDS": tuple(fields), "COUNT_NAMES": tuple(count_names)}
+def make_offsets_class(name, fields, count_names, methods=None, valid_ptr_sizes=VALID_PTR_SIZES, layout=None):
+    """A `VMComponentOffsets`-like class whose accessors come from `fields`.
+
+    `methods` adds constant accessors (`name -> PtrUnits`), such as a
+    release's `size_of_vmtable`.
+    """
+    namespace = {"FIELDS": tuple(fields), "COUNT_NAMES": tuple(count_names),
+                 "VALID_PTR_SIZES": tuple(valid_ptr_sizes), "LAYOUT": layout}
     namespace.update(_accessors(fields))
+    for method, spec in (methods or {}).items():
+        namespace[method] = _constant(lambda ptr, spec=spec: resolve(spec, ptr))
     return type(name, (_OffsetsBase,), namespace)
 
 
-VMComponentOffsets = make_offsets_class("VMComponentOffsets", SEED_FIELDS, COUNT_NAMES)
+def _seed_layout():
+    from .wasmtime_layouts import SEED
+
+    return SEED
+
+
+VMComponentOffsets = make_offsets_class("VMComponentOffsets", SEED_FIELDS, COUNT_NAMES, layout=_seed_layout())
 VMComponentOffsets.__doc__ = """Offsets of every field of a `VMComponentContext` (seed layout).
 
 `VMComponentOffsets(ptr, component)` with `ptr` an int or `HostPtr`; the

@@ -13,8 +13,8 @@ from .errors import InvalidPtrSizeError, VMContextError
 from .flags import InstanceFlags
 from .layout import Field
 from .magic import magic_mismatch_message
-from .offsets import VMComponentOffsets
 from .ptr import HostPtr, as_ptr_size, invalid_ptr
+from .types import VMGLOBAL_DEFINITION
 from .views import BYTE_ORDER_CHAR, EMULATED_PTR_SIZES, region_view
 
 __all__ = ["ContextReader", "VMLowering", "check_byte_order"]
@@ -35,7 +35,15 @@ class ContextReader:
     _raw = None
     vmctx = None
 
-    def _set_target(self, component, ptr, byte_order, debug_assertions):
+    def _set_target(self, component, ptr, byte_order, debug_assertions, wasmtime=None):
+        from collections.abc import Mapping
+
+        from .wasmtime_layouts import wasmtime_layout
+
+        self.wasmtime = "seed" if wasmtime is None else str(wasmtime)
+        self.layout = wasmtime_layout(self.wasmtime)
+        if isinstance(component, Mapping):
+            component = self.layout.component(**component)
         ptr = as_ptr_size(ptr)
         if ptr not in EMULATED_PTR_SIZES:
             raise InvalidPtrSizeError(
@@ -45,7 +53,9 @@ class ContextReader:
         self.ptr = ptr
         self.byte_order = check_byte_order(byte_order)
         self.debug_assertions = bool(debug_assertions)
-        self.offsets = VMComponentOffsets(ptr, component)
+        self.offsets = self.layout.offsets_class(ptr, component)
+        self._flags_field = next(f for f, _ in self._fields() if f.count == "num_runtime_component_instances"
+                                 and f.elem_type is VMGLOBAL_DEFINITION)
         self.is_host_layout = ptr == HostPtr and byte_order == sys.byteorder
         order = BYTE_ORDER_CHAR[byte_order]
         self._ptr_word = struct.Struct(order + ("Q" if ptr == 8 else "I"))
@@ -112,9 +122,17 @@ class ContextReader:
 
     # -- getters --------------------------------------------------------
 
+    def _require(self, accessor):
+        """The offsets accessor `accessor`, or a `VMContextError` if this release has none."""
+        method = getattr(self.offsets, accessor, None)
+        if method is None:
+            raise VMContextError(f"{accessor}() does not exist in the {self.layout.id} layout "
+                                 f"({self.layout.range_text})")
+        return method
+
     def store(self):
         """The store fat pointer as (data, vtable); a null store fails like Rust's `assert!`."""
-        offset = self.offsets.store()
+        offset = self._require("store")()
         data, vtable = self._load(offset), self._load(offset + int(self.ptr))
         if data == 0:
             raise VMContextError(f"store(): the store pointer at offset {offset} is null")
@@ -123,7 +141,9 @@ class ContextReader:
     _flags_class = InstanceFlags
 
     def instance_flags(self, index):
-        return self._flags_class(self, self.offsets.instance_flags(index), index, self.byte_order)
+        """The flag global of component instance `index` (`may_leave` from v47)."""
+        offset = getattr(self.offsets, self._flags_field.element)(index)
+        return self._flags_class(self, offset, index, self.byte_order)
 
     def runtime_memory(self, index):
         return self._check_set("runtime_memory", index, self.offsets.runtime_memory(index))
@@ -148,10 +168,10 @@ class ContextReader:
 
     def lowering_anyfunc(self, index):
         """Address of the lowering's `VMCallerCheckedAnyfunc` slot."""
-        return self._anyfunc_address("lowering_anyfunc", index, self.offsets.lowering_anyfunc(index))
+        return self._anyfunc_address("lowering_anyfunc", index, self._require("lowering_anyfunc")(index))
 
     def always_trap_anyfunc(self, index):
         """Address of the always-trap function's `VMCallerCheckedAnyfunc` slot."""
         return self._anyfunc_address(
-            "always_trap_anyfunc", index, self.offsets.always_trap_anyfunc(index)
+            "always_trap_anyfunc", index, self._require("always_trap_anyfunc")(index)
         )

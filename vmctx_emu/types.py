@@ -7,6 +7,12 @@ declaration serves every pointer width and can be printed symbolically.
 from dataclasses import dataclass
 
 __all__ = [
+    "pointer_type",
+    "VM_FUNC_REF_5",
+    "VM_FUNC_REF_4",
+    "VMTABLE",
+    "VMTABLE_IMPORT",
+    "VMGLOBAL_I32",
     "PtrUnits",
     "PTR",
     "resolve",
@@ -108,3 +114,51 @@ VMMEMORY_DEFINITION_PTR = ElementType("*mut VMMemoryDefinition", "vmctx_memory_d
 VMCALLER_CHECKED_ANYFUNC_PTR = ElementType(
     "*mut VMCallerCheckedAnyfunc", "vmctx_anyfunc_ptr", PTR, PTR, (SubField("ptr", 0, "ptr"),)
 )
+
+
+def pointer_type(rust_name, c_name):
+    """A single pointer-sized slot (`*mut T`)."""
+    return ElementType(rust_name, c_name, PTR, PTR, (SubField("ptr", 0, "ptr"),))
+
+
+# `VMFuncRef` v9-v21: native_call, array_call, wasm_call, type_index, vmctx (5 pointers).
+VM_FUNC_REF_5 = ElementType(
+    "VMFuncRef",
+    "vmctx_func_ref5",
+    PtrUnits(5),
+    PTR,
+    (
+        SubField("native_call", 0, "ptr"),
+        SubField("array_call", PTR, "ptr"),
+        SubField("wasm_call", PtrUnits(2), "ptr"),
+        SubField("type_index", PtrUnits(3), "u32"),
+        SubField("vmctx", PtrUnits(4), "ptr", "own_vmctx"),
+    ),
+)
+# `VMFuncRef` from v22: array_call, wasm_call, type_index, vmctx (4 pointers).
+VM_FUNC_REF_4 = ElementType(
+    "VMFuncRef",
+    "vmctx_func_ref4",
+    PtrUnits(4),
+    PTR,
+    (
+        SubField("array_call", 0, "ptr"),
+        SubField("wasm_call", PTR, "ptr"),
+        SubField("type_index", PtrUnits(2), "u32"),
+        SubField("vmctx", PtrUnits(3), "ptr", "own_vmctx"),
+    ),
+)
+# Component tables, v32-v33 (`VMTable`) and from v34 (`VMTableImport`).
+VMTABLE = ElementType(
+    "VMTable", "vmctx_table", PtrUnits(2), PTR, (SubField("from", 0, "ptr"), SubField("vmctx", PTR, "ptr"))
+)
+VMTABLE_IMPORT = ElementType(
+    "VMTableImport",
+    "vmctx_table_import",
+    PtrUnits(3),
+    PTR,
+    (SubField("from", 0, "ptr"), SubField("vmctx", PTR, "ptr"), SubField("index", PtrUnits(2), "u32")),
+)
+
+# A `VMGlobalDefinition` holding a plain i32 (v42+ `task_may_block`: 0 or 1), not flag bits.
+VMGLOBAL_I32 = ElementType("VMGlobalDefinition", "vmctx_global_i32", 16, 16, (SubField("value", 0, "i32"),))
