@@ -24,6 +24,7 @@ from .errors import (
 from .flags import InstanceFlags
 from .instance import OwnedComponentInstance, VMComponentContext
 from .reader import VMLowering
+from .wasmtime_layouts import WasmtimeLayout, wasmtime_layout
 from .layout import Region
 from .offsets import VMComponentOffsets
 from .ptr import (
@@ -58,6 +59,7 @@ __all__ = [
     "VMComponentContext",
     "VMContextError",
     "VMLowering",
+    "WasmtimeLayout",
     "VMCtxEmuError",
     "invalid_ptr",
     "load_dump",
@@ -66,4 +68,5 @@ __all__ = [
     "vmcaller_checked_anyfunc_func_ptr",
     "vmcaller_checked_anyfunc_type_index",
     "vmcaller_checked_anyfunc_vmctx",
+    "wasmtime_layout",
 ]

@@ -11,8 +11,9 @@ import gdb
 
 PYTHON = "@PYTHON@"
 VMCOMPONENT_MAGIC = 0x706D6F63
-LAYOUT_OPTIONS = ("--ptr-size", "--lowerings", "--memories", "--reallocs", "--post-returns",
-                  "--instances", "--always-trap")
+# Options that only `decode` takes; everything else (--wasmtime, --ptr-size, the
+# counts of the chosen release) is passed to `layout` as well.
+DECODE_ONLY_FLAGS = ("--json", "--force")
 
 
 def _run(args):
@@ -23,18 +24,15 @@ def _run(args):
 
 
 def _layout_args(argv):
-    out, it = [], iter(argv)
-    for word in it:
-        if word in LAYOUT_OPTIONS:
-            out += [word, next(it, "")]
-    return out
+    return [word for word in argv if word not in DECODE_ONLY_FLAGS]
 
 
 class VmctxCommand(gdb.Command):
     """Decode the VMComponentContext at ADDRESS.
 
-Usage: vmctx ADDRESS [--ptr-size N] [--lowerings N] [--memories N] [--reallocs N]
-                     [--post-returns N] [--instances N] [--always-trap N] [--json]
+Usage: vmctx ADDRESS [--wasmtime VERSION] [--ptr-size N] [count options] [--json]
+The count options are those of the release (`vmctx-emu versions` lists them;
+seed: --lowerings --memories --reallocs --post-returns --instances --always-trap).
 ADDRESS is any gdb expression (everything before the first option). The pointer size and byte order default to the
 inferior's. The magic at offset 0 is checked before anything else is read."""
 
