@@ -160,7 +160,7 @@ def test_c_compiler_agrees_with_every_release(compiled, version):
     cases, lib = compiled
     mine = [c for c in cases if c[0] is wasmtime_layout(version)]
     assert len(mine) == 25
-    for layout, o, fields, at in mine:
+    for _, o, fields, at in mine:
         got = [lib.offsets_table[at + i] for i in range(len(fields) + 1)]
         assert got == [o.region(f).offset for f in fields] + [o.size_of_vmctx()], (version, o)
 

@@ -144,7 +144,7 @@ def decode(ctx):
         covered[region.offset : region.end] = np.tile(element_mask, n)
         parts.append(rec.reshape(-1))
     records = np.concatenate(parts) if parts else np.empty(0, RECORD_DTYPE)
-    anomalies = _anomalies(ctx, raw, covered, records, values_by, blocks)
+    anomalies = _anomalies(ctx, raw, covered, values_by, blocks)
     return Decoded(ctx, columns, records, anomalies, covered)
 
 
@@ -182,8 +182,7 @@ def _listed(kind, indices, describe, limit=8):
     return out
 
 
-def _anomalies(ctx, raw, covered, records, values_by, blocks):
-    o = ctx.offsets
+def _anomalies(ctx, raw, covered, values_by, blocks):
     found = []
     magic = raw[:4]
     if int.from_bytes(magic, ctx.byte_order) != VMCOMPONENT_MAGIC:
@@ -215,7 +214,7 @@ def _anomalies(ctx, raw, covered, records, values_by, blocks):
     else:
         found += _debug_anomalies(ctx, values_by, poisoned, blocks)
 
-    for field, region, _ in blocks:
+    for field, _, _ in blocks:
         for sub, value in field.init:
             if isinstance(value, tuple) and poisoned[(field.name, sub)][0]:
                 found.append(Anomaly("poison_elsewhere", _offset_of(ctx, field.name, sub, 0),
