@@ -8,7 +8,7 @@ field's `offsetof` (plus an end marker) is compared with the Python offsets.
 import random
 
 import pytest
-from cffi import FFI
+from conftest import compile_c
 
 from vmctx_emu import Component, HostPtr, VMComponentOffsets
 from vmctx_emu.cmirror import context_fields, context_struct, element_typedef, element_typedefs
@@ -50,17 +50,11 @@ def compiled(tmp_path_factory):
         elem += [f"offsetof({t.c_name}, {s.name})" for s in t.subfields]
     source.append(f"const size_t element_facts[{len(elem)}] = {{{', '.join(elem)}}};")
 
-    ffi = FFI()
-    ffi.cdef(f"extern const size_t field_offsets[{len(shapes)}][{width}];")
-    ffi.cdef(f"extern const size_t element_facts[{len(elem)}];")
-    ffi.set_source("_vmctx_c_mirror", "\n".join(source))
-    lib_path = ffi.compile(tmpdir=str(tmp_path_factory.mktemp("cmirror")))
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location("_vmctx_c_mirror", lib_path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return offsets, module.lib
+    lib = compile_c("_vmctx_c_mirror", "\n".join(source),
+                    [f"extern const size_t field_offsets[{len(shapes)}][{width}];",
+                     f"extern const size_t element_facts[{len(elem)}];"],
+                    tmp_path_factory.mktemp("cmirror"))
+    return offsets, lib
 
 
 @pytest.mark.parametrize("column", range(len(FIELDS) + 1), ids=FIELDS + ["end_marker"])

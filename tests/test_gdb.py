@@ -86,3 +86,10 @@ def test_vmctx_command_checks_magic_first(gdb, target):
 def test_vmctx_command_needs_an_address(gdb, target):
     proc = run_gdb(gdb, target, "vmctx")
     assert "usage: vmctx ADDRESS" in proc.stderr + proc.stdout
+
+
+def test_vmctx_command_passes_the_release_through(gdb, target):
+    proc = run_gdb(gdb, target, "vmctx g_vmctx --wasmtime seed --json " + " ".join(LAYOUT))
+    assert '"interpretation": "magic_ok"' in proc.stdout, proc.stderr
+    proc = run_gdb(gdb, target, "vmctx g_vmctx --wasmtime 99 " + " ".join(LAYOUT))
+    assert "not a supported release" in proc.stderr + proc.stdout

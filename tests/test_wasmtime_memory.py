@@ -1,11 +1,10 @@
 """Instances, dumps, the C compiler cross-check and the CLI for every released layout."""
 
-import importlib.util
 import json
 import random
 
 import pytest
-from cffi import FFI
+from conftest import compile_c
 
 from vmctx_emu import HostPtr, OwnedComponentInstance, invalid_ptr, load_dump, wasmtime_layout
 from vmctx_emu.cli import count_option, main
@@ -145,14 +144,9 @@ def compiled(tmp_path_factory):
             cases.append((layout, o, fields, len(rows)))
             rows.extend(cells)
     source.append(f"const size_t offsets_table[{len(rows)}] = {{{', '.join(rows)}}};")
-    ffi = FFI()
-    ffi.cdef(f"extern const size_t offsets_table[{len(rows)}];")
-    ffi.set_source("_vmctx_release_mirror", "\n".join(source))
-    path = ffi.compile(tmpdir=str(tmp_path_factory.mktemp("releases")))
-    spec = importlib.util.spec_from_file_location("_vmctx_release_mirror", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return cases, module.lib
+    lib = compile_c("_vmctx_release_mirror", "\n".join(source),
+                    [f"extern const size_t offsets_table[{len(rows)}];"], tmp_path_factory.mktemp("releases"))
+    return cases, lib
 
 
 @pytest.mark.parametrize("version", VERSIONS)

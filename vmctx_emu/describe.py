@@ -67,16 +67,6 @@ def _anomaly_summary(anomalies):
     return "anomalies: none" if not anomalies else f"anomalies: {len(anomalies)}"
 
 
-def _layout_meta(ctx):
-    return {
-        "ptr_size": int(ctx.ptr),
-        "byte_order": ctx.byte_order,
-        "counts": ctx.offsets.component.counts(),
-        "size_of_vmctx": ctx.offsets.size_of_vmctx(),
-        "address": None if ctx.vmctx is None else f"{ctx.vmctx:#x}",
-        "debug_assertions": ctx.debug_assertions,
-    }
-
 
 def decoded_json(decoded):
     ctx = decoded.ctx
@@ -90,7 +80,7 @@ def decoded_json(decoded):
         "interpretation": Interp.NAMES[code],
         "text": interpretation(code, value, ctx),
     } for column, index, offset, value, code in _rows(decoded)]
-    return json.dumps({"schema_version": SCHEMA_VERSION, "layout": _layout_meta(ctx), "records": records,
+    return json.dumps({"schema_version": SCHEMA_VERSION, "layout": ctx.layout_parameters(), "records": records,
                        "anomalies": [a.to_dict() for a in decoded.anomalies]}, indent=1)
 
 
@@ -162,5 +152,5 @@ def diff_json(old, new, padding):
         "old": {"value": _hex(column, va, old.ctx), "text": interpretation(ca, va, old.ctx)},
         "new": {"value": _hex(column, vb, new.ctx), "text": interpretation(cb, vb, new.ctx)},
     } for column, index, offset, va, ca, vb, cb in diff_rows(old, new)]
-    return json.dumps({"schema_version": SCHEMA_VERSION, "layout": _layout_meta(old.ctx), "changes": changes,
+    return json.dumps({"schema_version": SCHEMA_VERSION, "layout": old.ctx.layout_parameters(), "changes": changes,
                        "padding": [{"start": s, "stop": e} for s, e in padding]}, indent=1)

@@ -42,18 +42,7 @@ def _atomic_write(path, data):
 
 
 def sidecar_dict(ctx):
-    return {
-        "format": "vmctx-emu dump",
-        "format_version": DUMP_FORMAT_VERSION,
-        "layout": ctx.layout.id,
-        "wasmtime": ctx.wasmtime,
-        "ptr_size": int(ctx.ptr),
-        "byte_order": ctx.byte_order,
-        "counts": ctx.offsets.component.counts(),
-        "size_of_vmctx": ctx.offsets.size_of_vmctx(),
-        "address": None if ctx.vmctx is None else f"{ctx.vmctx:#x}",
-        "debug_assertions": ctx.debug_assertions,
-    }
+    return {"format": "vmctx-emu dump", "format_version": DUMP_FORMAT_VERSION, **ctx.layout_parameters()}
 
 
 def write_dump(ctx, path):

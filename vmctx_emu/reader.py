@@ -85,6 +85,19 @@ class ContextReader:
     def closed(self):
         return self._raw is None
 
+    def layout_parameters(self):
+        """Everything needed to read these bytes again, as plain JSON-ready data (pointers as hex)."""
+        return {
+            "layout": self.layout.id,
+            "wasmtime": self.wasmtime,
+            "ptr_size": int(self.ptr),
+            "byte_order": self.byte_order,
+            "counts": self.offsets.component.counts(),
+            "size_of_vmctx": self.offsets.size_of_vmctx(),
+            "address": None if self.vmctx is None else f"{self.vmctx:#x}",
+            "debug_assertions": self.debug_assertions,
+        }
+
     # -- raw access -----------------------------------------------------
 
     @property
