@@ -141,8 +141,20 @@ def test_version_lookup(text, layout_id, first):
 ])
 def test_release_boundaries(older, newer):
     a, b = wasmtime_layout(older), wasmtime_layout(newer)
-    assert a is not b and older in a.releases and newer in b.releases
+    assert a is not b and older in a.variant_releases and newer in b.variant_releases
     assert a.last == older and b.first == newer
+    assert newer not in a.variant_releases and older not in b.variant_releases
+
+
+@pytest.mark.parametrize("version, first, last", [
+    ("0.40.0", "0.40.0", "0.40.1"), ("3", "1.0.0", "8.0.1"), ("10", "9.0.0", "11.0.2"), ("16", "12.0.0", "21.0.2"),
+    ("22", "22.0.0", "29.0.1"), ("29", "22.0.0", "29.0.1"), ("30", "30.0.0", "31.0.0"), ("31", "30.0.0", "31.0.0"),
+    ("33", "32.0.0", "33.0.2"), ("36", "34.0.0", "38.0.4"), ("40", "39.0.0", "41.0.4"), ("42", "42.0.0", "48.0.0"),
+    ("48", "42.0.0", "48.0.0"),
+])
+def test_releases_cover_the_table_row(version, first, last):
+    releases = wasmtime_layout(version).releases
+    assert (releases[0], releases[-1]) == (first, last)
 
 
 @pytest.mark.parametrize("text", ["49", "0.39.1", "21.5.0", "8.0.2", "abc", "v", "1.2.3.4"])

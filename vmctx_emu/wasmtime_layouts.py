@@ -151,7 +151,7 @@ class WasmtimeLayout:
     """
 
     id: str
-    first: str
+    first: str  # this declaration's first and last release (a rename can split an id)
     last: str
     fields: tuple
     count_names: tuple
@@ -162,6 +162,16 @@ class WasmtimeLayout:
 
     @property
     def releases(self):
+        """Every release of this id (the table's row), renamed variants included."""
+        if self.id == "seed":
+            return ()
+        same = [layout for layout in LAYOUTS if layout.id == self.id]
+        lo, hi = min(_key(x.first) for x in same), max(_key(x.last) for x in same)
+        return tuple(v for v in ALL_RELEASES if lo <= _key(v) <= hi)
+
+    @property
+    def variant_releases(self):
+        """The releases whose accessors carry exactly this declaration's names."""
         if self.id == "seed":
             return ()
         lo, hi = _key(self.first), _key(self.last)
