@@ -77,15 +77,37 @@ class Inference:
                 n += 1
 
 
+def _magic_checked(data, ptr, byte_order):
+    """The dump as a 'B' memoryview, after checking it starts with the component magic."""
+    raw = memoryview(bytes(data)).cast("B")
+    if len(raw) < 4 or int.from_bytes(raw[:4], byte_order) != VMCOMPONENT_MAGIC:
+        raise InferError(magic_mismatch_message(None, raw[:4], byte_order, ptr) if len(raw) >= 4
+                         else f"a dump of {len(raw)} bytes is too short to hold the magic")
+    return raw
+
+
+def _flag_run(raw, start, byte_order, known_bits):
+    """How many consecutive 16-byte flag globals (only `known_bits`, zero padding) start at `start`."""
+    n = max(0, (len(raw) - start) // 16)
+    if not n:
+        return 0
+    chunks = np.frombuffer(raw, dtype=np.uint8, count=16 * n, offset=start).reshape(n, 16)
+    word = chunks[:, :4].copy().view(BYTE_ORDER_CHAR[byte_order] + "u4").ravel()
+    ok = ((word & ~np.uint32(known_bits)) == 0) & (chunks[:, 4:] == 0).all(axis=1)
+    return n if ok.all() else int(np.argmin(ok))
+
+
+def _instance_counts_to_try(run):
+    """Every count up to the run of flag globals, or only the full run when it is long."""
+    return range(run, -1, -1) if run <= MAX_FLAG_RUN_TRIED else [run]
+
+
 def infer_shapes(data, ptr, byte_order, address=None):
     ptr = as_ptr_size(ptr)
     if ptr not in EMULATED_PTR_SIZES:
         raise InferError(f"infer works for pointer sizes {EMULATED_PTR_SIZES}, got {int(ptr)}")
-    raw = memoryview(bytes(data)).cast("B")
+    raw = _magic_checked(data, ptr, byte_order)
     size = len(raw)
-    if size < 4 or int.from_bytes(raw[:4], byte_order) != VMCOMPONENT_MAGIC:
-        raise InferError(magic_mismatch_message(None, raw[:4], byte_order, ptr) if size >= 4
-                         else f"a dump of {size} bytes is too short to hold the magic")
     empty = VMComponentOffsets(ptr, Component())
     if size < empty.size_of_vmctx():
         raise InferError(f"a dump of {size} bytes is shorter than the smallest context "
@@ -94,22 +116,13 @@ def infer_shapes(data, ptr, byte_order, address=None):
     order = BYTE_ORDER_CHAR[byte_order]
     inv = invalid_ptr(ptr)
 
-    flags_at = empty.region("flags").offset
-    run = 0
-    n_chunks = (size - flags_at) // 16
-    if n_chunks > 0:
-        chunks = np.frombuffer(raw, dtype=np.uint8, count=16 * n_chunks, offset=flags_at).reshape(n_chunks, 16)
-        word = chunks[:, :4].copy().view(order + "u4").ravel()
-        ok = ((word & ~np.uint32(KNOWN_FLAG_BITS)) == 0) & (chunks[:, 4:] == 0).all(axis=1)
-        run = int(np.argmin(ok)) if not ok.all() else n_chunks
+    run = _flag_run(raw, empty.region("flags").offset, byte_order, KNOWN_FLAG_BITS)
     notes = []
-    tried = range(run, -1, -1)
     if run > MAX_FLAG_RUN_TRIED:
-        tried = [run]
         notes.append(f"{run} flag-looking globals: only the full run was tried as num_runtime_component_instances")
 
     families = []
-    for instances in tried:
+    for instances in _instance_counts_to_try(run):
         start = VMComponentOffsets(ptr, Component(num_runtime_component_instances=instances)).lowering_anyfuncs()
         rest = size - start
         if rest < 0 or rest % p:
@@ -208,19 +221,12 @@ def _layout_fits(raw, layout, ptr, byte_order):
         covered[region.offset : region.end] = b"\1" * region.size
     if any(raw[i] for i in range(flags_region.offset) if not covered[i]):
         return False
-    known = sum(bit for bit, _ in layout.flag_bits)
-    run = 0
-    while flags_region.offset + 16 * (run + 1) <= size:
-        chunk = bytes(raw[flags_region.offset + 16 * run : flags_region.offset + 16 * (run + 1)])
-        if int.from_bytes(chunk[:4], byte_order) & ~known or any(chunk[4:]):
-            break
-        run += 1
+    run = _flag_run(raw, flags_region.offset, byte_order, sum(bit for bit, _ in layout.flag_bits))
     has_task_may_block = "task_may_block" in fields
     last_fixed = "task_may_block" if has_task_may_block else flags_region.name
     tail = _tail_regex(layout, p, last_fixed)
     counts = dict.fromkeys(layout.count_names, 0)
-    tried = range(run + 1) if run <= MAX_FLAG_RUN_TRIED else [run]
-    for instances in tried:
+    for instances in _instance_counts_to_try(run):
         counts["num_runtime_component_instances"] = instances
         offsets = layout.offsets(ptr, **counts)
         if has_task_may_block:
@@ -239,9 +245,6 @@ def consistent_layouts(data, ptr, byte_order):
     from .wasmtime_layouts import LAYOUTS
 
     ptr = as_ptr_size(ptr)
-    raw = memoryview(bytes(data)).cast("B")
-    if len(raw) < 4 or int.from_bytes(raw[:4], byte_order) != VMCOMPONENT_MAGIC:
-        raise InferError(magic_mismatch_message(None, raw[:4], byte_order, ptr) if len(raw) >= 4
-                         else f"a dump of {len(raw)} bytes is too short to hold the magic")
+    raw = _magic_checked(data, ptr, byte_order)
     return [layout for layout in LAYOUTS if int(ptr) in layout.valid_ptr_sizes
             and _layout_fits(raw, layout, ptr, byte_order)]
