@@ -184,27 +184,24 @@ class OwnedComponentInstance(ContextReader):
                     f"not INVALID_PTR {self._invalid:#x} (it can be set once only)"
                 )
 
-    def set_runtime_memory(self, index, ptr):
-        offset = self.offsets.runtime_memory(index)
-        ptr = self._check_ptr(f"set_runtime_memory({index}) pointer", ptr)
-        if self.debug_assertions and ptr == 0:
-            raise VMContextError(f"set_runtime_memory({index}): the memory pointer must be non-null")
-        self._check_unset("set_runtime_memory", index, offset)
+    def _set_pointer(self, setter, index, offset, ptr, what=None):
+        """A set-once pointer slot; with `what`, debug builds also reject null (`debug_assert!`)."""
+        ptr = self._check_ptr(f"{setter}({index}) pointer", ptr)
+        if what and self.debug_assertions and ptr == 0:
+            raise VMContextError(f"{setter}({index}): the {what} pointer must be non-null")
+        self._check_unset(setter, index, offset)
         self._store(offset, ptr)
+
+    def set_runtime_memory(self, index, ptr):
+        self._set_pointer("set_runtime_memory", index, self.offsets.runtime_memory(index), ptr, "memory")
 
     def set_runtime_realloc(self, index, ptr):
-        offset = self.offsets.runtime_realloc(index)
-        ptr = self._check_ptr(f"set_runtime_realloc({index}) pointer", ptr)
-        self._check_unset("set_runtime_realloc", index, offset)
-        self._store(offset, ptr)
+        self._set_pointer("set_runtime_realloc", index, self.offsets.runtime_realloc(index), ptr)
 
     def set_runtime_post_return(self, index, ptr):
-        offset = self.offsets.runtime_post_return(index)
-        ptr = self._check_ptr(f"set_runtime_post_return({index}) pointer", ptr)
-        self._check_unset("set_runtime_post_return", index, offset)
-        self._store(offset, ptr)
+        self._set_pointer("set_runtime_post_return", index, self.offsets.runtime_post_return(index), ptr)
 
-    def _write_anyfunc(self, accessor, index, offset, func_ptr, type_index):
+    def _check_anyfunc_args(self, accessor, index, func_ptr, type_index):
         func_ptr = self._check_ptr(f"{accessor}({index}) func_ptr", func_ptr)
         if func_ptr == 0:
             raise ValueError(f"{accessor}({index}): func_ptr must be non-null (NonNull<VMFunctionBody>)")
@@ -232,8 +229,8 @@ class OwnedComponentInstance(ContextReader):
         data = self._check_ptr(f"set_lowering({index}) data", lowering.data)
         if has_anyfunc:
             anyfunc = self.offsets.lowering_anyfunc(index)
-            func_ptr, type_index = self._write_anyfunc("set_lowering", index, anyfunc, anyfunc_func_ptr,
-                                                       anyfunc_type_index)
+            func_ptr, type_index = self._check_anyfunc_args("set_lowering", index, anyfunc_func_ptr,
+                                                            anyfunc_type_index)
         self._check_unset("set_lowering", index, self.offsets.lowering_callee(index))
         self._check_unset("set_lowering", index, self.offsets.lowering_data(index))
         if has_anyfunc:
@@ -245,7 +242,7 @@ class OwnedComponentInstance(ContextReader):
 
     def set_always_trap(self, index, func_ptr, type_index):
         anyfunc = self._require("always_trap_anyfunc")(index)
-        func_ptr, type_index = self._write_anyfunc("set_always_trap", index, anyfunc, func_ptr, type_index)
+        func_ptr, type_index = self._check_anyfunc_args("set_always_trap", index, func_ptr, type_index)
         self._check_unset("set_always_trap", index, anyfunc)
         self._store_anyfunc(anyfunc, func_ptr, type_index)
 
