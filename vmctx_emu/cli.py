@@ -7,7 +7,7 @@ import sys
 from .component import check_u32
 from .decode import decode, padding_differences
 from .describe import decoded_json, decoded_table, diff_json, diff_table, hexdump_lines
-from .dump import DumpError, load_dump
+from .dump import DumpError, load_dump, read_dump_bytes
 from .errors import VMCtxEmuError
 from .infer import consistent_layouts, infer_shapes
 from .ptr import HostPtr, PtrSize
@@ -153,33 +153,25 @@ def cmd_diff(args, out):
 
 
 def cmd_infer(args, out):
-    try:
-        with open(args.dump, "rb") as f:
-            data = f.read()
-    except OSError as e:
-        raise DumpError(f"cannot read dump {args.dump}: {e.strerror}") from e
+    data = read_dump_bytes(args.dump)
     releases = consistent_layouts(data, args.ptr_size, args.byte_order)
     release_text = [layout.range_text if layout.id == "seed" else f"{layout.id} ({layout.range_text})"
                     for layout in releases]
-    if SEED not in releases:
-        if args.json:
-            out.write(json.dumps({"schema_version": 1, "size": len(data), "ptr_size": int(args.ptr_size),
-                                  "byte_order": args.byte_order, "releases": release_text,
-                                  "candidates": None, "shapes": []}, indent=1) + "\n")
-            return
-        out.write(f"consistent release layouts: {', '.join(release_text) or 'none'}\n")
+    doc = {"schema_version": 1, "size": len(data), "ptr_size": int(args.ptr_size),
+           "byte_order": args.byte_order, "releases": release_text, "candidates": None, "shapes": []}
+    result = None
+    if SEED in releases:
+        result = infer_shapes(data, args.ptr_size, args.byte_order, args.address)
+        shapes = list(result.shapes(limit=args.limit))
+        doc.update(candidates=result.count, notes=result.notes, shapes=[s.counts() for s in shapes],
+                   listed=len(shapes))
+    if args.json:
+        out.write(json.dumps(doc, indent=1) + "\n")
+        return
+    out.write(f"consistent release layouts: {', '.join(release_text) or 'none'}\n")
+    if result is None:
         out.write("the seed layout does not fit this dump; shapes are enumerated for the seed layout only\n")
         return
-    result = infer_shapes(data, args.ptr_size, args.byte_order, args.address)
-    shapes = list(result.shapes(limit=args.limit))
-    if args.json:
-        out.write(json.dumps({
-            "schema_version": 1, "size": len(data), "ptr_size": int(args.ptr_size),
-            "byte_order": args.byte_order, "releases": release_text, "candidates": result.count,
-            "notes": result.notes, "shapes": [s.counts() for s in shapes], "listed": len(shapes),
-        }, indent=1) + "\n")
-        return
-    out.write(f"consistent release layouts: {', '.join(release_text)}\n")
     for note in result.notes:
         out.write(f"note: {note}\n")
     if result.count == 0:

@@ -13,7 +13,7 @@ from .flags import ReadOnlyInstanceFlags
 from .reader import ContextReader
 from .wasmtime_layouts import wasmtime_layout
 
-__all__ = ["DUMP_FORMAT_VERSION", "DumpError", "DumpedContext", "write_dump", "load_dump", "sidecar_path"]
+__all__ = ["DUMP_FORMAT_VERSION", "DumpError", "DumpedContext", "write_dump", "load_dump", "read_dump_bytes", "sidecar_path"]
 
 DUMP_FORMAT_VERSION = 1
 
@@ -51,6 +51,15 @@ def write_dump(ctx, path):
     _atomic_write(path, ctx.to_bytes())
     _atomic_write(sidecar_path(path), (json.dumps(sidecar_dict(ctx), indent=2) + "\n").encode())
     return path
+
+
+def read_dump_bytes(path):
+    """The raw bytes of a dump, or a `DumpError` naming the file and the reason."""
+    try:
+        with open(path, "rb") as f:
+            return f.read()
+    except OSError as e:
+        raise DumpError(f"cannot read dump {path}: {e.strerror}") from e
 
 
 def _read_sidecar(path):
@@ -115,11 +124,7 @@ def load_dump(path, component=None, ptr=None, byte_order=None, *, counts=None, a
     `VMCOMPONENT_MAGIC`.
     """
     path = os.fspath(path)
-    try:
-        with open(path, "rb") as f:
-            data = f.read()
-    except OSError as e:
-        raise DumpError(f"cannot read dump {path}: {e.strerror}") from e
+    data = read_dump_bytes(path)
     meta = _read_sidecar(path) or {}
     where = sidecar_path(path)
     if wasmtime is None:
