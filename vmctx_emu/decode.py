@@ -196,8 +196,7 @@ def _anomalies(ctx, raw, covered, values_by, blocks):
     name = ctx._flags_field.name
     flags = values_by.get((name, "flags"))
     if flags is not None:
-        known = sum(bit for bit, _ in ctx.layout.flag_bits)
-        bad = np.flatnonzero(flags & ~np.uint64(known)).tolist()
+        bad = np.flatnonzero(flags & ~np.uint64(ctx.layout.flag_mask)).tolist()
         names = "|".join(n for _, n in ctx.layout.flag_bits)
         found += _listed("flag_bits", bad, lambda i: Anomaly(
             "flag_bits", _offset_of(ctx, name, "flags", i),

@@ -24,10 +24,10 @@ from .offsets import VMComponentOffsets
 from .ptr import as_ptr_size, invalid_ptr
 from .types import resolve
 from .views import BYTE_ORDER_CHAR, EMULATED_PTR_SIZES
+from .wasmtime_layouts import LAYOUTS, SEED
 
 __all__ = ["InferError", "Family", "Inference", "infer_shapes", "consistent_layouts"]
 
-KNOWN_FLAG_BITS = 0b111
 # Beyond this many flag-looking globals only the longest run is tried.
 MAX_FLAG_RUN_TRIED = 64
 
@@ -116,7 +116,7 @@ def infer_shapes(data, ptr, byte_order, address=None):
     order = BYTE_ORDER_CHAR[byte_order]
     inv = invalid_ptr(ptr)
 
-    run = _flag_run(raw, empty.region("flags").offset, byte_order, KNOWN_FLAG_BITS)
+    run = _flag_run(raw, empty.region("flags").offset, byte_order, SEED.flag_mask)
     notes = []
     if run > MAX_FLAG_RUN_TRIED:
         notes.append(f"{run} flag-looking globals: only the full run was tried as num_runtime_component_instances")
@@ -221,7 +221,7 @@ def _layout_fits(raw, layout, ptr, byte_order):
         covered[region.offset : region.end] = b"\1" * region.size
     if any(raw[i] for i in range(flags_region.offset) if not covered[i]):
         return False
-    run = _flag_run(raw, flags_region.offset, byte_order, sum(bit for bit, _ in layout.flag_bits))
+    run = _flag_run(raw, flags_region.offset, byte_order, layout.flag_mask)
     has_task_may_block = "task_may_block" in fields
     last_fixed = "task_may_block" if has_task_may_block else flags_region.name
     tail = _tail_regex(layout, p, last_fixed)
@@ -242,8 +242,6 @@ def _layout_fits(raw, layout, ptr, byte_order):
 
 def consistent_layouts(data, ptr, byte_order):
     """The release layouts (seed included) whose header and flags fit the dump."""
-    from .wasmtime_layouts import LAYOUTS
-
     ptr = as_ptr_size(ptr)
     raw = _magic_checked(data, ptr, byte_order)
     return [layout for layout in LAYOUTS if int(ptr) in layout.valid_ptr_sizes

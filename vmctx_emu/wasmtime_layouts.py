@@ -182,6 +182,11 @@ class WasmtimeLayout:
         return "commit 97894bc65e" if self.id == "seed" else f"v{self.first} - v{self.last}"
 
     @property
+    def flag_mask(self):
+        """Every flag bit this release defines, or-ed together."""
+        return sum(bit for bit, _ in self.flag_bits)
+
+    @property
     def valid_ptr_sizes(self):
         return tuple(1 << k for k in range(8) if self.u8_multiple * (1 << k) <= 0xFF)
 
@@ -300,12 +305,8 @@ LAYOUTS = (
 
 
 def supported_ranges():
-    """The supported versions as text, for error messages and `versions`."""
-    seen, parts = set(), ["seed"]
-    for layout in LAYOUTS[1:]:
-        parts.append(f"{layout.range_text} ({layout.id})")
-        seen.add(layout.id)
-    return ", ".join(parts)
+    """The supported versions as text, for error messages."""
+    return ", ".join(["seed"] + [f"{layout.range_text} ({layout.id})" for layout in LAYOUTS[1:]])
 
 
 _VERSION = re.compile(r"^v?(\d+)(?:\.(\d+))?(?:\.(\d+))?$")
