@@ -77,7 +77,7 @@ class InstanceFlags:
 
     def __repr__(self):
         try:
-            state = flag_names(self.value)
+            state = flag_names(self.value, self._owner.layout.flag_bits)
         except ValueError:
             state = "closed"
         return f"<InstanceFlags {self.index} at {self.as_raw():#x}: {state}>"
