@@ -14,7 +14,7 @@ import timeit
 import tracemalloc
 
 from vmctx_emu import Component, HostPtr, OwnedComponentInstance, VMComponentOffsets, VMLowering
-from vmctx_emu.native import c_alloc_init
+from vmctx_emu.memory.native import c_alloc_init
 
 
 def log(msg):
@@ -81,7 +81,7 @@ def construct_struct(ctx):
     """The same layout as a `construct` Struct, built from the declaration (benchmark only)."""
     import construct as cs
 
-    from vmctx_emu.types import resolve
+    from vmctx_emu.layouts.types import resolve
 
     order = "l" if ctx.byte_order == "little" else "b"
     scalar = {"ptr": getattr(cs, f"Int{8 * int(ctx.ptr)}u{order}"),
@@ -105,7 +105,7 @@ def construct_struct(ctx):
 
 
 def bench_decode(n, repeat, with_construct):
-    from vmctx_emu.decode import decode
+    from vmctx_emu.dumps.decode import decode
 
     component = Component(num_lowerings=n, num_runtime_component_instances=2, num_always_trap=1,
                           num_runtime_memories=1)

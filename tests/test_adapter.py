@@ -6,7 +6,7 @@ Topologies follow the seed's tests/misc_testsuite/component-model/fused.wast.
 import pytest
 
 from vmctx_emu import FLAG_MAY_ENTER, FLAG_MAY_LEAVE, FLAG_NEEDS_POST_RETURN, Component, OwnedComponentInstance
-from vmctx_emu.adapter import (
+from vmctx_emu.runtime.adapter import (
     FlagEvent,
     FusedAdapter,
     HostCallError,

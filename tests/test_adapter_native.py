@@ -6,8 +6,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from vmctx_emu import Component, OwnedComponentInstance
-from vmctx_emu.adapter import FusedAdapter, Trap
-from vmctx_emu.native import ffi, lib
+from vmctx_emu.runtime.adapter import FusedAdapter, Trap
+from vmctx_emu.memory.native import ffi, lib
 
 OUTCOME_CODES = {"ok": lib.VMCTX_ADAPTER_OK, "cannot_leave": lib.VMCTX_ADAPTER_CANNOT_LEAVE,
                  "cannot_enter": lib.VMCTX_ADAPTER_CANNOT_ENTER,

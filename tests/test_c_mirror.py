@@ -1,7 +1,7 @@
 """An independent witness: the C compiler lays out generated structs for a few hundred shapes.
 
 For each shape a struct with fixed-size arrays is generated from the layout
-declaration (`vmctx_emu.cmirror`), compiled once through cffi, and every
+declaration (`vmctx_emu.layouts.cmirror`), compiled once through cffi, and every
 field's `offsetof` (plus an end marker) is compared with the Python offsets.
 """
 
@@ -11,10 +11,10 @@ import pytest
 from conftest import compile_c
 
 from vmctx_emu import Component, HostPtr, VMComponentOffsets
-from vmctx_emu.cmirror import context_fields, context_struct, element_typedef, element_typedefs
-from vmctx_emu.component import COUNT_NAMES
-from vmctx_emu.layout import SEED_FIELDS
-from vmctx_emu.types import resolve
+from vmctx_emu.layouts.cmirror import context_fields, context_struct, element_typedef, element_typedefs
+from vmctx_emu.layouts.component import COUNT_NAMES
+from vmctx_emu.layouts.fields import SEED_FIELDS
+from vmctx_emu.layouts.types import resolve
 
 FIELDS = [f.name for f in context_fields(SEED_FIELDS)]
 ETYPES = element_typedefs(SEED_FIELDS)

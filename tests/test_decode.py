@@ -6,9 +6,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from vmctx_emu import Component, OwnedComponentInstance, VMLowering, invalid_ptr
-from vmctx_emu.decode import Interp, decode
+from vmctx_emu.dumps.decode import Interp, decode
 from vmctx_emu.describe import decoded_table, interpretation
-from vmctx_emu.dump import DumpedContext
+from vmctx_emu.dumps.dump import DumpedContext
 
 SAMPLE = Component(num_lowerings=2, num_runtime_memories=1, num_runtime_reallocs=1,
                    num_runtime_post_returns=1, num_runtime_component_instances=2, num_always_trap=1)

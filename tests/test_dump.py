@@ -8,8 +8,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from vmctx_emu import Component, OwnedComponentInstance, VMContextError, VMCtxEmuError, VMLowering
-from vmctx_emu.decode import decode
-from vmctx_emu.dump import DumpError, load_dump
+from vmctx_emu.dumps.decode import decode
+from vmctx_emu.dumps.dump import DumpError, load_dump
 
 SAMPLE = Component(num_lowerings=3, num_runtime_memories=1, num_runtime_reallocs=1,
                    num_runtime_post_returns=1, num_runtime_component_instances=2, num_always_trap=2)

@@ -9,7 +9,7 @@ import sys
 import pytest
 
 from vmctx_emu import Component, HostPtr, VMComponentOffsets
-from vmctx_emu.native import c_layout, ffi
+from vmctx_emu.memory.native import c_layout, ffi
 
 NATIVE = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "native")
 SHAPE = Component(num_lowerings=3, num_runtime_memories=1, num_runtime_reallocs=1,

@@ -5,10 +5,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from vmctx_emu import Component, OwnedComponentInstance, VMComponentOffsets, VMLowering
-from vmctx_emu.component import COUNT_NAMES
-from vmctx_emu.decode import decode
-from vmctx_emu.dump import DumpedContext
-from vmctx_emu.infer import InferError, infer_shapes
+from vmctx_emu.layouts.component import COUNT_NAMES
+from vmctx_emu.dumps.decode import decode
+from vmctx_emu.dumps.dump import DumpedContext
+from vmctx_emu.dumps.infer import InferError, infer_shapes
 
 shapes = st.builds(Component, **{n: st.integers(0, 4) for n in COUNT_NAMES})
 targets = st.sampled_from([(4, "little"), (4, "big"), (8, "little"), (8, "big")])

@@ -20,7 +20,7 @@ from vmctx_emu import (
     VMLowering,
     invalid_ptr,
 )
-from vmctx_emu.component import COUNT_NAMES
+from vmctx_emu.layouts.component import COUNT_NAMES
 
 SAMPLE = Component(
     num_lowerings=3,

@@ -6,9 +6,9 @@ from hypothesis import strategies as st
 import pytest
 
 from vmctx_emu import Component, LayoutOverflowError, VMComponentOffsets
-from vmctx_emu.component import COUNT_NAMES
-from vmctx_emu.layout import SEED_FIELDS, Field
-from vmctx_emu.ptr import VALID_PTR_SIZES
+from vmctx_emu.layouts.component import COUNT_NAMES
+from vmctx_emu.layouts.fields import SEED_FIELDS, Field
+from vmctx_emu.layouts.ptr import VALID_PTR_SIZES
 
 U32_MAX = 2**32 - 1
 

@@ -13,7 +13,7 @@ from vmctx_emu import (
     VMComponentOffsets,
     VMLowering,
 )
-from vmctx_emu.native import c_alloc_init, ffi, lib
+from vmctx_emu.memory.native import c_alloc_init, ffi, lib
 
 SAMPLE = Component(num_lowerings=3, num_runtime_memories=1, num_runtime_reallocs=1,
                    num_runtime_post_returns=1, num_runtime_component_instances=2, num_always_trap=1)

@@ -5,7 +5,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from vmctx_emu import LayoutOverflowError, wasmtime_layout
-from vmctx_emu.wasmtime_layouts import LAYOUTS, SEED
+from vmctx_emu.layouts.releases import LAYOUTS, SEED
 
 # Regions (name, offset) for the shape "every count 1", worked by hand from each
 # release's fields! list: ptr 8, then ptr 4; the last entry is size_of_vmctx().

@@ -8,9 +8,9 @@ from conftest import compile_c
 
 from vmctx_emu import HostPtr, OwnedComponentInstance, invalid_ptr, load_dump, wasmtime_layout
 from vmctx_emu.cli import count_option, main
-from vmctx_emu.cmirror import context_fields, context_struct, element_typedef, element_typedefs
-from vmctx_emu.decode import decode
-from vmctx_emu.wasmtime_layouts import LAYOUTS
+from vmctx_emu.layouts.cmirror import context_fields, context_struct, element_typedef, element_typedefs
+from vmctx_emu.dumps.decode import decode
+from vmctx_emu.layouts.releases import LAYOUTS
 
 VERSIONS = [layout.first or "seed" for layout in LAYOUTS]
 

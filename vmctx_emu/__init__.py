@@ -4,7 +4,7 @@ The layout is declared once (`vmctx_emu.layout.SEED_FIELDS`); offsets,
 regions and everything built on them are derived from that declaration.
 """
 
-from .component import Component
+from .layouts.component import Component
 from .constants import (
     FLAG_MAY_ENTER,
     FLAG_MAY_LEAVE,
@@ -12,7 +12,7 @@ from .constants import (
     VMCOMPONENT_MAGIC,
     VMCONTEXT_MAGIC,
 )
-from .dump import DumpError, load_dump
+from .dumps.dump import DumpError, load_dump
 from .errors import (
     ComponentIndexError,
     ComponentValueError,
@@ -21,13 +21,13 @@ from .errors import (
     VMContextError,
     VMCtxEmuError,
 )
-from .flags import InstanceFlags
-from .instance import OwnedComponentInstance, VMComponentContext
-from .reader import VMLowering
-from .wasmtime_layouts import WasmtimeLayout, wasmtime_layout
-from .layout import Region
-from .offsets import VMComponentOffsets
-from .ptr import (
+from .memory.flags import InstanceFlags
+from .memory.instance import OwnedComponentInstance, VMComponentContext
+from .memory.reader import VMLowering
+from .layouts.releases import WasmtimeLayout, wasmtime_layout
+from .layouts.fields import Region
+from .layouts.offsets import VMComponentOffsets
+from .layouts.ptr import (
     HostPtr,
     PtrSize,
     invalid_ptr,

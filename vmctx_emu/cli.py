@@ -4,15 +4,15 @@ import argparse
 import json
 import sys
 
-from .component import check_u32
-from .decode import decode, padding_differences
+from .layouts.component import check_u32
+from .dumps.decode import decode, padding_differences
 from .describe import decoded_json, decoded_table, diff_json, diff_table, hexdump_lines
-from .dump import DumpError, load_dump, read_dump_bytes
+from .dumps.dump import DumpError, load_dump, read_dump_bytes
 from .errors import VMCtxEmuError
-from .infer import consistent_layouts, infer_shapes
-from .ptr import HostPtr, PtrSize
+from .dumps.infer import consistent_layouts, infer_shapes
+from .layouts.ptr import HostPtr, PtrSize
 from .render import layout_json, layout_table
-from .wasmtime_layouts import LAYOUTS, SEED, wasmtime_layout
+from .layouts.releases import LAYOUTS, SEED, wasmtime_layout
 
 __all__ = ["main", "add_layout_options", "count_option", "count_options"]
 

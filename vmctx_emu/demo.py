@@ -3,15 +3,15 @@
 import os
 import tempfile
 
-from .component import Component
-from .decode import decode, padding_differences
+from .layouts.component import Component
+from .dumps.decode import decode, padding_differences
 from .describe import decoded_table, diff_table
-from .adapter import FusedAdapter
-from .dump import load_dump
-from .flags import flag_names
-from .instance import OwnedComponentInstance
-from .ptr import HostPtr
-from .reader import VMLowering
+from .runtime.adapter import FusedAdapter
+from .dumps.dump import load_dump
+from .memory.flags import flag_names
+from .memory.instance import OwnedComponentInstance
+from .layouts.ptr import HostPtr
+from .memory.reader import VMLowering
 from .render import layout_table
 
 __all__ = ["run_demo", "SAMPLE_COMPONENT"]

@@ -2,9 +2,9 @@
 
 import json
 
-from .decode import Interp
-from .flags import flag_names
-from .magic import describe_magic_bytes
+from .dumps.decode import Interp
+from .memory.flags import flag_names
+from .memory.magic import describe_magic_bytes
 from .render import SCHEMA_VERSION
 
 __all__ = ["interpretation", "decoded_table", "decoded_json", "hexdump_lines", "diff_rows",

@@ -15,16 +15,16 @@ from math import comb
 
 import numpy as np
 
-from .component import Component
-from .constants import VMCOMPONENT_MAGIC
-from .errors import VMCtxEmuError
-from .layout import Field
-from .magic import magic_mismatch_message
-from .offsets import VMComponentOffsets
-from .ptr import as_ptr_size, invalid_ptr
-from .types import resolve
-from .views import BYTE_ORDER_CHAR, EMULATED_PTR_SIZES
-from .wasmtime_layouts import LAYOUTS, SEED
+from ..layouts.component import Component
+from ..constants import VMCOMPONENT_MAGIC
+from ..errors import VMCtxEmuError
+from ..layouts.fields import Field
+from ..memory.magic import magic_mismatch_message
+from ..layouts.offsets import VMComponentOffsets
+from ..layouts.ptr import as_ptr_size, invalid_ptr
+from ..layouts.types import resolve
+from ..memory.views import BYTE_ORDER_CHAR, EMULATED_PTR_SIZES
+from ..layouts.releases import LAYOUTS, SEED
 
 __all__ = ["InferError", "Family", "Inference", "infer_shapes", "consistent_layouts"]
 

@@ -2,7 +2,7 @@
 
 import ctypes
 
-from .errors import InvalidPtrSizeError
+from ..errors import InvalidPtrSizeError
 
 __all__ = [
     "PtrSize",

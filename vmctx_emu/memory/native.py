@@ -1,6 +1,6 @@
 """The compiled `native/` code (cffi), and the glue that hands it offsets computed in Python."""
 
-from ._native import ffi, lib
+from .._native import ffi, lib
 
 __all__ = ["ffi", "lib", "c_layout", "c_alloc_init"]
 

@@ -2,8 +2,8 @@
 
 import struct
 
-from .constants import FLAG_MAY_ENTER, FLAG_MAY_LEAVE, FLAG_NAMES, FLAG_NEEDS_POST_RETURN
-from .errors import VMContextError
+from ..constants import FLAG_MAY_ENTER, FLAG_MAY_LEAVE, FLAG_NAMES, FLAG_NEEDS_POST_RETURN
+from ..errors import VMContextError
 from .views import BYTE_ORDER_CHAR
 
 __all__ = ["InstanceFlags", "ReadOnlyInstanceFlags", "flag_names"]

@@ -7,8 +7,8 @@ the decoder and the C mirror are all derived from it.
 
 from dataclasses import dataclass
 
-from .constants import FLAG_MAY_ENTER, FLAG_MAY_LEAVE, VMCOMPONENT_MAGIC
-from .errors import LayoutOverflowError
+from ..constants import FLAG_MAY_ENTER, FLAG_MAY_LEAVE, VMCOMPONENT_MAGIC
+from ..errors import LayoutOverflowError
 from .types import (
     PTR,
     MAGIC_U32,

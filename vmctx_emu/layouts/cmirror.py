@@ -5,7 +5,7 @@ natural types and lets the compiler place them, so `offsetof` is an independent
 witness of the Python arithmetic.
 """
 
-from .layout import Field
+from .fields import Field
 from .ptr import HostPtr
 
 __all__ = ["C_SCALAR", "element_typedef", "element_typedefs", "context_struct", "context_fields"]

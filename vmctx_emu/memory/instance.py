@@ -7,9 +7,9 @@ the debug poison, set-once setters, checked getters and `from_opaque`.
 
 import sys
 
-from .errors import VMContextError
-from .memory import LIVE, AlignedBuffer
-from .ptr import HostPtr
+from ..errors import VMContextError
+from .buffer import LIVE, AlignedBuffer
+from ..layouts.ptr import HostPtr
 from .reader import ContextReader, VMLowering
 from .views import subfield_view
 
@@ -146,7 +146,7 @@ class OwnedComponentInstance(ContextReader):
 
     def dump(self, path):
         """Write the bytes to `path` and the layout to `path + '.json'`, each atomically."""
-        from .dump import write_dump
+        from ..dumps.dump import write_dump
 
         return write_dump(self, path)
 

@@ -8,10 +8,10 @@ import os
 import sys
 import tempfile
 
-from .errors import VMContextError, VMCtxEmuError
-from .flags import ReadOnlyInstanceFlags
-from .reader import ContextReader
-from .wasmtime_layouts import wasmtime_layout
+from ..errors import VMContextError, VMCtxEmuError
+from ..memory.flags import ReadOnlyInstanceFlags
+from ..memory.reader import ContextReader
+from ..layouts.releases import wasmtime_layout
 
 __all__ = ["DUMP_FORMAT_VERSION", "DumpError", "DumpedContext", "write_dump", "load_dump", "read_dump_bytes", "sidecar_path"]
 

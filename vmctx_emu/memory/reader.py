@@ -8,13 +8,13 @@ import struct
 import sys
 from collections import namedtuple
 
-from .constants import VMCOMPONENT_MAGIC
-from .errors import InvalidPtrSizeError, VMContextError
+from ..constants import VMCOMPONENT_MAGIC
+from ..errors import InvalidPtrSizeError, VMContextError
 from .flags import InstanceFlags
-from .layout import Field
+from ..layouts.fields import Field
 from .magic import magic_mismatch_message
-from .ptr import HostPtr, as_ptr_size, invalid_ptr
-from .types import VMGLOBAL_DEFINITION
+from ..layouts.ptr import HostPtr, as_ptr_size, invalid_ptr
+from ..layouts.types import VMGLOBAL_DEFINITION
 from .views import BYTE_ORDER_CHAR, EMULATED_PTR_SIZES, region_view
 
 __all__ = ["ContextReader", "VMLowering", "check_byte_order"]
@@ -38,7 +38,7 @@ class ContextReader:
     def _set_target(self, component, ptr, byte_order, debug_assertions, wasmtime=None):
         from collections.abc import Mapping
 
-        from .wasmtime_layouts import wasmtime_layout
+        from ..layouts.releases import wasmtime_layout
 
         self.wasmtime = "seed" if wasmtime is None else str(wasmtime)
         self.layout = wasmtime_layout(self.wasmtime)

@@ -32,7 +32,7 @@ def scalar_format(kind, ptr, byte_order):
 
 def element_dtype(etype, ptr, byte_order):
     """A structured dtype with one field per sub-field, at its offset, itemsize = element size."""
-    from .types import resolve
+    from ..layouts.types import resolve
 
     subs = etype.subfields
     return np.dtype(

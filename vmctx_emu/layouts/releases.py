@@ -12,8 +12,8 @@ from dataclasses import dataclass, field as dc_field
 from functools import cached_property
 
 from .component import make_component_class
-from .constants import FLAG_MAY_ENTER, FLAG_MAY_LEAVE, FLAG_NAMES, VMCOMPONENT_MAGIC
-from .layout import SEED_FIELDS, Align, Field
+from ..constants import FLAG_MAY_ENTER, FLAG_MAY_LEAVE, FLAG_NAMES, VMCOMPONENT_MAGIC
+from .fields import SEED_FIELDS, Align, Field
 from .types import (
     MAGIC_U32,
     PTR,

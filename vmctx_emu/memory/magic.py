@@ -1,7 +1,7 @@
 """Naming what sits where a `VMComponentContext` magic should be (for errors and the decoder)."""
 
-from .constants import VMCOMPONENT_MAGIC, VMCONTEXT_MAGIC
-from .ptr import invalid_ptr
+from ..constants import VMCOMPONENT_MAGIC, VMCONTEXT_MAGIC
+from ..layouts.ptr import invalid_ptr
 
 __all__ = ["describe_magic_bytes", "magic_mismatch_message"]
 

@@ -3,8 +3,8 @@
 import operator
 
 from .component import COUNT_NAMES
-from .errors import ComponentIndexError, InvalidPtrSizeError
-from .layout import SEED_FIELDS, Field, lay_out
+from ..errors import ComponentIndexError, InvalidPtrSizeError
+from .fields import SEED_FIELDS, Field, lay_out
 from .ptr import VALID_PTR_SIZES, as_ptr_size
 from .types import resolve
 
@@ -147,7 +147,7 @@ def make_offsets_class(name, fields, count_names, methods=None, valid_ptr_sizes=
 
 
 def _seed_layout():
-    from .wasmtime_layouts import SEED
+    from .releases import SEED
 
     return SEED
 

@@ -2,7 +2,7 @@
 
 from dataclasses import dataclass, field, fields, make_dataclass
 
-from .errors import ComponentValueError
+from ..errors import ComponentValueError
 
 __all__ = ["Component", "COUNT_NAMES", "check_u32", "make_component_class"]
 

@@ -11,8 +11,8 @@ like a wasm trap: nothing is restored.
 import contextlib
 from collections import namedtuple
 
-from .constants import FLAG_MAY_ENTER, FLAG_MAY_LEAVE, FLAG_NEEDS_POST_RETURN
-from .errors import VMCtxEmuError
+from ..constants import FLAG_MAY_ENTER, FLAG_MAY_LEAVE, FLAG_NEEDS_POST_RETURN
+from ..errors import VMCtxEmuError
 
 __all__ = [
     "Trap",

@@ -7,10 +7,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .constants import VMCOMPONENT_MAGIC
-from .magic import magic_mismatch_message
-from .types import resolve
-from .views import subfield_view
+from ..constants import VMCOMPONENT_MAGIC
+from ..memory.magic import magic_mismatch_message
+from ..layouts.types import resolve
+from ..memory.views import subfield_view
 
 __all__ = ["Interp", "RECORD_DTYPE", "Column", "Anomaly", "Decoded", "decode", "padding_differences"]
 

@@ -1,0 +1,1 @@
+"""Dump files, the dump reader, the decoder and shape inference."""

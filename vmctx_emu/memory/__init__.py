@@ -1,0 +1,1 @@
+"""Context memory: allocation, emulated instances, flag words, numpy views and the C bridge."""
