@@ -12,9 +12,11 @@ from conftest import compile_c
 
 from vmctx_emu import Component, HostPtr, VMComponentOffsets
 from vmctx_emu.layouts.cmirror import context_fields, context_struct, element_typedef, element_typedefs
-from vmctx_emu.layouts.component import COUNT_NAMES
-from vmctx_emu.layouts.fields import SEED_FIELDS
-from vmctx_emu.layouts.types import resolve
+from vmctx_emu.layouts.releases import SEED
+
+COUNT_NAMES = SEED.count_names
+SEED_FIELDS = SEED.fields
+
 
 FIELDS = [f.name for f in context_fields(SEED_FIELDS)]
 ETYPES = element_typedefs(SEED_FIELDS)
@@ -75,4 +77,4 @@ def test_element_size_and_subfield_offsets_match(compiled, etype):
         subs = [next(facts) for _ in t.subfields]
         if t is etype:
             assert size == t.size_for(HostPtr)
-            assert subs == [resolve(s.offset, HostPtr) for s in t.subfields]
+            assert subs == [t.offset_of(s.name, HostPtr) for s in t.subfields]

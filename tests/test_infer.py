@@ -5,7 +5,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from vmctx_emu import Component, OwnedComponentInstance, VMComponentOffsets, VMLowering
-from vmctx_emu.layouts.component import COUNT_NAMES
+from vmctx_emu.layouts.releases import SEED
+
+COUNT_NAMES = SEED.count_names
 from vmctx_emu.dumps.decode import decode
 from vmctx_emu.dumps.dump import DumpedContext
 from vmctx_emu.dumps.infer import InferError, infer_shapes

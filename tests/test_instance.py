@@ -20,7 +20,9 @@ from vmctx_emu import (
     VMLowering,
     invalid_ptr,
 )
-from vmctx_emu.layouts.component import COUNT_NAMES
+from vmctx_emu.layouts.releases import SEED
+
+COUNT_NAMES = SEED.count_names
 
 SAMPLE = Component(
     num_lowerings=3,

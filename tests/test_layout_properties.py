@@ -6,9 +6,13 @@ from hypothesis import strategies as st
 import pytest
 
 from vmctx_emu import Component, LayoutOverflowError, VMComponentOffsets
-from vmctx_emu.layouts.component import COUNT_NAMES
-from vmctx_emu.layouts.fields import SEED_FIELDS, Field
-from vmctx_emu.layouts.ptr import VALID_PTR_SIZES
+from vmctx_emu.layouts.releases import SEED
+
+COUNT_NAMES = SEED.count_names
+from vmctx_emu.layouts.fields import Field
+
+SEED_FIELDS = SEED.fields
+VALID_PTR_SIZES = SEED.valid_ptr_sizes
 
 U32_MAX = 2**32 - 1
 

@@ -98,15 +98,16 @@ RUST_METHODS = {
     "42.0.0": "pointer_size magic builtins instance_flags task_may_block vm_store_context trampoline_func_refs trampoline_func_ref unsafe_intrinsic_func_refs unsafe_intrinsic_func_ref lowerings lowering lowering_callee lowering_data lowering_size lowering_callee_offset lowering_data_offset runtime_memories runtime_memory runtime_tables runtime_table size_of_vmtable_import runtime_reallocs runtime_realloc runtime_callbacks runtime_callback runtime_post_returns runtime_post_return resource_destructors resource_destructor size_of_vmctx",
     "47.0.0": "pointer_size magic builtins may_leave task_may_block vm_store_context trampoline_func_refs trampoline_func_ref unsafe_intrinsic_func_refs unsafe_intrinsic_func_ref lowerings lowering lowering_callee lowering_data lowering_size lowering_callee_offset lowering_data_offset runtime_memories runtime_memory runtime_tables runtime_table size_of_vmtable_import runtime_reallocs runtime_realloc runtime_callbacks runtime_callback runtime_post_returns runtime_post_return resource_destructors resource_destructor size_of_vmctx",
     "48.0.0": "pointer_size magic builtins may_leave task_may_block vm_store_context trampoline_func_refs trampoline_func_ref unsafe_intrinsic_func_refs unsafe_intrinsic_func_ref lowerings lowering lowering_callee lowering_data lowering_size lowering_callee_offset lowering_data_offset runtime_memories runtime_memory runtime_tables runtime_table runtime_reallocs runtime_realloc runtime_callbacks runtime_callback runtime_post_returns runtime_post_return resource_destructors resource_destructor size_of_vmctx",
+    "49.0.0": "pointer_size size_of_vmctx lowering_callee lowering_data lowering_size lowering_callee_offset lowering_data_offset may_leave trampoline_func_refs intrinsic_func_refs lowerings memories tables reallocs callbacks post_returns resource_destructors",
 }
-OUR_EXTRAS = {"regions", "region"}
+RUST_METHODS["50.0.1"] = RUST_METHODS["49.0.0"]
+OUR_EXTRAS = {"regions", "region", "element_offset"}
 
 
 @pytest.mark.parametrize("version", RUST_METHODS)
 def test_accessors_are_exactly_the_releases(version):
     cls = wasmtime_layout(version).offsets_class
-    ours = {n for n in dir(cls) if not n.startswith("_") and callable(getattr(cls, n))} - {
-        "FIELDS", "COUNT_NAMES", "VALID_PTR_SIZES", "LAYOUT"}
+    ours = {n for n in dir(cls) if not n.startswith("_") and callable(getattr(cls, n))} - {"LAYOUT"}
     assert ours - OUR_EXTRAS == set(RUST_METHODS[version].split())
 
 
@@ -125,7 +126,8 @@ def test_count_names(version, names):
 @pytest.mark.parametrize("text, layout_id, first", [
     ("seed", "seed", ""), ("0.40.1", "L1", "0.40.0"), ("v0.40.0", "L1", "0.40.0"), ("1", "L2", "1.0.0"),
     ("v21.0.2", "L4", "12.0.0"), ("21", "L4", "12.0.0"), ("22.0.0", "L5", "22.0.0"), ("29", "L5", "29.0.0"),
-    ("48", "L10", "48.0.0"), ("v47.0.4", "L10", "47.0.0"), ("38", "L8", "34.0.0"),
+    ("48", "L10", "48.0.0"), ("v47.0.4", "L10", "47.0.0"), ("38", "L8", "36.0.0"),
+    ("35", "L8", "34.0.0"), ("49", "L11", "49.0.0"), ("50.0.1", "L11", "49.0.0"),
 ])
 def test_version_lookup(text, layout_id, first):
     layout = wasmtime_layout(text)
@@ -157,7 +159,7 @@ def test_releases_cover_the_table_row(version, first, last):
     assert (releases[0], releases[-1]) == (first, last)
 
 
-@pytest.mark.parametrize("text", ["49", "0.39.1", "21.5.0", "8.0.2", "abc", "v", "1.2.3.4"])
+@pytest.mark.parametrize("text", ["51", "0.39.1", "21.5.0", "8.0.2", "abc", "v", "1.2.3.4"])
 def test_unknown_versions_list_supported_ranges(text):
     with pytest.raises(ValueError) as e:
         wasmtime_layout(text)
@@ -229,7 +231,10 @@ def test_properties_hold_for_every_release(case):
     o = layout.offsets(ptr, **counts)
     cursor = 0
     for r in o.regions():
-        assert r.offset == cursor + r.padding_before and r.offset % r.align == 0
+        assert r.offset == cursor + r.padding_before
+        # repr(C) elements (v48+) keep their natural alignment only where the
+        # preceding align(ptr) gives it: at P=1/2 a 4-aligned VMFuncRef may not be.
+        assert r.offset % r.align == 0 or r.align > ptr
         assert r.size == r.count * r.elem_size
         cursor = r.end
     assert cursor == o.size_of_vmctx()

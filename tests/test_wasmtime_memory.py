@@ -21,7 +21,7 @@ HEADERS = {
     "seed": ["store"], "0.40.0": ["store", "limits"], "1.0.0": ["transcode_libcalls", "store", "limits"],
     "9.0.0": ["transcode_libcalls", "store", "limits"], "12.0.0": ["libcalls", "store", "limits"],
     "22.0.0": ["libcalls", "store", "limits"], "29.0.0": ["builtins", "store", "limits"],
-    "30.0.0": ["builtins", "limits"],
+    "30.0.0": ["builtins", "limits"], "49.0.0": ["builtins", "store_context"],
 }
 POISON_WORDS = {
     "lowering_anyfuncs": [0], "always_trap_anyfuncs": [0], "transcoder_anyfuncs": [0],
@@ -37,11 +37,11 @@ def headers_of(version):
 
 def table_poison(version):
     layout = wasmtime_layout(version)
-    return [0, 1] if layout.id in ("L9", "L10") else [0]
+    return [0, 1] if layout.id in ("L9", "L10", "L11") else [0]
 
 
 def flag_init(version):
-    return 1 if wasmtime_layout(version).id == "L10" else 3
+    return 1 if wasmtime_layout(version).id in ("L10", "L11") else 3
 
 
 def header_values(version):
@@ -225,4 +225,4 @@ def test_infer_reports_consistent_releases(tmp_path, capsys):
     path = tmp_path / "x.bin"
     path.write_bytes(inst.to_bytes())
     status, out, _ = run(["infer", path, "--ptr-size", "8"], capsys)
-    assert status == 0 and "L8 (v34.0.0 - v38.0.4)" in out.splitlines()[0]
+    assert status == 0 and "L8 (v34.0.0 - v35.0.0)" in out.splitlines()[0]

@@ -1,10 +1,9 @@
 """vmctx-emu: Wasmtime's `VMComponentContext` memory, emulated byte for byte.
 
-The layout is declared once (`vmctx_emu.layout.SEED_FIELDS`); offsets,
-regions and everything built on them are derived from that declaration.
+Every release's layout is declared once (`vmctx_emu.layouts.releases`);
+offsets, memory, setters, decoding and everything else derive from it.
 """
 
-from .layouts.component import Component
 from .constants import (
     FLAG_MAY_ENTER,
     FLAG_MAY_LEAVE,
@@ -14,19 +13,23 @@ from .constants import (
 )
 from .dumps.dump import DumpError, load_dump
 from .errors import (
+    ArgumentTypeError,
+    ArgumentValueError,
+    ClosedError,
     ComponentIndexError,
     ComponentValueError,
     InvalidPtrSizeError,
+    LayoutError,
     LayoutOverflowError,
+    UnknownReleaseError,
     VMContextError,
     VMCtxEmuError,
 )
 from .memory.flags import InstanceFlags
 from .memory.instance import OwnedComponentInstance, VMComponentContext
 from .memory.reader import VMLowering
-from .layouts.releases import WasmtimeLayout, wasmtime_layout
+from .layouts.releases import Component, VMComponentOffsets, WasmtimeLayout, wasmtime_layout
 from .layouts.fields import Region
-from .layouts.offsets import VMComponentOffsets
 from .layouts.ptr import (
     HostPtr,
     PtrSize,
@@ -39,6 +42,11 @@ from .layouts.ptr import (
 )
 
 __all__ = [
+    "ArgumentTypeError",
+    "ArgumentValueError",
+    "ClosedError",
+    "LayoutError",
+    "UnknownReleaseError",
     "Component",
     "DumpError",
     "ComponentIndexError",

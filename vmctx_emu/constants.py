@@ -1,4 +1,4 @@
-"""Constants of `vmcomponent_offsets.rs` and their neighbours, restated."""
+"""Constants of `vmcomponent_offsets.rs` and its neighbours, restated once."""
 
 __all__ = [
     "VMCOMPONENT_MAGIC",
@@ -6,7 +6,7 @@ __all__ = [
     "FLAG_MAY_LEAVE",
     "FLAG_MAY_ENTER",
     "FLAG_NEEDS_POST_RETURN",
-    "FLAG_NAMES",
+    "INVALID_PTR_64",
 ]
 
 # u32::from_le_bytes(*b"comp"): stored in the host's byte order, so the
@@ -19,8 +19,5 @@ FLAG_MAY_LEAVE = 1 << 0
 FLAG_MAY_ENTER = 1 << 1
 FLAG_NEEDS_POST_RETURN = 1 << 2
 
-FLAG_NAMES = (
-    (FLAG_MAY_LEAVE, "MAY_LEAVE"),
-    (FLAG_MAY_ENTER, "MAY_ENTER"),
-    (FLAG_NEEDS_POST_RETURN, "NEEDS_POST_RETURN"),
-)
+# `INVALID_PTR = 0xdead_dead_beef_beef_u64 as usize`, the debug poison.
+INVALID_PTR_64 = 0xDEAD_DEAD_BEEF_BEEF

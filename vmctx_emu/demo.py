@@ -3,7 +3,7 @@
 import os
 import tempfile
 
-from .layouts.component import Component
+from .layouts.releases import Component
 from .dumps.decode import decode, padding_differences
 from .describe import decoded_table, diff_table
 from .runtime.adapter import FusedAdapter

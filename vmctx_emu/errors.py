@@ -4,9 +4,15 @@ __all__ = [
     "VMCtxEmuError",
     "InvalidPtrSizeError",
     "ComponentValueError",
+    "LayoutError",
     "LayoutOverflowError",
+    "UnknownRegionError",
+    "UnknownReleaseError",
     "ComponentIndexError",
+    "ArgumentTypeError",
+    "ArgumentValueError",
     "VMContextError",
+    "ClosedError",
 ]
 
 
@@ -22,13 +28,39 @@ class ComponentValueError(VMCtxEmuError, ValueError):
     """A component count that is not a `u32`."""
 
 
+class LayoutError(VMCtxEmuError, ValueError):
+    """A layout asked for something it does not have (a region, a count of another release)."""
+
+
+class UnknownRegionError(LayoutError, KeyError):
+    """A region name the layout does not have."""
+
+    __str__ = Exception.__str__
+
+
 class LayoutOverflowError(VMCtxEmuError, OverflowError):
     """A `checked_add`/`checked_mul` that fails while laying out the context."""
+
+
+class UnknownReleaseError(VMCtxEmuError, ValueError):
+    """A Wasmtime version this package has no layout for."""
 
 
 class ComponentIndexError(VMCtxEmuError, IndexError):
     """An index that Wasmtime's accessor `assert!` would reject."""
 
 
+class ArgumentTypeError(VMCtxEmuError, TypeError):
+    """A public function given an argument of the wrong type; the message names the argument."""
+
+
+class ArgumentValueError(VMCtxEmuError, ValueError):
+    """A public function given an argument outside what it (or the Rust it mirrors) accepts."""
+
+
 class VMContextError(VMCtxEmuError):
     """A runtime invariant of the context broken: bad magic, slot set twice, slot read unset."""
+
+
+class ClosedError(VMCtxEmuError, ValueError):
+    """An instance used after `close()`."""

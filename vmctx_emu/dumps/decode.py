@@ -9,8 +9,7 @@ import numpy as np
 
 from ..constants import VMCOMPONENT_MAGIC
 from ..memory.magic import magic_mismatch_message
-from ..layouts.types import resolve
-from ..memory.views import subfield_view
+from ..layouts.fields import Header
 
 __all__ = ["Interp", "RECORD_DTYPE", "Column", "Anomaly", "Decoded", "decode", "padding_differences"]
 
@@ -35,10 +34,6 @@ class Interp:
 # Widest field first so every field is naturally aligned (24-byte records).
 RECORD_DTYPE = np.dtype([("value", "<u8"), ("offset", "<u4"), ("index", "<u4"),
                          ("column", "<u2"), ("interp", "u1")], align=True)
-
-# Poisoned slots a setter may fill with null: `set_lowering`'s data is a plain
-# `*mut u8`; every other poisoned slot is NonNull or debug-asserted non-null.
-NULLABLE_WHEN_SET = {("lowerings", "data")}
 
 
 @dataclass(frozen=True)
@@ -102,7 +97,7 @@ def _interp(sub, values, ctx):
     if sub.kind != "ptr":
         return np.full(values.shape, Interp.VALUE)
     set_code = Interp.POINTER
-    if sub.role == "own_vmctx" and ctx.vmctx is not None:
+    if sub.role == "vmctx" and ctx.vmctx is not None:
         set_code = np.where(values == ctx.vmctx, Interp.OWN_VMCTX, Interp.OTHER_VMCTX)
     return np.where(values == ctx._invalid, Interp.POISON, np.where(values == 0, Interp.NULL, set_code))
 
@@ -130,10 +125,10 @@ def decode(ctx):
         starts = region.offset + index * np.uint32(region.elem_size)
         element_mask = np.zeros(region.elem_size, dtype=bool)
         for k, sub in enumerate(subs):
-            arr = subfield_view(raw, region, field.elem_type, sub.name, ctx.ptr, ctx.byte_order)
+            arr = ctx.subview(field.name, sub.name)
             values = _as_u64(arr, sub.kind)
             values_by[(field.name, sub.name)] = values
-            sub_off = resolve(sub.offset, ctx.ptr)
+            sub_off = field.sub_offset(sub.name, ctx.ptr)
             element_mask[sub_off : sub_off + sub.width(ctx.ptr)] = True
             col = rec[:, k]
             col["column"] = first + k
@@ -215,78 +210,68 @@ def _anomalies(ctx, raw, covered, values_by, blocks):
 
     for field, _, _ in blocks:
         for sub, value in field.init:
-            if isinstance(value, tuple) and poisoned[(field.name, sub)][0]:
+            if isinstance(value, Header) and poisoned[(field.name, sub)][0]:
                 found.append(Anomaly("poison_elsewhere", _offset_of(ctx, field.name, sub, 0),
                                      f"{field.name}.{sub} holds INVALID_PTR, which the runtime never writes there"))
 
     if ctx.vmctx is not None:
-        for field, first, vmctx_sub in _func_ref_fields(blocks):
-            region = field.name
-            vm = values_by.get((region, vmctx_sub))
-            if vm is None:
+        for field, _, _ in blocks:
+            vmctx_sub = field.elem_type.role_sub("vmctx")
+            if vmctx_sub is None or (field.name, vmctx_sub.name) not in values_by:
                 continue
+            region, first = field.name, field.elem_type.subfields[0].name
+            vm = values_by[(region, vmctx_sub.name)]
             fp_set = ~poisoned[(region, first)] & (values_by[(region, first)] != 0)
             idx = np.flatnonzero(fp_set & (vm != np.uint64(ctx.vmctx))).tolist()
-            found += _listed("foreign_vmctx", idx, lambda i, r=region: Anomaly(
-                "foreign_vmctx", _offset_of(ctx, r, "vmctx", i),
-                f"{r}[{i}].vmctx = {int(values_by[(r, 'vmctx')][i]):#x} is not this context "
+            found += _listed("foreign_vmctx", idx, lambda i, r=region, v=vm, s=vmctx_sub.name: Anomaly(
+                "foreign_vmctx", _offset_of(ctx, r, s, i),
+                f"{r}[{i}].{s} = {int(v[i]):#x} is not this context "
                 f"({ctx.vmctx:#x}); the runtime always stores its own address"))
     return found
 
 
 def _offset_of(ctx, region, sub, index):
     r = ctx.offsets.region(region)
-    field = next(f for f, _ in ctx._fields() if f.name == region)
-    s = next(x for x in field.elem_type.subfields if x.name == sub)
-    return r.offset + index * r.elem_size + resolve(s.offset, ctx.ptr)
-
-
-def _func_ref_fields(blocks):
-    """(field, first sub-field, vmctx sub-field) of every func-ref array (anyfuncs and VMFuncRefs)."""
-    for field, _, _ in blocks:
-        subs = field.elem_type.subfields
-        vmctx = next((s.name for s in subs if s.role == "own_vmctx"), None)
-        if vmctx is not None:
-            yield field, subs[0].name, vmctx
+    return r.offset + index * r.elem_size + ctx.layout.field(region).sub_offset(sub, ctx.ptr)
 
 
 def _debug_anomalies(ctx, values_by, poisoned, blocks):
-    """Debug builds: slots the runtime poisons and sets together must agree."""
-    found = []
-    funcs = list(_func_ref_fields(blocks))
-    lowering_funcs = [(f.name, first) for f, first, _ in funcs if f.count == "num_lowerings"]
-    lowering_keys = [("lowerings", "callee"), ("lowerings", "data"), *lowering_funcs]
-    if len(lowering_keys) == 3 and all(k in poisoned for k in lowering_keys):
-        states = np.stack([poisoned[k] for k in lowering_keys])
-        mixed = np.flatnonzero(states.any(axis=0) & ~states.all(axis=0)).tolist()
+    """Debug builds: what one runtime setter writes is either all still fresh or all set.
 
-        def partly(i):
-            parts = ", ".join(f"{r}[{i}].{s} {'poisoned' if poisoned[(r, s)][i] else 'set'}"
-                              for r, s in lowering_keys)
-            return Anomaly("partly_set", _offset_of(ctx, "lowerings", "callee", i),
-                           f"lowering {i} is partly set ({parts}); set_lowering writes all three at once")
+    Fresh is how `initialize_vmctx` leaves it (poisoned sub-fields INVALID_PTR,
+    the rest zero); set is no sub-field INVALID_PTR. Anything in between is
+    "partly_set". A poisoned sub-field whose setter never writes null but
+    holds null is "null_slot".
+    """
+    found = []
+    counts = {f.name: r.count for f, r, _ in blocks}
+    for spec in ctx.layout.setters:
+        written = [(a.field, sub) for a in spec.args for sub in a.subs]
+        written += [(f, ctx.layout.field(f).elem_type.role_sub("vmctx").name) for f in spec.fields
+                    if ctx.layout.field(f).elem_type.role_sub("vmctx")]
+        if not counts.get(spec.fields[0]):
+            continue
+        poison = [(f, s) for f in spec.fields for s in ctx.layout.field(f).poison]
+        rest = [key for key in written if key not in poison]
+        any_poison = np.any([poisoned[k] for k in poison], axis=0)
+        all_poison = np.all([poisoned[k] for k in poison], axis=0)
+        rest_zero = np.all([values_by[k] == 0 for k in rest], axis=0) if rest else True
+        fresh = all_poison & rest_zero
+        mixed = np.flatnonzero(any_poison & ~fresh).tolist()
+
+        def partly(i, spec=spec, keys=poison + rest):
+            parts = ", ".join(f"{f}[{i}].{s} " + ("poisoned" if (f, s) in poisoned and poisoned[(f, s)][i]
+                                                   else f"{int(values_by[(f, s)][i]):#x}") for f, s in keys)
+            return Anomaly("partly_set", _offset_of(ctx, keys[0][0], keys[0][1], i),
+                           f"{spec.name}({i}) is partly done ({parts}); the runtime writes these together")
 
         found += _listed("partly_set", mixed, partly)
-    for field, first, _ in funcs:
-        region = field.name
-        if (region, first) not in poisoned:
-            continue
-        others = [s.name for s in field.elem_type.subfields[1:]]
-        rest_set = np.zeros(len(poisoned[(region, first)]), dtype=bool)
-        for sub in others:
-            rest_set |= values_by[(region, sub)] != 0
-        stale = poisoned[(region, first)] & rest_set
-        found += _listed("partly_set", np.flatnonzero(stale).tolist(), lambda i, r=region, f=first, o=others: Anomaly(
-            "partly_set", _offset_of(ctx, r, f, i),
-            f"{r}[{i}] has a poisoned {f} but a non-zero {' or '.join(o)}; "
-            "the runtime writes the fields together"))
-    for field, region, _ in blocks:
-        for sub in field.poison:
-            if (field.name, sub) in NULLABLE_WHEN_SET or not region.count:
+        for f, s in poison:
+            if ctx.layout.field(f).elem_type.sub(s).null == "allowed":
                 continue
-            nulls = np.flatnonzero(values_by[(field.name, sub)] == 0).tolist()
-            found += _listed("null_slot", nulls, lambda i, f=field.name, s=sub: Anomaly(
+            nulls = np.flatnonzero(values_by[(f, s)] == 0).tolist()
+            found += _listed("null_slot", nulls, lambda i, f=f, s=s: Anomaly(
                 "null_slot", _offset_of(ctx, f, s, i),
                 f"{f}[{i}].{s} is null in a debug dump: initialization leaves INVALID_PTR "
-                "there and the setter never writes null"))
+                f"there and {spec.name} never writes null"))
     return found

@@ -9,7 +9,6 @@ import sys
 import tempfile
 
 from ..errors import VMContextError, VMCtxEmuError
-from ..memory.flags import ReadOnlyInstanceFlags
 from ..memory.reader import ContextReader
 from ..layouts.releases import wasmtime_layout
 
@@ -89,7 +88,6 @@ def _parse_address(value, where):
 class DumpedContext(ContextReader):
     """A read-only context loaded from bytes: the getters and views of a live instance, no setters."""
 
-    _flags_class = ReadOnlyInstanceFlags
 
     def __init__(self, data, component, ptr, byte_order, *, address=None, debug_assertions=True,
                  source="<bytes>", wasmtime=None):

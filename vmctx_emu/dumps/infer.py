@@ -15,16 +15,12 @@ from math import comb
 
 import numpy as np
 
-from ..layouts.component import Component
 from ..constants import VMCOMPONENT_MAGIC
 from ..errors import VMCtxEmuError
-from ..layouts.fields import Field
 from ..memory.magic import magic_mismatch_message
-from ..layouts.offsets import VMComponentOffsets
 from ..layouts.ptr import as_ptr_size, invalid_ptr
-from ..layouts.types import resolve
 from ..memory.views import BYTE_ORDER_CHAR, EMULATED_PTR_SIZES
-from ..layouts.releases import LAYOUTS, SEED
+from ..layouts.releases import LAYOUTS, SEED, Component, VMComponentOffsets
 
 __all__ = ["InferError", "Family", "Inference", "infer_shapes", "consistent_layouts"]
 
@@ -180,14 +176,14 @@ def _element_pattern(field, p):
     words = field.elem_type.size_for(p) // p
     fresh = []
     for w in range(words):
-        sub = next((s for s in field.elem_type.subfields if resolve(s.offset, p) // p == w), None)
+        sub = next((s for s in field.elem_type.subfields if field.sub_offset(s.name, p) // p == w), None)
         fresh.append("I" if sub is not None and sub.name in field.poison else "Z")
     return f"(?:{''.join(fresh)}|S{'.' * (words - 1)})"
 
 
 def _tail_regex(layout, p, after):
     """Every array after the region `after`, in order, each any number of elements."""
-    fields = [f for f in layout.fields if isinstance(f, Field)]
+    fields = layout.declared_fields()
     names = [f.name for f in fields]
     tail = fields[names.index(after) + 1 :]
     return re.compile("".join(f"(?:{_element_pattern(f, p)})*" for f in tail if f.count) + "$")
@@ -208,7 +204,7 @@ def _layout_fits(raw, layout, ptr, byte_order):
     empty = layout.offsets(ptr)
     if size < empty.size_of_vmctx():
         return False
-    fields = {f.name: f for f in layout.fields if isinstance(f, Field)}
+    fields = {f.name: f for f in layout.declared_fields()}
     flags_region = next(r for r in empty.regions() if r.count_name == "num_runtime_component_instances")
     covered = bytearray(flags_region.offset)
     covered[0:4] = b"\1" * 4

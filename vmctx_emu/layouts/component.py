@@ -1,10 +1,11 @@
-"""The component shape: the `u32` counts that size a `VMComponentContext`."""
+"""The component shape: the `u32` counts that size a `VMComponentContext`, one class per release."""
 
-from dataclasses import dataclass, field, fields, make_dataclass
+from dataclasses import field, fields, make_dataclass
+from functools import lru_cache
 
 from ..errors import ComponentValueError
 
-__all__ = ["Component", "COUNT_NAMES", "check_u32", "make_component_class"]
+__all__ = ["check_u32", "component_class"]
 
 U32_LIMIT = 1 << 32
 
@@ -23,6 +24,8 @@ def check_u32(what, value):
 class _Counts:
     """Validation and `counts()` shared by every release's component class."""
 
+    LAYOUT = None
+
     def __post_init__(self):
         for f in fields(self):
             object.__setattr__(self, f.name, check_u32(f.name, getattr(self, f.name)))
@@ -32,24 +35,13 @@ class _Counts:
         return {f.name: getattr(self, f.name) for f in fields(self)}
 
 
-@dataclass(frozen=True)
-class Component(_Counts):
-    """The counts of Wasmtime's `Component` that the seed's `VMComponentOffsets::new` reads."""
-
-    num_lowerings: int = 0
-    num_runtime_memories: int = 0
-    num_runtime_reallocs: int = 0
-    num_runtime_post_returns: int = 0
-    num_runtime_component_instances: int = 0
-    num_always_trap: int = 0
-
-
-COUNT_NAMES = tuple(f.name for f in fields(Component))
-
-
-def make_component_class(name, count_names):
-    """An immutable component class with these `u32` counts (default 0), validated like `Component`."""
-    cls = make_dataclass(name, [(n, int, field(default=0)) for n in count_names], bases=(_Counts,),
+@lru_cache(maxsize=None)
+def component_class(layout):
+    """The immutable counts class of `layout`: its `count_names`, each a `u32` defaulting to 0."""
+    name = "Component" if layout.id == "seed" else f"Component_{layout.id}_{layout.first.replace('.', '_')}"
+    cls = make_dataclass(name, [(n, int, field(default=0)) for n in layout.count_names], bases=(_Counts,),
                          frozen=True)
     cls.__module__ = __name__
+    cls.LAYOUT = layout
+    cls.__doc__ = f"The counts of Wasmtime's `Component` that {layout.name} `VMComponentOffsets::new` reads."
     return cls

@@ -1,45 +1,39 @@
-"""The single declaration of the `VMComponentContext` layout and the checked cursor that lays it out.
+"""The vocabulary a release's layout is declared in, and the checked cursor that lays it out.
 
-`SEED_FIELDS` mirrors the `fields!` list of `VMComponentOffsets::new` at Wasmtime
-commit 97894bc65e entry by entry; offsets, regions, accessors, the allocator,
-the decoder and the C mirror are all derived from it.
+`Field`/`Align` are the entries of Wasmtime's `fields!` / `for_each_vmctx_type!`
+list; `Header` names a value `initialize_vmctx` copies in; `Setter` is one
+runtime setter with its Rust arguments in order. `lay_out` walks the entries
+with Rust's `cmul` / `checked_add` / `align` arithmetic.
 """
 
 from dataclasses import dataclass
 
-from ..constants import FLAG_MAY_ENTER, FLAG_MAY_LEAVE, VMCOMPONENT_MAGIC
 from ..errors import LayoutOverflowError
-from .types import (
-    PTR,
-    MAGIC_U32,
-    STORE_FAT_PTR,
-    VMCALLER_CHECKED_ANYFUNC,
-    VMCALLER_CHECKED_ANYFUNC_PTR,
-    VMGLOBAL_DEFINITION,
-    VMLOWERING,
-    VMMEMORY_DEFINITION_PTR,
-    resolve,
-)
+from .types import resolve
 
-__all__ = ["Field", "Align", "Region", "SEED_FIELDS", "lay_out"]
+__all__ = ["Field", "Align", "Header", "SetterArg", "Setter", "setter", "Region", "lay_out", "U32_MAX"]
 
 U32_MAX = (1 << 32) - 1
+
+
+@dataclass(frozen=True)
+class Header:
+    """A value the caller supplies to `initialize_vmctx`: `header[name]`, or its `part` of a pair."""
+
+    name: str
+    part: int = None
 
 
 @dataclass(frozen=True)
 class Field:
     """`size(name) = count * elem_type.size`; `count` is a component count name or None (one).
 
-    `base` is the Rust accessor returning the region's offset, `element` the
-    one taking an index (both optional, as in Rust), and `subfield_accessors`
-    asks for `<element>_<sub>(i)`, `<element>_<sub>_offset()` and `<element>_size()`.
-
-    Runtime facts ride along so the allocator reads them from the same list:
-    `init` pairs a sub-field with what `initialize_vmctx` writes to every
-    element: an int, or `(header, part)` naming a value the caller supplies
-    (`("store", 0)` is the store fat pointer's data word, `("limits", None)`
-    the whole `limits` pointer); `poison` names the sub-fields a debug build
-    fills with `INVALID_PTR`.
+    `base` is the Rust accessor returning the region's offset, `element`
+    the one taking an index, `array` (v49+) the one returning `ArrayOffsets`
+    (all optional, as in Rust); `subfield_accessors` is a prefix asking for
+    `<prefix>_<sub>(i)`, `<prefix>_<sub>_offset()` and `<prefix>_size()`. `init` pairs a sub-field with what `initialize_vmctx`
+    writes into every element (an int, or a `Header`); `poison` names the
+    sub-fields a debug build fills with `INVALID_PTR`.
     """
 
     name: str
@@ -47,14 +41,28 @@ class Field:
     count: str = None
     base: str = None
     element: str = None
-    subfield_accessors: bool = False
+    array: str = None
+    subfield_accessors: str = None
     init: tuple = ()
     poison: tuple = ()
+    getter: str = None
 
+    @property
+    def runtime_getter(self):
+        """The `ComponentInstance` getter of one element: `getter`, else the element accessor's name."""
+        return self.getter or self.element
+
+    @property
+    def index_accessor(self):
+        """How an indexed access is named in errors: `lowering` or `lowerings().at`."""
+        return self.element or f"{self.array}().at"
 
     def header_name(self):
         """The caller-supplied header value this field is initialized from, if any."""
-        return next((v[0] for _, v in self.init if isinstance(v, tuple)), None)
+        return next((v.name for _, v in self.init if isinstance(v, Header)), None)
+
+    def sub_offset(self, sub, ptr):
+        return self.elem_type.offset_of(sub, ptr)
 
 
 @dataclass(frozen=True)
@@ -64,74 +72,39 @@ class Align:
     to: object
 
 
-SEED_FIELDS = (
-    Field("magic", MAGIC_U32, base="magic", init=(("magic", VMCOMPONENT_MAGIC),)),
-    Align(PTR),
-    Field(
-        "store",
-        STORE_FAT_PTR,
-        base="store",
-        init=(("data", ("store", 0)), ("vtable", ("store", 1))),
-    ),
-    Align(16),
-    Field(
-        "flags",
-        VMGLOBAL_DEFINITION,
-        "num_runtime_component_instances",
-        element="instance_flags",
-        init=(("flags", FLAG_MAY_ENTER | FLAG_MAY_LEAVE),),
-    ),
-    Align(PTR),
-    Field(
-        "lowering_anyfuncs",
-        VMCALLER_CHECKED_ANYFUNC,
-        "num_lowerings",
-        base="lowering_anyfuncs",
-        element="lowering_anyfunc",
-        poison=("func_ptr",),
-    ),
-    Field(
-        "always_trap_anyfuncs",
-        VMCALLER_CHECKED_ANYFUNC,
-        "num_always_trap",
-        base="always_trap_anyfuncs",
-        element="always_trap_anyfunc",
-        poison=("func_ptr",),
-    ),
-    Field(
-        "lowerings",
-        VMLOWERING,
-        "num_lowerings",
-        base="lowerings",
-        element="lowering",
-        subfield_accessors=True,
-        poison=("callee", "data"),
-    ),
-    Field(
-        "memories",
-        VMMEMORY_DEFINITION_PTR,
-        "num_runtime_memories",
-        base="runtime_memories",
-        element="runtime_memory",
-        poison=("ptr",),
-    ),
-    Field(
-        "reallocs",
-        VMCALLER_CHECKED_ANYFUNC_PTR,
-        "num_runtime_reallocs",
-        base="runtime_reallocs",
-        element="runtime_realloc",
-        poison=("ptr",),
-    ),
-    Field(
-        "post_returns",
-        VMCALLER_CHECKED_ANYFUNC_PTR,
-        "num_runtime_post_returns",
-        base="runtime_post_returns",
-        element="runtime_post_return",
-        poison=("ptr",),
-    ),
-)
+@dataclass(frozen=True)
+class SetterArg:
+    """One Rust argument of a setter: it fills `subs` of one element of field `field`."""
+
+    name: str
+    field: str
+    subs: tuple
+
+
+@dataclass(frozen=True)
+class Setter:
+    """A `ComponentInstance` setter: `name(index, *args)` writes one element of each field it names.
+
+    Sub-fields with the role "vmctx" in an element it writes get the
+    context's own address. In debug builds the sub-fields in `asserts`
+    (`(field, sub)` pairs; by default every poisoned sub-field it writes)
+    must still hold `INVALID_PTR`: set once only.
+    """
+
+    name: str
+    args: tuple
+    asserts: tuple = None
+
+    @property
+    def fields(self):
+        """The fields written, in argument order, without repeats."""
+        return tuple(dict.fromkeys(a.field for a in self.args))
+
+
+def setter(name, asserts=None, **args):
+    """`setter("set_lowering", lowering=("lowerings", "callee", "data"), ...)`: keyword order is Rust's."""
+    return Setter(name, tuple(SetterArg(arg, target[0], tuple(target[1:])) for arg, target in args.items()),
+                  asserts)
 
 
 @dataclass(frozen=True)

@@ -1,30 +1,28 @@
-"""`VMComponentOffsets`: the Rust type's methods, generated from the layout declaration."""
+"""`VMComponentOffsets`: each release's Rust methods, generated from its declaration."""
 
 import operator
+from functools import lru_cache
 
-from .component import COUNT_NAMES
-from ..errors import ComponentIndexError, InvalidPtrSizeError
-from .fields import SEED_FIELDS, Field, lay_out
-from .ptr import VALID_PTR_SIZES, as_ptr_size
+from ..errors import ArgumentTypeError, ComponentIndexError, InvalidPtrSizeError, LayoutError, UnknownRegionError
+from .fields import lay_out
+from .ptr import as_ptr_size
 from .types import resolve
 
-__all__ = ["VMComponentOffsets", "make_offsets_class"]
+__all__ = ["offsets_class", "check_index"]
 
 
-def _index(accessor, count_name, count, index):
+def check_index(accessor, count_name, count, index):
     """`index` as an int the Rust `assert!(index < count)` accepts, else `ComponentIndexError`."""
     if isinstance(index, bool):
-        raise TypeError(f"{accessor} index must be an int, got bool {index!r}")
+        raise ArgumentTypeError(f"{accessor} index must be an int, got bool {index!r}")
     try:
         i = operator.index(index)
     except TypeError:
-        raise TypeError(
+        raise ArgumentTypeError(
             f"{accessor} index must be an int, got {type(index).__name__} {index!r}"
         ) from None
     if not 0 <= i < count:
-        raise ComponentIndexError(
-            f"{accessor} index {i} out of range ({count_name}={count})"
-        )
+        raise ComponentIndexError(f"{accessor} index {i} out of range ({count_name}={count})")
     return i
 
 
@@ -35,15 +33,48 @@ def _base_accessor(name):
     return accessor
 
 
-def _element_accessor(field, accessor_name, extra=None):
+def _element_accessor(field, accessor_name, sub=None):
     name, count_name = field.name, field.count
-    sub = extra
 
     def accessor(self, index):
-        count = getattr(self, count_name)
-        i = _index(accessor_name, count_name, count, index)
+        i = check_index(accessor_name, count_name, getattr(self, count_name), index)
         offset = self._region_offsets[name] + i * self._elem_sizes[name]
-        return offset if sub is None else offset + resolve(sub.offset, self.ptr)
+        return offset if sub is None else offset + field.sub_offset(sub, self.ptr)
+
+    return accessor
+
+
+class ArrayOffsets:
+    """v49+ `ArrayOffsets`: `begin()`, `stride()`, `count()`, and `at(i)` asserting `i < count`."""
+
+    __slots__ = ("_begin", "_stride", "_count", "_what")
+
+    def __init__(self, begin, stride, count, what):
+        self._begin, self._stride, self._count, self._what = begin, stride, count, what
+
+    def begin(self):
+        return self._begin
+
+    def stride(self):
+        return self._stride
+
+    def count(self):
+        return self._count
+
+    def at(self, index):
+        i = check_index(f"{self._what}().at", "count", self._count, index)
+        return self._begin + i * self._stride
+
+    def __repr__(self):
+        return f"ArrayOffsets(begin={self._begin}, stride={self._stride}, count={self._count})"
+
+
+def _array_accessor(field):
+    name = field.name
+
+    def accessor(self):
+        region = self._by_name[name]
+        return ArrayOffsets(region.offset, region.elem_size, region.count, field.array)
 
     return accessor
 
@@ -56,63 +87,68 @@ def _constant(fn):
 
 
 def _accessors(fields):
-    """Every method name → function the Rust `VMComponentOffsets` has for `fields`."""
+    """Every method name -> function the Rust `VMComponentOffsets` has for `fields`."""
     methods = {}
     for field in fields:
-        if not isinstance(field, Field):
-            continue
         if field.base:
             methods[field.base] = _base_accessor(field.name)
         if field.element:
             methods[field.element] = _element_accessor(field, field.element)
-        if field.subfield_accessors:
+        if field.array:
+            methods[field.array] = _array_accessor(field)
+        prefix = field.subfield_accessors
+        if prefix:
             etype = field.elem_type
-            methods[f"{field.element}_size"] = _constant(etype.size_for)
+            methods[f"{prefix}_size"] = _constant(etype.size_for)
             for sub in etype.subfields:
-                methods[f"{field.element}_{sub.name}"] = _element_accessor(
-                    field, f"{field.element}_{sub.name}", sub
-                )
-                methods[f"{field.element}_{sub.name}_offset"] = _constant(
-                    lambda ptr, spec=sub.offset: resolve(spec, ptr)
-                )
+                methods[f"{prefix}_{sub.name}"] = _element_accessor(field, f"{prefix}_{sub.name}", sub.name)
+                methods[f"{prefix}_{sub.name}_offset"] = _constant(
+                    lambda ptr, etype=etype, name=sub.name: etype.offset_of(name, ptr))
     return methods
 
 
 class _OffsetsBase:
     """Shared state and the methods that do not depend on the field list."""
 
-    FIELDS = ()
-    COUNT_NAMES = ()
-    VALID_PTR_SIZES = VALID_PTR_SIZES
     LAYOUT = None
 
     def __init__(self, ptr, component):
+        layout = self.LAYOUT
         self.ptr = as_ptr_size(ptr)
-        if int(self.ptr) not in self.VALID_PTR_SIZES:
+        if int(self.ptr) not in layout.valid_ptr_sizes:
             raise InvalidPtrSizeError(
-                f"pointer size {int(self.ptr)} is not supported by {self.LAYOUT.range_text}: its u8 "
-                f"PtrSize arithmetic allows only {', '.join(map(str, self.VALID_PTR_SIZES))}"
+                f"pointer size {int(self.ptr)} is not supported by {layout.range_text}: its u8 "
+                f"PtrSize arithmetic allows only {', '.join(map(str, layout.valid_ptr_sizes))}"
             )
-        missing = [n for n in self.COUNT_NAMES if not hasattr(component, n)]
-        if missing or not hasattr(component, "counts"):
-            raise TypeError(
-                f"component must have the counts {', '.join(self.COUNT_NAMES)}; "
-                f"{type(component).__name__} lacks {', '.join(missing) or 'counts()'}"
+        if not isinstance(component, layout.component_class):
+            raise LayoutError(
+                f"component must be {layout.name}'s counts ({', '.join(layout.count_names)}), "
+                f"got {type(component).__name__}"
             )
         self.component = component
-        for name in self.COUNT_NAMES:
-            setattr(self, name, getattr(component, name))
-        regions, size = lay_out(self.FIELDS, self.ptr, {n: getattr(component, n) for n in self.COUNT_NAMES})
+        counts = component.counts()
+        for name, value in counts.items():
+            setattr(self, name, value)
+        regions, size = lay_out(layout.fields, self.ptr, counts)
         # Required by `from_opaque`, which reads the magic at a fixed offset 0.
         if regions[0].name != "magic" or regions[0].offset != 0:
-            raise AssertionError("layout declaration must start with the magic at offset 0")
+            raise LayoutError("layout declaration must start with the magic at offset 0")
         self._regions = regions
+        self._by_name = {r.name: r for r in regions}
         self._region_offsets = {r.name: r.offset for r in regions}
         self._elem_sizes = {r.name: r.elem_size for r in regions}
         self._size = size
 
+    @property
+    def FIELDS(self):
+        return self.LAYOUT.fields
+
+    @property
+    def COUNT_NAMES(self):
+        return self.LAYOUT.count_names
+
     def __repr__(self):
-        counts = ", ".join(f"{n}={getattr(self, n)}" for n in self.COUNT_NAMES)
+        counts = ", ".join(f"{n}={getattr(self, n)}" for n in self.LAYOUT.count_names)
         return f"{type(self).__name__}(ptr={int(self.ptr)}, {counts})"
 
     def pointer_size(self):
@@ -126,35 +162,28 @@ class _OffsetsBase:
         return list(self._regions)
 
     def region(self, name):
-        for r in self._regions:
-            if r.name == name:
-                return r
-        raise KeyError(f"no region named {name!r}; regions: {', '.join(r.name for r in self._regions)}")
+        r = self._by_name.get(name)
+        if r is None:
+            raise UnknownRegionError(f"no region named {name!r} in {self.LAYOUT.name}; "
+                              f"regions: {', '.join(r.name for r in self._regions)}")
+        return r
+
+    def element_offset(self, name, index):
+        """Offset of element `index` of region `name`, index-checked as its Rust accessor is."""
+        r = self.region(name)
+        field = self.LAYOUT.field(name)
+        i = check_index(field.index_accessor, r.count_name, r.count, index)
+        return r.offset + i * r.elem_size
 
 
-def make_offsets_class(name, fields, count_names, methods=None, valid_ptr_sizes=VALID_PTR_SIZES, layout=None):
-    """A `VMComponentOffsets`-like class whose accessors come from `fields`.
-
-    `methods` adds constant accessors (`name -> PtrUnits`), such as a
-    release's `size_of_vmtable`.
-    """
-    namespace = {"FIELDS": tuple(fields), "COUNT_NAMES": tuple(count_names),
-                 "VALID_PTR_SIZES": tuple(valid_ptr_sizes), "LAYOUT": layout}
-    namespace.update(_accessors(fields))
-    for method, spec in (methods or {}).items():
+@lru_cache(maxsize=None)
+def offsets_class(layout):
+    """A `VMComponentOffsets` class whose accessors come from `layout`'s fields and `methods`."""
+    namespace = {"LAYOUT": layout, "__module__": __name__,
+                 "__doc__": f"Offsets of every field of a `VMComponentContext` ({layout.name}).\n\n"
+                            "`VMComponentOffsets(ptr, component)` with `ptr` an int or `HostPtr`; the "
+                            "methods and attributes are those of the Rust type, with the same results."}
+    namespace.update(_accessors(layout.declared_fields()))
+    for method, spec in layout.methods.items():
         namespace[method] = _constant(lambda ptr, spec=spec: resolve(spec, ptr))
-    return type(name, (_OffsetsBase,), namespace)
-
-
-def _seed_layout():
-    from .releases import SEED
-
-    return SEED
-
-
-VMComponentOffsets = make_offsets_class("VMComponentOffsets", SEED_FIELDS, COUNT_NAMES, layout=_seed_layout())
-VMComponentOffsets.__doc__ = """Offsets of every field of a `VMComponentContext` (seed layout).
-
-`VMComponentOffsets(ptr, component)` with `ptr` an int or `HostPtr`; the
-methods and attributes are those of the Rust type, with the same results.
-"""
+    return type("VMComponentOffsets", (_OffsetsBase,), namespace)

@@ -1,13 +1,21 @@
-"""Pointer width as a value (Wasmtime's `PtrSize` trait), never a global."""
+"""Pointer width as a value (Wasmtime's `PtrSize` trait), never a global.
+
+`PtrSize::size()` is a `u8` and `align` asserts a power of two, so a pointer
+size is a power of two up to 128; which of those a release accepts follows
+from the `u8` sizes of its element types (`WasmtimeLayout.valid_ptr_sizes`).
+The seed's `PtrSize` helpers are read off the seed's element types.
+"""
 
 import ctypes
 
+from ..constants import INVALID_PTR_64
 from ..errors import InvalidPtrSizeError
+from .types import VMCALLER_CHECKED_ANYFUNC, VMGLOBAL_DEFINITION
 
 __all__ = [
     "PtrSize",
     "HostPtr",
-    "VALID_PTR_SIZES",
+    "POINTER_SIZES",
     "as_ptr_size",
     "invalid_ptr",
     "size_of_vmcaller_checked_anyfunc",
@@ -17,28 +25,21 @@ __all__ = [
     "vmcaller_checked_anyfunc_vmctx",
 ]
 
-U8_MAX = 0xFF
-# Every PtrSize helper is `u8` arithmetic in Rust; the largest product is
-# size_of_vmcaller_checked_anyfunc() = 3 * size, and `align` asserts a power
-# of two. Sizes outside this set make the Rust code panic.
-VALID_PTR_SIZES = tuple(1 << k for k in range(8) if 3 * (1 << k) <= U8_MAX)
-
-_INVALID_PTR_64 = 0xDEAD_DEAD_BEEF_BEEF
+POINTER_SIZES = tuple(1 << k for k in range(8))
 
 
 class PtrSize(int):
-    """A pointer size in bytes that Wasmtime's `PtrSize` accepts; compares equal to the int."""
+    """A pointer size in bytes that Wasmtime's `PtrSize` can hold; compares equal to the int."""
 
     def __new__(cls, size):
         if isinstance(size, bool) or not isinstance(size, int):
             raise InvalidPtrSizeError(
                 f"pointer size must be an int, got {type(size).__name__} {size!r}"
             )
-        if size not in VALID_PTR_SIZES:
+        if size not in POINTER_SIZES:
             raise InvalidPtrSizeError(
-                f"pointer size {size} is not supported: Wasmtime's u8 PtrSize arithmetic "
-                f"(3 * size must fit a u8, size a power of two) allows only "
-                f"{', '.join(map(str, VALID_PTR_SIZES))}"
+                f"pointer size {size} is not supported: Wasmtime's PtrSize is a u8 power of two "
+                f"({', '.join(map(str, POINTER_SIZES))}), and each release narrows that further"
             )
         return super().__new__(cls, size)
 
@@ -49,19 +50,19 @@ class PtrSize(int):
         return int(self)
 
     def size_of_vmcaller_checked_anyfunc(self):
-        return 3 * int(self)
+        return VMCALLER_CHECKED_ANYFUNC.size_for(self)
 
     def size_of_vmglobal_definition(self):
-        return 16
+        return VMGLOBAL_DEFINITION.size_for(self)
 
     def vmcaller_checked_anyfunc_func_ptr(self):
-        return 0
+        return VMCALLER_CHECKED_ANYFUNC.offset_of("func_ptr", self)
 
     def vmcaller_checked_anyfunc_type_index(self):
-        return int(self)
+        return VMCALLER_CHECKED_ANYFUNC.offset_of("type_index", self)
 
     def vmcaller_checked_anyfunc_vmctx(self):
-        return 2 * int(self)
+        return VMCALLER_CHECKED_ANYFUNC.offset_of("vmctx", self)
 
 
 HostPtr = PtrSize(ctypes.sizeof(ctypes.c_void_p))
@@ -75,7 +76,7 @@ def as_ptr_size(ptr):
 def invalid_ptr(ptr_size):
     """`INVALID_PTR` (0xdeaddeadbeefbeef as usize) truncated to `ptr_size` bytes."""
     size = as_ptr_size(ptr_size)
-    return _INVALID_PTR_64 & ((1 << (8 * min(size, 8))) - 1)
+    return INVALID_PTR_64 & ((1 << (8 * min(size, 8))) - 1)
 
 
 def size_of_vmcaller_checked_anyfunc(ptr):

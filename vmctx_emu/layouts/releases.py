@@ -1,38 +1,47 @@
-"""Every released `VMComponentContext` layout, each one more declaration in the seed's form.
+"""Every `VMComponentContext` layout Wasmtime has shipped, the seed included, declared once.
 
-Facts read from `crates/environ/src/component/vmcomponent_offsets.rs`,
-`crates/environ/src/vmoffsets.rs` (PtrSize sizes) and the runtime's
-`initialize_vmctx` at each release tag; the variants below split a table row
-wherever a rename changes accessor names. The seed (commit 97894bc65e) is the
-default everywhere.
+Each `WasmtimeLayout` below is a literal list of named pieces in the order of
+its release's `fields!` / `for_each_vmctx_type!` list, read top to bottom like
+the Rust, plus that release's runtime setters and flag bits. Everything else
+(count names, component classes, offsets classes and accessor names, valid
+pointer sizes, the initializer and poison, getters and setters, decoder
+anomalies, shape inference, the C mirror, CLI options) is derived from it.
+
+Sources, per release tag: `crates/environ/src/component/vmcomponent_offsets.rs`,
+`crates/environ/src/vmoffsets.rs` and `vmtypes.rs` (element sizes),
+`crates/environ/src/vmctxtypes.rs` (v49+), and the runtime's
+`initialize_vmctx` and setters (`crates/runtime/src/component.rs`, later
+`crates/wasmtime/src/runtime/vm/component.rs`).
 """
 
 import re
 from dataclasses import dataclass, field as dc_field
-from functools import cached_property
 
-from .component import make_component_class
-from ..constants import FLAG_MAY_ENTER, FLAG_MAY_LEAVE, FLAG_NAMES, VMCOMPONENT_MAGIC
-from .fields import SEED_FIELDS, Align, Field
+from ..constants import FLAG_MAY_ENTER, FLAG_MAY_LEAVE, FLAG_NEEDS_POST_RETURN, VMCOMPONENT_MAGIC
+from ..errors import UnknownReleaseError
+from .component import component_class
+from .fields import Align, Field, Header, setter
+from .offsets import offsets_class
 from .types import (
     MAGIC_U32,
     PTR,
     STORE_FAT_PTR,
     VM_FUNC_REF_4,
     VM_FUNC_REF_5,
+    VM_FUNC_REF_C,
     VMCALLER_CHECKED_ANYFUNC,
-    VMCALLER_CHECKED_ANYFUNC_PTR,
     VMGLOBAL_DEFINITION,
     VMGLOBAL_I32,
     VMLOWERING,
-    VMMEMORY_DEFINITION_PTR,
     VMTABLE,
     VMTABLE_IMPORT,
+    VMTABLE_IMPORT_C,
     PtrUnits,
     pointer_type,
 )
 
-__all__ = ["WasmtimeLayout", "LAYOUTS", "SEED", "wasmtime_layout", "supported_ranges"]
+__all__ = ["WasmtimeLayout", "LAYOUTS", "SEED", "COUNT_ORDER", "wasmtime_layout", "supported_ranges",
+           "ALL_RELEASES", "Component", "VMComponentOffsets"]
 
 # Released versions (from the release tags): "major.minor" -> (first patch, last patch).
 # v38.0.0 has no release tag; v38 starts at 38.0.1.
@@ -45,8 +54,21 @@ RELEASE_PATCHES = {
     "30.0": (0, 2), "31.0": (0, 0), "32.0": (0, 1), "33.0": (0, 2), "34.0": (0, 2), "35.0": (0, 0),
     "36.0": (0, 14), "37.0": (0, 3), "38.0": (1, 4), "39.0": (0, 2), "40.0": (0, 4), "41.0": (0, 4),
     "42.0": (0, 2), "43.0": (0, 2), "44.0": (0, 3), "45.0": (0, 3), "46.0": (0, 3), "47.0": (0, 4),
-    "48.0": (0, 0),
+    "48.0": (0, 0), "49.0": (0, 4), "50.0": (0, 1),
 }
+
+# The Rust struct order of every count any release has; each release's counts
+# are the ones its fields use, in this order (checked against each release's
+# `VMComponentOffsets` struct by the tests).
+COUNT_ORDER = (
+    "num_lowerings", "num_runtime_memories", "num_runtime_tables", "num_runtime_reallocs",
+    "num_runtime_callbacks", "num_runtime_post_returns", "num_runtime_component_instances",
+    "num_always_trap", "num_transcoders", "num_trampolines", "num_unsafe_intrinsics", "num_resources",
+)
+
+ALL_FLAGS = ((FLAG_MAY_LEAVE, "MAY_LEAVE"), (FLAG_MAY_ENTER, "MAY_ENTER"),
+             (FLAG_NEEDS_POST_RETURN, "NEEDS_POST_RETURN"))
+MAY_LEAVE_ONLY = ((FLAG_MAY_LEAVE, "MAY_LEAVE"),)
 
 
 def _key(version):
@@ -58,107 +80,161 @@ ALL_RELEASES = tuple(
 )
 
 
-# -- declaration pieces -------------------------------------------------------
+# -- the pieces releases are made of -------------------------------------------
 
 MAGIC = Field("magic", MAGIC_U32, base="magic", init=(("magic", VMCOMPONENT_MAGIC),))
-STORE = Field("store", STORE_FAT_PTR, base="store", init=(("data", ("store", 0)), ("vtable", ("store", 1))))
+STORE = Field("store", STORE_FAT_PTR, base="store",
+              init=(("data", Header("store", 0)), ("vtable", Header("store", 1))))
 
 
-def header(name, rust_type):
+def header(name, *, rust_type):
     """A pointer `initialize_vmctx` writes from a caller-supplied value."""
-    return Field(name, pointer_type(rust_type, f"vmctx_{name}_ptr"), base=name, init=(("ptr", (name, None)),))
+    return Field(name, pointer_type(rust_type, "header"), base=name, init=(("ptr", Header(name)),))
 
 
-def flags(name="flags", element="instance_flags", init=FLAG_MAY_ENTER | FLAG_MAY_LEAVE):
+def flags(*, name="flags", element="instance_flags", init):
+    """One flag global per component instance, each initialized to `init`."""
     return Field(name, VMGLOBAL_DEFINITION, "num_runtime_component_instances", element=element,
                  init=(("flags", init),))
 
 
-def func_refs(name, etype, count, base, element):
-    """A func-ref array; a debug build poisons only each entry's first word."""
-    return Field(name, etype, count, base=base, element=element, poison=(etype.subfields[0].name,))
-
-
-def pointers(name, rust_type, count, base, element, poisoned=True):
-    return Field(name, pointer_type(rust_type, f"vmctx_{name}_ptr"), count, base=base, element=element,
-                 poison=("ptr",) if poisoned else ())
-
-
-LOWERINGS = Field("lowerings", VMLOWERING, "num_lowerings", base="lowerings", element="lowering",
-                  subfield_accessors=True, poison=("callee", "data"))
-MEMORIES = Field("memories", VMMEMORY_DEFINITION_PTR, "num_runtime_memories", base="runtime_memories",
-                 element="runtime_memory", poison=("ptr",))
-REALLOCS_ANYFUNC = Field("reallocs", VMCALLER_CHECKED_ANYFUNC_PTR, "num_runtime_reallocs",
-                         base="runtime_reallocs", element="runtime_realloc", poison=("ptr",))
-POST_RETURNS_ANYFUNC = Field("post_returns", VMCALLER_CHECKED_ANYFUNC_PTR, "num_runtime_post_returns",
-                             base="runtime_post_returns", element="runtime_post_return", poison=("ptr",))
-REALLOCS = pointers("reallocs", "*mut VMFuncRef", "num_runtime_reallocs", "runtime_reallocs", "runtime_realloc")
-CALLBACKS = pointers("callbacks", "*mut VMFuncRef", "num_runtime_callbacks", "runtime_callbacks",
-                     "runtime_callback")
-POST_RETURNS = pointers("post_returns", "*mut VMFuncRef", "num_runtime_post_returns", "runtime_post_returns",
-                        "runtime_post_return")
-RESOURCE_DESTRUCTORS = pointers("resource_destructors", "*mut VMFuncRef", "num_resources",
-                                "resource_destructors", "resource_destructor")
 TASK_MAY_BLOCK = Field("task_may_block", VMGLOBAL_I32, base="task_may_block")
 
 
-def tables(etype, poison):
-    return Field("tables", etype, "num_runtime_tables", base="runtime_tables", element="runtime_table",
+def func_refs(name, *, elem, count, base, element):
+    """A func-ref array; a debug build poisons only each entry's first word."""
+    return Field(name, elem, count, base=base, element=element, poison=(elem.subfields[0].name,))
+
+
+def pointers(name, *, rust_type, role, count, base, element, null="never"):
+    """An array of single pointers, each poisoned in a debug build."""
+    return Field(name, pointer_type(rust_type, role, null), count, base=base, element=element, poison=("ptr",))
+
+
+def tables(*, elem, poison):
+    return Field("tables", elem, "num_runtime_tables", base="runtime_tables", element="runtime_table",
                  poison=poison)
 
 
-def anyfunc_arrays(etype, suffix, with_transcoders):
-    names = [("lowering", "num_lowerings"), ("always_trap", "num_always_trap")]
-    if with_transcoders:
-        names.append(("transcoder", "num_transcoders"))
-    return tuple(func_refs(f"{n}_{suffix}s", etype, c, f"{n}_{suffix}s", f"{n}_{suffix}") for n, c in names)
+LOWERINGS = Field("lowerings", VMLOWERING, "num_lowerings", base="lowerings", element="lowering",
+                  subfield_accessors="lowering", poison=("callee", "data"))
+# Up to v29 `set_runtime_memory` takes a raw pointer and `debug_assert!`s it is
+# non-null; from v30 it takes a `NonNull`.
+MEMORIES_RAW = pointers("memories", rust_type="*mut VMMemoryDefinition", role="memory", null="debug",
+                        count="num_runtime_memories", base="runtime_memories", element="runtime_memory")
+MEMORIES = pointers("memories", rust_type="*mut VMMemoryDefinition", role="memory",
+                    count="num_runtime_memories", base="runtime_memories", element="runtime_memory")
+REALLOCS_ANYFUNC = pointers("reallocs", rust_type="*mut VMCallerCheckedAnyfunc", role="func_ref",
+                            count="num_runtime_reallocs", base="runtime_reallocs", element="runtime_realloc")
+POST_RETURNS_ANYFUNC = pointers("post_returns", rust_type="*mut VMCallerCheckedAnyfunc", role="func_ref",
+                                count="num_runtime_post_returns", base="runtime_post_returns",
+                                element="runtime_post_return")
+REALLOCS = pointers("reallocs", rust_type="*mut VMFuncRef", role="func_ref",
+                    count="num_runtime_reallocs", base="runtime_reallocs", element="runtime_realloc")
+CALLBACKS = pointers("callbacks", rust_type="*mut VMFuncRef", role="func_ref",
+                     count="num_runtime_callbacks", base="runtime_callbacks", element="runtime_callback")
+POST_RETURNS = pointers("post_returns", rust_type="*mut VMFuncRef", role="func_ref",
+                        count="num_runtime_post_returns", base="runtime_post_returns",
+                        element="runtime_post_return")
+RESOURCE_DESTRUCTORS = pointers("resource_destructors", rust_type="*mut VMFuncRef", role="func_ref",
+                                null="allowed", count="num_resources", base="resource_destructors",
+                                element="resource_destructor")
+
+LIBCALLS = header("libcalls", rust_type="*mut VMComponentLibcalls")
+BUILTINS = header("builtins", rust_type="*mut VMComponentBuiltins")
+LIMITS = header("limits", rust_type="*mut VMRuntimeLimits")
+VM_STORE_CONTEXT = header("vm_store_context", rust_type="*mut VMStoreContext")
+TRANSCODE_LIBCALLS = header("transcode_libcalls", rust_type="*mut VMComponentTranscodeLibcalls")
+STORE_CONTEXT = header("store_context", rust_type="*mut VMStoreContext")
 
 
-def trampolines(etype):
-    return func_refs("trampoline_func_refs", etype, "num_trampolines", "trampoline_func_refs", "trampoline_func_ref")
+def array(name, *, elem, count, getter, poison=(), subfield_accessors=None):
+    """v49+: an array reached through its `ArrayOffsets` accessor, named like the field."""
+    return Field(name, elem, count, array=name, subfield_accessors=subfield_accessors, poison=poison,
+                 getter=getter)
 
 
-INTRINSICS = func_refs("intrinsic_func_refs", VM_FUNC_REF_4, "num_unsafe_intrinsics",
-                       "unsafe_intrinsic_func_refs", "unsafe_intrinsic_func_ref")
+def array_of_pointers(name, *, rust_type, role, count, getter, null="never"):
+    return Field(name, pointer_type(rust_type, role, null), count, array=name, poison=("ptr",), getter=getter)
 
-SEED_COUNTS = ("num_lowerings", "num_runtime_memories", "num_runtime_reallocs", "num_runtime_post_returns",
-               "num_runtime_component_instances", "num_always_trap")
-TRANSCODER_COUNTS = SEED_COUNTS + ("num_transcoders",)
-TRAMPOLINE_COUNTS = ("num_lowerings", "num_runtime_memories", "num_runtime_reallocs",
-                     "num_runtime_post_returns", "num_runtime_component_instances", "num_trampolines",
-                     "num_resources")
-CALLBACK_COUNTS = ("num_lowerings", "num_runtime_memories", "num_runtime_reallocs", "num_runtime_callbacks",
-                   "num_runtime_post_returns", "num_runtime_component_instances", "num_trampolines",
-                   "num_resources")
-TABLE_COUNTS = ("num_lowerings", "num_runtime_memories", "num_runtime_tables", "num_runtime_reallocs",
-                "num_runtime_callbacks", "num_runtime_post_returns", "num_runtime_component_instances",
-                "num_trampolines", "num_resources")
-INTRINSIC_COUNTS = TABLE_COUNTS[:-1] + ("num_unsafe_intrinsics", "num_resources")
+# -- setters, with each release's Rust arguments in order ------------------------
 
-ALL_FLAGS = FLAG_NAMES
-MAY_LEAVE_ONLY = ((FLAG_MAY_LEAVE, "MAY_LEAVE"),)
+SET_RUNTIME_MEMORY = setter("set_runtime_memory", ptr=("memories", "ptr"))
+SET_RUNTIME_REALLOC = setter("set_runtime_realloc", ptr=("reallocs", "ptr"))
+SET_RUNTIME_POST_RETURN = setter("set_runtime_post_return", ptr=("post_returns", "ptr"))
+SET_RUNTIME_CALLBACK = setter("set_runtime_callback", ptr=("callbacks", "ptr"))
+SET_RESOURCE_DESTRUCTOR = setter("set_resource_destructor", dtor=("resource_destructors", "ptr"))
+SET_LOWERING = setter("set_lowering", lowering=("lowerings", "callee", "data"))
+
+
+def set_anyfunc(name, array):
+    """Seed to v8: `name(idx, func_ptr, type_index)` fills a caller-checked anyfunc."""
+    return setter(name, func_ptr=(array, "func_ptr"), type_index=(array, "type_index"))
+
+
+def set_func_ref5(name, array, **before):
+    """v9-v21: `name(idx, ..., wasm_call, native_call, array_call, type_index)` fills a 5-word func ref."""
+    return setter(name, **before, wasm_call=(array, "wasm_call"), native_call=(array, "native_call"),
+                  array_call=(array, "array_call"), type_index=(array, "type_index"))
+
+
+def set_func_ref4(name, array):
+    """v22+: `name(idx, wasm_call, array_call, type_index)` fills a 4-word func ref."""
+    return setter(name, wasm_call=(array, "wasm_call"), array_call=(array, "array_call"),
+                  type_index=(array, "type_index"))
+
+
+SET_LOWERING_ANYFUNC = setter("set_lowering", lowering=("lowerings", "callee", "data"),
+                              anyfunc_func_ptr=("lowering_anyfuncs", "func_ptr"),
+                              anyfunc_type_index=("lowering_anyfuncs", "type_index"))
+SET_LOWERING_FUNC_REF = set_func_ref5("set_lowering", "lowering_func_refs",
+                                      lowering=("lowerings", "callee", "data"))
+# Every table setter asserts both `from` and `vmctx` still hold INVALID_PTR,
+# though up to v38 only `from` is poisoned: a debug build fails there, as Rust does.
+TABLE_ASSERTS = (("tables", "from"), ("tables", "vmctx"))
+SET_TABLE_2 = setter("set_runtime_table", asserts=TABLE_ASSERTS, ptr=("tables", "from"), vmctx=("tables", "vmctx"))
+SET_TABLE_3 = setter("set_runtime_table", asserts=TABLE_ASSERTS, ptr=("tables", "from"), vmctx=("tables", "vmctx"),
+                     index=("tables", "index"))
+# From v36 the caller passes a whole `VMTableImport`.
+SET_TABLE_IMPORT = setter("set_runtime_table", asserts=TABLE_ASSERTS, import_=("tables", "from", "vmctx", "index"))
+
+SEED_SETTERS = (SET_LOWERING_ANYFUNC, set_anyfunc("set_always_trap", "always_trap_anyfuncs"),
+                SET_RUNTIME_MEMORY, SET_RUNTIME_REALLOC, SET_RUNTIME_POST_RETURN)
+TRANSCODER_SETTERS = SEED_SETTERS + (set_anyfunc("set_transcoder", "transcoder_anyfuncs"),)
+FUNC_REF5_SETTERS = (SET_LOWERING_FUNC_REF,
+                     set_func_ref5("set_always_trap", "always_trap_func_refs"),
+                     set_func_ref5("set_transcoder", "transcoder_func_refs"),
+                     SET_RUNTIME_MEMORY, SET_RUNTIME_REALLOC, SET_RUNTIME_POST_RETURN)
+TRAMPOLINE5_SETTERS = (set_func_ref5("set_trampoline", "trampoline_func_refs"), SET_LOWERING,
+                       SET_RUNTIME_MEMORY, SET_RUNTIME_REALLOC, SET_RUNTIME_POST_RETURN,
+                       SET_RESOURCE_DESTRUCTOR)
+TRAMPOLINE4_SETTERS = (set_func_ref4("set_trampoline", "trampoline_func_refs"),) + TRAMPOLINE5_SETTERS[1:]
+CALLBACK_SETTERS = TRAMPOLINE4_SETTERS + (SET_RUNTIME_CALLBACK,)
+TABLE2_SETTERS = CALLBACK_SETTERS + (SET_TABLE_2,)
+TABLE3_SETTERS = CALLBACK_SETTERS + (SET_TABLE_3,)
+TABLE_IMPORT_SETTERS = CALLBACK_SETTERS + (SET_TABLE_IMPORT,)
+INTRINSIC_SETTERS = TABLE_IMPORT_SETTERS + (set_func_ref4("set_intrinsic", "intrinsic_func_refs"),)
 
 
 # -- the layouts ----------------------------------------------------------------
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class WasmtimeLayout:
-    """One release range's `VMComponentOffsets`: its declaration and runtime facts.
+    """One release range's `VMComponentContext`: its declaration and runtime facts.
 
-    `u8_multiple` is the largest `k` of a `k * ptr.size()` that Rust computes
-    in `u8` for this release: pointer sizes whose product overflows are
-    rejected like the Rust panic.
+    `first`/`last` bound the releases whose accessors carry exactly these
+    names (a rename splits a table row, `id`, into several declarations).
+    `methods` adds constant `PtrSize`-style accessors (`name -> PtrUnits`).
     """
 
     id: str
-    first: str  # this declaration's first and last release (a rename can split an id)
+    first: str
     last: str
-    fields: tuple
-    count_names: tuple
-    u8_multiple: int
     changes: str
+    fields: tuple
+    setters: tuple = ()
     flag_bits: tuple = ALL_FLAGS
-    methods: dict = dc_field(default_factory=dict)  # extra `name -> PtrUnits` constant methods
+    methods: dict = dc_field(default_factory=dict)
 
     @property
     def releases(self):
@@ -182,32 +258,58 @@ class WasmtimeLayout:
         return "commit 97894bc65e" if self.id == "seed" else f"v{self.first} - v{self.last}"
 
     @property
+    def name(self):
+        """How errors and output name this layout: "seed (commit 97894bc65e)", "L4 (v12.0.0 - v21.0.2)"."""
+        return f"{self.id} ({self.range_text})"
+
+    def declared_fields(self):
+        return tuple(f for f in self.fields if isinstance(f, Field))
+
+    @property
+    def count_names(self):
+        """The counts this release's fields use, in its Rust struct's order."""
+        used = {f.count for f in self.declared_fields() if f.count}
+        return tuple(n for n in COUNT_ORDER if n in used)
+
+    @property
     def flag_mask(self):
         """Every flag bit this release defines, or-ed together."""
         return sum(bit for bit, _ in self.flag_bits)
 
     @property
     def valid_ptr_sizes(self):
-        return tuple(1 << k for k in range(8) if self.u8_multiple * (1 << k) <= 0xFF)
+        """Pointer sizes (powers of two in a `u8`) whose element sizes fit this release's `u8` arithmetic."""
+        return tuple(p for p in (1 << k for k in range(8))
+                     if all(f.elem_type.fits_u8(p) for f in self.declared_fields()))
 
-    @cached_property
+    def header_names(self):
+        return tuple(n for n in (f.header_name() for f in self.declared_fields()) if n)
+
+    def field(self, name):
+        return next(f for f in self.declared_fields() if f.name == name)
+
+    def flags_field(self):
+        """The flag globals, one per component instance."""
+        return next(f for f in self.declared_fields() if f.elem_type.role_sub("flags"))
+
+    def setter(self, name):
+        return next((s for s in self.setters if s.name == name), None)
+
+    def setter_of(self, field_name):
+        """The setter that writes `field_name`, if the runtime has one."""
+        return next((s for s in self.setters if field_name in s.fields), None)
+
+    def __repr__(self):
+        return f"<WasmtimeLayout {self.name}>"
+
+    # Derived classes, built once per layout by the modules that know how.
+    @property
     def component_class(self):
-        if self.id == "seed":
-            from .component import Component
+        return component_class(self)
 
-            return Component
-        return make_component_class(f"Component_{self.id}_{self.first}", self.count_names)
-
-    @cached_property
+    @property
     def offsets_class(self):
-        if self.id == "seed":
-            from .offsets import VMComponentOffsets
-
-            return VMComponentOffsets
-        from .offsets import make_offsets_class
-
-        return make_offsets_class("VMComponentOffsets", self.fields, self.count_names,
-                                  methods=self.methods, valid_ptr_sizes=self.valid_ptr_sizes, layout=self)
+        return offsets_class(self)
 
     def component(self, **counts):
         return self.component_class(**counts)
@@ -216,91 +318,301 @@ class WasmtimeLayout:
         """That release's `VMComponentOffsets` for pointer size `ptr` and these counts (missing = 0)."""
         return self.offsets_class(ptr, self.component(**counts))
 
-    def header_names(self):
-        return tuple(n for n in (f.header_name() for f in self.fields if isinstance(f, Field)) if n)
 
-    def __repr__(self):
-        return f"<WasmtimeLayout {self.id} ({self.range_text})>"
+SEED = WasmtimeLayout(
+    id="seed", first="", last="", changes="the layout of commit 97894bc65e",
+    fields=(
+        MAGIC,
+        Align(PTR),
+        STORE,
+        Align(16),
+        flags(init=FLAG_MAY_ENTER | FLAG_MAY_LEAVE),
+        Align(PTR),
+        func_refs("lowering_anyfuncs", elem=VMCALLER_CHECKED_ANYFUNC, count="num_lowerings",
+                  base="lowering_anyfuncs", element="lowering_anyfunc"),
+        func_refs("always_trap_anyfuncs", elem=VMCALLER_CHECKED_ANYFUNC, count="num_always_trap",
+                  base="always_trap_anyfuncs", element="always_trap_anyfunc"),
+        LOWERINGS,
+        MEMORIES_RAW,
+        REALLOCS_ANYFUNC,
+        POST_RETURNS_ANYFUNC,
+    ),
+    setters=SEED_SETTERS,
+)
 
-
-def _seed_like(limits):
-    out = list(SEED_FIELDS)
-    if limits:
-        out.insert(out.index(next(f for f in out if isinstance(f, Field) and f.name == "store")) + 1,
-                   header("limits", "*mut VMRuntimeLimits"))
-    return tuple(out)
-
-
-def _transcoder_era(etype, suffix):
-    return (MAGIC, Align(PTR), header("transcode_libcalls", "*mut VMComponentTranscodeLibcalls"), STORE,
-            header("limits", "*mut VMRuntimeLimits"), Align(16), flags(), Align(PTR),
-            *anyfunc_arrays(etype, suffix, True), LOWERINGS, MEMORIES, REALLOCS_ANYFUNC, POST_RETURNS_ANYFUNC)
-
-
-def _trampoline_era(etype, libcalls):
-    return (MAGIC, Align(PTR), header(libcalls, f"*mut VMComponent{libcalls.capitalize()}"), STORE,
-            header("limits", "*mut VMRuntimeLimits"), Align(16), flags(), Align(PTR), trampolines(etype),
-            LOWERINGS, MEMORIES, REALLOCS, POST_RETURNS, RESOURCE_DESTRUCTORS)
-
-
-def _callback_era(context, table=None, intrinsics=False, task_may_block=False, flag_name="flags",
-                  flag_element="instance_flags", flag_init=FLAG_MAY_ENTER | FLAG_MAY_LEAVE):
-    context_type = "*mut VMRuntimeLimits" if context == "limits" else "*mut VMStoreContext"
-    out = [MAGIC, Align(PTR), header("builtins", "*mut VMComponentBuiltins"), header(context, context_type),
-           Align(16), flags(flag_name, flag_element, flag_init)]
-    if task_may_block:
-        out.append(TASK_MAY_BLOCK)
-    out += [Align(PTR), trampolines(VM_FUNC_REF_4)]
-    if intrinsics:
-        out.append(INTRINSICS)
-    out += [LOWERINGS, MEMORIES]
-    if table is not None:
-        out.append(table)
-    out += [REALLOCS, CALLBACKS, POST_RETURNS, RESOURCE_DESTRUCTORS]
-    return tuple(out)
-
-
-TABLE_L7 = tables(VMTABLE, ("from",))
-TABLE_L8 = tables(VMTABLE_IMPORT, ("from",))
-TABLE_L9 = tables(VMTABLE_IMPORT, ("from", "vmctx"))
-
-SEED = WasmtimeLayout("seed", "", "", SEED_FIELDS, SEED_COUNTS, 3, "the layout in shared/seed/")
 LAYOUTS = (
     SEED,
-    WasmtimeLayout("L1", "0.40.0", "0.40.1", _seed_like(True), SEED_COUNTS, 3, "`limits` (one pointer) after `store`"),
-    WasmtimeLayout("L2", "1.0.0", "8.0.1", _transcoder_era(VMCALLER_CHECKED_ANYFUNC, "anyfunc"),
-                   TRANSCODER_COUNTS, 3, "`transcode_libcalls` after the magic; `transcoder_anyfuncs` array"),
-    WasmtimeLayout("L3", "9.0.0", "11.0.2", _transcoder_era(VM_FUNC_REF_5, "func_ref"), TRANSCODER_COUNTS, 5,
-                   "same order (renamed `*_func_refs`), but a func ref is 5 pointers, not 3"),
-    WasmtimeLayout("L4", "12.0.0", "21.0.2", _trampoline_era(VM_FUNC_REF_5, "libcalls"), TRAMPOLINE_COUNTS, 5,
-                   "`libcalls`; one `trampoline_func_refs` array replaces the lowering / always-trap / "
-                   "transcoder arrays; `resource_destructors` appended"),
-    WasmtimeLayout("L5", "22.0.0", "28.0.1", _trampoline_era(VM_FUNC_REF_4, "libcalls"), TRAMPOLINE_COUNTS, 4,
-                   "same text as L4, but a func ref is 4 pointers"),
-    WasmtimeLayout("L5", "29.0.0", "29.0.1", _trampoline_era(VM_FUNC_REF_4, "builtins"), TRAMPOLINE_COUNTS, 4,
-                   "`libcalls` renamed `builtins`"),
-    WasmtimeLayout("L6", "30.0.0", "30.0.2", _callback_era("limits"), CALLBACK_COUNTS, 4,
-                   "the 2-pointer `store` removed; `callbacks` between reallocs and post_returns"),
-    WasmtimeLayout("L6", "31.0.0", "31.0.0", _callback_era("vm_store_context"), CALLBACK_COUNTS, 4,
-                   "`limits` renamed `vm_store_context`"),
-    WasmtimeLayout("L7", "32.0.0", "33.0.2", _callback_era("vm_store_context", TABLE_L7), TABLE_COUNTS, 4,
-                   "`tables` after memories, each entry 2 pointers", methods={"size_of_vmtable": PtrUnits(2)}),
-    WasmtimeLayout("L8", "34.0.0", "38.0.4", _callback_era("vm_store_context", TABLE_L8), TABLE_COUNTS, 4,
-                   "table entries become 3 pointers", methods={"size_of_vmtable_import": PtrUnits(3)}),
-    WasmtimeLayout("L9", "39.0.0", "41.0.4", _callback_era("vm_store_context", TABLE_L9, intrinsics=True),
-                   INTRINSIC_COUNTS, 4, "`intrinsic_func_refs` after the trampoline func refs",
-                   methods={"size_of_vmtable_import": PtrUnits(3)}),
-    WasmtimeLayout("L10", "42.0.0", "46.0.3",
-                   _callback_era("vm_store_context", TABLE_L9, True, True, flag_init=FLAG_MAY_LEAVE),
-                   INTRINSIC_COUNTS, 4, "`task_may_block` (16 bytes) right after the flags",
-                   flag_bits=MAY_LEAVE_ONLY, methods={"size_of_vmtable_import": PtrUnits(3)}),
-    WasmtimeLayout("L10", "47.0.0", "47.0.4",
-                   _callback_era("vm_store_context", TABLE_L9, True, True, "may_leave", "may_leave", 1),
-                   INTRINSIC_COUNTS, 4, "flags renamed `may_leave`", flag_bits=MAY_LEAVE_ONLY,
-                   methods={"size_of_vmtable_import": PtrUnits(3)}),
-    WasmtimeLayout("L10", "48.0.0", "48.0.0",
-                   _callback_era("vm_store_context", TABLE_L9, True, True, "may_leave", "may_leave", 1),
-                   INTRINSIC_COUNTS, 4, "`size_of_vmtable_import` helper removed", flag_bits=MAY_LEAVE_ONLY),
+    WasmtimeLayout(
+        id="L1", first="0.40.0", last="0.40.1", changes="`limits` (one pointer) after `store`",
+        fields=(
+            MAGIC, Align(PTR), STORE, LIMITS, Align(16),
+            flags(init=FLAG_MAY_ENTER | FLAG_MAY_LEAVE),
+            Align(PTR),
+            func_refs("lowering_anyfuncs", elem=VMCALLER_CHECKED_ANYFUNC, count="num_lowerings",
+                      base="lowering_anyfuncs", element="lowering_anyfunc"),
+            func_refs("always_trap_anyfuncs", elem=VMCALLER_CHECKED_ANYFUNC, count="num_always_trap",
+                      base="always_trap_anyfuncs", element="always_trap_anyfunc"),
+            LOWERINGS, MEMORIES_RAW, REALLOCS_ANYFUNC, POST_RETURNS_ANYFUNC,
+        ),
+        setters=SEED_SETTERS,
+    ),
+    WasmtimeLayout(
+        id="L2", first="1.0.0", last="8.0.1",
+        changes="`transcode_libcalls` after the magic; `transcoder_anyfuncs` array",
+        fields=(
+            MAGIC, Align(PTR), TRANSCODE_LIBCALLS, STORE, LIMITS, Align(16),
+            flags(init=FLAG_MAY_ENTER | FLAG_MAY_LEAVE),
+            Align(PTR),
+            func_refs("lowering_anyfuncs", elem=VMCALLER_CHECKED_ANYFUNC, count="num_lowerings",
+                      base="lowering_anyfuncs", element="lowering_anyfunc"),
+            func_refs("always_trap_anyfuncs", elem=VMCALLER_CHECKED_ANYFUNC, count="num_always_trap",
+                      base="always_trap_anyfuncs", element="always_trap_anyfunc"),
+            func_refs("transcoder_anyfuncs", elem=VMCALLER_CHECKED_ANYFUNC, count="num_transcoders",
+                      base="transcoder_anyfuncs", element="transcoder_anyfunc"),
+            LOWERINGS, MEMORIES_RAW, REALLOCS_ANYFUNC, POST_RETURNS_ANYFUNC,
+        ),
+        setters=TRANSCODER_SETTERS,
+    ),
+    WasmtimeLayout(
+        id="L3", first="9.0.0", last="11.0.2",
+        changes="same order (renamed `*_func_refs`), but a func ref is 5 pointers, not 3",
+        fields=(
+            MAGIC, Align(PTR), TRANSCODE_LIBCALLS, STORE, LIMITS, Align(16),
+            flags(init=FLAG_MAY_ENTER | FLAG_MAY_LEAVE),
+            Align(PTR),
+            func_refs("lowering_func_refs", elem=VM_FUNC_REF_5, count="num_lowerings",
+                      base="lowering_func_refs", element="lowering_func_ref"),
+            func_refs("always_trap_func_refs", elem=VM_FUNC_REF_5, count="num_always_trap",
+                      base="always_trap_func_refs", element="always_trap_func_ref"),
+            func_refs("transcoder_func_refs", elem=VM_FUNC_REF_5, count="num_transcoders",
+                      base="transcoder_func_refs", element="transcoder_func_ref"),
+            LOWERINGS, MEMORIES_RAW, REALLOCS, POST_RETURNS,
+        ),
+        setters=FUNC_REF5_SETTERS,
+    ),
+    WasmtimeLayout(
+        id="L4", first="12.0.0", last="21.0.2",
+        changes="`libcalls`; one `trampoline_func_refs` array replaces the lowering / always-trap / "
+                "transcoder arrays; `resource_destructors` appended",
+        fields=(
+            MAGIC, Align(PTR), LIBCALLS, STORE, LIMITS, Align(16),
+            flags(init=FLAG_MAY_ENTER | FLAG_MAY_LEAVE),
+            Align(PTR),
+            func_refs("trampoline_func_refs", elem=VM_FUNC_REF_5, count="num_trampolines",
+                      base="trampoline_func_refs", element="trampoline_func_ref"),
+            LOWERINGS, MEMORIES_RAW, REALLOCS, POST_RETURNS, RESOURCE_DESTRUCTORS,
+        ),
+        setters=TRAMPOLINE5_SETTERS,
+    ),
+    WasmtimeLayout(
+        id="L5", first="22.0.0", last="28.0.1", changes="same text as L4, but a func ref is 4 pointers",
+        fields=(
+            MAGIC, Align(PTR), LIBCALLS, STORE, LIMITS, Align(16),
+            flags(init=FLAG_MAY_ENTER | FLAG_MAY_LEAVE),
+            Align(PTR),
+            func_refs("trampoline_func_refs", elem=VM_FUNC_REF_4, count="num_trampolines",
+                      base="trampoline_func_refs", element="trampoline_func_ref"),
+            LOWERINGS, MEMORIES_RAW, REALLOCS, POST_RETURNS, RESOURCE_DESTRUCTORS,
+        ),
+        setters=TRAMPOLINE4_SETTERS,
+    ),
+    WasmtimeLayout(
+        id="L5", first="29.0.0", last="29.0.1", changes="`libcalls` renamed `builtins`",
+        fields=(
+            MAGIC, Align(PTR), BUILTINS, STORE, LIMITS, Align(16),
+            flags(init=FLAG_MAY_ENTER | FLAG_MAY_LEAVE),
+            Align(PTR),
+            func_refs("trampoline_func_refs", elem=VM_FUNC_REF_4, count="num_trampolines",
+                      base="trampoline_func_refs", element="trampoline_func_ref"),
+            LOWERINGS, MEMORIES_RAW, REALLOCS, POST_RETURNS, RESOURCE_DESTRUCTORS,
+        ),
+        setters=TRAMPOLINE4_SETTERS,
+    ),
+    WasmtimeLayout(
+        id="L6", first="30.0.0", last="30.0.2",
+        changes="the 2-pointer `store` removed; `callbacks` between reallocs and post_returns",
+        fields=(
+            MAGIC, Align(PTR), BUILTINS, LIMITS, Align(16),
+            flags(init=FLAG_MAY_ENTER | FLAG_MAY_LEAVE),
+            Align(PTR),
+            func_refs("trampoline_func_refs", elem=VM_FUNC_REF_4, count="num_trampolines",
+                      base="trampoline_func_refs", element="trampoline_func_ref"),
+            LOWERINGS, MEMORIES, REALLOCS, CALLBACKS, POST_RETURNS, RESOURCE_DESTRUCTORS,
+        ),
+        setters=CALLBACK_SETTERS,
+    ),
+    WasmtimeLayout(
+        id="L6", first="31.0.0", last="31.0.0", changes="`limits` renamed `vm_store_context`",
+        fields=(
+            MAGIC, Align(PTR), BUILTINS, VM_STORE_CONTEXT, Align(16),
+            flags(init=FLAG_MAY_ENTER | FLAG_MAY_LEAVE),
+            Align(PTR),
+            func_refs("trampoline_func_refs", elem=VM_FUNC_REF_4, count="num_trampolines",
+                      base="trampoline_func_refs", element="trampoline_func_ref"),
+            LOWERINGS, MEMORIES, REALLOCS, CALLBACKS, POST_RETURNS, RESOURCE_DESTRUCTORS,
+        ),
+        setters=CALLBACK_SETTERS,
+    ),
+    WasmtimeLayout(
+        id="L7", first="32.0.0", last="33.0.2", changes="`tables` after memories, each entry 2 pointers",
+        fields=(
+            MAGIC, Align(PTR), BUILTINS, VM_STORE_CONTEXT, Align(16),
+            flags(init=FLAG_MAY_ENTER | FLAG_MAY_LEAVE),
+            Align(PTR),
+            func_refs("trampoline_func_refs", elem=VM_FUNC_REF_4, count="num_trampolines",
+                      base="trampoline_func_refs", element="trampoline_func_ref"),
+            LOWERINGS, MEMORIES,
+            tables(elem=VMTABLE, poison=("from",)),
+            REALLOCS, CALLBACKS, POST_RETURNS, RESOURCE_DESTRUCTORS,
+        ),
+        setters=TABLE2_SETTERS,
+        methods={"size_of_vmtable": PtrUnits(2)},
+    ),
+    WasmtimeLayout(
+        id="L8", first="34.0.0", last="35.0.0", changes="table entries become 3 pointers",
+        fields=(
+            MAGIC, Align(PTR), BUILTINS, VM_STORE_CONTEXT, Align(16),
+            flags(init=FLAG_MAY_ENTER | FLAG_MAY_LEAVE),
+            Align(PTR),
+            func_refs("trampoline_func_refs", elem=VM_FUNC_REF_4, count="num_trampolines",
+                      base="trampoline_func_refs", element="trampoline_func_ref"),
+            LOWERINGS, MEMORIES,
+            tables(elem=VMTABLE_IMPORT, poison=("from",)),
+            REALLOCS, CALLBACKS, POST_RETURNS, RESOURCE_DESTRUCTORS,
+        ),
+        setters=TABLE3_SETTERS,
+        methods={"size_of_vmtable_import": PtrUnits(3)},
+    ),
+    WasmtimeLayout(
+        id="L8", first="36.0.0", last="38.0.4",
+        changes="`set_runtime_table` takes a whole `VMTableImport`",
+        fields=(
+            MAGIC, Align(PTR), BUILTINS, VM_STORE_CONTEXT, Align(16),
+            flags(init=FLAG_MAY_ENTER | FLAG_MAY_LEAVE),
+            Align(PTR),
+            func_refs("trampoline_func_refs", elem=VM_FUNC_REF_4, count="num_trampolines",
+                      base="trampoline_func_refs", element="trampoline_func_ref"),
+            LOWERINGS, MEMORIES,
+            tables(elem=VMTABLE_IMPORT, poison=("from",)),
+            REALLOCS, CALLBACKS, POST_RETURNS, RESOURCE_DESTRUCTORS,
+        ),
+        setters=TABLE_IMPORT_SETTERS,
+        methods={"size_of_vmtable_import": PtrUnits(3)},
+    ),
+    WasmtimeLayout(
+        id="L9", first="39.0.0", last="41.0.4", changes="`intrinsic_func_refs` after the trampoline func refs",
+        fields=(
+            MAGIC, Align(PTR), BUILTINS, VM_STORE_CONTEXT, Align(16),
+            flags(init=FLAG_MAY_ENTER | FLAG_MAY_LEAVE),
+            Align(PTR),
+            func_refs("trampoline_func_refs", elem=VM_FUNC_REF_4, count="num_trampolines",
+                      base="trampoline_func_refs", element="trampoline_func_ref"),
+            func_refs("intrinsic_func_refs", elem=VM_FUNC_REF_4, count="num_unsafe_intrinsics",
+                      base="unsafe_intrinsic_func_refs", element="unsafe_intrinsic_func_ref"),
+            LOWERINGS, MEMORIES,
+            tables(elem=VMTABLE_IMPORT, poison=("from", "vmctx")),
+            REALLOCS, CALLBACKS, POST_RETURNS, RESOURCE_DESTRUCTORS,
+        ),
+        setters=INTRINSIC_SETTERS,
+        methods={"size_of_vmtable_import": PtrUnits(3)},
+    ),
+    WasmtimeLayout(
+        id="L10", first="42.0.0", last="46.0.3", changes="`task_may_block` (16 bytes) right after the flags",
+        fields=(
+            MAGIC, Align(PTR), BUILTINS, VM_STORE_CONTEXT, Align(16),
+            flags(init=FLAG_MAY_LEAVE),
+            TASK_MAY_BLOCK,
+            Align(PTR),
+            func_refs("trampoline_func_refs", elem=VM_FUNC_REF_4, count="num_trampolines",
+                      base="trampoline_func_refs", element="trampoline_func_ref"),
+            func_refs("intrinsic_func_refs", elem=VM_FUNC_REF_4, count="num_unsafe_intrinsics",
+                      base="unsafe_intrinsic_func_refs", element="unsafe_intrinsic_func_ref"),
+            LOWERINGS, MEMORIES,
+            tables(elem=VMTABLE_IMPORT, poison=("from", "vmctx")),
+            REALLOCS, CALLBACKS, POST_RETURNS, RESOURCE_DESTRUCTORS,
+        ),
+        setters=INTRINSIC_SETTERS,
+        flag_bits=MAY_LEAVE_ONLY,
+        methods={"size_of_vmtable_import": PtrUnits(3)},
+    ),
+    WasmtimeLayout(
+        id="L10", first="47.0.0", last="47.0.4", changes="flags renamed `may_leave`",
+        fields=(
+            MAGIC, Align(PTR), BUILTINS, VM_STORE_CONTEXT, Align(16),
+            flags(name="may_leave", element="may_leave", init=FLAG_MAY_LEAVE),
+            TASK_MAY_BLOCK,
+            Align(PTR),
+            func_refs("trampoline_func_refs", elem=VM_FUNC_REF_4, count="num_trampolines",
+                      base="trampoline_func_refs", element="trampoline_func_ref"),
+            func_refs("intrinsic_func_refs", elem=VM_FUNC_REF_4, count="num_unsafe_intrinsics",
+                      base="unsafe_intrinsic_func_refs", element="unsafe_intrinsic_func_ref"),
+            LOWERINGS, MEMORIES,
+            tables(elem=VMTABLE_IMPORT, poison=("from", "vmctx")),
+            REALLOCS, CALLBACKS, POST_RETURNS, RESOURCE_DESTRUCTORS,
+        ),
+        setters=INTRINSIC_SETTERS,
+        flag_bits=MAY_LEAVE_ONLY,
+        methods={"size_of_vmtable_import": PtrUnits(3)},
+    ),
+    WasmtimeLayout(
+        id="L10", first="48.0.0", last="48.0.0",
+        changes="`VMFuncRef` and `VMTableImport` sized as repr(C) structs (`for_each_vm_type!`); "
+                "`size_of_vmtable_import` removed",
+        fields=(
+            MAGIC, Align(PTR), BUILTINS, VM_STORE_CONTEXT, Align(16),
+            flags(name="may_leave", element="may_leave", init=FLAG_MAY_LEAVE),
+            TASK_MAY_BLOCK,
+            Align(PTR),
+            func_refs("trampoline_func_refs", elem=VM_FUNC_REF_C, count="num_trampolines",
+                      base="trampoline_func_refs", element="trampoline_func_ref"),
+            func_refs("intrinsic_func_refs", elem=VM_FUNC_REF_C, count="num_unsafe_intrinsics",
+                      base="unsafe_intrinsic_func_refs", element="unsafe_intrinsic_func_ref"),
+            LOWERINGS, MEMORIES,
+            tables(elem=VMTABLE_IMPORT_C, poison=("from", "vmctx")),
+            REALLOCS, CALLBACKS, POST_RETURNS, RESOURCE_DESTRUCTORS,
+        ),
+        setters=INTRINSIC_SETTERS,
+        flag_bits=MAY_LEAVE_ONLY,
+    ),
+    # v49/v50: `for_each_vmctx_type!` (crates/environ/src/vmctxtypes.rs); no
+    # `task_may_block`; every array through an `ArrayOffsets` accessor; the
+    # header offsets moved to `PtrSize::vmcomponent()`.
+    WasmtimeLayout(
+        id="L11", first="49.0.0", last="50.0.1",
+        changes="`task_may_block` removed; `vm_store_context` renamed `store_context`; "
+                "accessors return `ArrayOffsets`",
+        fields=(
+            Field("magic", MAGIC_U32, init=(("magic", VMCOMPONENT_MAGIC),)),
+            Align(PTR),
+            Field("builtins", pointer_type("*mut VMComponentBuiltins", "header"), init=(("ptr", Header("builtins")),)),
+            Field("store_context", pointer_type("*mut VMStoreContext", "header"),
+                  init=(("ptr", Header("store_context")),)),
+            Align(16),
+            Field("may_leave", VMGLOBAL_DEFINITION, "num_runtime_component_instances", array="may_leave",
+                  init=(("flags", FLAG_MAY_LEAVE),)),
+            Align(PTR),
+            array("trampoline_func_refs", elem=VM_FUNC_REF_C, count="num_trampolines",
+                  getter="trampoline_func_ref", poison=("array_call",)),
+            array("intrinsic_func_refs", elem=VM_FUNC_REF_C, count="num_unsafe_intrinsics",
+                  getter="unsafe_intrinsic_func_ref", poison=("array_call",)),
+            array("lowerings", elem=VMLOWERING, count="num_lowerings", getter="lowering",
+                  poison=("callee", "data"), subfield_accessors="lowering"),
+            array_of_pointers("memories", rust_type="*mut VMMemoryDefinition", role="memory",
+                              count="num_runtime_memories", getter="runtime_memory"),
+            array("tables", elem=VMTABLE_IMPORT_C, count="num_runtime_tables", getter="runtime_table",
+                  poison=("from", "vmctx")),
+            array_of_pointers("reallocs", rust_type="*mut VMFuncRef", role="func_ref",
+                              count="num_runtime_reallocs", getter="runtime_realloc"),
+            array_of_pointers("callbacks", rust_type="*mut VMFuncRef", role="func_ref",
+                              count="num_runtime_callbacks", getter="runtime_callback"),
+            array_of_pointers("post_returns", rust_type="*mut VMFuncRef", role="func_ref",
+                              count="num_runtime_post_returns", getter="runtime_post_return"),
+            array_of_pointers("resource_destructors", rust_type="*mut VMFuncRef", role="func_ref",
+                              count="num_resources", getter="resource_destructor", null="allowed"),
+        ),
+        setters=INTRINSIC_SETTERS,
+        flag_bits=MAY_LEAVE_ONLY,
+    ),
 )
 
 
@@ -321,10 +633,15 @@ def wasmtime_layout(version="seed"):
         return SEED
     m = _VERSION.match(text)
     if not m:
-        raise ValueError(f"not a Wasmtime version: {version!r}; supported: {supported_ranges()}")
+        raise UnknownReleaseError(f"not a Wasmtime version: {version!r}; supported: {supported_ranges()}")
     parts = [p for p in m.groups() if p is not None]
     candidates = [v for v in ALL_RELEASES if _key(v)[: len(parts)] == tuple(int(p) for p in parts)]
     if not candidates:
-        raise ValueError(f"Wasmtime {text} is not a supported release; supported: {supported_ranges()}")
+        raise UnknownReleaseError(f"Wasmtime {text} is not a supported release; supported: {supported_ranges()}")
     newest = max(candidates, key=_key)
     return next(layout for layout in LAYOUTS[1:] if _key(layout.first) <= _key(newest) <= _key(layout.last))
+
+
+# The seed's classes under the Rust names, as the package has always exported them.
+Component = SEED.component_class
+VMComponentOffsets = SEED.offsets_class

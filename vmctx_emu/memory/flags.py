@@ -1,15 +1,20 @@
-"""`InstanceFlags`: a handle on one instance's flag word, read and flipped in place."""
+"""`InstanceFlags`: a handle on one instance's flag word, read and flipped in place.
+
+The bits a handle offers are its release's (`flag_bits` of the declaration):
+MAY_LEAVE, MAY_ENTER and NEEDS_POST_RETURN up to v41, MAY_LEAVE alone from v42.
+"""
 
 import struct
+from functools import lru_cache
 
-from ..constants import FLAG_MAY_ENTER, FLAG_MAY_LEAVE, FLAG_NAMES, FLAG_NEEDS_POST_RETURN
-from ..errors import VMContextError
+from ..errors import ArgumentTypeError, ArgumentValueError, VMContextError
+from ..layouts.releases import ALL_FLAGS
 from .views import BYTE_ORDER_CHAR
 
-__all__ = ["InstanceFlags", "ReadOnlyInstanceFlags", "flag_names"]
+__all__ = ["InstanceFlags", "flags_class", "flag_names"]
 
 
-def flag_names(value, bits=FLAG_NAMES):
+def flag_names(value, bits=ALL_FLAGS):
     """`MAY_LEAVE|MAY_ENTER` style names of the known `bits`; unknown bits as hex."""
     names = [name for bit, name in bits if value & bit]
     rest = value & ~sum(bit for bit, _ in bits)
@@ -18,7 +23,7 @@ def flag_names(value, bits=FLAG_NAMES):
     return "|".join(names) or "0"
 
 
-def _bit_property(bit, doc):
+def _bit_property(bit, name):
     # The per-access path is kept flat: one attribute read for liveness, one
     # unpack, one pack.
     def get(self):
@@ -28,76 +33,86 @@ def _bit_property(bit, doc):
         return bool(self._word.unpack_from(raw, self._offset)[0] & bit)
 
     def set_(self, on):
+        if on is not True and on is not False:
+            raise ArgumentTypeError(f"instance_flags({self.index}).{name.lower()} must be a bool, got {on!r}")
         raw = self._owner._raw
         if raw is None:
             self._owner._live()
         value = self._word.unpack_from(raw, self._offset)[0]
         self._word.pack_into(raw, self._offset, value | bit if on else value & ~bit)
 
-    return property(get, set_, doc=doc)
+    return property(get, set_, doc=f"FLAG_{name}")
+
+
+def _read_only(prop, name):
+    def refuse(self, _):
+        raise VMContextError(f"instance_flags({self.index}).{name}: a dump is read-only")
+
+    return property(prop.fget, refuse, doc=prop.__doc__)
 
 
 class InstanceFlags:
     """The i32 in the first 4 bytes of an instance's `VMGlobalDefinition`.
 
     Holds the owning context, not the memory, so a closed context raises
-    `ValueError` instead of touching memory.
+    instead of touching memory. Each release's subclass has one boolean
+    property per flag bit that release defines.
     """
 
     __slots__ = ("_owner", "_offset", "_word", "index")
+    BITS = ALL_FLAGS
 
     def __init__(self, owner, offset, index, byte_order):
+        owner._live()
         self._owner = owner
         self._offset = offset
         self._word = struct.Struct(BYTE_ORDER_CHAR[byte_order] + "i")
         self.index = index
 
-    may_leave = _bit_property(FLAG_MAY_LEAVE, "FLAG_MAY_LEAVE")
-    may_enter = _bit_property(FLAG_MAY_ENTER, "FLAG_MAY_ENTER")
-    needs_post_return = _bit_property(FLAG_NEEDS_POST_RETURN, "FLAG_NEEDS_POST_RETURN")
-
-    @property
-    def value(self):
-        """The raw i32 flag word."""
+    def _get_value(self):
         return self._word.unpack_from(self._owner._live(), self._offset)[0]
 
-    @value.setter
-    def value(self, word):
+    def _set_value(self, word):
+        if isinstance(word, bool) or not isinstance(word, int):
+            raise ArgumentTypeError(f"flag word must be an int, got {type(word).__name__} {word!r}")
         if not -(2**31) <= word < 2**31:
-            raise ValueError(f"flag word must be an i32, got {word}")
+            raise ArgumentValueError(f"flag word must be an i32, got {word}")
         self._word.pack_into(self._owner._live(), self._offset, word)
+
+    value = property(_get_value, _set_value, doc="The raw i32 flag word.")
 
     def as_raw(self):
         """Address of the flag global (the context's address plus its offset)."""
-        return self._owner.vmctx + self._offset
+        owner = self._owner
+        owner._live()
+        if owner.vmctx is None:
+            raise VMContextError(f"instance_flags({self.index}).as_raw(): the context's address is unknown")
+        return owner.vmctx + self._offset
 
     @property
     def offset(self):
         return self._offset
 
+    def __getattr__(self, name):
+        if name.upper() in {n for _, n in ALL_FLAGS}:
+            raise VMContextError(f"{self._owner.layout.name} has no FLAG_{name.upper()}: its flag word holds "
+                                 f"only {'|'.join(n for _, n in self.BITS)}")
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+
     def __repr__(self):
-        try:
-            state = flag_names(self.value, self._owner.layout.flag_bits)
-        except ValueError:
-            state = "closed"
-        return f"<InstanceFlags {self.index} at {self.as_raw():#x}: {state}>"
+        if self._owner.closed:
+            return f"<InstanceFlags {self.index}: closed>"
+        at = "" if self._owner.vmctx is None else f" at {self.as_raw():#x}"
+        return f"<InstanceFlags {self.index}{at}: {flag_names(self.value, self.BITS)}>"
 
 
-def _read_only_property(name):
-    base = getattr(InstanceFlags, name)
-
-    def refuse(self, _):
-        raise VMContextError(f"instance_flags({self.index}).{name}: a dump is read-only")
-
-    return property(base.fget, refuse, doc=base.__doc__)
-
-
-class ReadOnlyInstanceFlags(InstanceFlags):
-    """Flags of a loaded dump: reads as `InstanceFlags`, every write refused."""
-
-    __slots__ = ()
-
-    may_leave = _read_only_property("may_leave")
-    may_enter = _read_only_property("may_enter")
-    needs_post_return = _read_only_property("needs_post_return")
-    value = _read_only_property("value")
+@lru_cache(maxsize=None)
+def flags_class(layout, writable=True):
+    """The `InstanceFlags` of `layout`: a property per flag bit it defines; writes refused if not `writable`."""
+    namespace = {"__slots__": (), "BITS": layout.flag_bits, "__module__": __name__}
+    for bit, name in layout.flag_bits:
+        prop = _bit_property(bit, name)
+        namespace[name.lower()] = prop if writable else _read_only(prop, name.lower())
+    if not writable:
+        namespace["value"] = _read_only(InstanceFlags.value, "value")
+    return type("InstanceFlags", (InstanceFlags,), namespace)

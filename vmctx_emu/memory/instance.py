@@ -7,11 +7,11 @@ the debug poison, set-once setters, checked getters and `from_opaque`.
 
 import sys
 
-from ..errors import VMContextError
-from .buffer import LIVE, AlignedBuffer
+from ..errors import ArgumentTypeError, ArgumentValueError, VMContextError
+from ..layouts.fields import Header
 from ..layouts.ptr import HostPtr
-from .reader import ContextReader, VMLowering
-from .views import subfield_view
+from .buffer import LIVE, AlignedBuffer
+from .reader import ContextReader, VMLowering, attr_name
 
 __all__ = ["OwnedComponentInstance", "VMComponentContext", "VMLowering"]
 
@@ -30,7 +30,7 @@ def _synthetic_address(size, ptr):
         if end > candidate:
             candidate = -(-end // _PAGE) * _PAGE
     if candidate + size > limit:
-        raise ValueError(f"no synthetic address below {limit:#x} has room for {size} bytes")
+        raise ArgumentValueError(f"no synthetic address below {limit:#x} has room for {size} bytes")
     return candidate
 
 
@@ -40,8 +40,12 @@ class OwnedComponentInstance(ContextReader):
     With the host pointer size and byte order the bytes live in a ctypes
     allocation and `vmctx` is its address; otherwise they are laid out for the
     emulated target and `vmctx` is `address` (or a synthetic one) wherever the
-    context's own address must be stored.
+    context's own address must be stored. The release's runtime setters
+    (`set_lowering`, `set_trampoline`, ...) and getters are methods with its
+    Rust names and arguments.
     """
+
+    _flags_writable = True
 
     def __init__(
         self,
@@ -79,27 +83,27 @@ class OwnedComponentInstance(ContextReader):
         given = dict(header or {})
         unknown = sorted(set(given) - set(names))
         if unknown:
-            raise ValueError(f"header {', '.join(unknown)} is not written by {self.layout.range_text}; "
-                             f"its header pointers are: {', '.join(names)}")
+            raise ArgumentValueError(f"header {', '.join(unknown)} is not written by {self.layout.name}; "
+                                     f"its header pointers are: {', '.join(names)}")
         if store is not None:
             if "store" not in names:
-                raise ValueError(f"{self.layout.range_text} has no store pointer (removed at v30)")
+                raise ArgumentValueError(f"{self.layout.name} has no store pointer (removed at v30)")
             if "store" in given and tuple(given["store"]) != tuple(store):
-                raise ValueError("store given twice, as store= and header['store'], with different values")
+                raise ArgumentValueError("store given twice, as store= and header['store'], with different values")
             given["store"] = store
-        if not explicit:
+        if not explicit and "store" in names:
             given.setdefault("store", (0, 0))
         missing = [n for n in names if n not in given]
         if missing:
-            raise ValueError(f"header value missing for {', '.join(missing)}: {self.layout.range_text} "
-                             f"writes {', '.join(names)} at initialization")
+            raise ArgumentValueError(f"header value missing for {', '.join(missing)}: {self.layout.name} "
+                                     f"writes {', '.join(names)} at initialization")
         checked = {}
         for name, value in given.items():
             if name == "store":
                 try:
                     data, vtable = value
                 except (TypeError, ValueError):
-                    raise ValueError(f"store must be a (data_ptr, vtable_ptr) pair, got {value!r}") from None
+                    raise ArgumentTypeError(f"store must be a (data_ptr, vtable_ptr) pair, got {value!r}") from None
                 checked[name] = (self._check_ptr("store data pointer", data),
                                  self._check_ptr("store vtable pointer", vtable))
             else:
@@ -109,7 +113,7 @@ class OwnedComponentInstance(ContextReader):
     def _place(self, address, size):
         if self.is_host_layout:
             if address is not None and address != self._buffer.address:
-                raise ValueError(
+                raise ArgumentValueError(
                     "address= is for emulating another target; a host-layout context lives at "
                     f"its real address {self._buffer.address:#x}"
                 )
@@ -118,9 +122,9 @@ class OwnedComponentInstance(ContextReader):
             return _synthetic_address(size, self.ptr)
         self._check_ptr("address", address)
         if address % max(16, int(self.ptr)) or address == 0:
-            raise ValueError(f"address {address:#x} must be non-null and 16-byte aligned")
+            raise ArgumentValueError(f"address {address:#x} must be non-null and 16-byte aligned")
         if address + size > 1 << (8 * int(self.ptr)):
-            raise ValueError(
+            raise ArgumentValueError(
                 f"address {address:#x} + size {size} does not fit a {int(self.ptr)}-byte pointer"
             )
         return address
@@ -131,16 +135,12 @@ class OwnedComponentInstance(ContextReader):
             if not region.count:
                 continue
             for sub, value in field.init:
-                if isinstance(value, tuple):
-                    name, part = value
-                    value = self._header[name] if part is None else self._header[name][part]
-                self._subview(field, region, sub)[:] = value
+                if isinstance(value, Header):
+                    value = self._header[value.name] if value.part is None else self._header[value.name][value.part]
+                self.subview(field.name, sub)[:] = value
             if self.debug_assertions:
                 for sub in field.poison:
-                    self._subview(field, region, sub)[:] = self._invalid
-
-    def _subview(self, field, region, sub):
-        return subfield_view(self._raw, region, field.elem_type, sub, self.ptr, self.byte_order)
+                    self.subview(field.name, sub)[:] = self._invalid
 
     # -- lifetime -------------------------------------------------------
 
@@ -169,82 +169,93 @@ class OwnedComponentInstance(ContextReader):
         return (f"<OwnedComponentInstance {state}, ptr={int(self.ptr)}, {self.byte_order}-endian, "
                 f"{self.offsets.size_of_vmctx()} bytes>")
 
-    # -- setters --------------------------------------------------------
+    # -- setters (derived from the declaration: see `runtime_setters`) ----
 
     def _store(self, offset, value):
         self._ptr_word.pack_into(self._live(), offset, value)
 
-    def _check_unset(self, accessor, index, offset):
+    def _store_kind(self, kind, offset, value):
+        word = self._ptr_word if kind == "ptr" else self._u32 if kind == "u32" else self._i32
+        word.pack_into(self._live(), offset, value)
+
+    def _check_unset(self, accessor, index, offset, what="slot"):
         """Debug builds: a setter's slot must still hold INVALID_PTR (set once only)."""
+        found = self._load(offset)
+        if found != self._invalid:
+            raise VMContextError(
+                f"{accessor}({index}): {what} at offset {offset} already holds {found:#x}, "
+                f"not INVALID_PTR {self._invalid:#x} (it can be set once only)"
+            )
+
+    def _check_value(self, call, arg, sub, value):
+        """Argument `arg` of `call` for sub-field `sub`: its type, range and the Rust null rule."""
+        if sub.kind != "ptr":
+            if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < 1 << 32:
+                raise ArgumentValueError(f"{call}: {arg} must be a u32, got {value!r}")
+            return value
+        if value is None and sub.null == "allowed":
+            return 0
+        value = self._check_ptr(f"{call} {arg}", value)
+        if value == 0 and sub.null == "never":
+            raise ArgumentValueError(f"{call}: {arg} must be non-null (a NonNull or fn pointer in {self.layout.name})")
+        if value == 0 and sub.null == "debug" and self.debug_assertions:
+            raise VMContextError(f"{call}: the {sub.role} pointer must be non-null "
+                                 f"(debug_assert! in {self.layout.name})")
+        return value
+
+
+def _arg_values(setter_name, index, arg, value):
+    """The sub-field values one Rust argument carries: a scalar, or a tuple/namedtuple for a struct."""
+    if len(arg.subs) == 1:
+        return (value,)
+    if all(hasattr(value, attr_name(s)) for s in arg.subs):
+        return tuple(getattr(value, attr_name(s)) for s in arg.subs)
+    if isinstance(value, (tuple, list)) and len(value) == len(arg.subs):
+        return tuple(value)
+    raise ArgumentTypeError(f"{setter_name}({index}): {arg.name} must have {', '.join(arg.subs)} "
+                            f"(a namedtuple or a {len(arg.subs)}-tuple), got {value!r}")
+
+
+def _setter(layout, spec):
+    """`spec` as a method: check every argument, assert (debug) the slots are unset, write, fill `vmctx`."""
+    fields = {name: layout.field(name) for name in spec.fields}
+    asserts = spec.asserts or tuple((f, s) for f in spec.fields for s in fields[f].poison)
+    own_vmctx = tuple((f, fields[f].elem_type.role_sub("vmctx")) for f in spec.fields
+                      if fields[f].elem_type.role_sub("vmctx"))
+    signature = f"{spec.name}(index, {', '.join(a.name.rstrip('_') for a in spec.args)})"
+
+    def set_(self, index, *args):
+        if len(args) != len(spec.args):
+            raise ArgumentTypeError(f"{layout.name} has {signature}; got {len(args)} argument(s) after the index")
+        self._live()
+        starts = {f: self.offsets.element_offset(f, index) for f in spec.fields}
+        writes = []
+        for arg, value in zip(spec.args, args):
+            field = fields[arg.field]
+            for sub_name, v in zip(arg.subs, _arg_values(spec.name, index, arg, value)):
+                sub = field.elem_type.sub(sub_name)
+                what = f"{arg.name.rstrip('_')}" + (f".{sub_name}" if len(arg.subs) > 1 else "")
+                v = self._check_value(f"{spec.name}({index})", what, sub, v)
+                writes.append((sub.kind, starts[arg.field] + self._sub_offset(field, sub_name), v))
         if self.debug_assertions:
-            found = self._load(offset)
-            if found != self._invalid:
-                raise VMContextError(
-                    f"{accessor}({index}): slot at offset {offset} already holds {found:#x}, "
-                    f"not INVALID_PTR {self._invalid:#x} (it can be set once only)"
-                )
+            for f, sub in asserts:
+                self._check_unset(spec.name, index, starts[f] + self._sub_offset(fields[f], sub), f"{f}.{sub}")
+        for kind, offset, value in writes:
+            self._store_kind(kind, offset, value)
+        for f, sub in own_vmctx:
+            self._store(starts[f] + self._sub_offset(fields[f], sub.name), self.vmctx)
 
-    def _set_pointer(self, setter, index, offset, ptr, what=None):
-        """A set-once pointer slot; with `what`, debug builds also reject null (`debug_assert!`)."""
-        ptr = self._check_ptr(f"{setter}({index}) pointer", ptr)
-        if what and self.debug_assertions and ptr == 0:
-            raise VMContextError(f"{setter}({index}): the {what} pointer must be non-null")
-        self._check_unset(setter, index, offset)
-        self._store(offset, ptr)
+    set_.__name__ = spec.name
+    set_.__doc__ = f"`{signature}` as in {layout.name}'s runtime."
+    return set_
 
-    def set_runtime_memory(self, index, ptr):
-        self._set_pointer("set_runtime_memory", index, self.offsets.runtime_memory(index), ptr, "memory")
 
-    def set_runtime_realloc(self, index, ptr):
-        self._set_pointer("set_runtime_realloc", index, self.offsets.runtime_realloc(index), ptr)
+def runtime_setters(layout):
+    """Setter name -> method for every setter `layout` declares."""
+    return {spec.name: _setter(layout, spec) for spec in layout.setters}
 
-    def set_runtime_post_return(self, index, ptr):
-        self._set_pointer("set_runtime_post_return", index, self.offsets.runtime_post_return(index), ptr)
 
-    def _check_anyfunc_args(self, accessor, index, func_ptr, type_index):
-        func_ptr = self._check_ptr(f"{accessor}({index}) func_ptr", func_ptr)
-        if func_ptr == 0:
-            raise ValueError(f"{accessor}({index}): func_ptr must be non-null (NonNull<VMFunctionBody>)")
-        if isinstance(type_index, bool) or not isinstance(type_index, int) or not 0 <= type_index < 2**32:
-            raise ValueError(f"{accessor}({index}): type_index must be a u32, got {type_index!r}")
-        return func_ptr, type_index
-
-    def _store_anyfunc(self, offset, func_ptr, type_index):
-        self._store(offset + self.ptr.vmcaller_checked_anyfunc_func_ptr(), func_ptr)
-        self._u32.pack_into(self._live(), offset + self.ptr.vmcaller_checked_anyfunc_type_index(), type_index)
-        self._store(offset + self.ptr.vmcaller_checked_anyfunc_vmctx(), self.vmctx)
-
-    def set_lowering(self, index, lowering, anyfunc_func_ptr=None, anyfunc_type_index=None):
-        """Write the `VMLowering`, then (up to v8) the anyfunc `{func_ptr, type_index, vmctx: this context}`.
-
-        From v12 lowerings have no func ref of their own: the last two
-        arguments must then be left out.
-        """
-        has_anyfunc = hasattr(self.offsets, "lowering_anyfunc")
-        if has_anyfunc != (anyfunc_func_ptr is not None):
-            raise ValueError(f"set_lowering({index}): {self.layout.range_text} "
-                             + ("needs anyfunc_func_ptr and anyfunc_type_index" if has_anyfunc
-                                else "has no lowering anyfuncs; pass only the VMLowering"))
-        callee = self._check_ptr(f"set_lowering({index}) callee", lowering.callee)
-        data = self._check_ptr(f"set_lowering({index}) data", lowering.data)
-        if has_anyfunc:
-            anyfunc = self.offsets.lowering_anyfunc(index)
-            func_ptr, type_index = self._check_anyfunc_args("set_lowering", index, anyfunc_func_ptr,
-                                                            anyfunc_type_index)
-        self._check_unset("set_lowering", index, self.offsets.lowering_callee(index))
-        self._check_unset("set_lowering", index, self.offsets.lowering_data(index))
-        if has_anyfunc:
-            self._check_unset("set_lowering", index, anyfunc)
-        self._store(self.offsets.lowering_callee(index), callee)
-        self._store(self.offsets.lowering_data(index), data)
-        if has_anyfunc:
-            self._store_anyfunc(anyfunc, func_ptr, type_index)
-
-    def set_always_trap(self, index, func_ptr, type_index):
-        anyfunc = self._require("always_trap_anyfunc")(index)
-        func_ptr, type_index = self._check_anyfunc_args("set_always_trap", index, func_ptr, type_index)
-        self._check_unset("set_always_trap", index, anyfunc)
-        self._store_anyfunc(anyfunc, func_ptr, type_index)
+OwnedComponentInstance._setters_for = runtime_setters
 
 
 class VMComponentContext:

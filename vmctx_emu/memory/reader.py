@@ -1,32 +1,101 @@
 """The read side shared by live instances and loaded dumps: getters, flags, numpy views, magic check.
 
 Everything here reads the context's own bytes at computed offsets; nothing
-follows a pointer found in them.
+follows a pointer found in them. The runtime getters are derived from the
+release's declaration: one per field the runtime sets, named like its Rust
+accessor, asserting (debug builds) what the Rust getter asserts.
 """
 
+import keyword
 import struct
 import sys
 from collections import namedtuple
+from collections.abc import Mapping
+from functools import lru_cache
 
 from ..constants import VMCOMPONENT_MAGIC
-from ..errors import InvalidPtrSizeError, VMContextError
-from .flags import InstanceFlags
-from ..layouts.fields import Field
-from .magic import magic_mismatch_message
+from ..errors import (ArgumentTypeError, ArgumentValueError, ClosedError, InvalidPtrSizeError, LayoutError,
+                      VMContextError)
 from ..layouts.ptr import HostPtr, as_ptr_size, invalid_ptr
-from ..layouts.types import VMGLOBAL_DEFINITION
-from .views import BYTE_ORDER_CHAR, EMULATED_PTR_SIZES, region_view
+from ..layouts.releases import wasmtime_layout
+from ..layouts.types import VMLOWERING
+from .flags import flags_class
+from .magic import magic_mismatch_message
+from .views import BYTE_ORDER_CHAR, EMULATED_PTR_SIZES, region_view, subfield_view
 
-__all__ = ["ContextReader", "VMLowering", "check_byte_order"]
+__all__ = ["ContextReader", "VMLowering", "attr_name", "check_byte_order", "element_tuple", "with_runtime"]
 
-VMLowering = namedtuple("VMLowering", "callee data")
-VMLowering.__doc__ = "A lowering record: host function pointer `callee`, host data pointer `data`."
+
+def attr_name(sub_name):
+    """A sub-field's Python attribute name: `from` is a keyword, so `from_`."""
+    return sub_name + "_" if keyword.iskeyword(sub_name) else sub_name
+
+
+@lru_cache(maxsize=None)
+def element_tuple(etype):
+    """The namedtuple a getter returns for a multi-word element (`VMLowering(callee, data)`)."""
+    name = etype.rust_name if etype.rust_name.isidentifier() else etype.c_name
+    cls = namedtuple(name, [attr_name(s.name) for s in etype.subfields])
+    cls.__doc__ = f"A `{etype.rust_name}`: " + ", ".join(f"{s.name} ({s.kind})" for s in etype.subfields)
+    return cls
+
+
+VMLowering = element_tuple(VMLOWERING)
 
 
 def check_byte_order(byte_order):
     if byte_order not in BYTE_ORDER_CHAR:
-        raise ValueError(f"byte_order must be 'little' or 'big', got {byte_order!r}")
+        raise ArgumentValueError(f"byte_order must be 'little' or 'big', got {byte_order!r}")
     return byte_order
+
+
+def _getter(field):
+    """The runtime getter of `field`'s elements, as the release's `ComponentInstance` has it."""
+    etype, accessor, name = field.elem_type, field.runtime_getter, field.name
+    checked = tuple((s, etype.sub(s)) for s in etype.checked)
+    returns_address = etype.role_sub("vmctx") is not None
+    single = len(etype.subfields) == 1
+    tuple_cls = element_tuple(etype)
+
+    def get(self, index):
+        offset = self.offsets.element_offset(name, index)
+        for sub_name, _ in checked:
+            self._check_set(accessor, index, offset + self._sub_offset(field, sub_name),
+                            "slot" if single else sub_name)
+        if returns_address:
+            if self.vmctx is None:
+                raise VMContextError(f"{accessor}({index}): the context's address is unknown")
+            return self.vmctx + offset
+        values = [self._load_kind(s.kind, offset + self._sub_offset(field, s.name)) for s in etype.subfields]
+        return values[0] if single else tuple_cls(*values)
+
+    get.__name__ = accessor
+    get.__doc__ = (f"`{accessor}(index)`: "
+                   + ("the address of the element" if returns_address
+                      else "the element's value") + f" ({etype.rust_name}); debug builds assert "
+                   + " and ".join(etype.checked) + " are no longer INVALID_PTR.")
+    return get
+
+
+def runtime_getters(layout):
+    """Getter name -> function for every field of `layout` that its runtime setters write."""
+    out = {}
+    for s in layout.setters:
+        for name in s.fields:
+            field = layout.field(name)
+            out[field.runtime_getter] = _getter(field)
+    return out
+
+
+@lru_cache(maxsize=None)
+def with_runtime(base, layout, extra):
+    """`base` plus `layout`'s runtime methods (getters, and `extra(layout)`'s setters)."""
+    namespace = {"__module__": base.__module__, "__doc__": base.__doc__, "LAYOUT": layout,
+                 "_flags_class": flags_class(layout, writable=base._flags_writable)}
+    namespace.update(runtime_getters(layout))
+    if extra is not None:
+        namespace.update(extra(layout))
+    return type(base.__name__, (base,), namespace)
 
 
 class ContextReader:
@@ -34,15 +103,20 @@ class ContextReader:
 
     _raw = None
     vmctx = None
+    LAYOUT = None
+    _flags_writable = False
+    _setters_for = None  # layout -> {name: setter function}; None on read-only contexts
 
     def _set_target(self, component, ptr, byte_order, debug_assertions, wasmtime=None):
-        from collections.abc import Mapping
-
-        from ..layouts.releases import wasmtime_layout
-
+        self.layout = wasmtime_layout("seed" if wasmtime is None else wasmtime)
         self.wasmtime = "seed" if wasmtime is None else str(wasmtime)
-        self.layout = wasmtime_layout(self.wasmtime)
+        if type(self).LAYOUT is not self.layout:
+            self.__class__ = with_runtime(type(self), self.layout, type(self)._setters_for)
         if isinstance(component, Mapping):
+            unknown = sorted(set(component) - set(self.layout.count_names))
+            if unknown:
+                raise LayoutError(f"{', '.join(unknown)} is not a count of {self.layout.name}; "
+                                  f"its counts are {', '.join(self.layout.count_names)}")
             component = self.layout.component(**component)
         ptr = as_ptr_size(ptr)
         if ptr not in EMULATED_PTR_SIZES:
@@ -52,33 +126,39 @@ class ContextReader:
             )
         self.ptr = ptr
         self.byte_order = check_byte_order(byte_order)
-        self.debug_assertions = bool(debug_assertions)
+        if not isinstance(debug_assertions, bool):
+            raise ArgumentTypeError(f"debug_assertions must be a bool, got {debug_assertions!r}")
+        self.debug_assertions = debug_assertions
         self.offsets = self.layout.offsets_class(ptr, component)
-        self._flags_field = next(f for f, _ in self._fields() if f.count == "num_runtime_component_instances"
-                                 and f.elem_type is VMGLOBAL_DEFINITION)
+        self._flags_field = self.layout.flags_field()
         self.is_host_layout = ptr == HostPtr and byte_order == sys.byteorder
         order = BYTE_ORDER_CHAR[byte_order]
         self._ptr_word = struct.Struct(order + ("Q" if ptr == 8 else "I"))
         self._u32 = struct.Struct(order + "I")
+        self._i32 = struct.Struct(order + "i")
         self._invalid = invalid_ptr(ptr)
 
     def _check_ptr(self, what, value):
         bits = 8 * int(self.ptr)
-        if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < 1 << bits:
-            raise ValueError(
-                f"{what} must be an int in [0, 2**{bits}) for pointer size {int(self.ptr)}, got {value!r}"
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ArgumentTypeError(f"{what} must be an int, got {type(value).__name__} {value!r}")
+        if not 0 <= value < 1 << bits:
+            raise ArgumentValueError(
+                f"{what} must be an int in [0, 2**{bits}) for pointer size {int(self.ptr)}, got {value:#x}"
             )
         return value
 
     def _fields(self):
-        for field in self.offsets.FIELDS:
-            if isinstance(field, Field):
-                yield field, self.offsets.region(field.name)
+        for field in self.layout.declared_fields():
+            yield field, self.offsets.region(field.name)
+
+    def _sub_offset(self, field, sub):
+        return field.sub_offset(sub, self.ptr)
 
     def _live(self):
         raw = self._raw
         if raw is None:
-            raise ValueError(f"this {type(self).__name__} is closed")
+            raise ClosedError(f"this {type(self).__name__} is closed")
         return raw
 
     @property
@@ -111,8 +191,13 @@ class ContextReader:
     def view(self, name):
         """A zero-copy numpy view of region `name` (as in `offsets.regions()`)."""
         region = self.offsets.region(name)
-        field = next(f for f, r in self._fields() if r.name == name)
-        return region_view(self._live(), region, field.elem_type, self.ptr, self.byte_order)
+        return region_view(self._live(), region, self.layout.field(name).elem_type, self.ptr, self.byte_order)
+
+    def subview(self, name, sub):
+        """One sub-field of every element of region `name`, as a strided numpy view."""
+        field = self.layout.field(name)
+        return subfield_view(self._live(), self.offsets.region(name), field.elem_type, sub, self.ptr,
+                             self.byte_order)
 
     def check_magic(self):
         """Raise `VMContextError` unless the u32 at offset 0 is `VMCOMPONENT_MAGIC`."""
@@ -122,6 +207,10 @@ class ContextReader:
 
     def _load(self, offset):
         return self._ptr_word.unpack_from(self._live(), offset)[0]
+
+    def _load_kind(self, kind, offset):
+        word = self._ptr_word if kind == "ptr" else self._u32 if kind == "u32" else self._i32
+        return word.unpack_from(self._live(), offset)[0]
 
     def _check_set(self, accessor, index, offset, what="slot"):
         """Debug builds: a getter's slot must no longer hold INVALID_PTR."""
@@ -133,58 +222,20 @@ class ContextReader:
             )
         return value
 
-    # -- getters --------------------------------------------------------
-
-    def _require(self, accessor):
-        """The offsets accessor `accessor`, or a `VMContextError` if this release has none."""
-        method = getattr(self.offsets, accessor, None)
-        if method is None:
-            raise VMContextError(f"{accessor}() does not exist in the {self.layout.id} layout "
-                                 f"({self.layout.range_text})")
-        return method
+    # -- getters that are not per-field ---------------------------------
 
     def store(self):
         """The store fat pointer as (data, vtable); a null store fails like Rust's `assert!`."""
-        offset = self._require("store")()
+        if not hasattr(self.offsets, "store"):
+            raise VMContextError(f"store() does not exist in {self.layout.name}: the store pointer "
+                                 "left the context at v30")
+        offset = self.offsets.store()
         data, vtable = self._load(offset), self._load(offset + int(self.ptr))
         if data == 0:
             raise VMContextError(f"store(): the store pointer at offset {offset} is null")
         return (data, vtable)
 
-    _flags_class = InstanceFlags
-
     def instance_flags(self, index):
         """The flag global of component instance `index` (`may_leave` from v47)."""
-        offset = getattr(self.offsets, self._flags_field.element)(index)
+        offset = self.offsets.element_offset(self._flags_field.name, index)
         return self._flags_class(self, offset, index, self.byte_order)
-
-    def runtime_memory(self, index):
-        return self._check_set("runtime_memory", index, self.offsets.runtime_memory(index))
-
-    def runtime_realloc(self, index):
-        return self._check_set("runtime_realloc", index, self.offsets.runtime_realloc(index))
-
-    def runtime_post_return(self, index):
-        return self._check_set("runtime_post_return", index, self.offsets.runtime_post_return(index))
-
-    def lowering(self, index):
-        callee = self._check_set("lowering", index, self.offsets.lowering_callee(index), "callee")
-        data = self._check_set("lowering", index, self.offsets.lowering_data(index), "data")
-        return VMLowering(callee, data)
-
-    def _anyfunc_address(self, accessor, index, offset):
-        self._check_set(accessor, index, offset, "func_ptr")
-        self._check_set(accessor, index, offset + self.ptr.vmcaller_checked_anyfunc_vmctx(), "vmctx")
-        if self.vmctx is None:
-            raise VMContextError(f"{accessor}({index}): the context's address is unknown")
-        return self.vmctx + offset
-
-    def lowering_anyfunc(self, index):
-        """Address of the lowering's `VMCallerCheckedAnyfunc` slot."""
-        return self._anyfunc_address("lowering_anyfunc", index, self._require("lowering_anyfunc")(index))
-
-    def always_trap_anyfunc(self, index):
-        """Address of the always-trap function's `VMCallerCheckedAnyfunc` slot."""
-        return self._anyfunc_address(
-            "always_trap_anyfunc", index, self._require("always_trap_anyfunc")(index)
-        )

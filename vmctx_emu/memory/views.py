@@ -32,14 +32,12 @@ def scalar_format(kind, ptr, byte_order):
 
 def element_dtype(etype, ptr, byte_order):
     """A structured dtype with one field per sub-field, at its offset, itemsize = element size."""
-    from ..layouts.types import resolve
-
     subs = etype.subfields
     return np.dtype(
         {
             "names": [s.name for s in subs],
             "formats": [scalar_format(s.kind, ptr, byte_order) for s in subs],
-            "offsets": [resolve(s.offset, ptr) for s in subs],
+            "offsets": [etype.offset_of(s.name, ptr) for s in subs],
             "itemsize": etype.size_for(ptr),
         }
     )
