@@ -12,7 +12,7 @@ SAMPLE_ARGS = ["layout", "--ptr-size", "8", "--lowerings", "3", "--memories", "1
                "--post-returns", "1", "--instances", "2", "--always-trap", "1"]
 
 EXPECTED_TABLE = """\
-/* offset      |    size */  type = struct VMComponentContext {  /* ptr_size=8 */
+/* offset      |    size */  type = struct VMComponentContext {  /* seed (commit 97894bc65e), ptr_size=8 */
 /*      0      |       4 */    u32 magic;
 /* XXX  4-byte hole      */
 /*      8      |      16 */    *mut dyn Store store;

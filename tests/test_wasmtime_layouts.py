@@ -69,7 +69,54 @@ KNOWN = {
                 ("lowerings", 80), ("memories", 88), ("tables", 92), ("reallocs", 104), ("callbacks", 108),
                 ("post_returns", 112), ("resource_destructors", 116), 120]),
     "48.0.0": ([("may_leave", 32), ("task_may_block", 48), 208], [("may_leave", 16), ("task_may_block", 32), 120]),
+    # v49/v50: builtins, store_context; align(16); may_leave; no task_may_block; align(P);
+    # repr(C) VMFuncRef 32 / 16, VMLowering 16 / 8, VMTableImport 24 / 12, pointers 8 / 4
+    "49.0.0": ([("builtins", 8), ("store_context", 16), ("may_leave", 32), ("trampoline_func_refs", 48),
+                ("intrinsic_func_refs", 80), ("lowerings", 112), ("memories", 128), ("tables", 136),
+                ("reallocs", 160), ("callbacks", 168), ("post_returns", 176), ("resource_destructors", 184), 192],
+               [("builtins", 4), ("store_context", 8), ("may_leave", 16), ("trampoline_func_refs", 32),
+                ("intrinsic_func_refs", 48), ("lowerings", 64), ("memories", 72), ("tables", 76),
+                ("reallocs", 88), ("callbacks", 92), ("post_returns", 96), ("resource_destructors", 100), 104]),
 }
+KNOWN["50.0.1"] = KNOWN["49.0.0"]
+
+
+# v48 sizes VMFuncRef and VMTableImport as repr(C) structs: at P=1 and P=2 they are 12 and 8
+# bytes (u32 type_index/index aligned to 4), where v47's PtrSize helpers give 4P and 3P.
+# Every count 1: magic 0..4; align(P) -> 4; builtins, vm_store_context; align(16) -> 16;
+# may_leave 16..32; task_may_block 32..48; align(P) -> 48; then the arrays.
+SMALL_POINTERS = {
+    ("48.0.0", 1): ([("trampoline_func_refs", 48), ("intrinsic_func_refs", 60), ("lowerings", 72),
+                     ("memories", 74), ("tables", 75), ("reallocs", 83), ("resource_destructors", 86)], 87),
+    ("48.0.0", 2): ([("trampoline_func_refs", 48), ("intrinsic_func_refs", 60), ("lowerings", 72),
+                     ("memories", 76), ("tables", 78), ("reallocs", 86), ("resource_destructors", 92)], 94),
+    ("47.0.4", 1): ([("trampoline_func_refs", 48), ("intrinsic_func_refs", 52), ("lowerings", 56),
+                     ("memories", 58), ("tables", 59), ("reallocs", 62), ("resource_destructors", 65)], 66),
+    ("47.0.4", 2): ([("trampoline_func_refs", 48), ("intrinsic_func_refs", 56), ("lowerings", 64),
+                     ("memories", 68), ("tables", 70), ("reallocs", 76), ("resource_destructors", 82)], 84),
+    # v49/v50 as v48 without task_may_block: align(P) after may_leave -> 32
+    ("50.0.1", 1): ([("may_leave", 16), ("trampoline_func_refs", 32), ("tables", 59)], 71),
+    ("50.0.1", 2): ([("may_leave", 16), ("trampoline_func_refs", 32), ("tables", 62)], 78),
+}
+
+
+@pytest.mark.parametrize("version, ptr", SMALL_POINTERS, ids=[f"{v}-p{p}" for v, p in SMALL_POINTERS])
+def test_small_pointer_sizes(version, ptr):
+    layout = wasmtime_layout(version)
+    o = layout.offsets(ptr, **dict.fromkeys(layout.count_names, 1))
+    expected, size = SMALL_POINTERS[(version, ptr)]
+    assert [(name, o.region(name).offset) for name, _ in expected] == expected
+    assert o.size_of_vmctx() == size
+
+
+def test_array_offsets_of_v49():
+    layout = wasmtime_layout("49")
+    o = layout.offsets(8, num_runtime_component_instances=2, num_trampolines=3)
+    arr = o.trampoline_func_refs()
+    assert (arr.begin(), arr.stride(), arr.count(), arr.at(2)) == (64, 32, 3, 128)
+    assert (o.may_leave().begin(), o.may_leave().at(1)) == (32, 48)
+    with pytest.raises(IndexError, match=r"^trampoline_func_refs\(\)\.at index 3 out of range \(count=3\)$"):
+        arr.at(3)
 
 
 @pytest.mark.parametrize("version", KNOWN)

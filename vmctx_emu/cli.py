@@ -4,15 +4,15 @@ import argparse
 import json
 import sys
 
-from .layouts.component import check_u32
-from .dumps.decode import decode, padding_differences
 from .describe import decoded_json, decoded_table, diff_json, diff_table, hexdump_lines
+from .dumps.decode import decode, padding_differences
 from .dumps.dump import DumpError, load_dump, read_dump_bytes
-from .errors import VMCtxEmuError
 from .dumps.infer import consistent_layouts, infer_shapes
+from .errors import UnknownReleaseError, VMCtxEmuError
+from .layouts.component import check_u32
 from .layouts.ptr import HostPtr, PtrSize
-from .render import layout_json, layout_table
 from .layouts.releases import LAYOUTS, SEED, wasmtime_layout
+from .render import layout_json, layout_table
 
 __all__ = ["main", "add_layout_options", "count_option", "count_options"]
 
@@ -29,7 +29,11 @@ def count_options(layout=SEED):
 
 
 class _Parser(argparse.ArgumentParser):
-    """Bad arguments: one line on stderr and exit status 2, no usage dump."""
+    """Bad arguments: one line on stderr and exit status 2, no usage dump; no abbreviated options."""
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("allow_abbrev", False)
+        super().__init__(*args, **kwargs)
 
     def error(self, message):
         self.exit(2, f"{self.prog}: error: {message}\n")
@@ -154,7 +158,8 @@ def cmd_diff(args, out):
 
 def cmd_infer(args, out):
     data = read_dump_bytes(args.dump)
-    releases = consistent_layouts(data, args.ptr_size, args.byte_order)
+    only = None if args.wasmtime is None else [args.layout]
+    releases = consistent_layouts(data, args.ptr_size, args.byte_order, layouts=only)
     release_text = [layout.range_text if layout.id == "seed" else f"{layout.id} ({layout.range_text})"
                     for layout in releases]
     doc = {"schema_version": 1, "size": len(data), "ptr_size": int(args.ptr_size),
@@ -223,26 +228,28 @@ def build_parser(layout=SEED):
     p.set_defaults(func=cmd_decode)
 
     p = sub.add_parser("hexdump", help="hexdump -C style lines with field names in the margin")
-    p.add_argument("dump")
+    p.add_argument("dump", help="the raw context bytes (sidecar DUMP.json read if present)")
     add_layout_options(p, layout, for_dump=True)
     p.set_defaults(func=cmd_hexdump)
 
     p = sub.add_parser("diff", help="the fields that differ between two dumps of one layout")
-    p.add_argument("old")
-    p.add_argument("new")
+    p.add_argument("old", help="the earlier dump")
+    p.add_argument("new", help="the later dump, of the same layout")
     add_layout_options(p, layout, for_dump=True)
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     p.set_defaults(func=cmd_diff)
 
     p = sub.add_parser("infer", help="component shapes consistent with a debug-initialized dump")
-    p.add_argument("dump")
-    p.add_argument("--ptr-size", type=_ptr_size, required=True, metavar="N|host")
+    p.add_argument("dump", help="the raw context bytes")
+    p.add_argument("--wasmtime", default=None, metavar="VERSION",
+                   help="check only this release's layout (default: every release)")
+    p.add_argument("--ptr-size", type=_ptr_size, required=True, metavar="N|host", help="pointer size in bytes")
     p.add_argument("--byte-order", choices=("little", "big"), default=sys.byteorder,
                    help=f"default: this host's ({sys.byteorder})")
     p.add_argument("--address", type=_address, default=None,
                    help="the context's address, if known (tightens the anyfunc vmctx check)")
     p.add_argument("--limit", type=int, default=20, help="candidate shapes to list (default 20)")
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--json", action="store_true", help="print one JSON object instead of text")
     p.set_defaults(func=cmd_infer)
 
     p = sub.add_parser("versions", help="the supported Wasmtime releases and their count options")
@@ -253,14 +260,22 @@ def build_parser(layout=SEED):
     return parser
 
 
-def _requested_layout(argv):
-    """The layout named by --wasmtime in `argv`, before the full parse needs its count options."""
+def requested_release(argv):
+    """The one `--wasmtime` value in `argv` (None if absent), before the full parse needs its count options.
+
+    Given twice with different values is an error, not a silent pick.
+    """
+    values = []
     for i, word in enumerate(argv):
+        if word == "--":
+            break
         if word == "--wasmtime" and i + 1 < len(argv):
-            return wasmtime_layout(argv[i + 1])
-        if word.startswith("--wasmtime="):
-            return wasmtime_layout(word.split("=", 1)[1])
-    return SEED
+            values.append(argv[i + 1])
+        elif word.startswith("--wasmtime="):
+            values.append(word.split("=", 1)[1])
+    if len({wasmtime_layout(v).name for v in values}) > 1 or len(set(values)) > 1:
+        raise UnknownReleaseError(f"given more than once with different values: {', '.join(values)}")
+    return values[0] if values else None
 
 
 def main(argv=None, out=None):
@@ -268,8 +283,9 @@ def main(argv=None, out=None):
     out = sys.stdout if out is None else out
     argv = sys.argv[1:] if argv is None else list(argv)
     try:
-        layout = _requested_layout(argv)
-    except ValueError as e:
+        release = requested_release(argv)
+        layout = wasmtime_layout(release or "seed")
+    except VMCtxEmuError as e:
         print(f"vmctx-emu: error: argument --wasmtime: {e}", file=sys.stderr)
         return 2
     args = build_parser(layout).parse_args(argv)

@@ -12,6 +12,8 @@ def layout_dict(offsets):
     return {
         "schema_version": SCHEMA_VERSION,
         "struct": "VMComponentContext",
+        "layout": offsets.LAYOUT.id,
+        "wasmtime": offsets.LAYOUT.range_text,
         "ptr_size": offsets.pointer_size(),
         "counts": {name: getattr(offsets, name) for name in offsets.COUNT_NAMES},
         "size_of_vmctx": offsets.size_of_vmctx(),
@@ -31,7 +33,7 @@ def layout_table(offsets):
     """A `ptype /o` / pahole-style table: offset, size, type and field[count], holes marked XXX."""
     lines = [
         "/* offset      |    size */  type = struct VMComponentContext {"
-        f"  /* ptr_size={offsets.pointer_size()} */"
+        f"  /* {offsets.LAYOUT.name}, ptr_size={offsets.pointer_size()} */"
     ]
     for r in offsets.regions():
         if r.padding_before:

@@ -236,9 +236,9 @@ def _layout_fits(raw, layout, ptr, byte_order):
     return False
 
 
-def consistent_layouts(data, ptr, byte_order):
-    """The release layouts (seed included) whose header and flags fit the dump."""
+def consistent_layouts(data, ptr, byte_order, layouts=None):
+    """The release layouts (seed included, or only `layouts`) whose header and flags fit the dump."""
     ptr = as_ptr_size(ptr)
     raw = _magic_checked(data, ptr, byte_order)
-    return [layout for layout in LAYOUTS if int(ptr) in layout.valid_ptr_sizes
+    return [layout for layout in (LAYOUTS if layouts is None else layouts) if int(ptr) in layout.valid_ptr_sizes
             and _layout_fits(raw, layout, ptr, byte_order)]

@@ -72,13 +72,21 @@ class Align:
     to: object
 
 
+NULL_RULES = ("never", "debug", "allowed")
+
+
 @dataclass(frozen=True)
 class SetterArg:
-    """One Rust argument of a setter: it fills `subs` of one element of field `field`."""
+    """One Rust argument of a setter: it fills `subs` of one element of field `field`.
+
+    `null` overrides the sub-fields' own rule where the argument's Rust type is
+    stricter than the slot's (`wasm_call: NonNull<_>` into an `Option` slot).
+    """
 
     name: str
     field: str
     subs: tuple
+    null: str = None
 
 
 @dataclass(frozen=True)
@@ -102,9 +110,16 @@ class Setter:
 
 
 def setter(name, asserts=None, **args):
-    """`setter("set_lowering", lowering=("lowerings", "callee", "data"), ...)`: keyword order is Rust's."""
-    return Setter(name, tuple(SetterArg(arg, target[0], tuple(target[1:])) for arg, target in args.items()),
-                  asserts)
+    """`setter("set_lowering", lowering=("lowerings", "callee", "data"), ...)`: keyword order is Rust's.
+
+    A target may end with a null rule (`"never"`) for the argument as a whole.
+    """
+    def arg(arg_name, target):
+        null = target[-1] if target[-1] in NULL_RULES else None
+        subs = target[1:-1] if null else target[1:]
+        return SetterArg(arg_name, target[0], tuple(subs), null)
+
+    return Setter(name, tuple(arg(a, t) for a, t in args.items()), asserts)
 
 
 @dataclass(frozen=True)

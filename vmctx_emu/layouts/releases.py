@@ -174,13 +174,13 @@ def set_anyfunc(name, array):
 
 def set_func_ref5(name, array, **before):
     """v9-v21: `name(idx, ..., wasm_call, native_call, array_call, type_index)` fills a 5-word func ref."""
-    return setter(name, **before, wasm_call=(array, "wasm_call"), native_call=(array, "native_call"),
+    return setter(name, **before, wasm_call=(array, "wasm_call", "never"), native_call=(array, "native_call"),
                   array_call=(array, "array_call"), type_index=(array, "type_index"))
 
 
 def set_func_ref4(name, array):
     """v22+: `name(idx, wasm_call, array_call, type_index)` fills a 4-word func ref."""
-    return setter(name, wasm_call=(array, "wasm_call"), array_call=(array, "array_call"),
+    return setter(name, wasm_call=(array, "wasm_call", "never"), array_call=(array, "array_call"),
                   type_index=(array, "type_index"))
 
 

@@ -187,18 +187,18 @@ class OwnedComponentInstance(ContextReader):
                 f"not INVALID_PTR {self._invalid:#x} (it can be set once only)"
             )
 
-    def _check_value(self, call, arg, sub, value):
-        """Argument `arg` of `call` for sub-field `sub`: its type, range and the Rust null rule."""
+    def _check_value(self, call, arg, sub, value, null):
+        """Argument `arg` of `call` for sub-field `sub`: its type, range and the Rust `null` rule."""
         if sub.kind != "ptr":
             if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < 1 << 32:
                 raise ArgumentValueError(f"{call}: {arg} must be a u32, got {value!r}")
             return value
-        if value is None and sub.null == "allowed":
+        if value is None and null == "allowed":
             return 0
         value = self._check_ptr(f"{call} {arg}", value)
-        if value == 0 and sub.null == "never":
+        if value == 0 and null == "never":
             raise ArgumentValueError(f"{call}: {arg} must be non-null (a NonNull or fn pointer in {self.layout.name})")
-        if value == 0 and sub.null == "debug" and self.debug_assertions:
+        if value == 0 and null == "debug" and self.debug_assertions:
             raise VMContextError(f"{call}: the {sub.role} pointer must be non-null "
                                  f"(debug_assert! in {self.layout.name})")
         return value
@@ -235,7 +235,7 @@ def _setter(layout, spec):
             for sub_name, v in zip(arg.subs, _arg_values(spec.name, index, arg, value)):
                 sub = field.elem_type.sub(sub_name)
                 what = f"{arg.name.rstrip('_')}" + (f".{sub_name}" if len(arg.subs) > 1 else "")
-                v = self._check_value(f"{spec.name}({index})", what, sub, v)
+                v = self._check_value(f"{spec.name}({index})", what, sub, v, arg.null or sub.null)
                 writes.append((sub.kind, starts[arg.field] + self._sub_offset(field, sub_name), v))
         if self.debug_assertions:
             for f, sub in asserts:
