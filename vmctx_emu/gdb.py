@@ -10,6 +10,8 @@ import sys
 import tempfile
 from importlib import resources
 
+from .constants import VMCOMPONENT_MAGIC
+
 __all__ = ["script_path", "write_script"]
 
 
@@ -23,7 +25,8 @@ def write_script(path=None):
     """Write the gdb command file (atomically) and return its path."""
     path = path or script_path()
     template = resources.files("vmctx_emu").joinpath("gdb_script.py").read_text()
-    text = template.replace('"@PYTHON@"', repr(sys.executable))
+    text = (template.replace('"@PYTHON@"', repr(sys.executable))
+            .replace("@VMCOMPONENT_MAGIC@", str(VMCOMPONENT_MAGIC)))
     os.makedirs(os.path.dirname(path), exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path), suffix=".tmp")
     with os.fdopen(fd, "w") as f:

@@ -10,7 +10,7 @@ import tempfile
 import gdb
 
 PYTHON = "@PYTHON@"
-VMCOMPONENT_MAGIC = 0x706D6F63
+VMCOMPONENT_MAGIC = int("@VMCOMPONENT_MAGIC@")
 # Options that only `decode` takes; everything else (--wasmtime, --ptr-size, the
 # counts of the chosen release) is passed to `layout` as well.
 DECODE_ONLY_FLAGS = ("--json", "--force")
