@@ -5,6 +5,7 @@ natural types and lets the compiler place them, so `offsetof` is an independent
 witness of the Python arithmetic.
 """
 
+from ..errors import ArgumentValueError
 from .fields import Field
 from .ptr import HostPtr
 
@@ -35,7 +36,7 @@ def context_fields(fields):
 def context_struct(offsets, struct_name, end_marker="end_marker"):
     """A C struct with fixed-size arrays for this exact shape, ending in a flexible `end_marker`."""
     if offsets.pointer_size() != HostPtr:
-        raise ValueError(
+        raise ArgumentValueError(
             f"a C mirror needs the host pointer size {int(HostPtr)}, got {offsets.pointer_size()}"
         )
     lines = [f"struct {struct_name} {{"]

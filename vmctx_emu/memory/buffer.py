@@ -3,6 +3,8 @@
 import ctypes
 import weakref
 
+from ..errors import ArgumentValueError
+
 __all__ = ["AlignedBuffer", "LiveContexts", "LIVE"]
 
 
@@ -34,7 +36,7 @@ class LiveContexts:
     def add(self, address, instance):
         other = self._by_address.get(address)
         if other is not None:
-            raise ValueError(f"address {address:#x} is already the context of a live instance")
+            raise ArgumentValueError(f"address {address:#x} is already the context of a live instance")
         self._by_address[address] = instance
 
     def remove(self, address):
