@@ -33,6 +33,7 @@ if not WASMTIME.startswith("50."):
 if sys.platform != "linux" or platform.machine() != "x86_64":
     pytest.skip("reads /proc/self/mem; layout facts are for x86-64 Linux", allow_module_level=True)
 
+from wasmtime import _ffi  # noqa: E402  (private, but the only switch for component-model-async)
 from wasmtime.component import Component, Linker, ResourceAny  # noqa: E402
 
 from vmctx_emu import OwnedComponentInstance, wasmtime_layout  # noqa: E402
@@ -215,8 +216,6 @@ SHAPES = {
 def make_engine(component_model_async):
     config = wasmtime.Config()
     if component_model_async:
-        from wasmtime import _ffi
-
         _ffi.wasmtime_config_wasm_component_model_async_set(config.ptr(), True)
     return wasmtime.Engine(config)
 
@@ -338,25 +337,27 @@ def live():
     context counts for the shape whose instantiation made it appear.
     """
     mem = ProcessMemory()
-    engines = {flag: make_engine(flag) for flag in (False, True)}
-    baseline = set(mem.find_live_contexts())
-    seen = set(baseline)
-    runs = {}
-    for name, shape in SHAPES.items():
-        engine = engines[shape.component_model_async]
-        store = wasmtime.Store(engine)
-        component = Component(engine, shape.wat)
-        linker = Linker(engine)
-        log = []
-        with linker.root() as root:
-            for import_name, impl in shape.host.items():
-                root.add_func(import_name, recorder(log, import_name, impl))
-        instances = [linker.instantiate(store, component) for _ in range(shape.instances)]
-        new = [LiveContext.read(mem, a) for a in mem.find_live_contexts() if a not in seen]
-        seen.update(c.addr for c in new)
-        runs[name] = Run(store, instances, sorted(new, key=lambda c: c.id), log, (engine, component, linker))
-    yield mem, baseline, runs
-    mem.close()
+    try:
+        engines = {flag: make_engine(flag) for flag in (False, True)}
+        baseline = set(mem.find_live_contexts())
+        seen = set(baseline)
+        runs = {}
+        for name, shape in SHAPES.items():
+            engine = engines[shape.component_model_async]
+            store = wasmtime.Store(engine)
+            component = Component(engine, shape.wat)
+            linker = Linker(engine)
+            log = []
+            with linker.root() as root:
+                for import_name, impl in shape.host.items():
+                    root.add_func(import_name, recorder(log, import_name, impl))
+            instances = [linker.instantiate(store, component) for _ in range(shape.instances)]
+            new = [LiveContext.read(mem, a) for a in mem.find_live_contexts() if a not in seen]
+            seen.update(c.addr for c in new)
+            runs[name] = Run(store, instances, sorted(new, key=lambda c: c.id), log, (engine, component, linker))
+        yield mem, baseline, runs
+    finally:
+        mem.close()
 
 
 def recorder(log, name, impl):
@@ -443,7 +444,7 @@ def test_offsets_match_runtime_copy(live, shape, name):
     _, _, runs = live
     for ctx in runs[shape].contexts:
         ours = layout().offsets(PTR, **ctx.counts)
-        assert (ctx.id, name, our_offset(ours, name)) == (ctx.id, name, ctx.offsets[name])
+        assert our_offset(ours, name) == ctx.offsets[name], f"instance id {ctx.id}, counts {ctx.counts}"
 
 
 @pytest.mark.parametrize("shape", SHAPES)
