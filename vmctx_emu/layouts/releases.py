@@ -15,7 +15,7 @@ Sources, per release tag: `crates/environ/src/component/vmcomponent_offsets.rs`,
 """
 
 import re
-from dataclasses import dataclass, field as dc_field
+from dataclasses import dataclass, field as dc_field, replace
 
 from ..constants import FLAG_MAY_ENTER, FLAG_MAY_LEAVE, FLAG_NEEDS_POST_RETURN, VMCOMPONENT_MAGIC
 from ..errors import UnknownReleaseError
@@ -145,7 +145,10 @@ BUILTINS = header("builtins", rust_type="*mut VMComponentBuiltins")
 LIMITS = header("limits", rust_type="*mut VMRuntimeLimits")
 VM_STORE_CONTEXT = header("vm_store_context", rust_type="*mut VMStoreContext")
 TRANSCODE_LIBCALLS = header("transcode_libcalls", rust_type="*mut VMComponentTranscodeLibcalls")
-STORE_CONTEXT = header("store_context", rust_type="*mut VMStoreContext")
+# v49+: the header offsets moved to `PtrSize::vmcomponent()`, so these have no accessor here.
+STATIC_MAGIC = replace(MAGIC, base=None)
+STATIC_BUILTINS = replace(BUILTINS, base=None)
+STORE_CONTEXT = replace(header("store_context", rust_type="*mut VMStoreContext"), base=None)
 
 
 def array(name, *, elem, count, getter, poison=(), subfield_accessors=None):
@@ -582,11 +585,7 @@ LAYOUTS = (
         changes="`task_may_block` removed; `vm_store_context` renamed `store_context`; "
                 "accessors return `ArrayOffsets`",
         fields=(
-            Field("magic", MAGIC_U32, init=(("magic", VMCOMPONENT_MAGIC),)),
-            Align(PTR),
-            Field("builtins", pointer_type("*mut VMComponentBuiltins", "header"), init=(("ptr", Header("builtins")),)),
-            Field("store_context", pointer_type("*mut VMStoreContext", "header"),
-                  init=(("ptr", Header("store_context")),)),
+            STATIC_MAGIC, Align(PTR), STATIC_BUILTINS, STORE_CONTEXT,
             Align(16),
             Field("may_leave", VMGLOBAL_DEFINITION, "num_runtime_component_instances", array="may_leave",
                   init=(("flags", FLAG_MAY_LEAVE),)),
