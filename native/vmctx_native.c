@@ -1,15 +1,14 @@
+/* posix_memalign is POSIX, not C11: declare it under -std=c11. */
+#define _POSIX_C_SOURCE 200112L
+
 #include "vmctx_native.h"
 
 #include <stdlib.h>
 #include <string.h>
 
-#define VMCOMPONENT_MAGIC 0x706d6f63u /* u32::from_le_bytes(*b"comp") */
 #define FLAG_MAY_LEAVE 1
 #define FLAG_MAY_ENTER 2
 #define FLAG_NEEDS_POST_RETURN 4
-#define INVALID_PTR ((uintptr_t)0xdeaddeadbeefbeefull)
-#define ANYFUNC_SIZE (3 * sizeof(void *))
-#define VMGLOBAL_SIZE 16
 
 size_t vmctx_host_pointer_size(void) { return sizeof(void *); }
 
@@ -100,30 +99,48 @@ int vmctx_fused_adapter_call(int32_t *lower, int32_t *lift, int called_as_export
     return VMCTX_ADAPTER_OK;
 }
 
-static void poison_strided(uint8_t *base, uint32_t count, size_t stride) {
-    const uintptr_t invalid = INVALID_PTR;
-    for (uint32_t i = 0; i < count; i++) memcpy(base + i * stride, &invalid, sizeof invalid);
+/* VMCTX_INIT_OK or why `f` cannot be applied to a `size`-byte buffer. */
+static int check_fill(const vmctx_c_fill *f, uint32_t size) {
+    if (f->width != 4 && f->width != sizeof(void *)) return VMCTX_INIT_BAD_WIDTH;
+    if (f->width < sizeof(uint64_t) && (f->value >> (8 * f->width)) != 0) return VMCTX_INIT_BAD_VALUE;
+    if (f->count == 0) return VMCTX_INIT_OK;
+    /* In 64 bits this cannot wrap: (2^32 - 1)^2 + 2^32 - 1 + 8 < 2^64. */
+    uint64_t end = (uint64_t)f->offset + (uint64_t)(f->count - 1) * f->stride + f->width;
+    return end <= size ? VMCTX_INIT_OK : VMCTX_INIT_OUT_OF_BOUNDS;
 }
 
-void *vmctx_c_alloc_init(const vmctx_c_layout *l, uintptr_t store_data, uintptr_t store_vtable,
-                         int debug_assertions) {
-    uint8_t *p = NULL;
-    if (posix_memalign((void **)&p, 16, l->size ? l->size : 16) != 0) return NULL;
-    memset(p, 0, l->size);
-    const uint32_t magic = VMCOMPONENT_MAGIC;
-    memcpy(p, &magic, sizeof magic);
-    memcpy(p + l->store, &store_data, sizeof store_data);
-    memcpy(p + l->store + sizeof(void *), &store_vtable, sizeof store_vtable);
-    for (uint32_t i = 0; i < l->num_runtime_component_instances; i++)
-        *(int32_t *)(p + l->flags + i * VMGLOBAL_SIZE) = FLAG_MAY_ENTER | FLAG_MAY_LEAVE;
-    if (debug_assertions) {
-        poison_strided(p + l->lowerings, 2 * l->num_lowerings, sizeof(void *));
-        poison_strided(p + l->lowering_anyfuncs, l->num_lowerings, ANYFUNC_SIZE);
-        poison_strided(p + l->always_trap_anyfuncs, l->num_always_trap, ANYFUNC_SIZE);
-        poison_strided(p + l->memories, l->num_runtime_memories, sizeof(void *));
-        poison_strided(p + l->reallocs, l->num_runtime_reallocs, sizeof(void *));
-        poison_strided(p + l->post_returns, l->num_runtime_post_returns, sizeof(void *));
+static void apply_fill(uint8_t *p, const vmctx_c_fill *f) {
+    /* check_fill bounded every offset + i * stride by size, so none of this wraps. */
+    if (f->width == 4) {
+        const uint32_t v = (uint32_t)f->value;
+        for (uint32_t i = 0; i < f->count; i++) memcpy(p + f->offset + (size_t)i * f->stride, &v, sizeof v);
+    } else {
+        const uintptr_t v = (uintptr_t)f->value;
+        for (uint32_t i = 0; i < f->count; i++) memcpy(p + f->offset + (size_t)i * f->stride, &v, sizeof v);
     }
+}
+
+static void *fail(int *error, int code, size_t *bad_fill, size_t index) {
+    if (error) *error = code;
+    if (bad_fill) *bad_fill = index;
+    return NULL;
+}
+
+void *vmctx_c_alloc_init(uint32_t size, uint32_t ptr_size, const vmctx_c_fill *fills, size_t nfills,
+                         int *error, size_t *bad_fill) {
+    if (ptr_size != sizeof(void *)) return fail(error, VMCTX_INIT_BAD_PTR_SIZE, bad_fill, (size_t)-1);
+    if (fills == NULL && nfills != 0) return fail(error, VMCTX_INIT_NULL_FILLS, bad_fill, (size_t)-1);
+    for (size_t i = 0; i < nfills; i++) {
+        int rc = check_fill(&fills[i], size);
+        if (rc != VMCTX_INIT_OK) return fail(error, rc, bad_fill, i);
+    }
+    uint8_t *p = NULL;
+    if (posix_memalign((void **)&p, 16, size ? size : 16) != 0)
+        return fail(error, VMCTX_INIT_NO_MEMORY, bad_fill, (size_t)-1);
+    memset(p, 0, size);
+    for (size_t i = 0; i < nfills; i++) apply_fill(p, &fills[i]);
+    if (error) *error = VMCTX_INIT_OK;
+    if (bad_fill) *bad_fill = (size_t)-1;
     return p;
 }
 

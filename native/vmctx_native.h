@@ -74,26 +74,33 @@ int vmctx_fused_adapter_call(int32_t *lower_flags, int32_t *lift_flags, int call
                              int has_post_return, int debug_assertions,
                              vmctx_adapter_stage stage, void *env);
 
-/* A plain C allocator + initializer of the same layout, for benchmarks and
- * as a second witness of initialize_vmctx. Offsets come from Python. */
+/* A plain C allocator + initializer: it applies the stores Python derives
+ * from a release's declaration (vmctx_emu.memory.initializer), so it knows no
+ * layout. Each fill writes `value` as a `width`-byte host-order word `count`
+ * times, `stride` bytes apart, from `offset`. Every fill is checked before
+ * anything is allocated or written. */
 typedef struct {
-    uint32_t size;
-    uint32_t store;
-    uint32_t flags;
-    uint32_t lowering_anyfuncs;
-    uint32_t always_trap_anyfuncs;
-    uint32_t lowerings;
-    uint32_t memories;
-    uint32_t reallocs;
-    uint32_t post_returns;
-    uint32_t num_runtime_component_instances;
-    uint32_t num_lowerings;
-    uint32_t num_always_trap;
-    uint32_t num_runtime_memories;
-    uint32_t num_runtime_reallocs;
-    uint32_t num_runtime_post_returns;
-} vmctx_c_layout;
+    uint32_t offset;
+    uint32_t count;
+    uint32_t stride;
+    uint32_t width;
+    uint64_t value;
+} vmctx_c_fill;
 
-void *vmctx_c_alloc_init(const vmctx_c_layout *layout, uintptr_t store_data,
-                         uintptr_t store_vtable, int debug_assertions);
+/* Outcomes of vmctx_c_alloc_init, stored in *error. */
+enum {
+    VMCTX_INIT_OK = 0,
+    VMCTX_INIT_NO_MEMORY = 1,      /* posix_memalign failed */
+    VMCTX_INIT_BAD_PTR_SIZE = 2,   /* ptr_size is not sizeof(void *) */
+    VMCTX_INIT_NULL_FILLS = 3,     /* fills is NULL but nfills is not 0 */
+    VMCTX_INIT_BAD_WIDTH = 4,      /* a fill's width is neither 4 nor sizeof(void *) */
+    VMCTX_INIT_OUT_OF_BOUNDS = 5,  /* offset + (count - 1) * stride + width > size */
+    VMCTX_INIT_BAD_VALUE = 6       /* a fill's value does not fit its width */
+};
+
+/* A 16-byte aligned, zeroed `size`-byte context with every fill applied, or
+ * NULL with *error set (and *bad_fill the failing fill's index, else
+ * (size_t)-1). error and bad_fill may be NULL. Free with vmctx_c_free. */
+void *vmctx_c_alloc_init(uint32_t size, uint32_t ptr_size, const vmctx_c_fill *fills, size_t nfills,
+                         int *error, size_t *bad_fill);
 void vmctx_c_free(void *vmctx);

@@ -9,7 +9,7 @@ import sys
 import pytest
 
 from vmctx_emu import Component, HostPtr, VMComponentOffsets
-from vmctx_emu.memory.native import c_layout, ffi
+from vmctx_emu.memory.native import c_initializer_argv
 
 NATIVE = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "native")
 SHAPE = Component(num_lowerings=3, num_runtime_memories=1, num_runtime_reallocs=1,
@@ -44,8 +44,10 @@ def target(tmp_path_factory):
     cc = os.environ.get("CC", "gcc")
     subprocess.run([cc, "-g", "-O0", "-I", NATIVE, os.path.join(NATIVE, "gdb_target.c"),
                     os.path.join(NATIVE, "vmctx_native.c"), "-o", out], check=True)
-    layout = c_layout(VMComponentOffsets(HostPtr, SHAPE))
-    args = [str(getattr(layout, name)) for name, _ in ffi.typeof("vmctx_c_layout").fields]
+    offsets = VMComponentOffsets(HostPtr, SHAPE)
+    # The C initializer's plan for this shape, then MAY_ENTER cleared in flags[0].
+    args = ["--clear-may-enter", str(offsets.instance_flags(0)),
+            *c_initializer_argv(offsets, (0x1000, 0x2000))]
     return out, args
 
 

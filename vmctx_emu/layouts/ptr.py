@@ -9,7 +9,7 @@ The seed's `PtrSize` helpers are read off the seed's element types.
 import ctypes
 
 from ..constants import INVALID_PTR_64
-from ..errors import InvalidPtrSizeError
+from ..errors import ArgumentTypeError, ArgumentValueError, InvalidPtrSizeError
 from .types import VMCALLER_CHECKED_ANYFUNC, VMGLOBAL_DEFINITION
 
 __all__ = [
@@ -17,6 +17,7 @@ __all__ = [
     "HostPtr",
     "POINTER_SIZES",
     "as_ptr_size",
+    "check_ptr",
     "invalid_ptr",
     "size_of_vmcaller_checked_anyfunc",
     "size_of_vmglobal_definition",
@@ -71,6 +72,18 @@ HostPtr = PtrSize(ctypes.sizeof(ctypes.c_void_p))
 def as_ptr_size(ptr):
     """`HostPtr`, a `PtrSize` or a plain int, as a validated `PtrSize`."""
     return ptr if isinstance(ptr, PtrSize) else PtrSize(ptr)
+
+
+def check_ptr(what, value, ptr):
+    """`value` as a pointer of `ptr` bytes (an int in [0, 2**(8*ptr))), else an error naming `what`."""
+    bits = 8 * int(ptr)
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ArgumentTypeError(f"{what} must be an int, got {type(value).__name__} {value!r}")
+    if not 0 <= value < 1 << bits:
+        raise ArgumentValueError(
+            f"{what} must be an int in [0, 2**{bits}) for pointer size {int(ptr)}, got {value:#x}"
+        )
+    return value
 
 
 def invalid_ptr(ptr_size):

@@ -8,9 +8,9 @@ the debug poison, set-once setters, checked getters and `from_opaque`.
 import sys
 
 from ..errors import ArgumentTypeError, ArgumentValueError, VMContextError
-from ..layouts.fields import Header
 from ..layouts.ptr import HostPtr
 from .buffer import LIVE, AlignedBuffer
+from .initializer import check_header, initial_fills
 from .reader import ContextReader, VMLowering, attr_name
 
 __all__ = ["OwnedComponentInstance", "VMComponentContext", "VMLowering"]
@@ -60,7 +60,7 @@ class OwnedComponentInstance(ContextReader):
         header=None,
     ):
         self._set_target(component, ptr, byte_order, debug_assertions, wasmtime)
-        self._header = self._check_header(store, header, explicit=wasmtime is not None)
+        self._header = check_header(self.layout, self.ptr, store, header, explicit=wasmtime is not None)
 
         size = self.offsets.size_of_vmctx()
         # At least pointer-aligned like the Rust allocation; 16 so the flag
@@ -72,43 +72,6 @@ class OwnedComponentInstance(ContextReader):
         LIVE.add(self.vmctx, self)
 
     # -- construction ---------------------------------------------------
-
-    def _check_header(self, store, header, explicit):
-        """Every header pointer this release's `initialize_vmctx` writes, checked.
-
-        `store=` fills the `store` header. With an explicit `wasmtime=` every
-        header must be given; the seed's default keeps a null store.
-        """
-        names = self.layout.header_names()
-        given = dict(header or {})
-        unknown = sorted(set(given) - set(names))
-        if unknown:
-            raise ArgumentValueError(f"header {', '.join(unknown)} is not written by {self.layout.name}; "
-                                     f"its header pointers are: {', '.join(names)}")
-        if store is not None:
-            if "store" not in names:
-                raise ArgumentValueError(f"{self.layout.name} has no store pointer (removed at v30)")
-            if "store" in given and tuple(given["store"]) != tuple(store):
-                raise ArgumentValueError("store given twice, as store= and header['store'], with different values")
-            given["store"] = store
-        if not explicit and "store" in names:
-            given.setdefault("store", (0, 0))
-        missing = [n for n in names if n not in given]
-        if missing:
-            raise ArgumentValueError(f"header value missing for {', '.join(missing)}: {self.layout.name} "
-                                     f"writes {', '.join(names)} at initialization")
-        checked = {}
-        for name, value in given.items():
-            if name == "store":
-                try:
-                    data, vtable = value
-                except (TypeError, ValueError):
-                    raise ArgumentTypeError(f"store must be a (data_ptr, vtable_ptr) pair, got {value!r}") from None
-                checked[name] = (self._check_ptr("store data pointer", data),
-                                 self._check_ptr("store vtable pointer", vtable))
-            else:
-                checked[name] = self._check_ptr(f"header {name}", value)
-        return checked
 
     def _place(self, address, size):
         if self.is_host_layout:
@@ -130,17 +93,9 @@ class OwnedComponentInstance(ContextReader):
         return address
 
     def _initialize_vmctx(self):
-        """`initialize_vmctx`: magic, store, flag globals; then, in debug builds, the poison."""
-        for field, region in self._fields():
-            if not region.count:
-                continue
-            for sub, value in field.init:
-                if isinstance(value, Header):
-                    value = self._header[value.name] if value.part is None else self._header[value.name][value.part]
-                self.subview(field.name, sub)[:] = value
-            if self.debug_assertions:
-                for sub in field.poison:
-                    self.subview(field.name, sub)[:] = self._invalid
+        """`initialize_vmctx`: the plan C's initializer applies too (magic, headers, flags, poison)."""
+        for fill in initial_fills(self.layout, self.offsets, self._header, self.debug_assertions):
+            self.subview(fill.field, fill.sub)[:] = fill.value
 
     # -- lifetime -------------------------------------------------------
 

@@ -1,29 +1,133 @@
-"""The compiled `native/` code (cffi), and the glue that hands it offsets computed in Python."""
+"""The compiled `native/` code (cffi), and the glue that hands it offsets and fills computed in Python."""
+
+import sys
 
 from .._native import ffi, lib
+from ..errors import ArgumentTypeError, ArgumentValueError
+from ..layouts.ptr import HostPtr
+from .initializer import Fill, check_offsets, fills_for
+from .reader import check_byte_order
 
-__all__ = ["ffi", "lib", "c_layout", "c_alloc_init"]
+__all__ = ["ffi", "lib", "c_alloc_fills", "c_alloc_init", "c_fill_argv", "c_initializer_argv"]
+
+_U32 = 1 << 32
+_U64 = 1 << 64
+
+# Why the C initializer refused, by its VMCTX_INIT_* code.
+_C_ERRORS = {
+    lib.VMCTX_INIT_BAD_PTR_SIZE: "pointer size",
+    lib.VMCTX_INIT_NULL_FILLS: "fills",
+    lib.VMCTX_INIT_BAD_WIDTH: "width",
+    lib.VMCTX_INIT_OUT_OF_BOUNDS: "bounds",
+    lib.VMCTX_INIT_BAD_VALUE: "value",
+}
 
 
-def c_layout(offsets):
-    """A `vmctx_c_layout` filled by name: region offsets, counts, and `size`."""
-    layout = ffi.new("vmctx_c_layout *")
-    regions = {r.name: r.offset for r in offsets.regions()}
-    for name, _ in ffi.typeof("vmctx_c_layout").fields:
-        if name == "size":
-            value = offsets.size_of_vmctx()
-        elif name in regions:
-            value = regions[name]
-        else:
-            value = getattr(offsets, name)
-        setattr(layout, name, value)
-    return layout
+def _word(i, fill, name, value, limit):
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ArgumentTypeError(f"fill {i} ({fill.field}.{fill.sub}): {name} must be an int, got {value!r}")
+    if not 0 <= value < limit:
+        raise ArgumentValueError(f"fill {i} ({fill.field}.{fill.sub}): {name} {value} is not in "
+                                 f"[0, {limit:#x})")
+    return value
 
 
-def c_alloc_init(offsets, store=(0, 0), debug_assertions=True):
-    """Allocate and initialize with the plain C initializer; freed when the result is collected."""
-    layout = c_layout(offsets)
-    ptr = lib.vmctx_c_alloc_init(layout, store[0], store[1], int(debug_assertions))
+def _c_value(i, fill):
+    """The value as C's u64; a negative one (an i32 flag word) in two's complement of its width."""
+    value = fill.value
+    if isinstance(value, int) and not isinstance(value, bool) and isinstance(fill.width, int) \
+            and 0 < fill.width <= 8 and -(1 << (8 * fill.width - 1)) <= value < 0:
+        value += 1 << (8 * fill.width)
+    return _word(i, fill, "value", value, _U64)
+
+
+def _c_fills(fills):
+    """`fills` as a `vmctx_c_fill[]`, each number checked against its C type (the C checks the rest)."""
+    array = ffi.new("vmctx_c_fill[]", len(fills))
+    for i, fill in enumerate(fills):
+        if not isinstance(fill, Fill):
+            raise ArgumentTypeError(f"fill {i} must be a Fill, got {type(fill).__name__}")
+        c = array[i]
+        c.offset = _word(i, fill, "offset", fill.offset, _U32)
+        c.count = _word(i, fill, "count", fill.count, _U32)
+        c.stride = _word(i, fill, "stride", fill.stride, _U32)
+        c.width = _word(i, fill, "width", fill.width, _U32)
+        c.value = _c_value(i, fill)
+    return array
+
+
+def _refusal(code, index, fills, size, ptr_size):
+    """The C initializer's refusal as the package's error: what, its value, and the bound it broke."""
+    what = _C_ERRORS.get(code)
+    if what == "pointer size":
+        return ArgumentValueError(f"ptr_size {ptr_size} is not the host pointer size {lib.vmctx_host_pointer_size()}")
+    if what == "fills":
+        return ArgumentValueError("fills is NULL with a non-zero count")
+    if what is None or not 0 <= index < len(fills):
+        return ArgumentValueError(f"vmctx_c_alloc_init refused with unknown code {code} (fill {index})")
+    f = fills[index]
+    where = f"fill {index} ({f.field}.{f.sub})"
+    if what == "width":
+        return ArgumentValueError(f"{where}: width {f.width} is neither 4 nor the host pointer size "
+                                  f"{lib.vmctx_host_pointer_size()}")
+    if what == "value":
+        return ArgumentValueError(f"{where}: value {f.value:#x} does not fit its width of {f.width} bytes "
+                                  f"(max {(1 << (8 * f.width)) - 1:#x})")
+    return ArgumentValueError(f"{where}: offset {f.offset} + (count {f.count} - 1) * stride {f.stride} + "
+                              f"width {f.width} = {f.end} exceeds the context's size {size}")
+
+
+def c_alloc_fills(size, fills, ptr_size=HostPtr):
+    """Allocate `size` zeroed bytes with C and apply `fills` there; freed when the result is collected.
+
+    The C checks every fill before writing; a refusal becomes `ArgumentValueError`
+    naming the fill, its value and the bound, so no bad plan reaches memory.
+    """
+    if isinstance(size, bool) or not isinstance(size, int) or not 0 <= size < _U32:
+        raise ArgumentValueError(f"size must be an int in [0, 2**32) (a u32), got {size!r}")
+    fills = list(fills)
+    c_fills = _c_fills(fills)
+    error = ffi.new("int *")
+    bad = ffi.new("size_t *")
+    ptr = lib.vmctx_c_alloc_init(size, int(ptr_size), c_fills if fills else ffi.NULL, len(fills), error, bad)
     if ptr == ffi.NULL:
-        raise MemoryError(f"vmctx_c_alloc_init failed for {offsets.size_of_vmctx()} bytes")
-    return ffi.gc(ptr, lib.vmctx_c_free, size=offsets.size_of_vmctx())
+        if error[0] == lib.VMCTX_INIT_NO_MEMORY:
+            raise MemoryError(f"vmctx_c_alloc_init could not allocate {size} bytes")
+        raise _refusal(error[0], bad[0], fills, size, int(ptr_size))
+    return ffi.gc(ptr, lib.vmctx_c_free, size=size)
+
+
+def _host_plan(offsets, store, header, debug_assertions, byte_order):
+    """The fills for `offsets`, refusing targets the host's C cannot write."""
+    check_offsets(offsets)
+    if offsets.ptr != HostPtr:
+        raise ArgumentValueError(f"offsets have pointer size {int(offsets.ptr)}, but the C initializer "
+                                 f"stores host pointers of {int(HostPtr)} bytes (use OwnedComponentInstance "
+                                 "to emulate that target)")
+    check_byte_order(byte_order)
+    if byte_order != sys.byteorder:
+        raise ArgumentValueError(f"byte_order {byte_order!r} is not the host's {sys.byteorder!r}: the C "
+                                 "initializer stores host-order words (use OwnedComponentInstance to emulate it)")
+    return fills_for(offsets, store, header=header, debug_assertions=debug_assertions)
+
+
+def c_alloc_init(offsets, store=None, *, header=None, debug_assertions=True, byte_order=sys.byteorder):
+    """A context for `offsets` (any release's `VMComponentOffsets`) built by the C initializer.
+
+    The same bytes as `OwnedComponentInstance` with that release, counts,
+    `store`/`header` and `debug_assertions`; only the seed defaults its store
+    to null. Host pointer size and byte order only. Freed when collected.
+    """
+    fills = _host_plan(offsets, store, header, debug_assertions, byte_order)
+    return c_alloc_fills(offsets.size_of_vmctx(), fills)
+
+
+def c_fill_argv(fills):
+    """Each fill as an `offset:count:stride:width:value` argv item (value in hex), as gdb_target reads them."""
+    return [f"{f.offset}:{f.count}:{f.stride}:{f.width}:{_c_value(i, f):#x}" for i, f in enumerate(fills)]
+
+
+def c_initializer_argv(offsets, store=None, *, header=None, debug_assertions=True):
+    """`size ptr_size fill...` for `native/gdb_target.c`: `c_alloc_init`'s plan on a command line."""
+    fills = _host_plan(offsets, store, header, debug_assertions, sys.byteorder)
+    return [str(offsets.size_of_vmctx()), str(int(offsets.ptr)), *c_fill_argv(fills)]

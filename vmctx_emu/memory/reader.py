@@ -16,7 +16,7 @@ from functools import lru_cache
 from ..constants import VMCOMPONENT_MAGIC
 from ..errors import (ArgumentTypeError, ArgumentValueError, ClosedError, InvalidPtrSizeError, LayoutError,
                       VMContextError)
-from ..layouts.ptr import HostPtr, as_ptr_size, invalid_ptr
+from ..layouts.ptr import HostPtr, as_ptr_size, check_ptr, invalid_ptr
 from ..layouts.releases import wasmtime_layout
 from ..layouts.types import VMLOWERING
 from .flags import flags_class
@@ -139,14 +139,7 @@ class ContextReader:
         self._invalid = invalid_ptr(ptr)
 
     def _check_ptr(self, what, value):
-        bits = 8 * int(self.ptr)
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise ArgumentTypeError(f"{what} must be an int, got {type(value).__name__} {value!r}")
-        if not 0 <= value < 1 << bits:
-            raise ArgumentValueError(
-                f"{what} must be an int in [0, 2**{bits}) for pointer size {int(self.ptr)}, got {value:#x}"
-            )
-        return value
+        return check_ptr(what, value, self.ptr)
 
     def _fields(self):
         for field in self.layout.declared_fields():
