@@ -131,24 +131,41 @@ def test_infer_finds_the_shape(tmp_path, capsys):
                                   ptr=4, byte_order="big")
     path = tmp_path / "x.bin"
     path.write_bytes(inst.to_bytes())  # no sidecar: infer needs none
-    status, out, _ = run(["infer", path, "--ptr-size", "4", "--byte-order", "big"], capsys)
+    status, out, _ = run(["infer", path, "--ptr-size", "4", "--byte-order", "big", "--wasmtime", "seed"], capsys)
     assert status == 0
-    assert out.splitlines()[0].startswith("consistent release layouts: commit 97894bc65e")
-    assert out.splitlines()[1:] == [
-        f"{inst.offsets.size_of_vmctx()} bytes, ptr_size=4, big-endian: unambiguous",
+    assert out.splitlines() == [
+        f"{inst.offsets.size_of_vmctx()} bytes, ptr_size=4, big-endian, debug-initialized: 1 release layout fits",
+        "seed (commit 97894bc65e): unambiguous",
         "  --lowerings 0 --memories 0 --reallocs 0 --post-returns 0 --instances 3 --always-trap 2",
     ]
 
 
-def test_infer_says_when_ambiguous(dumps, capsys):
+def test_infer_says_when_ambiguous_and_known_counts_narrow(dumps, capsys):
     _, a, _ = dumps
     status, out, _ = run(["infer", a, "--ptr-size", "8", "--limit", "2"], capsys)
     assert status == 0
-    assert "ambiguous: 125 candidate shapes" in out and "... 123 more" in out
+    assert "seed (commit 97894bc65e): ambiguous: 125 candidate shapes, most plausible first" in out
+    assert "  ... 123 more (raise --limit or give known counts to narrow them)" in out
     status, out, _ = run(["infer", a, "--ptr-size", "8", "--json", "--limit", "500"], capsys)
     doc = json.loads(out)
-    assert doc["candidates"] == 125 == len(doc["shapes"])
-    assert SAMPLE.counts() in doc["shapes"]
+    seed = next(r for r in doc["releases"] if r["layout"] == "seed")
+    assert doc["schema_version"] == 2 and seed["candidates"] == 125 == len(seed["shapes"]) == seed["listed"]
+    assert SAMPLE.counts() in [s["counts"] for s in seed["shapes"]]
+    costs = [s["cost"] for s in seed["shapes"]]
+    assert costs == sorted(costs)
+    known = ["--lowerings", "3", "--always-trap", "1", "--memories", "1", "--reallocs", "1"]
+    status, out, _ = run(["infer", a, "--ptr-size", "8", "--wasmtime", "seed", *known], capsys)
+    assert status == 0 and out.splitlines()[1:] == [
+        "seed (commit 97894bc65e): unambiguous",
+        "  --lowerings 3 --memories 1 --reallocs 1 --post-returns 1 --instances 2 --always-trap 1"]
+
+
+def test_infer_takes_counts_of_any_release_and_exits_1_when_nothing_fits(dumps, capsys):
+    _, a, _ = dumps
+    status, out, _ = run(["infer", a, "--ptr-size", "8", "--trampolines", "7"], capsys)
+    assert status == 1 and out.endswith("no release layout has a shape that fits\n")
+    status, out, err = run(["infer", a, "--ptr-size", "8", "--wasmtime", "seed", "--trampolines", "7"], capsys)
+    assert status == 2 and "unrecognized arguments: --trampolines" in err
 
 
 def test_infer_rejects_garbage(tmp_path, capsys):

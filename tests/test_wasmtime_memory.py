@@ -225,4 +225,10 @@ def test_infer_reports_consistent_releases(tmp_path, capsys):
     path = tmp_path / "x.bin"
     path.write_bytes(inst.to_bytes())
     status, out, _ = run(["infer", path, "--ptr-size", "8"], capsys)
-    assert status == 0 and "L8 (v34.0.0 - v35.0.0)" in out.splitlines()[0]
+    assert status == 0 and "L8 (v34.0.0 - v38.0.4): " in out
+    status, out, _ = run(["infer", path, "--ptr-size", "8", "--wasmtime", "34", "--tables", "2", "--instances", "1"],
+                         capsys)
+    assert status == 0 and out.splitlines()[1:] == [
+        "L8 (v34.0.0 - v35.0.0): unambiguous",
+        "  --lowerings 0 --memories 0 --tables 2 --reallocs 0 --callbacks 0 --post-returns 0 --instances 1 "
+        "--trampolines 0 --resources 0"]

@@ -7,25 +7,23 @@ import sys
 from .describe import decoded_json, decoded_table, diff_json, diff_table, hexdump_lines
 from .dumps.decode import decode, padding_differences
 from .dumps.dump import DumpError, load_dump, read_dump_bytes
-from .dumps.infer import consistent_layouts, infer_shapes
+from .dumps.infer import infer_releases
 from .errors import UnknownReleaseError, VMCtxEmuError
-from .layouts.component import check_u32
+from .layouts.component import check_u32, count_option
 from .layouts.ptr import HostPtr, PtrSize
-from .layouts.releases import LAYOUTS, SEED, wasmtime_layout
+from .layouts.releases import COUNT_ORDER, LAYOUTS, SEED, wasmtime_layout
 from .render import layout_json, layout_table
 
 __all__ = ["main", "add_layout_options", "count_option", "count_options"]
 
 
-def count_option(count_name):
-    """The CLI option of a Rust count: num_runtime_post_returns -> post-returns, instances for component instances."""
-    option = count_name.removeprefix("num_").removeprefix("runtime_").replace("_", "-")
-    return "instances" if option == "component-instances" else option
-
-
 def count_options(layout=SEED):
     """CLI option -> Rust count name for `layout`, in the Rust struct's order."""
     return {count_option(name): name for name in layout.count_names}
+
+
+# Every count some release has: infer without --wasmtime takes any of them.
+ALL_COUNT_NAMES = tuple(n for n in COUNT_ORDER if any(n in layout.count_names for layout in LAYOUTS))
 
 
 class _Parser(argparse.ArgumentParser):
@@ -159,35 +157,39 @@ def cmd_diff(args, out):
 def cmd_infer(args, out):
     data = read_dump_bytes(args.dump)
     only = None if args.wasmtime is None else [args.layout]
-    releases = consistent_layouts(data, args.ptr_size, args.byte_order, layouts=only)
-    release_text = [layout.range_text if layout.id == "seed" else f"{layout.id} ({layout.range_text})"
-                    for layout in releases]
-    doc = {"schema_version": 1, "size": len(data), "ptr_size": int(args.ptr_size),
-           "byte_order": args.byte_order, "releases": release_text, "candidates": None, "shapes": []}
-    result = None
-    if SEED in releases:
-        result = infer_shapes(data, args.ptr_size, args.byte_order, args.address)
-        shapes = list(result.shapes(limit=args.limit))
-        doc.update(candidates=result.count, notes=result.notes, shapes=[s.counts() for s in shapes],
-                   listed=len(shapes))
+    counts = {name: getattr(args, name) for name in _infer_count_names(args) if getattr(args, name) is not None}
+    results = infer_releases(data, args.ptr_size, args.byte_order, layouts=only, address=args.address,
+                             counts=counts, debug_assertions=not args.release)
     if args.json:
+        doc = {"schema_version": 2, "size": len(data), "ptr_size": int(args.ptr_size),
+               "byte_order": args.byte_order, "debug_assertions": not args.release,
+               "releases": [{"layout": r.layout.id, "releases": r.range_text, "candidates": r.count,
+                             "listed": len(r.candidates[: args.limit]), "notes": r.notes,
+                             "shapes": [{"counts": dict(c.counts), "cost": round(c.cost, 3)}
+                                        for c in r.candidates[: args.limit]]} for r in results]}
         out.write(json.dumps(doc, indent=1) + "\n")
-        return
-    out.write(f"consistent release layouts: {', '.join(release_text) or 'none'}\n")
-    if result is None:
-        out.write("the seed layout does not fit this dump; shapes are enumerated for the seed layout only\n")
-        return
-    for note in result.notes:
-        out.write(f"note: {note}\n")
-    if result.count == 0:
-        out.write(f"no seed-layout shape with ptr_size={int(args.ptr_size)} explains this {len(data)}-byte dump\n")
-        return
-    verdict = "unambiguous" if result.count == 1 else f"ambiguous: {result.count} candidate shapes"
-    out.write(f"{len(data)} bytes, ptr_size={int(args.ptr_size)}, {args.byte_order}-endian: {verdict}\n")
-    for shape in shapes:
-        out.write("  " + " ".join(f"--{opt} {getattr(shape, name)}" for opt, name in count_options().items()) + "\n")
-    if result.count > len(shapes):
-        out.write(f"  ... {result.count - len(shapes)} more (raise --limit to list them)\n")
+        return 0 if results else 1
+    build = "release-build" if args.release else "debug-initialized"
+    out.write(f"{len(data)} bytes, ptr_size={int(args.ptr_size)}, {args.byte_order}-endian, {build}: ")
+    if not results:
+        out.write("no release layout has a shape that fits\n")
+        return 1
+    out.write(f"1 release layout fits\n" if len(results) == 1 else f"{len(results)} release layouts fit\n")
+    for r in results:
+        verdict = "unambiguous" if r.count == 1 else f"ambiguous: {r.count:,} candidate shapes, most plausible first"
+        out.write(f"{r.layout.id} ({r.range_text}): {verdict}\n")
+        for note in r.notes:
+            out.write(f"  note: {note}\n")
+        for c in r.candidates[: args.limit]:
+            out.write("  " + " ".join(f"--{count_option(n)} {v}" for n, v in c.counts) + "\n")
+        if r.count > min(args.limit, len(r.candidates)):
+            out.write(f"  ... {r.count - min(args.limit, len(r.candidates)):,} more (raise --limit or give known "
+                      "counts to narrow them)\n")
+    return 0
+
+
+def _infer_count_names(args):
+    return args.layout.count_names if args.wasmtime is not None else ALL_COUNT_NAMES
 
 
 def cmd_versions(args, out):
@@ -206,8 +208,8 @@ def cmd_demo(args, out):
     run_demo(out)
 
 
-def build_parser(layout=SEED):
-    """The CLI parser; the count options are those of `layout` (chosen with --wasmtime)."""
+def build_parser(layout=SEED, explicit=False):
+    """The CLI parser; the count options are those of `layout` (chosen with --wasmtime: `explicit`)."""
     parser = _Parser(
         prog="vmctx-emu",
         description="Emulate and inspect Wasmtime's VMComponentContext memory.",
@@ -239,17 +241,24 @@ def build_parser(layout=SEED):
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     p.set_defaults(func=cmd_diff)
 
-    p = sub.add_parser("infer", help="component shapes consistent with a debug-initialized dump")
+    p = sub.add_parser("infer", help="release layouts and component shapes that fit a dump, most plausible first")
     p.add_argument("dump", help="the raw context bytes")
     p.add_argument("--wasmtime", default=None, metavar="VERSION",
-                   help="check only this release's layout (default: every release)")
+                   help="check only this release's layout (default: every release); "
+                        "the count options below are then that release's")
     p.add_argument("--ptr-size", type=_ptr_size, required=True, metavar="N|host", help="pointer size in bytes")
     p.add_argument("--byte-order", choices=("little", "big"), default=sys.byteorder,
                    help=f"default: this host's ({sys.byteorder})")
     p.add_argument("--address", type=_address, default=None,
-                   help="the context's address, if known (tightens the anyfunc vmctx check)")
-    p.add_argument("--limit", type=int, default=20, help="candidate shapes to list (default 20)")
+                   help="the context's address, if known (every set vmctx must equal it)")
+    p.add_argument("--release", action="store_true",
+                   help="the dump is of a release build (unset slots are zero, not INVALID_PTR)")
+    p.add_argument("--limit", type=_u32("limit"), default=20, help="candidate shapes to list per release (default 20)")
     p.add_argument("--json", action="store_true", help="print one JSON object instead of text")
+    known = p.add_argument_group("known counts (narrow the candidates)")
+    for name in (layout.count_names if explicit else ALL_COUNT_NAMES):
+        known.add_argument(f"--{count_option(name)}", dest=name, type=_u32(count_option(name)), default=None,
+                           metavar="N", help=f"{name} is N")
     p.set_defaults(func=cmd_infer)
 
     p = sub.add_parser("versions", help="the supported Wasmtime releases and their count options")
@@ -279,7 +288,7 @@ def requested_release(argv):
 
 
 def main(argv=None, out=None):
-    """Run the CLI; returns the exit status (0, or 2 for bad input)."""
+    """Run the CLI; returns the exit status (0; 1 when `infer` finds nothing; 2 for bad input)."""
     out = sys.stdout if out is None else out
     argv = sys.argv[1:] if argv is None else list(argv)
     try:
@@ -288,16 +297,16 @@ def main(argv=None, out=None):
     except VMCtxEmuError as e:
         print(f"vmctx-emu: error: argument --wasmtime: {e}", file=sys.stderr)
         return 2
-    args = build_parser(layout).parse_args(argv)
+    args = build_parser(layout, explicit=release is not None).parse_args(argv)
     args.layout = layout
     try:
-        args.func(args, out)
+        status = args.func(args, out)
     except VMCtxEmuError as e:
         if args.traceback:
             raise
         print(f"vmctx-emu {args.command}: error: {e}", file=sys.stderr)
         return 2
-    return 0
+    return status or 0
 
 
 if __name__ == "__main__":

@@ -1,76 +1,95 @@
-"""Which component shapes could have produced a dump of a debug-initialized context (seed layout).
+"""Which release layouts and component shapes could have produced a dump, most plausible first.
 
-The dump's size, magic, flag globals and poison pattern constrain the counts:
-flag globals are 16-byte words with only the three flag bits and zero padding;
-each anyfunc is poisoned (`INVALID_PTR, 0, 0`) or fully set (non-null
-func_ptr and vmctx); each lowering is poisoned or set together with its
-anyfunc; every pointer slot after them is `INVALID_PTR` or non-null. The
-memories, reallocs and post-returns are indistinguishable from each other, so
-any split of their total is a candidate.
+One engine for every release, read off the declaration. After the header and
+the flag globals a context is its release's arrays in order, and every element
+is either *fresh* (as `initialize_vmctx` leaves it: in a debug build the
+poisoned sub-fields `INVALID_PTR`, everything else zero) or *set* (as its
+runtime setter leaves it: no `INVALID_PTR`, non-null where the setter never
+writes null, `vmctx` the context's own address when known, untouched
+sub-fields and padding zero). So for each array and word the dump says how
+many valid elements start there, and one backward numpy pass per array counts
+the ways the remaining arrays can fill the dump from every word. Listing then
+walks only branches that end in a fit. A count two arrays share
+(`num_lowerings` up to v11) is tried one value at a time; where one setter
+writes both (`set_lowering`), element i is fresh in both or set in both.
+
+Candidates are ranked by how alike neighbouring elements of each array are
+(the sum of log2 |difference| of their words): a runtime fills one array from
+one kind of source (one host trampoline, one heap, one core instance), so an
+array boundary falls where values jump. Ties keep the fewest non-empty arrays.
 """
 
-import re
+import heapq
+import itertools
 from dataclasses import dataclass
-from math import comb
 
 import numpy as np
 
 from ..constants import VMCOMPONENT_MAGIC
 from ..errors import VMCtxEmuError
-from ..memory.magic import magic_mismatch_message
+from ..layouts.component import count_option
 from ..layouts.ptr import as_ptr_size, invalid_ptr
+from ..layouts.releases import LAYOUTS
+from ..memory.magic import magic_mismatch_message
 from ..memory.views import BYTE_ORDER_CHAR, EMULATED_PTR_SIZES
-from ..layouts.releases import LAYOUTS, SEED, Component, VMComponentOffsets
 
-__all__ = ["InferError", "Family", "Inference", "infer_shapes", "consistent_layouts"]
+__all__ = ["InferError", "TooManyCandidatesError", "Candidate", "Inference", "infer", "infer_releases",
+           "consistent_layouts", "MAX_FLAG_RUN_TRIED", "RANKED", "WORK_LIMIT"]
 
 # Beyond this many flag-looking globals only the longest run is tried.
 MAX_FLAG_RUN_TRIED = 64
+# Candidates listed by default; the count is always exact.
+RANKED = 1000
+# Word-steps one release's inference may take (about a second): past it, ask for counts.
+WORK_LIMIT = 50_000_000
+
+FRESH, SET = 1, 2
 
 
 class InferError(VMCtxEmuError, ValueError):
-    """A dump that no seed-layout context can explain."""
+    """A dump no context of the release(s) asked about can explain, or an argument infer cannot use."""
+
+
+class TooManyCandidatesError(InferError):
+    """Trying every value of an unknown count would take too long: give that count."""
 
 
 @dataclass(frozen=True)
-class Family:
-    """Shapes with these counts and any split of `pointer_slots` into memories/reallocs/post-returns."""
+class Candidate:
+    """One shape that explains the dump: its counts (the layout's `count_names` order) and its cost."""
 
-    instances: int
-    lowerings: int
-    always_trap: int
-    pointer_slots: int
+    layout: object
+    counts: tuple
+    cost: float
 
     @property
-    def count(self):
-        return comb(self.pointer_slots + 2, 2)
-
-    def shapes(self):
-        for m in range(self.pointer_slots + 1):
-            for r in range(self.pointer_slots - m + 1):
-                yield Component(num_lowerings=self.lowerings, num_runtime_memories=m,
-                                num_runtime_reallocs=r, num_runtime_post_returns=self.pointer_slots - m - r,
-                                num_runtime_component_instances=self.instances,
-                                num_always_trap=self.always_trap)
+    def component(self):
+        return self.layout.component(**dict(self.counts))
 
 
 @dataclass
 class Inference:
-    families: list
+    """Every shape of one release layout that fits: `count` of them, the cheapest `candidates` in order."""
+
+    layout: object
+    count: int
+    candidates: list
     notes: list
+    last: object = None  # the last of consecutive variants of one layout id with the same answer
 
     @property
-    def count(self):
-        return sum(f.count for f in self.families)
+    def range_text(self):
+        """The releases this answer covers, variants with the same bytes merged."""
+        if self.last is None or self.last is self.layout:
+            return self.layout.range_text
+        return f"v{self.layout.first} - v{self.last.last}"
+
+    @property
+    def ranked_all(self):
+        return len(self.candidates) == self.count
 
     def shapes(self, limit=None):
-        n = 0
-        for family in self.families:
-            for shape in family.shapes():
-                if limit is not None and n >= limit:
-                    return
-                yield shape
-                n += 1
+        return [c.component for c in self.candidates[:limit]]
 
 
 def _magic_checked(data, ptr, byte_order):
@@ -93,152 +112,500 @@ def _flag_run(raw, start, byte_order, known_bits):
     return n if ok.all() else int(np.argmin(ok))
 
 
-def _instance_counts_to_try(run):
-    """Every count up to the run of flag globals, or only the full run when it is long."""
-    return range(run, -1, -1) if run <= MAX_FLAG_RUN_TRIED else [run]
+def _split(layout):
+    """(fields up to the flags and fixed globals after them, the counted arrays that follow)."""
+    fields = layout.declared_fields()
+    flags = fields.index(layout.flags_field())
+    cut = flags + 1
+    while cut < len(fields) and fields[cut].count is None:
+        cut += 1
+    if any(f.count is None for f in fields[cut:]):
+        raise InferError(f"{layout.name}: a fixed field after the arrays; infer cannot place it")
+    return fields[:cut], fields[cut:]
 
 
-def infer_shapes(data, ptr, byte_order, address=None):
+def _fixed_part_fits(raw, layout, offsets, head, p, byte_order):
+    """Header pointers set (not null, not poison), fixed globals after the flags plain, holes zero."""
+    inv = invalid_ptr(p)
+    flags = layout.flags_field()
+    end = offsets.region(head[-1].name).end
+    if end > len(raw):
+        return False
+    covered = np.zeros(end, bool)
+    covered[:4] = True
+    for field in head:
+        region = offsets.region(field.name)
+        if field is flags:
+            covered[region.offset : region.end] = True  # checked by _flag_run
+            continue
+        if field.header_name() is not None:
+            for k in range(region.size // p):
+                if int.from_bytes(raw[region.offset + k * p : region.offset + (k + 1) * p], byte_order) in (0, inv):
+                    return False
+            covered[region.offset : region.end] = True
+        elif field.count is None and not field.init:
+            # A plain global the runtime keeps (`task_may_block`): 0 or 1.
+            for sub in field.elem_type.subfields:
+                at = region.offset + field.sub_offset(sub.name, p)
+                width = sub.width(p)
+                if int.from_bytes(raw[at : at + width], byte_order) not in (0, 1):
+                    return False
+                covered[at : at + width] = True
+    return not np.frombuffer(raw, dtype=np.uint8, count=end)[~covered].any()
+
+
+def _written(layout, field):
+    """Sub-field -> null rule for everything the runtime's setters write into `field` (vmctx included)."""
+    out = {}
+    for spec in layout.setters:
+        if field.name not in spec.fields:
+            continue
+        for arg in spec.args:
+            if arg.field == field.name:
+                for sub in arg.subs:
+                    rule = arg.null or field.elem_type.sub(sub).null
+                    out[sub] = "allowed" if "allowed" in (rule, out.get(sub)) else rule
+        vm = field.elem_type.role_sub("vmctx")
+        if vm is not None:
+            out.setdefault(vm.name, vm.null)
+    return out
+
+
+def _states(x, layout, field, p, big, address, debug):
+    """Per word: FRESH or SET if an element of `field` starting there reads as one, else 0."""
+    etype = field.elem_type
+    w = etype.size_for(p) // p
+    total = len(x)
+    out = np.zeros(total + 1, np.uint8)
+    n = total - w + 1
+    if n <= 0:
+        return out
+    inv = np.uint64(invalid_ptr(p))
+    written = _written(layout, field)
+    has_setter = any(field.name in s.fields for s in layout.setters)
+    fresh = np.ones(n, bool)
+    set_ = np.ones(n, bool)
+    covered = [0] * w
+    for sub in etype.subfields:
+        q, b = divmod(field.sub_offset(sub.name, p), p)
+        width = sub.width(p)
+        shift = 8 * (p - b - width) if big else 8 * b
+        mask = (1 << (8 * width)) - 1
+        covered[q] |= mask << shift
+        col = x[q : q + n]
+        value = col if sub.kind == "ptr" else (col >> np.uint64(shift)) & np.uint64(mask)
+        poisoned = debug and sub.name in field.poison
+        fresh &= (value == inv) if poisoned else (value == 0)
+        if sub.kind == "ptr":
+            set_ &= value != inv
+        if has_setter and sub.name not in written:
+            set_ &= value == 0
+        elif sub.kind == "ptr":
+            if written.get(sub.name, sub.null) != "allowed":
+                set_ &= value != 0
+            if sub.role == "vmctx" and address is not None:
+                set_ &= value == np.uint64(address)
+    full = (1 << (8 * p)) - 1
+    for q, mask in enumerate(covered):
+        if mask != full:
+            pad_zero = (x[q : q + n] & np.uint64(full & ~mask)) == 0
+            fresh &= pad_zero
+            set_ &= pad_zero
+    out[:n] = np.where(fresh, FRESH, np.where(set_, SET, 0))
+    return out
+
+
+def _runs(valid, w):
+    """For each word, how many valid elements of `w` words follow one another from it."""
+    length = len(valid)
+    rows = -(-length // w)
+    grid = np.zeros(rows * w, bool)
+    grid[:length] = valid
+    grid = grid.reshape(rows, w)
+    index = np.arange(rows)[:, None]
+    first_bad = np.minimum.accumulate(np.where(grid, rows, index)[::-1], axis=0)[::-1]
+    return (first_bad - index).reshape(-1)[:length]
+
+
+def _widen(ways, length):
+    """Ways to int64 unless a sum of `length` of them could overflow it: then exact Python ints."""
+    if ways.dtype != object and int(ways.max(initial=0)) * (length + 1) >= 1 << 62:
+        return ways.astype(object)
+    return ways
+
+
+def _ways_free(after, runs, w):
+    """ways[s] = sum over c <= runs[s] of after[s + c*w]: the array takes any count of elements."""
+    length = len(after)
+    after = _widen(after, length)
+    rows = -(-length // w) + 1
+    grid = np.zeros(rows * w, dtype=after.dtype)
+    grid[:length] = after
+    tails = np.cumsum(grid.reshape(rows, w)[::-1], axis=0)[::-1].reshape(-1)
+    ends = np.arange(length) + (runs + 1) * w
+    return tails[:length] - tails[ends]
+
+
+def _ways_fixed(after, runs, w, count, allowed=None):
+    """ways[s] = after[s + count*w] where `count` valid elements start at s (and `allowed`)."""
+    length = len(after)
+    out = np.zeros(length, dtype=after.dtype)
+    ends = np.arange(length) + count * w
+    ok = (runs >= count) & (ends < length)
+    if allowed is not None:
+        ok &= allowed
+    out[ok] = after[ends[ok]]
+    return out
+
+
+def _prefix_matches(pattern, text):
+    """For each position of `text`, how long a prefix of `pattern` matches there (Z-algorithm)."""
+    if len(set(pattern)) <= 1:
+        letter = pattern[0] if pattern else -1
+        return np.minimum(_runs(np.asarray(text) == letter, 1), len(pattern))
+    s = list(pattern) + [-1] + list(text)
+    z = [0] * len(s)
+    left = right = 0
+    for i in range(1, len(s)):
+        if i < right:
+            z[i] = min(right - i, z[i - left])
+        while i + z[i] < len(s) and s[z[i]] == s[i + z[i]]:
+            z[i] += 1
+        if i + z[i] > right:
+            left, right = i, i + z[i]
+    return np.array(z[len(pattern) + 1 :], dtype=np.int64)
+
+
+class _Tail:
+    """The arrays after the fixed part, over the dump's words from `start` on, for one instance count."""
+
+    def __init__(self, raw, start, layout, arrays, p, byte_order, address, debug, known):
+        self.total = (len(raw) - start) // p
+        self.x = np.frombuffer(raw, dtype=BYTE_ORDER_CHAR[byte_order] + f"u{p}", count=self.total,
+                               offset=start).astype(np.uint64)
+        self.arrays = arrays
+        self.widths = [f.elem_type.size_for(p) // p for f in arrays]
+        self.states = [_states(self.x, layout, f, p, byte_order == "big", address, debug) for f in arrays]
+        self.runs = [_runs(s != 0, w) for s, w in zip(self.states, self.widths)]
+        self.known = known
+        self.shared, self.follower, self.coupled = self._sharing(layout)
+        self._cost_sums = {}
+
+    def _sharing(self, layout):
+        """The one count two arrays share, its second array's index, and whether one setter writes both."""
+        names = [f.count for f in self.arrays]
+        shared = [n for n in dict.fromkeys(names) if names.count(n) > 1]
+        if not shared:
+            return None, None, False
+        if len(shared) > 1 or names.count(shared[0]) > 2 or names[0] != shared[0]:
+            raise InferError(f"{layout.name}: infer handles one shared count, on the first array only")
+        follower = names.index(shared[0], 1)
+        pair = {self.arrays[0].name, self.arrays[follower].name}
+        coupled = any(pair <= set(s.fields) for s in layout.setters)
+        return shared[0], follower, coupled
+
+    # -- counting ---------------------------------------------------------
+
+    def shared_values(self):
+        """The values the shared count can take (the known one, else every one the arrays allow)."""
+        if self.shared is None:
+            return [None]
+        if self.shared in self.known:
+            return [self.known[self.shared]]
+        top = int(self.runs[0][0])
+        if self.coupled:
+            top = min(top, int(self._matches().max(initial=0)))
+        return list(range(top + 1))
+
+    def _matches(self):
+        """For each word, how many leading elements of the first array the follower repeats from there."""
+        if not hasattr(self, "_match"):
+            w0, wf = self.widths[0], self.widths[self.follower]
+            pattern = self.states[0][0 : w0 * int(self.runs[0][0]) : w0].tolist()
+            text = self.states[self.follower]
+            match = np.zeros(len(text), np.int64)
+            for r in range(wf):
+                match[r::wf] = _prefix_matches(pattern, text[r::wf].tolist())
+            self._match = match
+        return self._match
+
+    def suffix(self):
+        """Tables of the arrays after the shared count's second array, which do not depend on its value."""
+        k = len(self.arrays)
+        ways = [None] * (k + 1)
+        best = [None] * (k + 1)
+        ways[k] = np.zeros(self.total + 1, np.int64)
+        ways[k][self.total] = 1
+        best[k] = np.full(self.total + 1, np.inf)
+        best[k][self.total] = 0.0
+        low = 0 if self.follower is None else self.follower + 1
+        for j in range(k - 1, low - 1, -1):
+            ways[j], best[j] = self._step(j, ways[j + 1], best[j + 1], None)
+        return ways, best
+
+    def tables(self, shared_value, suffix):
+        """(ways, best): ways[j][s] counts how the arrays from j on fill the words from s to the end,
+        best[j][s] is the lowest cost of doing so (j = len(arrays): the end itself)."""
+        ways, best = list(suffix[0]), list(suffix[1])
+        top = -1 if self.follower is None else self.follower
+        for j in range(top, -1, -1):
+            ways[j], best[j] = self._step(j, ways[j + 1], best[j + 1], shared_value)
+        return ways, best
+
+    def _choice(self, j, shared_value):
+        """The one count array j must take (known or shared), or None if any count will do."""
+        name = self.arrays[j].count
+        if name == self.shared:
+            return shared_value
+        return self.known.get(name)
+
+    def _step(self, j, ways_after, best_after, shared_value):
+        w, runs = self.widths[j], self.runs[j]
+        count = self._choice(j, shared_value)
+        if count is None:
+            return _ways_free(ways_after, runs, w), self._best_free(j, best_after)
+        allowed = None
+        if j == self.follower and self.coupled:
+            allowed = self._matches() >= count
+        ways = _ways_fixed(ways_after, runs, w, count, allowed)
+        best = np.full(len(best_after), np.inf)
+        ok = ways != 0
+        starts = np.flatnonzero(ok)
+        best[starts] = self._array_cost(j, starts, count) + best_after[starts + count * w]
+        return ways, best
+
+    # -- ranking ------------------------------------------------------------
+    # An array's cost is what it takes to write its values down: its first
+    # element in full (log2 of each word), then each word as the difference
+    # from the same word of the element before.
+
+    def _sums(self, w):
+        """(first, between): prefix sums of log2(1 + word), and of log2(1 + |word - word w later|)."""
+        sums = self._cost_sums.get(w)
+        if sums is None:
+            x = self.x
+            words = np.zeros(len(x) + 1)
+            words[1:] = np.log2(1.0 + x.astype(float))
+            between = np.zeros(len(x) + 1)
+            if len(x) > w:
+                a, b = x[:-w], x[w:]
+                between[1 : len(x) - w + 1] = np.log2(1.0 + np.where(a > b, a - b, b - a).astype(float))
+            sums = self._cost_sums[w] = (np.cumsum(words), np.cumsum(between))
+        return sums
+
+    def _array_cost(self, j, s, c):
+        """Cost of array j taking c elements from word(s) s (numpy-broadcast over s and c)."""
+        w = self.widths[j]
+        first, between = self._sums(w)
+        s = np.asarray(s)
+        c = np.asarray(c)
+        top = len(first) - 1
+        head = first[np.minimum(s + w, top)] - first[s]
+        rest = between[np.clip(s + (c - 1) * w, 0, top)] - between[s]
+        return np.where(c >= 1, head + rest, 0.0)
+
+    def _best_free(self, j, best_after):
+        """best[s] = min over c <= runs[s] of cost(j, s, c) + best_after[s + c*w], by sparse-table range minima."""
+        w, runs = self.widths[j], self.runs[j]
+        first, between = self._sums(w)
+        length = len(best_after)
+        best = best_after.copy()  # c = 0
+        starts = np.flatnonzero(runs >= 1)
+        if not len(starts):
+            return best
+        # cost(j, s, c) + best_after[s + c*w] = (first[s+w] - first[s] - between[s]) + H[s + c*w],
+        # H[t] = between[t - w] + best_after[t]; the c run over one residue class, a contiguous range of rows.
+        h = np.full(length, np.inf)
+        h[w:] = between[: length - w] + best_after[w:]
+        rows = -(-length // w)
+        grid = np.full(rows * w, np.inf)
+        grid[:length] = h
+        levels = [grid.reshape(rows, w)]
+        span = 1
+        while 2 * span <= rows:
+            prev = levels[-1]
+            levels.append(np.minimum(prev[: rows - 2 * span + 1], prev[span : rows - span + 1]))
+            span *= 2
+        lo = starts // w + 1
+        hi = starts // w + runs[starts]
+        col = starts % w
+        k = np.floor(np.log2(hi - lo + 1)).astype(np.int64)
+        low_part = np.empty(len(starts))
+        high_part = np.empty(len(starts))
+        for level in np.unique(k):
+            pick = k == level
+            table = levels[level]
+            low_part[pick] = table[lo[pick], col[pick]]
+            high_part[pick] = table[hi[pick] - (1 << int(level)) + 1, col[pick]]
+        head = first[np.minimum(starts + w, length - 1)] - first[starts] - between[starts]
+        best[starts] = np.minimum(best[starts], head + np.minimum(low_part, high_part))
+        return best
+
+    def children(self, j, s, g, shared_value, best):
+        """Counts array j can take at word s, with the total cost of the best fit through each, cheapest first."""
+        w, runs = self.widths[j], self.runs[j]
+        fixed = self._choice(j, shared_value)
+        cs = np.arange(int(runs[s]) + 1) if fixed is None else np.array([fixed])
+        cs = cs[(cs <= runs[s]) & (s + cs * w <= self.total)]
+        f = g + self._array_cost(j, s, cs) + best[j + 1][s + cs * w]
+        keep = np.isfinite(f)
+        if j == self.follower and self.coupled:
+            keep &= self._matches()[s] >= cs
+        cs, f = cs[keep], f[keep]
+        order = np.lexsort((-cs, f))  # on a tie the earlier array takes the elements
+        return cs[order], f[order]
+
+
+def _key(cost):
+    """Costs equal but for float rounding are one cost, so ties fall to the search order."""
+    return round(float(cost), 6)
+
+
+def _ranked(roots, limit):
+    """The `limit` cheapest fits over every root, in order.
+
+    Best-first search with an exact cost-to-go (`best`), so fits come out
+    cheapest first; a node's children are sorted once and entered one at a
+    time (a cursor), so a long run of possible counts costs one sort, not a
+    heap entry each.
+    """
+    heap, seq, out = [], itertools.count(), []
+    for root in roots:
+        best = root[3]
+        if np.isfinite(best[0][0]):
+            heapq.heappush(heap, (_key(best[0][0]), next(seq), root, 0, 0, 0.0, (), None))
+    while heap and len(out) < limit:
+        f, _, root, j, s, g, counts, cursor = heapq.heappop(heap)
+        tail, _, value, best = root
+        if cursor is None:
+            if j == len(tail.arrays):
+                out.append((root, counts, f))
+                continue
+            cs, fs = tail.children(j, s, g, value, best)
+            if len(cs):
+                heapq.heappush(heap, (_key(fs[0]), next(seq), root, j, s, g, counts, (cs, fs, 0)))
+            continue
+        cs, fs, i = cursor
+        c = int(cs[i])
+        heapq.heappush(heap, (f, next(seq), root, j + 1, s + c * tail.widths[j],
+                              g + float(tail._array_cost(j, s, c)), counts + (c,), None))
+        if i + 1 < len(cs):
+            heapq.heappush(heap, (_key(fs[i + 1]), next(seq), root, j, s, g, counts, (cs, fs, i + 1)))
+    return out
+
+
+def _instance_counts(run, known):
+    if known is not None:
+        return [known] if known <= run else []
+    return list(range(run, -1, -1)) if run <= MAX_FLAG_RUN_TRIED else [run]
+
+
+def _check_limit(limit):
+    if isinstance(limit, bool) or not isinstance(limit, int) or limit < 0:
+        raise InferError(f"limit must be an int >= 0, got {limit!r}")
+    return limit
+
+
+def infer(data, ptr, byte_order="little", *, wasmtime="seed", address=None, counts=None,
+          debug_assertions=True, limit=RANKED):
+    """Every shape of one release's layout that explains a dump, the most plausible first.
+
+    `counts` fixes the counts already known (Rust names); `address` is where
+    the context lived (every set `vmctx` must equal it). `count` is exact;
+    the `limit` cheapest `candidates` are listed, cheapest first. Raises `InferError`
+    for a dump no layout could start with, `TooManyCandidatesError` when the
+    unknown counts would take too long to try.
+    """
+    from ..layouts.releases import wasmtime_layout
+
+    layout = wasmtime_layout(wasmtime)
     ptr = as_ptr_size(ptr)
-    if ptr not in EMULATED_PTR_SIZES:
+    if int(ptr) not in EMULATED_PTR_SIZES:
         raise InferError(f"infer works for pointer sizes {EMULATED_PTR_SIZES}, got {int(ptr)}")
     raw = _magic_checked(data, ptr, byte_order)
-    size = len(raw)
-    empty = VMComponentOffsets(ptr, Component())
-    if size < empty.size_of_vmctx():
-        raise InferError(f"a dump of {size} bytes is shorter than the smallest context "
-                         f"({empty.size_of_vmctx()} bytes for ptr_size={int(ptr)})")
-    p = int(ptr)
-    order = BYTE_ORDER_CHAR[byte_order]
-    inv = invalid_ptr(ptr)
+    return _infer(raw, layout, int(ptr), byte_order, address, dict(counts or {}), debug_assertions,
+                  _check_limit(limit))
 
-    run = _flag_run(raw, empty.region("flags").offset, byte_order, SEED.flag_mask)
+
+def _infer(raw, layout, p, byte_order, address, known, debug, limit):
     notes = []
-    if run > MAX_FLAG_RUN_TRIED:
-        notes.append(f"{run} flag-looking globals: only the full run was tried as num_runtime_component_instances")
+    unknown = sorted(n for n, v in known.items() if n not in layout.count_names and v)
+    if int(p) not in layout.valid_ptr_sizes or unknown:
+        if unknown:
+            notes.append(f"{layout.name} has no {', '.join(unknown)}")
+        return Inference(layout, 0, [], notes)
+    head, arrays = _split(layout)
+    empty = layout.offsets(p)
+    if len(raw) < empty.size_of_vmctx():
+        notes.append(f"a dump of {len(raw)} bytes is shorter than its smallest context "
+                     f"({empty.size_of_vmctx()} bytes at ptr_size={p})")
+        return Inference(layout, 0, [], notes)
+    flags = layout.flags_field()
+    instances_name = flags.count
+    run = _flag_run(raw, empty.region(flags.name).offset, byte_order, layout.flag_mask)
+    if run > MAX_FLAG_RUN_TRIED and instances_name not in known:
+        notes.append(f"{run} flag-looking globals: only the full run was tried as {instances_name}")
 
-    families = []
-    for instances in _instance_counts_to_try(run):
-        start = VMComponentOffsets(ptr, Component(num_runtime_component_instances=instances)).lowering_anyfuncs()
-        rest = size - start
-        if rest < 0 or rest % p:
+    count, roots = 0, []
+    for instances in _instance_counts(run, known.get(instances_name)):
+        offsets = layout.offsets(p, **{instances_name: instances})
+        if not _fixed_part_fits(raw, layout, offsets, head, p, byte_order):
             continue
-        families += _after_flags(raw, start, rest // p, p, order, inv, address, instances)
-    return Inference(families, notes)
+        start = offsets.region(arrays[0].name).offset
+        if start > len(raw) or (len(raw) - start) % p:
+            continue
+        tail = _Tail(raw, start, layout, arrays, p, byte_order, address, debug, known)
+        values = tail.shared_values()
+        work = len(values) * len(arrays) * (tail.total + 1)
+        if work > WORK_LIMIT:
+            raise TooManyCandidatesError(
+                f"{layout.name}: {tail.shared} could be any of 0..{values[-1]} in this {len(raw)}-byte dump, "
+                f"too many to try ({work:,} word-steps, limit {WORK_LIMIT:,}); "
+                f"give it (--{count_option(tail.shared)} N)")
+        suffix = tail.suffix()
+        for value in values:
+            ways, best = tail.tables(value, suffix)
+            here = int(ways[0][0])
+            if here:
+                count += here
+                roots.append((tail, instances, value, best))
+    candidates = []
+    for (tail, instances, _, _), tail_counts, cost in _ranked(roots, limit):
+        shape = dict.fromkeys(layout.count_names, 0)
+        shape[instances_name] = instances
+        for field, c in zip(arrays, tail_counts):
+            shape[field.count] = c
+        candidates.append(Candidate(layout, tuple(shape.items()), cost))
+    return Inference(layout, count, candidates, notes)
 
 
-def _after_flags(raw, start, nwords, p, order, inv, address, instances):
-    words = np.frombuffer(raw, dtype=order + f"u{p}", count=nwords, offset=start).astype(np.uint64)
-    inv = np.uint64(inv)
-    nonzero = words != 0
-    # Anyfunc triplets from the start: poisoned (INV, 0, 0) or set (func_ptr, vmctx non-null, not INV).
-    ntrip = nwords // 3
-    t = words[: 3 * ntrip].reshape(ntrip, 3)
-    tb = np.frombuffer(raw, dtype=np.uint8, count=3 * ntrip * p, offset=start).reshape(ntrip, 3 * p)
-    type_pad_zero = (tb[:, p + 4 : 2 * p] == 0).all(axis=1) if p > 4 else np.ones(ntrip, bool)
-    poisoned_any = (t[:, 0] == inv) & (t[:, 1] == 0) & (t[:, 2] == 0)
-    vm_ok = (t[:, 2] == np.uint64(address)) if address is not None else (t[:, 2] != 0) & (t[:, 2] != inv)
-    set_any = (t[:, 0] != 0) & (t[:, 0] != inv) & vm_ok & type_pad_zero
-    any_like = poisoned_any | set_any
-    n_max = int(np.argmin(any_like)) if not any_like.all() else ntrip
-    zeros = np.flatnonzero(~nonzero)
-    lo = 0 if not len(zeros) else -(-(int(zeros[-1]) + 1) // 3)
-    families = []
-    for n_any in range(lo, n_max + 1):
-        tail = words[3 * n_any :]
-        m = len(tail)
-        # Suffix: every word from j on is a pointer slot (non-null).
-        bad_from = np.flatnonzero(tail == 0)
-        first_ok_suffix = int(bad_from[-1]) + 1 if len(bad_from) else 0
-        max_l = min(n_any, m // 2)
-        pairs = tail[: 2 * max_l].reshape(max_l, 2)
-        pair_poisoned = (pairs[:, 0] == inv) & (pairs[:, 1] == inv)
-        pair_set = (pairs[:, 0] != 0) & (pairs[:, 0] != inv) & (pairs[:, 1] != inv)
-        consistent = (pair_poisoned & poisoned_any[:max_l]) | (pair_set & set_any[:max_l])
-        prefix_ok = np.concatenate(([True], np.logical_and.accumulate(consistent)))
-        for lowerings in np.flatnonzero(prefix_ok).tolist():
-            if 2 * lowerings >= first_ok_suffix:
-                families.append(Family(instances, lowerings, n_any - lowerings, m - 2 * lowerings))
-    return families
+def infer_releases(data, ptr, byte_order="little", *, layouts=None, address=None, counts=None,
+                   debug_assertions=True, limit=RANKED):
+    """`infer` for every release layout (or only `layouts`), leaving out those with no fitting shape.
 
-
-def _word_symbols(raw, start, p, byte_order, inv):
-    """One letter per pointer-sized word: I (INVALID_PTR), Z (zero) or S (anything else)."""
-    out = []
-    for at in range(start, len(raw) - p + 1, p):
-        word = int.from_bytes(raw[at : at + p], byte_order)
-        out.append("I" if word == inv else "Z" if word == 0 else "S")
-    return "".join(out)
-
-
-def _element_pattern(field, p):
-    """An element as a regex over word letters: freshly poisoned, or set (non-null first word)."""
-    words = field.elem_type.size_for(p) // p
-    fresh = []
-    for w in range(words):
-        sub = next((s for s in field.elem_type.subfields if field.sub_offset(s.name, p) // p == w), None)
-        fresh.append("I" if sub is not None and sub.name in field.poison else "Z")
-    return f"(?:{''.join(fresh)}|S{'.' * (words - 1)})"
-
-
-def _tail_regex(layout, p, after):
-    """Every array after the region `after`, in order, each any number of elements."""
-    fields = layout.declared_fields()
-    names = [f.name for f in fields]
-    tail = fields[names.index(after) + 1 :]
-    return re.compile("".join(f"(?:{_element_pattern(f, p)})*" for f in tail if f.count) + "$")
-
-
-def _layout_fits(raw, layout, ptr, byte_order):
-    """Whether a debug-initialized context of `layout` can have these bytes.
-
-    The header pointers `initialize_vmctx` writes are set (non-null, not
-    poison, both words of the store), the holes are zero, the flag globals
-    hold only that release's bits with zero padding, and for some number of
-    them the remaining words read as that release's arrays in order, each
-    element poisoned as the runtime leaves it or set.
+    Consecutive variants of one layout id (renamed accessors, same bytes) that
+    give the same answer are one result covering both ranges.
     """
-    p = int(ptr)
-    size = len(raw)
-    inv = invalid_ptr(ptr)
-    empty = layout.offsets(ptr)
-    if size < empty.size_of_vmctx():
-        return False
-    fields = {f.name: f for f in layout.declared_fields()}
-    flags_region = next(r for r in empty.regions() if r.count_name == "num_runtime_component_instances")
-    covered = bytearray(flags_region.offset)
-    covered[0:4] = b"\1" * 4
-    for region in empty.regions():
-        if region.offset >= flags_region.offset or fields[region.name].header_name() is None:
+    ptr = as_ptr_size(ptr)
+    if int(ptr) not in EMULATED_PTR_SIZES:
+        raise InferError(f"infer works for pointer sizes {EMULATED_PTR_SIZES}, got {int(ptr)}")
+    raw = _magic_checked(data, ptr, byte_order)
+    results = []
+    for layout in LAYOUTS if layouts is None else layouts:
+        result = _infer(raw, layout, int(ptr), byte_order, address, dict(counts or {}), debug_assertions,
+                        _check_limit(limit))
+        if not result.count:
             continue
-        for k in range(region.size // p):
-            if int.from_bytes(raw[region.offset + k * p : region.offset + (k + 1) * p], byte_order) in (0, inv):
-                return False
-        covered[region.offset : region.end] = b"\1" * region.size
-    if any(raw[i] for i in range(flags_region.offset) if not covered[i]):
-        return False
-    run = _flag_run(raw, flags_region.offset, byte_order, layout.flag_mask)
-    has_task_may_block = "task_may_block" in fields
-    last_fixed = "task_may_block" if has_task_may_block else flags_region.name
-    tail = _tail_regex(layout, p, last_fixed)
-    counts = dict.fromkeys(layout.count_names, 0)
-    for instances in _instance_counts_to_try(run):
-        counts["num_runtime_component_instances"] = instances
-        offsets = layout.offsets(ptr, **counts)
-        if has_task_may_block:
-            at = offsets.task_may_block()
-            block = bytes(raw[at : at + 16])
-            if len(block) < 16 or int.from_bytes(block[:4], byte_order) not in (0, 1) or any(block[4:]):
-                continue
-        start = offsets.size_of_vmctx()
-        if (size - start) % p == 0 and tail.match(_word_symbols(raw, start, p, byte_order, inv)):
-            return True
-    return False
+        prev = results[-1] if results else None
+        if (prev is not None and prev.layout.id == layout.id and prev.count == result.count
+                and [c.counts for c in prev.candidates] == [c.counts for c in result.candidates]):
+            prev.last = layout
+        else:
+            results.append(result)
+    return results
 
 
 def consistent_layouts(data, ptr, byte_order, layouts=None):
-    """The release layouts (seed included, or only `layouts`) whose header and flags fit the dump."""
-    ptr = as_ptr_size(ptr)
-    raw = _magic_checked(data, ptr, byte_order)
-    return [layout for layout in (LAYOUTS if layouts is None else layouts) if int(ptr) in layout.valid_ptr_sizes
-            and _layout_fits(raw, layout, ptr, byte_order)]
+    """The release layouts (seed included, or only `layouts`) with at least one shape that fits the dump."""
+    found = {r.layout.id for r in infer_releases(data, ptr, byte_order, layouts=layouts)}
+    return [layout for layout in (LAYOUTS if layouts is None else layouts) if layout.id in found]

@@ -5,7 +5,7 @@ from functools import lru_cache
 
 from ..errors import ComponentValueError
 
-__all__ = ["check_u32", "component_class"]
+__all__ = ["check_u32", "component_class", "count_option"]
 
 U32_LIMIT = 1 << 32
 
@@ -19,6 +19,12 @@ def check_u32(what, value):
     if not 0 <= value < U32_LIMIT:
         raise ComponentValueError(f"{what} must be in [0, 2**32) (a u32), got {value}")
     return int(value)
+
+
+def count_option(count_name):
+    """The CLI option of a Rust count: num_runtime_post_returns -> post-returns, instances for component instances."""
+    option = count_name.removeprefix("num_").removeprefix("runtime_").replace("_", "-")
+    return "instances" if option == "component-instances" else option
 
 
 class _Counts:
