@@ -7,7 +7,7 @@ from .memory.flags import flag_names
 from .memory.magic import describe_magic_bytes
 from .render import SCHEMA_VERSION
 
-__all__ = ["interpretation", "decoded_table", "decoded_json", "hexdump_lines", "diff_rows",
+__all__ = ["interpretation", "decoded_table", "decoded_doc", "decoded_json", "hexdump_lines", "diff_rows",
            "diff_table", "diff_json"]
 
 
@@ -49,15 +49,21 @@ def _rows(decoded):
         yield columns[column_no], index, offset, value, code
 
 
-def decoded_table(decoded):
+def decoded_table(decoded, points_to=None):
+    """The records as a table; `points_to` (offset -> text) adds what a followed pointer points at."""
     ctx = decoded.ctx
+    points_to = points_to or {}
     where = f" at {ctx.vmctx:#x}" if ctx.vmctx is not None else ""
+    address = ctx.vmctx is not None and points_to
     lines = [f"VMComponentContext{where}: ptr_size={int(ctx.ptr)}, {ctx.byte_order}-endian, "
              f"{ctx.offsets.size_of_vmctx()} bytes, {'debug' if ctx.debug_assertions else 'release'}",
-             f"{'offset':>8}  {'field':<34} {'raw':<18}  interpretation"]
+             (f"{'address':>18}  " if address else "") + f"{'offset':>8}  {'field':<34} {'raw':<18}  interpretation"]
     for column, index, offset, value, code in _rows(decoded):
-        lines.append(f"{offset:8d}  {column.label(index):<34} {_hex(column, value, ctx):<18}  "
-                     f"{interpretation(code, value, ctx)}")
+        text = interpretation(code, value, ctx)
+        if offset in points_to:
+            text = f"{text}: {points_to[offset]}"
+        lines.append((f"{ctx.vmctx + offset:#018x}  " if address else "")
+                     + f"{offset:8d}  {column.label(index):<34} {_hex(column, value, ctx):<18}  {text}")
     lines.append(_anomaly_summary(decoded.anomalies))
     lines += [f"  @{a.offset}: {a.message}" for a in decoded.anomalies]
     return "\n".join(lines)
@@ -68,20 +74,33 @@ def _anomaly_summary(anomalies):
 
 
 
-def decoded_json(decoded):
+def decoded_doc(decoded, points_to=None):
+    """`decode --json`'s object; with a known address every record has its `address`, and with
+    `points_to` (offset -> text) what its pointer points at."""
     ctx = decoded.ctx
-    records = [{
-        "region": column.region,
-        "index": index if column.is_array else None,
-        "sub": column.sub,
-        "field": column.label(index),
-        "offset": offset,
-        "value": _hex(column, value, ctx),
-        "interpretation": Interp.NAMES[code],
-        "text": interpretation(code, value, ctx),
-    } for column, index, offset, value, code in _rows(decoded)]
-    return json.dumps({"schema_version": SCHEMA_VERSION, "layout": ctx.layout_parameters(), "records": records,
-                       "anomalies": [a.to_dict() for a in decoded.anomalies]}, indent=1)
+    records = []
+    for column, index, offset, value, code in _rows(decoded):
+        record = {
+            "region": column.region,
+            "index": index if column.is_array else None,
+            "sub": column.sub,
+            "field": column.label(index),
+            "offset": offset,
+            "value": _hex(column, value, ctx),
+            "interpretation": Interp.NAMES[code],
+            "text": interpretation(code, value, ctx),
+        }
+        if ctx.vmctx is not None:
+            record["address"] = f"{ctx.vmctx + offset:#x}"
+        if points_to is not None:
+            record["points_to"] = points_to.get(offset)
+        records.append(record)
+    return {"schema_version": SCHEMA_VERSION, "layout": ctx.layout_parameters(), "records": records,
+            "anomalies": [a.to_dict() for a in decoded.anomalies]}
+
+
+def decoded_json(decoded):
+    return json.dumps(decoded_doc(decoded), indent=1)
 
 
 def _line_labels(regions, start, stop):
