@@ -13,6 +13,13 @@ __all__ = [
     "ArgumentValueError",
     "VMContextError",
     "ClosedError",
+    "LiveError",
+    "NoSuchProcessError",
+    "AccessDeniedError",
+    "ProcessGoneError",
+    "CoreFileError",
+    "UnreadableMemoryError",
+    "UnsupportedTargetError",
 ]
 
 
@@ -64,3 +71,39 @@ class VMContextError(VMCtxEmuError):
 
 class ClosedError(VMCtxEmuError, ValueError):
     """An instance used after `close()`."""
+
+
+class LiveError(VMCtxEmuError):
+    """Reading a live process or a core file failed; the message is one line naming the target."""
+
+
+class NoSuchProcessError(LiveError, ProcessLookupError):
+    """The pid names no process (never existed, or already reaped)."""
+
+
+class AccessDeniedError(LiveError, PermissionError):
+    """The kernel refused to let us read the process (or the core file): ptrace rules, user, mode bits."""
+
+
+class ProcessGoneError(LiveError, ProcessLookupError):
+    """The process exited while we were reading it; nothing more can be read from it."""
+
+
+class CoreFileError(LiveError, ValueError):
+    """A file that is not a core file this package can read: not ELF, 32-bit, big-endian, other machine."""
+
+
+class UnsupportedTargetError(LiveError, ValueError):
+    """A live process this package cannot decode: not a 64-bit x86-64/aarch64 process."""
+
+
+class UnreadableMemoryError(LiveError, OSError):
+    """Bytes that cannot be read: unmapped, kernel-refused, or not in the core file.
+
+    `address` and `size` are the request, `reason` why it failed; callers
+    scanning many regions catch this one and go on with the next region.
+    """
+
+    def __init__(self, message, *, address=None, size=None, reason=None):
+        super().__init__(message)
+        self.address, self.size, self.reason = address, size, reason

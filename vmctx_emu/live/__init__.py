@@ -1,0 +1,1 @@
+"""Facts read from a live Wasmtime: which release a loaded library is, and where its contexts are."""
