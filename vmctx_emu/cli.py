@@ -2,6 +2,7 @@
 
 import argparse
 import json
+import os
 import sys
 
 from .describe import decoded_json, decoded_table, diff_json, diff_table, hexdump_lines
@@ -59,6 +60,16 @@ def _u32(option):
             raise argparse.ArgumentTypeError(str(e)) from None
 
     return parse
+
+
+def _pid(text):
+    try:
+        value = int(text, 10)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a process id, got {text!r}") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"a process id is positive, got {value}")
+    return value
 
 
 def _address(text):
@@ -192,6 +203,46 @@ def _infer_count_names(args):
     return args.layout.count_names if args.wasmtime is not None else ALL_COUNT_NAMES
 
 
+def cmd_scan(args, out):
+    from .describe import decoded_table
+    from .live import scan
+
+    source = args.pid if args.pid is not None else args.core
+    progress = _progress_line(args) if sys.stderr.isatty() else None
+    try:
+        result = scan(source, wasmtime=args.wasmtime, progress=progress)
+    finally:
+        if progress:
+            sys.stderr.write("\r\033[K")
+    if args.json:
+        out.write(json.dumps(result.to_dict(), indent=1) + "\n")
+        return 0
+    out.write(f"{result.source}: Wasmtime {result.wasmtime} ({result.wasmtime_from}), "
+              f"{len(result.contexts)} component context{'s' * (len(result.contexts) != 1)}\n")
+    for note in result.notes:
+        out.write(f"note: {note}\n")
+    for ctx in result.contexts:
+        out.write("\n")
+        if ctx.decoded is not None:
+            out.write(f"shape: {ctx.shape_from}\n")
+            out.write(decoded_table(ctx.decoded, ctx.points_to) + "\n")
+        else:
+            out.write(f"VMComponentContext at {ctx.address:#x} ({ctx.layout.name})\n")
+        for note in ctx.notes:
+            out.write(f"  note: {note}\n")
+    return 0
+
+
+def _progress_line(args):
+    what = f"pid {args.pid}" if args.pid is not None else args.core
+
+    def progress(done, total):
+        sys.stderr.write(f"\rscanning {what}: {100 * done // total:3d}% of {total >> 20} MiB writable memory")
+        sys.stderr.flush()
+
+    return progress
+
+
 def cmd_versions(args, out):
     rows = [("id", "releases", "what changes on entry", "counts")]
     for layout in LAYOUTS:
@@ -261,6 +312,15 @@ def build_parser(layout=SEED, explicit=False):
                            metavar="N", help=f"{name} is N")
     p.set_defaults(func=cmd_infer)
 
+    p = sub.add_parser("scan", help="find and decode every component context in a live Wasmtime process or core")
+    target = p.add_mutually_exclusive_group(required=True)
+    target.add_argument("--pid", type=_pid, metavar="PID", help="a running process (read-only, never stopped)")
+    target.add_argument("--core", metavar="FILE", help="a core file (ELF; gzip-compressed is read too)")
+    p.add_argument("--wasmtime", default=None, metavar="VERSION",
+                   help="decode as this release (default: the version string of the mapped Wasmtime)")
+    p.add_argument("--json", action="store_true", help="print one JSON object instead of tables")
+    p.set_defaults(func=cmd_scan)
+
     p = sub.add_parser("versions", help="the supported Wasmtime releases and their count options")
     p.set_defaults(func=cmd_versions)
 
@@ -301,6 +361,10 @@ def main(argv=None, out=None):
     args.layout = layout
     try:
         status = args.func(args, out)
+    except BrokenPipeError:
+        # The reader went away (`| head`): stop quietly, as cat(1) does.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     except VMCtxEmuError as e:
         if args.traceback:
             raise

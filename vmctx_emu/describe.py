@@ -61,7 +61,7 @@ def decoded_table(decoded, points_to=None):
     for column, index, offset, value, code in _rows(decoded):
         text = interpretation(code, value, ctx)
         if offset in points_to:
-            text = f"{text}: {points_to[offset]}"
+            text = points_to[offset] if code == Interp.POINTER else f"{text}: {points_to[offset]}"
         lines.append((f"{ctx.vmctx + offset:#018x}  " if address else "")
                      + f"{offset:8d}  {column.label(index):<34} {_hex(column, value, ctx):<18}  {text}")
     lines.append(_anomaly_summary(decoded.anomalies))

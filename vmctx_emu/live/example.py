@@ -1,0 +1,49 @@
+"""A real Wasmtime to scan: `python -m vmctx_emu.live.example [--seconds N]`.
+
+Instantiates a component (a host import, a lowered call, a lifted export) in
+the installed `wasmtime` package, calls it once, prints "pid N ready" and
+waits, so `vmctx-emu scan --pid N` or `gcore N` has a live context to find.
+"""
+
+import argparse
+import os
+import sys
+import time
+
+COMPONENT = """
+(component
+  (import "add" (func $add (param "x" u32) (result u32)))
+  (core func $add-lowered (canon lower (func $add)))
+  (core module $m
+    (import "host" "add" (func $add (param i32) (result i32)))
+    (func (export "run") (param i32) (result i32)
+      local.get 0 call $add i32.const 1 i32.add))
+  (core instance $i (instantiate $m (with "host" (instance (export "add" (func $add-lowered))))))
+  (func (export "run") (param "x" u32) (result u32) (canon lift (core func $i "run"))))
+"""
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(prog="python -m vmctx_emu.live.example", description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=float, default=600, help="how long to wait (default 600)")
+    args = parser.parse_args(argv)
+    try:
+        import wasmtime
+        from wasmtime.component import Component, Linker
+    except ImportError:
+        print("the example needs the wasmtime package: pip install wasmtime", file=sys.stderr)
+        return 2
+    engine = wasmtime.Engine()
+    store = wasmtime.Store(engine)
+    linker = Linker(engine)
+    with linker.root() as root:
+        root.add_func("add", lambda store, x: x + 100)
+    instance = linker.instantiate(store, Component(engine, COMPONENT))
+    run = instance.get_func(store, "run")
+    print(f"pid {os.getpid()} ready: run(1) = {run(store, 1)}", flush=True)
+    time.sleep(args.seconds)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
