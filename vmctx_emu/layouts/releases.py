@@ -14,6 +14,7 @@ Sources, per release tag: `crates/environ/src/component/vmcomponent_offsets.rs`,
 `crates/wasmtime/src/runtime/vm/component.rs`).
 """
 
+from functools import cached_property
 import re
 from dataclasses import dataclass, field as dc_field, replace
 
@@ -279,7 +280,7 @@ class WasmtimeLayout:
         """Every flag bit this release defines, or-ed together."""
         return sum(bit for bit, _ in self.flag_bits)
 
-    @property
+    @cached_property
     def valid_ptr_sizes(self):
         """Pointer sizes (powers of two in a `u8`) whose element sizes fit this release's `u8` arithmetic."""
         return tuple(p for p in (1 << k for k in range(8))

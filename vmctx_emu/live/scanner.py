@@ -171,7 +171,12 @@ def _stored_shape(src, layout, address):
     words = np.frombuffer(window[: len(window) // 4 * 4], "<u4")
     names = layout.count_names
     n = len(names)
-    for q in range(len(words) - n, -1, -1):
+    # What a copy stores first does not depend on the counts: magic's 0, or (v49+) the flags' offset.
+    empty = layout.offsets(PTR)
+    firsts = {stored[0] for stored in _stored_variants(layout, empty)}
+    for q in range(len(words) - n - 1, -1, -1):
+        if int(words[q + n]) not in firsts:
+            continue
         counts = words[q : q + n]
         if (counts >= PLAUSIBLE_COUNT).any():
             continue
@@ -310,7 +315,8 @@ def _scan(src, wasmtime, progress):
         raise ScanError(f"{src.description} runs Wasmtime {version} ({version_from}): {e}") from e
 
     writable = [m for m in mappings if m.readable and m.writable]
-    header_end = max(r.end for r in layout.offsets(PTR).regions()
+    empty = layout.offsets(PTR)
+    header_end = max(r.end for r in empty.regions()
                      if r.name in {f.name for f in layout.declared_fields() if f.header_name()})
     contexts = []
     for hit in _candidates(src, writable, progress):
@@ -321,7 +327,7 @@ def _scan(src, wasmtime, progress):
             head = src.read(hit, header_end)
         except UnreadableMemoryError:
             continue
-        if _header_fits(head, layout, layout.offsets(PTR), images, memory):
+        if _header_fits(head, layout, empty, images, memory):
             contexts.append(LiveContext(hit, version, layout))
 
     addresses = {c.address for c in contexts}
