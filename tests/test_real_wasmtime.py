@@ -37,6 +37,7 @@ from wasmtime import _ffi  # noqa: E402  (private, but the only switch for compo
 from wasmtime.component import Component, Linker, ResourceAny  # noqa: E402
 
 from vmctx_emu import OwnedComponentInstance, wasmtime_layout  # noqa: E402
+from vmctx_emu.live.example import COMPONENT  # noqa: E402
 
 PTR = 8
 MAGIC = b"comp"
@@ -66,17 +67,7 @@ ALWAYS_ZERO = {"num_runtime_tables", "num_unsafe_intrinsics"}
 
 # ------------------------------------------------------------------ components
 
-LOWER_LIFT = """
-(component
-  (import "add" (func $add (param "x" u32) (result u32)))
-  (core func $add-lowered (canon lower (func $add)))
-  (core module $m
-    (import "host" "add" (func $add (param i32) (result i32)))
-    (func (export "run") (param i32) (result i32)
-      local.get 0 call $add i32.const 1 i32.add))
-  (core instance $i (instantiate $m (with "host" (instance (export "add" (func $add-lowered))))))
-  (func (export "run") (param "x" u32) (result u32) (canon lift (core func $i "run"))))
-"""
+LOWER_LIFT = COMPONENT  # the example a newcomer scans: one host import, lowered, lifted
 
 # Two memories, one realloc and three post-returns, so these counts differ from each other.
 MEMORY_REALLOC_POST_RETURN = """
