@@ -170,14 +170,14 @@ def cmd_infer(args, out):
     only = None if args.wasmtime is None else [args.layout]
     counts = {name: getattr(args, name) for name in _infer_count_names(args) if getattr(args, name) is not None}
     results = infer_releases(data, args.ptr_size, args.byte_order, layouts=only, address=args.address,
-                             counts=counts, debug_assertions=not args.release)
+                             counts=counts, debug_assertions=not args.release, limit=args.limit)
     if args.json:
         doc = {"schema_version": 2, "size": len(data), "ptr_size": int(args.ptr_size),
                "byte_order": args.byte_order, "debug_assertions": not args.release,
                "releases": [{"layout": r.layout.id, "releases": r.range_text, "candidates": r.count,
-                             "listed": len(r.candidates[: args.limit]), "notes": r.notes,
+                             "listed": len(r.candidates), "notes": r.notes,
                              "shapes": [{"counts": dict(c.counts), "cost": round(c.cost, 3)}
-                                        for c in r.candidates[: args.limit]]} for r in results]}
+                                        for c in r.candidates]} for r in results]}
         out.write(json.dumps(doc, indent=1) + "\n")
         return 0 if results else 1
     build = "release-build" if args.release else "debug-initialized"
@@ -191,10 +191,10 @@ def cmd_infer(args, out):
         out.write(f"{r.layout.id} ({r.range_text}): {verdict}\n")
         for note in r.notes:
             out.write(f"  note: {note}\n")
-        for c in r.candidates[: args.limit]:
+        for c in r.candidates:
             out.write("  " + " ".join(f"--{count_option(n)} {v}" for n, v in c.counts) + "\n")
-        if r.count > min(args.limit, len(r.candidates)):
-            out.write(f"  ... {r.count - min(args.limit, len(r.candidates)):,} more (raise --limit or give known "
+        if r.count > len(r.candidates):
+            out.write(f"  ... {r.count - len(r.candidates):,} more (raise --limit or give known "
                       "counts to narrow them)\n")
     return 0
 

@@ -29,7 +29,7 @@ from ..constants import VMCOMPONENT_MAGIC
 from ..errors import VMCtxEmuError
 from ..layouts.component import count_option
 from ..layouts.ptr import as_ptr_size, invalid_ptr
-from ..layouts.releases import LAYOUTS
+from ..layouts.releases import LAYOUTS, wasmtime_layout
 from ..memory.magic import magic_mismatch_message
 from ..memory.views import BYTE_ORDER_CHAR, EMULATED_PTR_SIZES
 
@@ -506,6 +506,14 @@ def _check_limit(limit):
     return limit
 
 
+def _prepared(data, ptr, byte_order):
+    """(the dump as bytes, the pointer size as an int), after the checks every release shares."""
+    ptr = as_ptr_size(ptr)
+    if int(ptr) not in EMULATED_PTR_SIZES:
+        raise InferError(f"infer works for pointer sizes {EMULATED_PTR_SIZES}, got {int(ptr)}")
+    return _magic_checked(data, ptr, byte_order), int(ptr)
+
+
 def infer(data, ptr, byte_order="little", *, wasmtime="seed", address=None, counts=None,
           debug_assertions=True, limit=RANKED):
     """Every shape of one release's layout that explains a dump, the most plausible first.
@@ -516,15 +524,9 @@ def infer(data, ptr, byte_order="little", *, wasmtime="seed", address=None, coun
     for a dump no layout could start with, `TooManyCandidatesError` when the
     unknown counts would take too long to try.
     """
-    from ..layouts.releases import wasmtime_layout
-
     layout = wasmtime_layout(wasmtime)
-    ptr = as_ptr_size(ptr)
-    if int(ptr) not in EMULATED_PTR_SIZES:
-        raise InferError(f"infer works for pointer sizes {EMULATED_PTR_SIZES}, got {int(ptr)}")
-    raw = _magic_checked(data, ptr, byte_order)
-    return _infer(raw, layout, int(ptr), byte_order, address, dict(counts or {}), debug_assertions,
-                  _check_limit(limit))
+    raw, p = _prepared(data, ptr, byte_order)
+    return _infer(raw, layout, p, byte_order, address, dict(counts or {}), debug_assertions, _check_limit(limit))
 
 
 def _infer(raw, layout, p, byte_order, address, known, debug, limit):
@@ -586,14 +588,11 @@ def infer_releases(data, ptr, byte_order="little", *, layouts=None, address=None
     Consecutive variants of one layout id (renamed accessors, same bytes) that
     give the same answer are one result covering both ranges.
     """
-    ptr = as_ptr_size(ptr)
-    if int(ptr) not in EMULATED_PTR_SIZES:
-        raise InferError(f"infer works for pointer sizes {EMULATED_PTR_SIZES}, got {int(ptr)}")
-    raw = _magic_checked(data, ptr, byte_order)
+    raw, p = _prepared(data, ptr, byte_order)
+    limit = _check_limit(limit)
     results = []
     for layout in LAYOUTS if layouts is None else layouts:
-        result = _infer(raw, layout, int(ptr), byte_order, address, dict(counts or {}), debug_assertions,
-                        _check_limit(limit))
+        result = _infer(raw, layout, p, byte_order, address, dict(counts or {}), debug_assertions, limit)
         if not result.count:
             continue
         prev = results[-1] if results else None
@@ -607,5 +606,5 @@ def infer_releases(data, ptr, byte_order="little", *, layouts=None, address=None
 
 def consistent_layouts(data, ptr, byte_order, layouts=None):
     """The release layouts (seed included, or only `layouts`) with at least one shape that fits the dump."""
-    found = {r.layout.id for r in infer_releases(data, ptr, byte_order, layouts=layouts)}
+    found = {r.layout.id for r in infer_releases(data, ptr, byte_order, layouts=layouts, limit=0)}
     return [layout for layout in (LAYOUTS if layouts is None else layouts) if layout.id in found]

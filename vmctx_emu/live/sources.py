@@ -304,26 +304,21 @@ class ProcessSource(MemorySource):
             raise
 
     def _open_dir(self, proc):
+        return self._open_at(os.path.join(proc, str(self.pid)), os.O_DIRECTORY, None, f"/proc/{self.pid}")
+
+    def _open(self, name):
+        return self._open_at(name, 0, self._dir, f"/proc/{self.pid}/{name}")
+
+    def _open_at(self, path, flags, dir_fd, what):
+        """A read-only fd on the target's /proc entry, its errors named as the package's."""
         try:
-            fd = os.open(os.path.join(proc, str(self.pid)), os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+            fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | flags, dir_fd=dir_fd)
         except (FileNotFoundError, NotADirectoryError, ProcessLookupError):
             raise NoSuchProcessError(f"no such process: pid {self.pid}") from None
         except PermissionError as e:
             raise self._denied(e) from None
         except OSError as e:
-            raise LiveError(f"{self.description}: cannot open /proc/{self.pid}: {e.strerror}") from None
-        self._fds.append(fd)
-        return fd
-
-    def _open(self, name):
-        try:
-            fd = os.open(name, os.O_RDONLY | os.O_CLOEXEC, dir_fd=self._dir)
-        except (FileNotFoundError, ProcessLookupError):
-            raise NoSuchProcessError(f"no such process: pid {self.pid}") from None
-        except PermissionError as e:
-            raise self._denied(e) from None
-        except OSError as e:
-            raise LiveError(f"{self.description}: cannot open /proc/{self.pid}/{name}: {e.strerror}") from None
+            raise LiveError(f"{self.description}: cannot open {what}: {e.strerror}") from None
         self._fds.append(fd)
         return fd
 
