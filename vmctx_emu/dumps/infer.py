@@ -5,8 +5,8 @@ the flag globals a context is its release's arrays in order, and every element
 is either *fresh* (as `initialize_vmctx` leaves it: in a debug build the
 poisoned sub-fields `INVALID_PTR`, everything else zero) or *set* (as its
 runtime setter leaves it: no `INVALID_PTR`, non-null where the setter never
-writes null, `vmctx` the context's own address when known, untouched
-sub-fields and padding zero). So for each array and word the dump says how
+writes null, `vmctx` the context's own address when known and no other
+pointer equal to it, untouched sub-fields and padding zero). So for each array and word the dump says how
 many valid elements start there, and one backward numpy pass per array counts
 the ways the remaining arrays can fill the dump from every word. Listing then
 walks only branches that end in a fit. A count two arrays share
@@ -171,7 +171,7 @@ def _written(layout, field):
     return out
 
 
-def _states(x, layout, field, p, big, address, debug):
+def _states(x, layout, field, p, big, address, debug, pointers=None):
     """Per word: FRESH or SET if an element of `field` starting there reads as one, else 0."""
     etype = field.elem_type
     w = etype.size_for(p) // p
@@ -203,8 +203,12 @@ def _states(x, layout, field, p, big, address, debug):
         elif sub.kind == "ptr":
             if written.get(sub.name, sub.null) != "allowed":
                 set_ &= value != 0
-            if sub.role == "vmctx" and address is not None:
-                set_ &= value == np.uint64(address)
+            if address is not None:
+                # Only a vmctx sub-field holds the context's own address; nothing else points at it.
+                own = value == np.uint64(address)
+                set_ &= own if sub.role == "vmctx" else ~own
+            if pointers is not None and sub.role != "vmctx":
+                set_ &= (value == 0) | pointers(value, sub.role)
     full = (1 << (8 * p)) - 1
     for q, mask in enumerate(covered):
         if mask != full:
@@ -279,13 +283,16 @@ def _prefix_matches(pattern, text):
 class _Tail:
     """The arrays after the fixed part, over the dump's words from `start` on, for one instance count."""
 
-    def __init__(self, raw, start, layout, arrays, p, byte_order, address, debug, known):
+    def __init__(self, raw, start, layout, arrays, p, byte_order, address, debug, known, open_end=False,
+                 pointers=None):
+        self.open_end = open_end
         self.total = (len(raw) - start) // p
         self.x = np.frombuffer(raw, dtype=BYTE_ORDER_CHAR[byte_order] + f"u{p}", count=self.total,
                                offset=start).astype(np.uint64)
         self.arrays = arrays
         self.widths = [f.elem_type.size_for(p) // p for f in arrays]
-        self.states = [_states(self.x, layout, f, p, byte_order == "big", address, debug) for f in arrays]
+        self.states = [_states(self.x, layout, f, p, byte_order == "big", address, debug, pointers)
+                       for f in arrays]
         self.runs = [_runs(s != 0, w) for s, w in zip(self.states, self.widths)]
         self.known = known
         self.shared, self.follower, self.coupled = self._sharing(layout)
@@ -334,10 +341,14 @@ class _Tail:
         k = len(self.arrays)
         ways = [None] * (k + 1)
         best = [None] * (k + 1)
-        ways[k] = np.zeros(self.total + 1, np.int64)
-        ways[k][self.total] = 1
-        best[k] = np.full(self.total + 1, np.inf)
-        best[k][self.total] = 0.0
+        if self.open_end:  # the context may end at any word
+            ways[k] = np.ones(self.total + 1, np.int64)
+            best[k] = np.zeros(self.total + 1)
+        else:
+            ways[k] = np.zeros(self.total + 1, np.int64)
+            ways[k][self.total] = 1
+            best[k] = np.full(self.total + 1, np.inf)
+            best[k][self.total] = 0.0
         low = 0 if self.follower is None else self.follower + 1
         for j in range(k - 1, low - 1, -1):
             ways[j], best[j] = self._step(j, ways[j + 1], best[j + 1], None)
@@ -515,21 +526,26 @@ def _prepared(data, ptr, byte_order):
 
 
 def infer(data, ptr, byte_order="little", *, wasmtime="seed", address=None, counts=None,
-          debug_assertions=True, limit=RANKED):
+          debug_assertions=True, limit=RANKED, open_end=False, pointers=None):
     """Every shape of one release's layout that explains a dump, the most plausible first.
 
     `counts` fixes the counts already known (Rust names); `address` is where
-    the context lived (every set `vmctx` must equal it). `count` is exact;
+    the context lived (every set `vmctx` must equal it). With `open_end` the
+    memory may go on past the context (live memory, where its end is not
+    known): every shape whose context ends inside `data` fits. `pointers(values,
+    role)`, when given, says which values a set pointer of that sub-field role
+    may hold (live memory: an address mapped with the right permissions). `count` is exact;
     the `limit` cheapest `candidates` are listed, cheapest first. Raises `InferError`
     for a dump no layout could start with, `TooManyCandidatesError` when the
     unknown counts would take too long to try.
     """
     layout = wasmtime_layout(wasmtime)
     raw, p = _prepared(data, ptr, byte_order)
-    return _infer(raw, layout, p, byte_order, address, dict(counts or {}), debug_assertions, _check_limit(limit))
+    return _infer(raw, layout, p, byte_order, address, dict(counts or {}), debug_assertions, _check_limit(limit),
+                  open_end, pointers)
 
 
-def _infer(raw, layout, p, byte_order, address, known, debug, limit):
+def _infer(raw, layout, p, byte_order, address, known, debug, limit, open_end=False, pointers=None):
     notes = []
     unknown = sorted(n for n, v in known.items() if n not in layout.count_names and v)
     if int(p) not in layout.valid_ptr_sizes or unknown:
@@ -554,9 +570,9 @@ def _infer(raw, layout, p, byte_order, address, known, debug, limit):
         if not _fixed_part_fits(raw, layout, offsets, head, p, byte_order):
             continue
         start = offsets.region(arrays[0].name).offset
-        if start > len(raw) or (len(raw) - start) % p:
+        if start > len(raw) or (len(raw) - start) % p and not open_end:
             continue
-        tail = _Tail(raw, start, layout, arrays, p, byte_order, address, debug, known)
+        tail = _Tail(raw, start, layout, arrays, p, byte_order, address, debug, known, open_end, pointers)
         values = tail.shared_values()
         work = len(values) * len(arrays) * (tail.total + 1)
         if work > WORK_LIMIT:

@@ -34,10 +34,19 @@ STORED_WINDOW = 512
 PLAUSIBLE_COUNT = 1 << 24
 # Header pointers into Wasmtime's own image (static tables); the rest point into writable memory.
 IMAGE_HEADERS = ("builtins", "libcalls", "transcode_libcalls")
+# When the stored copy is not reproduced, `infer` tries the sizes a copy seems to end with: a
+# non-decreasing run of at least STORED_DISTINCT values from at most STORED_FIRST_MAX (the first
+# stored offset is magic's 0 or, v49+, the flags' offset). At most INFER_SIZES_TRIED sizes are
+# tried and INFER_LISTED shapes listed in a note.
+STORED_DISTINCT = 3
+STORED_FIRST_MAX = 64
+INFER_SIZES_TRIED = 3
+INFER_LISTED = 3
 # Overlap between chunks when looking for the version string, so no string is cut in two.
 VERSION_OVERLAP = 64
-# `ComponentInstance` keeps the context's own address this far before it (measured, v39-v50).
-SELF_POINTER_AT = -16
+# Where `ComponentInstance` keeps the context's own address, relative to the context, from each
+# release on (measured live in the wheels 33.0.0-50.0.1; unknown before 33, whose runtime has no C API).
+SELF_POINTER_AT = ((33, -72), (34, -128), (35, -16))
 
 
 class ScanError(VMCtxEmuError):
@@ -89,6 +98,19 @@ class _Map:
     def __init__(self, mappings):
         self.mappings = sorted(mappings, key=lambda m: m.start)
         self.starts = [m.start for m in self.mappings]
+
+    def pointers(self, values, role):
+        """Which of `values` a set pointer of `role` may hold: code is executable, the rest (memory
+        definitions, func refs, tables, host data: runtime structures) writable."""
+        if not hasattr(self, "_ends"):
+            self._starts = np.array(self.starts, np.uint64)
+            self._ends = np.array([m.end for m in self.mappings], np.uint64)
+            self._exec = np.array([m.executable for m in self.mappings], bool)
+            self._write = np.array([m.writable for m in self.mappings], bool)
+        i = np.searchsorted(self._starts, values, side="right") - 1
+        inside = (i >= 0) & (values < self._ends[np.maximum(i, 0)])
+        kind = self._exec if role in CODE_ROLES else self._write
+        return inside & kind[np.maximum(i, 0)]
 
     def find(self, address):
         i = bisect.bisect_right(self.starts, address) - 1
@@ -192,6 +214,69 @@ def _stored_shape(src, layout, address):
                                f"({n} counts, {len(stored)} offsets, all reproduced)")
     return None, (f"no copy of VMComponentOffsets in the {address - start} bytes before it "
                   f"whose offsets our {layout.name} calculator reproduces")
+
+
+def _stored_sizes(words, smallest):
+    """Sizes a stored `VMComponentOffsets` copy may end with, nearest the context first.
+
+    Read without trusting our layout: a copy's offsets run non-decreasing
+    from a small first one (magic's 0, or the flags' offset) through several
+    distinct values to the size, a multiple of the pointer size; the word
+    after it is no offset (smaller, or a pointer).
+    """
+    words = words.tolist()
+    out = []
+    for i in range(len(words) - 2, 0, -1):
+        size = words[i]
+        if (size in out or not smallest <= size < PLAUSIBLE_COUNT or size % PTR
+                or size <= words[i + 1] < PLAUSIBLE_COUNT):
+            continue
+        j = i
+        while j > 0 and words[j - 1] <= words[j]:
+            j -= 1
+        if words[j] <= STORED_FIRST_MAX and len(set(words[j : i + 1])) >= STORED_DISTINCT:
+            out.append(size)
+    return out
+
+
+def _inferred_shape(src, layout, ctx, memory, why):
+    """(counts, how) from `infer` over the size a stored copy ends with, else (None, why).
+
+    Several shapes may fit those bytes: the most plausible is decoded and
+    `how` says it was inferred and names the next ones.
+    """
+    from ..dumps.infer import InferError, infer
+
+    lost = f"shape not recovered: {why}"
+    start = max(0, ctx.address - STORED_WINDOW)
+    try:
+        before = src.read(start, ctx.address - start)
+    except UnreadableMemoryError as e:
+        return None, f"{lost}; no size to infer it from ({e})"
+    room = memory.find(ctx.address).end - ctx.address
+    sizes = [size for size in _stored_sizes(np.frombuffer(before[: len(before) // 4 * 4], "<u4"),
+                                            layout.offsets(PTR).size_of_vmctx()) if size <= room]
+    tried = []
+    for size in sizes[:INFER_SIZES_TRIED]:
+        try:
+            found = infer(src.read(ctx.address, size), PTR, ORDER, wasmtime=layout, address=ctx.address,
+                          debug_assertions=False, limit=INFER_LISTED, pointers=memory.pointers)
+        except (UnreadableMemoryError, InferError) as e:
+            tried.append(f"{size} bytes: {e}")
+            continue
+        if found.count:
+            best = dict(found.candidates[0].counts)
+            how = f"inferred ({why}): the only {layout.name} shape of the {size} bytes its stored copy ends with"
+            if found.count > 1:
+                others = "; ".join(", ".join(f"{k}={v}" for k, v in c.counts if v) or "all counts 0"
+                                   for c in found.candidates[1:])
+                how = (f"inferred ({why}): the most plausible of {found.count} {layout.name} shapes of the "
+                       f"{size} bytes its stored copy ends with; next: {others}")
+            return best, how
+        tried.append(f"no {layout.name} shape is {size} bytes")
+    if not sizes:
+        return None, f"{lost}; no stored size to infer it from: not decoded"
+    return None, f"{lost}; infer: {', '.join(tried)}: not decoded"
 
 
 def _candidates(src, writable, progress):
@@ -338,7 +423,9 @@ def _scan(src, wasmtime, progress):
     for ctx in contexts:
         counts, how = _stored_shape(src, layout, ctx.address)
         if counts is None:
-            ctx.notes.append(f"shape not recovered: {how}; not decoded (give the counts to `decode` a dump of it)")
+            counts, how = _inferred_shape(src, layout, ctx, memory, how)
+        if counts is None:
+            ctx.notes.append(how)
             continue
         ctx.counts, ctx.shape_from = counts, how
         size = layout.offsets(PTR, **counts).size_of_vmctx()
@@ -351,9 +438,13 @@ def _scan(src, wasmtime, progress):
                                debug_assertions=False, wasmtime=version,
                                source=f"{src.description} at {ctx.address:#x}")
         ctx.decoded = decode(dumped)
-        if not _is_live(src, ctx):
+        live = _is_live(src, ctx)
+        if live is False:
             copies.append(ctx)
             continue
+        if live is None:
+            ctx.notes.append(f"no vmctx field is set and where Wasmtime {version} keeps the context's own "
+                             "address is not known: this may be a copy of a context, not one")
         for offset, (role, value) in _role_of(ctx.decoded).items():
             text = namer.name(value, role, ctx.address)
             if text:
@@ -365,15 +456,28 @@ def _scan(src, wasmtime, progress):
     return ScanResult(src.description, version, version_from, contexts, notes)
 
 
+def _self_pointer_at(version):
+    """Where this release's `ComponentInstance` keeps the context's address, or None when not known."""
+    major = int(str(version).split(".")[0]) if str(version).split(".")[0].isdigit() else 0
+    known = [at for first, at in SELF_POINTER_AT if major >= first]
+    return known[-1] if known else None
+
+
 def _is_live(src, ctx):
-    """A context, not a copy of one: every set vmctx field is its address, or (with none set) the
-    `ComponentInstance` around it keeps its address just before it."""
+    """True for a context, False for a copy of one, None when nothing tells.
+
+    A context's set vmctx fields are its own address; with none set, the
+    `ComponentInstance` around it keeps its address at the release's place.
+    """
     codes = ctx.decoded.records["interp"]
     if (codes == Interp.OTHER_VMCTX).any():
         return False
     if (codes == Interp.OWN_VMCTX).any():
         return True
+    at = _self_pointer_at(ctx.wasmtime)
+    if at is None:
+        return None
     try:
-        return _u64(src.read(ctx.address + SELF_POINTER_AT, PTR), 0) == ctx.address
+        return _u64(src.read(ctx.address + at, PTR), 0) == ctx.address
     except UnreadableMemoryError:
         return False
