@@ -37,7 +37,7 @@ ADDRESS is any gdb expression (everything before the first option). The pointer 
 inferior's. The magic at offset 0 is checked before anything else is read."""
 
     def __init__(self):
-        super().__init__("vmctx", gdb.COMMAND_DATA)
+        super().__init__("vmctx", gdb.COMMAND_DATA, prefix=True)
 
     def invoke(self, arg, from_tty):
         # The address expression is everything before the first option, so
@@ -73,4 +73,51 @@ inferior's. The magic at offset 0 is checked before anything else is read."""
             os.unlink(path)
 
 
+# How `info target` names a core file: "Local core dump file:\n\t`PATH', file type ...".
+CORE_FILE_LINE = "Local core dump file:"
+SCAN_OPTIONS = {"--wasmtime": 1, "--json": 0}
+
+
+def _inferior_source():
+    """The scan arguments naming this inferior: its core file, or its pid when gdb runs it natively."""
+    target = gdb.execute("info target", to_string=True)
+    if CORE_FILE_LINE in target:
+        line = target.split(CORE_FILE_LINE, 1)[1].lstrip().splitlines()[0]
+        return ["--core", line[line.index("`") + 1 : line.rindex("'")]]
+    inferior = gdb.selected_inferior()
+    connection = getattr(inferior, "connection", None)
+    kind = getattr(connection, "type", "native") if connection is not None else None
+    if inferior.pid and kind == "native":
+        return ["--pid", str(inferior.pid)]
+    if not inferior.pid:
+        raise gdb.GdbError("vmctx scan: no process and no core file: run or attach to a Wasmtime process, "
+                           "or load its core with `core FILE`")
+    raise gdb.GdbError(f"vmctx scan: the inferior is on a {kind} target; scan reads a local process or a core file "
+                       "(make one with `gcore FILE`, then run `vmctx-emu scan --core FILE`)")
+
+
+class VmctxScanCommand(gdb.Command):
+    """Find, identify and decode every component context of the inferior (live or core).
+
+Usage: vmctx scan [--wasmtime VERSION] [--json]
+Runs vmctx-emu's scan on this inferior: a live local process is read through
+/proc/PID/mem (never written), a core file loaded with `core FILE` from that
+file. The release is read from the mapped Wasmtime unless --wasmtime gives it."""
+
+    def __init__(self):
+        super().__init__("vmctx scan", gdb.COMMAND_DATA)
+
+    def invoke(self, arg, from_tty):
+        options = gdb.string_to_argv(arg)
+        i = 0
+        while i < len(options):
+            takes = SCAN_OPTIONS.get(options[i])
+            if takes is None or i + takes >= len(options):
+                what = "unexpected" if takes is None else "a value is needed after"
+                raise gdb.GdbError(f"vmctx scan: {what} {options[i]!r}; usage: vmctx scan [--wasmtime VERSION] [--json]")
+            i += 1 + takes
+        gdb.write(_run(["scan", *_inferior_source(), *options]))
+
+
 VmctxCommand()
+VmctxScanCommand()
