@@ -6,8 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define FLAG_MAY_LEAVE 1
-#define FLAG_MAY_ENTER 2
+/* The one bit the echo callee sets, as a lowered callee of v0.40-v41 would see it. */
 #define FLAG_NEEDS_POST_RETURN 4
 
 size_t vmctx_host_pointer_size(void) { return sizeof(void *); }
@@ -76,26 +75,31 @@ void vmctx_echo_callee(void *vmctx, void *data, void *flags, void *opt_memory, v
 
 uintptr_t vmctx_echo_callee_address(void) { return (uintptr_t)&vmctx_echo_callee; }
 
-int vmctx_fused_adapter_call(int32_t *lower, int32_t *lift, int called_as_export,
-                             int has_post_return, int debug_assertions,
-                             vmctx_adapter_stage stage, void *env) {
+int vmctx_fused_adapter_call(int32_t *lower, int32_t *lift, int32_t may_leave, int32_t may_enter,
+                             int restore_saved, int called_as_export, int has_post_return,
+                             int debug_assertions, vmctx_adapter_stage stage, void *env) {
     int rc;
-    if (!(*lower & FLAG_MAY_LEAVE)) return VMCTX_ADAPTER_CANNOT_LEAVE;
-    if (called_as_export) {
-        if (!(*lift & FLAG_MAY_ENTER)) return VMCTX_ADAPTER_CANNOT_ENTER;
-        *lift &= ~FLAG_MAY_ENTER;
-    } else if (debug_assertions && (*lift & FLAG_MAY_ENTER)) {
+    int32_t saved;
+    if (lower == lift) return VMCTX_ADAPTER_SAME_INSTANCE;
+    if (!(*lower & may_leave)) return VMCTX_ADAPTER_CANNOT_LEAVE;
+    const int enters = may_enter && called_as_export;
+    if (enters) {
+        if (!(*lift & may_enter)) return VMCTX_ADAPTER_CANNOT_ENTER;
+        *lift &= ~may_enter;
+    } else if (may_enter && debug_assertions && (*lift & may_enter)) {
         return VMCTX_ADAPTER_ASSERT_FAILED;
     }
-    *lift &= ~FLAG_MAY_LEAVE;
+    saved = restore_saved ? (*lift & may_leave) : may_leave;
+    *lift &= ~may_leave;
     if ((rc = stage(env, 0))) return rc;
-    *lift |= FLAG_MAY_LEAVE;
+    *lift |= saved;
     if ((rc = stage(env, 1))) return rc;
-    *lower &= ~FLAG_MAY_LEAVE;
+    saved = restore_saved ? (*lower & may_leave) : may_leave;
+    *lower &= ~may_leave;
     if ((rc = stage(env, 2))) return rc;
-    *lower |= FLAG_MAY_LEAVE;
+    *lower |= saved;
     if (has_post_return && (rc = stage(env, 3))) return rc;
-    if (called_as_export) *lift |= FLAG_MAY_ENTER;
+    if (enters) *lift |= may_enter;
     return VMCTX_ADAPTER_OK;
 }
 

@@ -37,7 +37,8 @@ enum {
     VMCTX_ADAPTER_CANNOT_LEAVE = 1,
     VMCTX_ADAPTER_CANNOT_ENTER = 2,
     VMCTX_ADAPTER_ASSERT_FAILED = 3,
-    VMCTX_ADAPTER_RAISED = 4
+    VMCTX_ADAPTER_RAISED = 4,
+    VMCTX_ADAPTER_SAME_INSTANCE = 5
 };
 
 /* Loads and stores compiled code does at fixed offsets. */
@@ -65,14 +66,16 @@ void vmctx_echo_callee(void *vmctx, void *data, void *flags, void *opt_memory, v
 uintptr_t vmctx_echo_callee_address(void);
 
 /* The fused adapter's flag protocol (fact/trampoline.rs) on flag words by
- * address. The callback runs each piece of user code: stage 0 translates
- * parameters, 1 is the callee, 2 translates results, 3 is post-return. It
- * returns 0, or a VMCTX_ADAPTER_* code to propagate as a trap/exception. */
+ * address, for the release whose bits are given: may_enter is 0 from v42
+ * (no MAY_ENTER steps), restore_saved puts back the MAY_LEAVE it saved (v47+).
+ * The callback runs each piece of user code: stage 0 translates parameters,
+ * 1 is the callee, 2 translates results, 3 is post-return. It returns 0, or a
+ * VMCTX_ADAPTER_* code to propagate as a trap/exception. */
 typedef int (*vmctx_adapter_stage)(void *env, int stage);
 
-int vmctx_fused_adapter_call(int32_t *lower_flags, int32_t *lift_flags, int called_as_export,
-                             int has_post_return, int debug_assertions,
-                             vmctx_adapter_stage stage, void *env);
+int vmctx_fused_adapter_call(int32_t *lower_flags, int32_t *lift_flags, int32_t may_leave, int32_t may_enter,
+                             int restore_saved, int called_as_export, int has_post_return,
+                             int debug_assertions, vmctx_adapter_stage stage, void *env);
 
 /* A plain C allocator + initializer: it applies the stores Python derives
  * from a release's declaration (vmctx_emu.memory.initializer), so it knows no

@@ -7,11 +7,15 @@ from hypothesis import strategies as st
 
 from vmctx_emu import Component, OwnedComponentInstance
 from vmctx_emu.runtime.adapter import FusedAdapter, Trap
+from vmctx_emu.layouts.releases import wasmtime_layout
+from vmctx_emu.runtime.protocols import protocol_for
 from vmctx_emu.memory.native import ffi, lib
 
 OUTCOME_CODES = {"ok": lib.VMCTX_ADAPTER_OK, "cannot_leave": lib.VMCTX_ADAPTER_CANNOT_LEAVE,
-                 "cannot_enter": lib.VMCTX_ADAPTER_CANNOT_ENTER,
+                 "cannot_enter": lib.VMCTX_ADAPTER_CANNOT_ENTER, "same_instance": lib.VMCTX_ADAPTER_SAME_INSTANCE,
                  "assert_failed": lib.VMCTX_ADAPTER_ASSERT_FAILED, "raised": lib.VMCTX_ADAPTER_RAISED}
+# One release per flag protocol an adapter can tell apart (MAY_ENTER steps up to v41; saved MAY_LEAVE from v47).
+RELEASES = ["seed", "41.0.0", "42.0.0", "50.0.1"]
 
 
 class Boom(Exception):
@@ -96,15 +100,28 @@ def run_c(flags, specs, call):
     def word(i):
         return ffi.cast("int32_t *", flags[i].as_raw())
 
-    return lib.vmctx_fused_adapter_call(word(spec.lower), word(spec.lift), spec.called_as_export,
-                                        spec.has_post_return, spec.debug, stage, ffi.NULL)
+    layout = flags[0]._owner.layout
+    bits = {name: bit for bit, name in layout.flag_bits}
+    return lib.vmctx_fused_adapter_call(word(spec.lower), word(spec.lift), bits["MAY_LEAVE"], bits.get("MAY_ENTER", 0),
+                                        protocol_for(flags[0]._owner.wasmtime).restores_saved_may_leave,
+                                        spec.called_as_export, spec.has_post_return, spec.debug, stage, ffi.NULL)
+
+
+def release_instance(n, release):
+    """A context of `release` with `n` component instances (plausible header pointers)."""
+    if release == "seed":
+        return OwnedComponentInstance(Component(num_runtime_component_instances=n), (1, 2))
+    names = wasmtime_layout(release).header_names()
+    return OwnedComponentInstance({"num_runtime_component_instances": n}, wasmtime=release,
+                                  header={name: (0x1000 * (k + 1), 0x8000) if name == "store" else 0x1000 * (k + 1)
+                                          for k, name in enumerate(names)})
 
 
 @settings(max_examples=400, deadline=None)
-@given(scenarios())
-def test_python_and_c_adapters_agree(scenario):
+@given(scenarios(), st.sampled_from(RELEASES))
+def test_python_and_c_adapters_agree(scenario, release):
     n, specs, initial, program = scenario
-    with OwnedComponentInstance(Component(num_runtime_component_instances=n), (1, 2)) as inst:
+    with release_instance(n, release) as inst:
         flags = [inst.instance_flags(i) for i in range(n)]
         for f, w in zip(flags, initial):
             f.value = w

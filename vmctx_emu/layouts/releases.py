@@ -41,7 +41,8 @@ from .types import (
     pointer_type,
 )
 
-__all__ = ["WasmtimeLayout", "LAYOUTS", "SEED", "COUNT_ORDER", "wasmtime_layout", "supported_ranges",
+__all__ = ["WasmtimeLayout", "LAYOUTS", "SEED", "COUNT_ORDER", "wasmtime_layout", "release_of", "release_key",
+           "supported_ranges",
            "ALL_RELEASES", "Component", "VMComponentOffsets"]
 
 # Released versions (from the release tags): "major.minor" -> (first patch, last patch).
@@ -624,13 +625,13 @@ def supported_ranges():
 _VERSION = re.compile(r"^v?(\d+)(?:\.(\d+))?(?:\.(\d+))?$")
 
 
-def wasmtime_layout(version="seed"):
-    """The layout of a Wasmtime release: "0.40.1", "v21.0.2", "21" (newest 21.x), or "seed"."""
+def release_of(version="seed"):
+    """The released version a name stands for: "0.40.1", "v21.0.2", "21" (newest 21.x), or "seed"."""
     if isinstance(version, WasmtimeLayout):
-        return version
+        return "seed" if version is SEED else version.last
     text = str(version).strip()
     if text.lower() == "seed":
-        return SEED
+        return "seed"
     m = _VERSION.match(text)
     if not m:
         raise UnknownReleaseError(f"not a Wasmtime version: {version!r}; supported: {supported_ranges()}")
@@ -638,8 +639,22 @@ def wasmtime_layout(version="seed"):
     candidates = [v for v in ALL_RELEASES if _key(v)[: len(parts)] == tuple(int(p) for p in parts)]
     if not candidates:
         raise UnknownReleaseError(f"Wasmtime {text} is not a supported release; supported: {supported_ranges()}")
-    newest = max(candidates, key=_key)
-    return next(layout for layout in LAYOUTS[1:] if _key(layout.first) <= _key(newest) <= _key(layout.last))
+    return max(candidates, key=_key)
+
+
+def release_key(release):
+    """A released version (from `release_of`) as a sortable tuple; the seed sorts first."""
+    return (0,) if release == "seed" else _key(release)
+
+
+def wasmtime_layout(version="seed"):
+    """The layout of a Wasmtime release: "0.40.1", "v21.0.2", "21" (newest 21.x), or "seed"."""
+    if isinstance(version, WasmtimeLayout):
+        return version
+    release = release_of(version)
+    if release == "seed":
+        return SEED
+    return next(layout for layout in LAYOUTS[1:] if _key(layout.first) <= _key(release) <= _key(layout.last))
 
 
 # The seed's classes under the Rust names, as the package has always exported them.

@@ -1,18 +1,23 @@
 """The flag protocol of fused adapters and of host calls, run against real emulated flag words.
 
-`FusedAdapter.call` follows the order Wasmtime's FACT trampoline compiler
-(crates/environ/src/fact/trampoline.rs at 97894bc65e) emits; `host_call` and
-`host_post_return` follow `Func::call` / `Func::post_return`
-(crates/wasmtime/src/component/func.rs). A trap or any exception from a
-callable propagates at once and leaves every flag as it was at that point,
-like a wasm trap: nothing is restored.
+Each call follows the release of the instance whose flags it is given
+(`runtime.protocols`): `FusedAdapter.call` the order Wasmtime's FACT
+trampoline compiler emits (`fact/trampoline.rs`), `host_call` and
+`host_post_return` those of `Func::call` / `Func::post_return`
+(`component/func.rs`). A trap or any exception from a callable propagates at
+once and leaves every flag as it was at that point, like a wasm trap: nothing
+is restored.
 """
 
 import contextlib
+import warnings
+import weakref
 from collections import namedtuple
 
 from ..constants import FLAG_MAY_ENTER, FLAG_MAY_LEAVE, FLAG_NEEDS_POST_RETURN
-from ..errors import VMCtxEmuError
+from ..errors import ArgumentTypeError, ArgumentValueError, VMCtxEmuError
+from ..memory.flags import InstanceFlags
+from .protocols import CANNOT_ENTER, protocol_for
 
 __all__ = [
     "Trap",
@@ -23,15 +28,15 @@ __all__ = [
     "host_call",
     "host_post_return",
     "recording",
+    "protocol_of",
 ]
 
 _BIT_NAMES = {FLAG_MAY_LEAVE: "MAY_LEAVE", FLAG_MAY_ENTER: "MAY_ENTER", FLAG_NEEDS_POST_RETURN: "NEEDS_POST_RETURN"}
-# Trap kinds and their Display text in fact/traps.rs.
-TRAP_MESSAGES = {"cannot_leave": "cannot leave instance", "cannot_enter": "cannot enter instance"}
 
 
 class Trap(VMCtxEmuError):
-    """A wasm trap raised by adapter code: `.kind` is "cannot_leave", "cannot_enter" or "assert_failed"."""
+    """A wasm trap raised by adapter code: `.kind` is "cannot_leave", "cannot_enter", "same_instance" or
+    "assert_failed"; the message is what that release's embedder sees."""
 
     def __init__(self, kind, message):
         super().__init__(message)
@@ -40,7 +45,8 @@ class Trap(VMCtxEmuError):
 
 
 class HostCallError(VMCtxEmuError):
-    """An `Err` returned by `Func::call` (e.g. "cannot reenter component instance")."""
+    """An `Err` returned by `Func::call` ("cannot reenter component instance" up to v11,
+    "wasm trap: cannot enter component instance" after)."""
 
 
 class HostPanic(VMCtxEmuError, AssertionError):
@@ -93,6 +99,14 @@ def _set(flags, bit, on):
         r.events.append(FlagEvent("write", r.label(flags), _BIT_NAMES[bit], bool(old & bit), on))
 
 
+def protocol_of(flags):
+    """The flag protocol of the release of the instance owning `flags`."""
+    if not isinstance(flags, InstanceFlags):
+        raise ArgumentTypeError(f"expected the InstanceFlags of a context (ctx.instance_flags(i)), "
+                                f"got {type(flags).__name__}")
+    return protocol_for(flags._owner.wasmtime)
+
+
 def _core_results(results):
     """Callee results as the tuple of core values a post-return function receives."""
     if results is None:
@@ -101,10 +115,17 @@ def _core_results(results):
 
 
 class FusedAdapter:
-    """An adapter from a `canon lower` (caller: `lower_flags`) to a `canon lift` (callee: `lift_flags`)."""
+    """An adapter from a `canon lower` (caller: `lower_flags`) to a `canon lift` (callee: `lift_flags`).
+
+    Both instances must be of one release; the adapter follows its protocol.
+    """
 
     def __init__(self, lower_flags, lift_flags, *, called_as_export=True, post_return=None,
                  debug_assertions=True):
+        self.protocol = protocol_of(lift_flags)
+        if protocol_of(lower_flags) is not self.protocol:
+            raise ArgumentValueError(f"lower_flags are of Wasmtime {lower_flags._owner.wasmtime} and lift_flags of "
+                                     f"{lift_flags._owner.wasmtime}: one adapter joins instances of one release")
         self.lower_flags = lower_flags
         self.lift_flags = lift_flags
         self.called_as_export = bool(called_as_export)
@@ -113,54 +134,103 @@ class FusedAdapter:
 
     def call(self, callee, *args, lower_params=None, lift_results=None):
         """Run the adapter: flag checks, parameter translation, call, result translation, post-return."""
-        lower, lift = self.lower_flags, self.lift_flags
+        lower, lift, p = self.lower_flags, self.lift_flags, self.protocol
+        if lower._owner is lift._owner and lower.index == lift.index:
+            raise Trap("same_instance", p.adapter_same_instance)
         if not _test(lower, FLAG_MAY_LEAVE):
-            raise Trap("cannot_leave", TRAP_MESSAGES["cannot_leave"])
-        if self.called_as_export:
+            raise Trap("cannot_leave", p.adapter_cannot_leave)
+        enters = p.has_may_enter and self.called_as_export
+        if enters:
             if not _test(lift, FLAG_MAY_ENTER):
-                raise Trap("cannot_enter", TRAP_MESSAGES["cannot_enter"])
+                raise Trap("cannot_enter", p.adapter_cannot_enter)
             _set(lift, FLAG_MAY_ENTER, False)
-        elif self.debug_assertions and _test(lift, FLAG_MAY_ENTER):
+        elif p.has_may_enter and self.debug_assertions and _test(lift, FLAG_MAY_ENTER):
             raise Trap("assert_failed", "assertion failure: may_enter should be unset")
 
+        saved = _test(lift, FLAG_MAY_LEAVE) if p.restores_saved_may_leave else True
         _set(lift, FLAG_MAY_LEAVE, False)
         params = tuple(lower_params(*args)) if lower_params is not None else args
-        _set(lift, FLAG_MAY_LEAVE, True)
+        _set(lift, FLAG_MAY_LEAVE, saved)
 
         results = callee(*params)
 
+        saved = _test(lower, FLAG_MAY_LEAVE) if p.restores_saved_may_leave else True
         _set(lower, FLAG_MAY_LEAVE, False)
         translated = lift_results(results) if lift_results is not None else results
-        _set(lower, FLAG_MAY_LEAVE, True)
+        _set(lower, FLAG_MAY_LEAVE, saved)
 
         if self.post_return is not None:
             self.post_return(*_core_results(results))
-        if self.called_as_export:
+        if enters:
             _set(lift, FLAG_MAY_ENTER, True)
         return translated
 
 
 # The value `Func::call` saves for `post_return` (its `post_return_arg`), per flag global.
 _post_return_args = {}
+# Contexts whose store has trapped (v42+ refuses every later entry; per context here, a store of one).
+_trapped = weakref.WeakSet()
 
 
-def host_call(flags, callee, *args, debug_assertions=True):
-    """`Func::call` on the instance owning `flags`: enter, lower, call, mark NEEDS_POST_RETURN."""
+def host_call(flags, callee, *args, post_return=None, debug_assertions=True):
+    """`Func::call` on the instance owning `flags`, as its release does it.
+
+    Up to v41: enter (MAY_ENTER cleared), lower, call, mark NEEDS_POST_RETURN
+    (before the callee from v36); `host_post_return` runs the post-return
+    function. From v42 there is no MAY_ENTER: entry is refused only after a
+    trap, and `call` runs `post_return(*results)` itself with MAY_LEAVE clear.
+    """
+    p = protocol_of(flags)
+    if not p.has_may_enter:
+        return _host_call_v42(flags, callee, args, post_return)
+    if post_return is not None:
+        raise ArgumentValueError(f"Wasmtime {flags._owner.wasmtime} runs post-return from Func::post_return: "
+                                 "pass it to host_post_return")
     if not _test(flags, FLAG_MAY_ENTER):
-        raise HostCallError("cannot reenter component instance")
+        raise HostCallError(p.reenter)
     _set(flags, FLAG_MAY_ENTER, False)
     if debug_assertions and not _test(flags, FLAG_MAY_LEAVE):
         raise HostPanic("assertion failed: flags.may_leave()")
     _set(flags, FLAG_MAY_LEAVE, False)
     _set(flags, FLAG_MAY_LEAVE, True)
+    if p.needs_post_return_before_call:
+        _set(flags, FLAG_NEEDS_POST_RETURN, True)
     results = callee(*args)
-    _set(flags, FLAG_NEEDS_POST_RETURN, True)
+    if not p.needs_post_return_before_call:
+        _set(flags, FLAG_NEEDS_POST_RETURN, True)
     _post_return_args[flags.as_raw()] = _core_results(results)
     return results
 
 
+def _host_call_v42(flags, callee, args, post_return):
+    owner = flags._owner
+    if owner in _trapped:
+        raise HostCallError(CANNOT_ENTER)
+    _set(flags, FLAG_MAY_LEAVE, False)
+    _set(flags, FLAG_MAY_LEAVE, True)
+    try:
+        results = callee(*args)
+        if post_return is not None:
+            _set(flags, FLAG_MAY_LEAVE, False)
+            post_return(*_core_results(results))
+            _set(flags, FLAG_MAY_LEAVE, True)
+    except BaseException:
+        _trapped.add(owner)
+        raise
+    return results
+
+
 def host_post_return(flags, post_return=None):
-    """`Func::post_return`: clear NEEDS_POST_RETURN, run `post_return(*results)`, then allow entry again."""
+    """`Func::post_return`: clear NEEDS_POST_RETURN, run `post_return(*results)`, then allow entry again.
+
+    From v42 it is a deprecated no-op, as in Rust (`host_call(post_return=...)` runs it).
+    """
+    p = protocol_of(flags)
+    if not p.has_may_enter:
+        warnings.warn(f"Wasmtime {flags._owner.wasmtime}: post_return has no effect (Func::call runs the "
+                      "post-return function: pass it as host_call(post_return=...))", DeprecationWarning,
+                      stacklevel=2)
+        return
     if not _test(flags, FLAG_NEEDS_POST_RETURN):
         raise HostPanic("post_return can only be called after a function has previously been called")
     if flags.as_raw() not in _post_return_args:
@@ -169,6 +239,10 @@ def host_post_return(flags, post_return=None):
     if _test(flags, FLAG_MAY_ENTER):
         raise HostPanic("assertion failed: !flags.may_enter()")
     _set(flags, FLAG_NEEDS_POST_RETURN, False)
+    if p.post_return_clears_may_leave:
+        _set(flags, FLAG_MAY_LEAVE, False)
     if post_return is not None:
         post_return(*saved)
     _set(flags, FLAG_MAY_ENTER, True)
+    if p.post_return_clears_may_leave:
+        _set(flags, FLAG_MAY_LEAVE, True)
