@@ -148,5 +148,5 @@ def test_a_context_without_its_self_pointer_is_a_copy():
     heap[CTX - HEAP - 16 : CTX - HEAP - 8] = bytes(8)
     result = scan_fake(heap)
     assert result.contexts == [] and result.notes == [
-        "1 copy of a context left out: its vmctx fields name another address, or nothing confirms it is where "
-        "the runtime put it"]
+        "1 copy of a context left out: the ComponentInstance around it does not hold its address, or its vmctx "
+        "fields name another"]

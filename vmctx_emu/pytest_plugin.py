@@ -130,7 +130,8 @@ def wasmtime_context():
         kept.append((engine, store, instance))
         new = [c for c in scan().contexts if c.address not in known]
         if len(new) != 1:
-            raise VMCtxEmuError(f"expected one new component context after instantiating, found {len(new)}")
+            found = "; ".join(f"{c.address:#x} ({c.shape_from or ', '.join(c.notes)})" for c in new)
+            raise VMCtxEmuError(f"expected one new component context after instantiating, found {len(new)}: {found}")
         new[0].store, new[0].instance = store, instance
         return new[0]
 

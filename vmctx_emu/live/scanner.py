@@ -420,7 +420,13 @@ def _scan(src, wasmtime, progress):
                           or f.elem_type.role_sub("func_ptr")), None)
     namer = _Namer(src, memory, addresses, func_ref_type)
     copies = []
+    # Where the ComponentInstance keeps the context's address is the running runtime's fact.
+    self_at = _self_pointer_at(found or version)
     for ctx in contexts:
+        own = _self_pointer_holds(src, ctx.address, self_at)
+        if own is False:
+            copies.append(ctx)
+            continue
         counts, how = _stored_shape(src, layout, ctx.address)
         if counts is None:
             counts, how = _inferred_shape(src, layout, ctx, memory, how)
@@ -438,20 +444,20 @@ def _scan(src, wasmtime, progress):
                                debug_assertions=False, wasmtime=version,
                                source=f"{src.description} at {ctx.address:#x}")
         ctx.decoded = decode(dumped)
-        live = _is_live(src, ctx)
-        if live is False:
+        codes = ctx.decoded.records["interp"]
+        if (codes == Interp.OTHER_VMCTX).any():
             copies.append(ctx)
             continue
-        if live is None:
-            ctx.notes.append(f"no vmctx field is set and where Wasmtime {version} keeps the context's own "
-                             "address is not known: this may be a copy of a context, not one")
+        if own is None and not (codes == Interp.OWN_VMCTX).any():
+            ctx.notes.append(f"no vmctx field is set and where Wasmtime {found or version} keeps the context's "
+                             "own address is not known: this may be a copy of a context, not one")
         for offset, (role, value) in _role_of(ctx.decoded).items():
             text = namer.name(value, role, ctx.address)
             if text:
                 ctx.points_to[offset] = text
     if copies:
-        notes.append(f"{len(copies)} cop{'ies' if len(copies) > 1 else 'y'} of a context left out: its vmctx "
-                     "fields name another address, or nothing confirms it is where the runtime put it")
+        notes.append(f"{len(copies)} cop{'ies' if len(copies) > 1 else 'y'} of a context left out: the "
+                     "ComponentInstance around it does not hold its address, or its vmctx fields name another")
         contexts = [c for c in contexts if not any(c is k for k in copies)]
     return ScanResult(src.description, version, version_from, contexts, notes)
 
@@ -463,21 +469,11 @@ def _self_pointer_at(version):
     return known[-1] if known else None
 
 
-def _is_live(src, ctx):
-    """True for a context, False for a copy of one, None when nothing tells.
-
-    A context's set vmctx fields are its own address; with none set, the
-    `ComponentInstance` around it keeps its address at the release's place.
-    """
-    codes = ctx.decoded.records["interp"]
-    if (codes == Interp.OTHER_VMCTX).any():
-        return False
-    if (codes == Interp.OWN_VMCTX).any():
-        return True
-    at = _self_pointer_at(ctx.wasmtime)
+def _self_pointer_holds(src, address, at):
+    """Whether the word where the runtime keeps a context's own address holds `address` (None: unknown)."""
     if at is None:
         return None
     try:
-        return _u64(src.read(ctx.address + at, PTR), 0) == ctx.address
+        return _u64(src.read(address + at, PTR), 0) == address
     except UnreadableMemoryError:
         return False
