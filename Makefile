@@ -4,13 +4,20 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test bench install clean gdb
+.PHONY: demo test test-releases bench install clean gdb
 
 demo: $(STAMP)
 	$(BIN)/vmctx-emu demo
 
 test: $(STAMP) gdb
 	$(BIN)/python -m pytest
+
+# Optional, not part of `test`: scan a real child of every wasmtime wheel on PyPI from 33.0.0
+# on, each in its own cached venv under .venv-releases/ (needs the network the first time).
+# RELEASES="39.0.0 50.0.1" restricts it to those wheels.
+RELEASES ?=
+test-releases: $(STAMP) gdb
+	$(BIN)/python -m pytest tests/releases -v --releases "$(RELEASES)"
 
 # The gdb test needs gdb: install Debian's package where it is missing and we
 # can; otherwise that test skips and says why.

@@ -14,6 +14,7 @@ from vmctx_emu.live.sources import Mapping, MemorySource
 from vmctx_emu.memory.instance import OwnedComponentInstance
 
 IMAGE, HEAP, CTX = 0x7F00_0000_0000, 0x5500_0000_0000, 0x5500_0000_1000
+CODE = IMAGE + 0x800  # the image's executable mapping; before it, its data (where builtins points)
 
 
 class FakeSource(MemorySource):
@@ -27,7 +28,8 @@ class FakeSource(MemorySource):
         text = f"invalid section{version}WASMTIME_BACKTRACE_DETAILS".encode()
         image[0x100 : 0x100 + len(text)] = text
         self.regions = {IMAGE: bytes(image), HEAP: bytes(heap)}
-        self._maps = [Mapping(IMAGE, IMAGE + len(image), "r-xp", 0, "/x/_libwasmtime.so"),
+        self._maps = [Mapping(IMAGE, CODE, "r--p", 0, "/x/_libwasmtime.so"),
+                      Mapping(CODE, IMAGE + len(image), "r-xp", CODE - IMAGE, "/x/_libwasmtime.so"),
                       Mapping(HEAP, HEAP + len(heap), "rw-p", 0, "[heap]")]
 
     def mappings(self):
@@ -47,7 +49,7 @@ def v50_context(counts, stored=True, offsets_differ=False):
     inst = OwnedComponentInstance(layout.component(**counts), ptr=8, wasmtime="50.0.0", debug_assertions=False,
                                   header={"builtins": IMAGE + 0x40, "store_context": HEAP + 0x800})
     for i in range(counts.get("num_trampolines", 0)):
-        inst.set_trampoline(i, IMAGE + 0x200 + 0x10 * i, IMAGE + 0x300 + 0x10 * i, 7)
+        inst.set_trampoline(i, CODE + 0x200 + 0x10 * i, CODE + 0x300 + 0x10 * i, 7)
     words = np.frombuffer(inst.to_bytes(), "<u8").copy()
     words[words == inst.vmctx] = CTX  # the emulated context lives at a real address of ours: move it
     inst.close()
@@ -84,7 +86,7 @@ def test_offsets_not_reproduced_fall_back_to_infer_on_the_stored_size():
     counts = {"num_runtime_component_instances": 1, "num_lowerings": 2}
     heap = v50_context(counts, offsets_differ=True)
     low = CTX - HEAP + 48
-    heap[low : low + 32] = np.array([IMAGE + 0x400, HEAP + 0x2000, IMAGE + 0x400, HEAP + 0x2040], "<u8").tobytes()
+    heap[low : low + 32] = np.array([CODE + 0x400, HEAP + 0x2000, CODE + 0x400, HEAP + 0x2040], "<u8").tobytes()
     [ctx] = scan_fake(heap).contexts
     assert ctx.shape_from.startswith("inferred (no copy of VMComponentOffsets in the 512 bytes before it")
     # Pointers must land in the process: callee in executable memory, data in writable memory.
@@ -150,3 +152,15 @@ def test_a_context_without_its_self_pointer_is_a_copy():
     assert result.contexts == [] and result.notes == [
         "1 copy of a context left out: the ComponentInstance around it does not hold its address, or its vmctx "
         "fields name another"]
+
+
+@pytest.mark.parametrize("head", [
+    b"compat32" + (CODE + 0x100).to_bytes(8, "little"),       # a Python string seen in a real child
+    b"comp\0\0\0\0" + (CODE + 0x100).to_bytes(8, "little"),   # builtins into the image's code, not its data
+    b"comp\0\0\0\1" + (IMAGE + 0x40).to_bytes(8, "little"),   # padding after the magic not zero
+], ids=["compat32", "builtins into code", "padding"])
+def test_look_alikes_are_no_contexts(head):
+    heap = v50_context({"num_runtime_component_instances": 1})
+    heap[CTX - HEAP : CTX - HEAP + 16] = head
+    result = scan_fake(heap)
+    assert result.contexts == [] and result.notes == []

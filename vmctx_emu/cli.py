@@ -208,12 +208,12 @@ def cmd_scan(args, out):
     from .live import scan
 
     source = args.pid if args.pid is not None else args.core
-    progress = _progress_line(args) if sys.stderr.isatty() else None
+    progress = _ProgressLine(args) if _show_progress(args, out) else None
     try:
         result = scan(source, wasmtime=args.wasmtime, progress=progress)
     finally:
         if progress:
-            sys.stderr.write("\r\033[K")
+            progress.clear()
     if args.json:
         out.write(json.dumps(result.to_dict(), indent=1) + "\n")
         return 0
@@ -233,14 +233,38 @@ def cmd_scan(args, out):
     return 0
 
 
-def _progress_line(args):
-    what = f"pid {args.pid}" if args.pid is not None else args.core
+def _isatty(stream):
+    try:
+        return stream.isatty()
+    except (AttributeError, ValueError, OSError):  # no isatty, or closed
+        return False
 
-    def progress(done, total):
-        sys.stderr.write(f"\rscanning {what}: {100 * done // total:3d}% of {total >> 20} MiB writable memory")
-        sys.stderr.flush()
 
-    return progress
+def _show_progress(args, out):
+    """A progress line only for a person watching stderr, and never on the terminal the JSON goes to."""
+    return _isatty(sys.stderr) and not (args.json and _isatty(out))
+
+
+class _ProgressLine:
+    """`scanning TARGET: NN% of M MiB writable memory` redrawn in place on stderr; `clear()` erases it."""
+
+    def __init__(self, args):
+        self.what = f"pid {args.pid}" if args.pid is not None else args.core
+        self.shown = None
+
+    def __call__(self, done, total):
+        text = f"\rscanning {self.what}: {100 * done // max(total, 1):3d}% of {total >> 20} MiB writable memory"
+        if text != self.shown:  # one write per percent, not per chunk
+            sys.stderr.write(text)
+            sys.stderr.flush()
+            self.shown = text
+
+    def clear(self):
+        """Erase the line, if one was drawn, so what follows (an error, the output) starts a clean line."""
+        if self.shown is not None:
+            sys.stderr.write("\r\033[K")
+            sys.stderr.flush()
+            self.shown = None
 
 
 def cmd_versions(args, out):

@@ -42,6 +42,8 @@ STORED_DISTINCT = 3
 STORED_FIRST_MAX = 64
 INFER_SIZES_TRIED = 3
 INFER_LISTED = 3
+# Missing ranges listed one per note; more are summarized in one.
+MISSING_LISTED = 8
 # Overlap between chunks when looking for the version string, so no string is cut in two.
 VERSION_OVERLAP = 64
 # Where `ComponentInstance` keeps the context's own address, relative to the context, from each
@@ -151,8 +153,22 @@ def _u64(data, at):
     return int.from_bytes(data[at : at + PTR], ORDER)
 
 
-def _header_fits(data, layout, offsets, image, memory):
-    """Every header pointer where the release's runtime points it."""
+def _header_holes(layout, offsets, end):
+    """The padding between the header's fields (after the magic, say): zero in every context."""
+    covered = sorted((r.offset, r.end) for r in offsets.regions() if r.end <= end and r.size)
+    holes, at = [], 0
+    for start, stop in covered:
+        if start > at:
+            holes.append((at, start))
+        at = max(at, stop)
+    return holes
+
+
+def _header_fits(data, layout, offsets, image, memory, holes=()):
+    """Zero padding, and every header pointer where the release's runtime points it: the static
+    tables into the Wasmtime image's data (not its code), the rest into writable memory."""
+    if any(any(data[a:b]) for a, b in holes):
+        return False
     for f in layout.declared_fields():
         name = f.header_name()
         if name is None:
@@ -167,7 +183,7 @@ def _header_fits(data, layout, offsets, image, memory):
             if m is None:
                 return False
             if name in IMAGE_HEADERS or sub.name == "vtable":
-                if not any(i.start <= value < i.end for i in image):
+                if not any(i.start <= value < i.end and not i.executable for i in image):
                     return False
             elif not m.writable:
                 return False
@@ -377,13 +393,31 @@ def scan(source=None, *, wasmtime=None, progress=None):
         return _scan(src, wasmtime, progress)
 
 
+def _missing_notes(src):
+    """Why the source is damaged, then what is missing: each range, or a summary when there are many."""
+    missing = src.missing()
+    if len(missing) <= MISSING_LISTED:
+        return src.damage() + [f"{start:#x}..{end:#x}: {why}" for start, end, why in missing]
+    lost = sum(end - start for start, end, _ in missing)
+    whys = "; ".join(dict.fromkeys(why for _, _, why in missing))
+    return src.damage() + [f"{len(missing)} address ranges ({lost >> 20} MiB) are missing from "
+                           f"{missing[0][0]:#x} to {missing[-1][1]:#x}: {whys}"]
+
+
 def _scan(src, wasmtime, progress):
+    if wasmtime is not None:
+        try:
+            wasmtime_layout(wasmtime)
+        except UnknownReleaseError as e:
+            raise ScanError(f"{src.description}: --wasmtime {wasmtime}: {e}") from e
     mappings = src.mappings()
     memory = _Map(mappings)
     images = _image_mappings(mappings)
-    notes = [f"{start:#x}..{end:#x}: {why}" for start, end, why in src.missing()]
+    notes = _missing_notes(src)
     if not images:
-        raise ScanError(f"no Wasmtime library is mapped in {src.description}")
+        damage = src.damage()
+        raise ScanError(f"no Wasmtime library is mapped in {src.description}"
+                        + (f" ({'; '.join(damage)})" if damage else ""))
     found, found_from = _find_version(src, images)
     if wasmtime is not None:
         version, version_from = str(wasmtime), "given with --wasmtime"
@@ -403,6 +437,7 @@ def _scan(src, wasmtime, progress):
     empty = layout.offsets(PTR)
     header_end = max(r.end for r in empty.regions()
                      if r.name in {f.name for f in layout.declared_fields() if f.header_name()})
+    holes = _header_holes(layout, empty, header_end)
     contexts = []
     for hit in _candidates(src, writable, progress):
         if isinstance(hit, UnreadableMemoryError):
@@ -412,7 +447,7 @@ def _scan(src, wasmtime, progress):
             head = src.read(hit, header_end)
         except UnreadableMemoryError:
             continue
-        if _header_fits(head, layout, empty, images, memory):
+        if _header_fits(head, layout, empty, images, memory, holes):
             contexts.append(LiveContext(hit, version, layout))
 
     addresses = {c.address for c in contexts}

@@ -15,6 +15,7 @@ import errno
 import gzip
 import operator
 import os
+import stat
 import struct
 import tempfile
 import weakref
@@ -150,6 +151,14 @@ class MemorySource:
 
     def missing(self):
         """Ranges `(start, end, reason)` known to be absent; a live process has none."""
+        return []
+
+    def damage(self):
+        """One line per defect of the source as a whole (a cut file, a cut gzip stream, notes lost); [] if none.
+
+        `missing()` says which addresses are lost; this says why, once, and
+        also what is lost that is no memory (the names of the mapped files).
+        """
         return []
 
     def read(self, address, size):
@@ -314,7 +323,9 @@ class ProcessSource(MemorySource):
         try:
             fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | flags, dir_fd=dir_fd)
         except (FileNotFoundError, NotADirectoryError, ProcessLookupError):
-            raise NoSuchProcessError(f"no such process: pid {self.pid}") from None
+            # With /proc/PID open, a missing entry is a process that exited (a zombie has no mem), not no process.
+            gone = self._gone() if dir_fd is not None else None
+            raise gone or NoSuchProcessError(f"no such process: pid {self.pid}") from None
         except PermissionError as e:
             raise self._denied(e) from None
         except OSError as e:
@@ -489,11 +500,17 @@ class CoreFileSource(MemorySource):
     them. What the file does not hold (p_filesz < p_memsz, or a file cut
     short) is reported by `missing()` rather than refused, so the rest of a
     damaged core stays usable. A gzip core is decompressed stream-wise into an
-    anonymous temporary file (in TMPDIR) that disappears on close.
+    anonymous temporary file (in TMPDIR) that disappears on close. What is
+    wrong with the file as a whole (cut notes, a cut gzip stream) is listed
+    by `damage()`. Only regular files are read: a named pipe or a device is
+    refused, not waited on.
     """
+
+    _gzip_cut = None  # why the decompressed core is shorter than the original, when it is
 
     def __init__(self, path):
         super().__init__()
+        self._damage = []
         if not isinstance(path, (str, bytes, os.PathLike)):
             raise ArgumentTypeError(f"a core file path must be a str or a path, got {type(path).__name__}")
         self.path = path
@@ -506,11 +523,14 @@ class CoreFileSource(MemorySource):
             raise
 
     def _error(self, what):
+        if self._gzip_cut:
+            what = f"{what}; {self._gzip_cut}"
         return CoreFileError(f"{self.description}: {what}")
 
     def _open(self, path):
         try:
-            fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+            # O_NONBLOCK: opening a named pipe would otherwise wait for a writer, forever.
+            fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK)
         except FileNotFoundError:
             raise self._error("no such file") from None
         except PermissionError:
@@ -519,9 +539,19 @@ class CoreFileSource(MemorySource):
         except OSError as e:
             raise self._error(f"cannot open: {e.strerror}") from None
         self._fds.append(fd)
+        mode = os.fstat(fd).st_mode
+        if stat.S_ISDIR(mode):
+            raise self._error("cannot read: Is a directory, not a core file")
+        if not stat.S_ISREG(mode):
+            kind = ("a named pipe" if stat.S_ISFIFO(mode) else "a socket" if stat.S_ISSOCK(mode)
+                    else "a character device" if stat.S_ISCHR(mode) else "a block device" if stat.S_ISBLK(mode)
+                    else "not a regular file")
+            raise self._error(f"{kind}, not a core file: a core is read at random offsets, so it must be a regular "
+                              "file (save a stream to a file first)")
+        os.set_blocking(fd, True)
         try:
             magic = os.pread(fd, 2, 0)
-        except OSError as e:  # a directory, a device that refuses pread
+        except OSError as e:  # a file system that refuses pread
             raise self._error(f"cannot read: {e.strerror}") from None
         return self._gunzip(fd) if magic == _GZIP_MAGIC else fd
 
@@ -529,13 +559,18 @@ class CoreFileSource(MemorySource):
         """The fd of a temporary file holding the decompressed core; streamed, never whole in memory."""
         tmp = tempfile.TemporaryFile(prefix="vmctx-core-")
         self._fds.append(tmp)
+        written = 0
         try:
             with open(fd, "rb", closefd=False) as raw, gzip.GzipFile(fileobj=raw) as stream:
                 # read1, not read: a cut stream raises EOFError, and read() would drop what it had gathered.
                 while data := stream.read1(DEFAULT_CHUNK):
                     tmp.write(data)
+                    written += len(data)
         except EOFError:
-            pass  # a cut gzip stream: keep what came out; missing() reports the segments it lacks
+            # A cut gzip stream: keep what came out; missing() reports the segments it lacks.
+            self._gzip_cut = (f"the gzip stream is cut short: it ends after {written} decompressed bytes "
+                              f"({os.fstat(fd).st_size} compressed)")
+            self._damage.append(self._gzip_cut)
         except (gzip.BadGzipFile, zlib.error) as e:
             raise self._error(f"damaged gzip stream: {e}") from None
         except OSError as e:
@@ -591,11 +626,17 @@ class CoreFileSource(MemorySource):
             raise self._error(f"truncated: program headers at file offset {phoff} need {phnum * _PHDR.size} bytes, "
                               f"file has {file_size}")
         segments, entries = [], []
+        notes = cut_notes = cut_loads = 0
         for index in range(phnum):
             p_type, flags, offset, vaddr, _, filesz, memsz, align = _PHDR.unpack_from(table, index * _PHDR.size)
             filesz = min(filesz, memsz) if p_type == _PT_LOAD else filesz
             present = max(0, min(filesz, file_size - offset))
             if p_type == _PT_NOTE:
+                notes += 1
+                if present < filesz:
+                    cut_notes += 1
+                    self._damage.append(f"truncated core file: the notes (segment {index}) at file offset {offset} "
+                                        f"need {filesz} bytes, file has {file_size}")
                 self._read_notes(self._pread(min(present, _MAX_NOTES), offset), 8 if align == 8 else 4, entries)
             elif p_type == _PT_LOAD and memsz and vaddr + memsz <= 1 << 64:
                 perms = "".join(c if flags & bit else "-" for c, bit in (("r", _PF_R), ("w", _PF_W), ("x", _PF_X)))
@@ -603,9 +644,17 @@ class CoreFileSource(MemorySource):
                              f"file has {file_size}")
                 segments.append((_Segment(vaddr, vaddr + memsz, offset, vaddr + present, vaddr + filesz, truncated),
                                  perms + "p"))
+                cut_loads += present < filesz
         segments.sort(key=lambda s: s[0].start)
         self._segments = [s for s, _ in segments]
         self._starts = [s.start for s in self._segments]
+        if cut_loads:
+            self._damage.append(f"truncated core file: {cut_loads} of its {len(segments)} memory segments are cut "
+                                f"short or absent (the file has {file_size} bytes)")
+        if segments and not entries:
+            why = ("the notes that name them are cut off" if cut_notes else "the core has no notes" if not notes
+                   else "the core has no NT_FILE note")
+            self._damage.append(f"the files behind its mappings are unknown: {why}")
         entries.sort()
         ends = [e[1] for e in entries]
         self._mappings = [m for s, perms in segments for m in _split(s.start, s.end, perms, entries, ends)]
@@ -637,6 +686,10 @@ class CoreFileSource(MemorySource):
     def missing(self):
         self._check_open()
         return list(self._missing)
+
+    def damage(self):
+        self._check_open()
+        return list(self._damage)
 
     def _segment(self, address):
         i = bisect.bisect_right(self._starts, address) - 1

@@ -1,0 +1,226 @@
+"""`scan` against a real child of each wasmtime wheel: `make test-releases` (see conftest.py).
+
+For each release (one test id each) the child instantiates components of several
+shapes (child.py) and sleeps; from the main venv we scan it by pid and through a
+gcore core and check:
+
+* the release identified is the runtime the wheel bundles (read from the wheel's
+  own library, cross-checked against the wheel -> runtime table measured for 33-50);
+* one context per component instance the child made, each matched to its shape by
+  its counts;
+* every context's shape came from the runtime's stored `VMComponentOffsets` copy
+  (at the distance measured for each release), none unrecovered, no anomaly;
+* every decoded record's bytes are the bytes at its address in the child
+  (`/proc/PID/mem`, read here independently of the scanner);
+* the core gives the same contexts, counts, shapes and records.
+"""
+
+import re
+from pathlib import Path
+
+from packaging.version import Version
+
+from vmctx_emu.live.identify import wasmtime_version_in
+
+# Wheels whose bundled runtime is another patch release (measured in every wheel 33.0.0-50.0.1;
+# every other wheel of that range bundles its own version).
+BUNDLED = {"37.0.0": "37.0.2", "38.0.0": "38.0.1", "47.0.1": "47.0.0", "50.0.1": "50.0.0"}
+MEASURED_UP_TO = Version("50.0.1")
+# Where the runtime keeps the stored offsets copy, bytes before the context, by runtime major (measured).
+STORED_AT = {33: 160, 34: 220, 35: 236, 36: 236, 37: 236, 38: 236, 39: 236, 40: 236, 41: 236,
+             42: 204, 43: 204, 44: 204, 45: 204, 46: 204, 47: 204, 48: 204, 49: 188, 50: 188}
+# Anomalies decode may report for a release and still pass, as {release: {kind, ...}}. None so far.
+EXPECTED_ANOMALIES = {}
+
+ANY = object()
+PSEUDO_PATH = re.compile(r"\[[a-z:_ -]+\] \+ 0x[0-9a-f]+ \(([rwxps-]{4})\)")
+
+
+def _resources(host):
+    return {"num_lowerings": int(host), "num_runtime_component_instances": 1,
+            "num_trampolines": 4 if host else 3, "num_resources": 2}
+
+
+# The counts each shape of child.py gives its context (absent counts are 0), with and without
+# its host imports (child.py builds it without them where the C API has no host functions).
+SHAPE_COUNTS = {
+    "lower_lift": lambda host: {"num_lowerings": 1, "num_runtime_component_instances": 1, "num_trampolines": 1},
+    "strings": lambda host: (
+        {"num_lowerings": 2, "num_runtime_memories": 2, "num_runtime_reallocs": 1, "num_runtime_post_returns": 3,
+         "num_runtime_component_instances": 1, "num_trampolines": 2} if host else
+        {"num_runtime_memories": 1, "num_runtime_reallocs": 1, "num_runtime_post_returns": 3,
+         "num_runtime_component_instances": 1}),
+    "resources": _resources,
+    "two_in_one_store": _resources,
+    # How many trampolines the adapter brings changes with the release (1 to 5 seen with the host import).
+    "fused_adapter": lambda host: {"num_lowerings": int(host), "num_runtime_component_instances": 3,
+                                   "num_trampolines": ANY},
+    "lift_only": lambda host: {"num_runtime_component_instances": 1},
+    "async_callback": lambda host: {"num_runtime_callbacks": 1, "num_runtime_component_instances": 1},
+}
+
+
+def _runtime_version(child):
+    """The runtime the wheel bundles, read from the library the child loaded."""
+    library = Path(child.report["library"]).resolve()
+    assert child.venv.resolve() in library.parents, f"child loaded {library}, not its venv's"
+    found = wasmtime_version_in(library.read_bytes())
+    assert found, f"no Wasmtime version string in {library}"
+    if Version(child.release) <= MEASURED_UP_TO:
+        assert found == BUNDLED.get(child.release, child.release), f"wheel {child.release}: library says {found}"
+    else:
+        assert Version(found).major == Version(child.release).major, f"wheel {child.release}: library says {found}"
+    return found
+
+
+def _where(child, result):
+    return f"wheel {child.release}, {result.source}"
+
+
+def _key(ctx):
+    return ctx.address, tuple(sorted((ctx.counts or {}).items()))
+
+
+def _matches(ctx, spec):
+    counts = ctx.counts or {}
+    if any(name not in counts and value not in (0, ANY) for name, value in spec.items()):
+        return False
+    return all(spec.get(name, 0) in (ANY, value) for name, value in counts.items())
+
+
+def _assign(contexts, report):
+    """Contexts matched one to one to the child's instances by their counts, or (instances, contexts) left over."""
+    slots = [name for name, shape in report["shapes"].items() for _ in range(shape["instances"])]
+    specs = [SHAPE_COUNTS[name](bool(report["shapes"][name]["host_imports"])) for name in slots]
+    fits = [[i for i, spec in enumerate(specs) if _matches(ctx, spec)] for ctx in contexts]
+    owner = {}  # slot -> context index
+
+    def augment(c, seen):
+        for s in fits[c]:
+            if s not in seen:
+                seen.add(s)
+                if s not in owner or augment(owner[s], seen):
+                    owner[s] = c
+                    return True
+        return False
+
+    for c in range(len(contexts)):
+        augment(c, set())
+    matched = set(owner.values())
+    return ([slots[s] for s in range(len(slots)) if s not in owner],
+            [contexts[c] for c in range(len(contexts)) if c not in matched])
+
+
+def _describe(ctx, pid=None):
+    """One context in a failure message; with `pid`, an undecoded one's first bytes and mapping too."""
+    counts = {k: v for k, v in (ctx.counts or {}).items() if v}
+    text = f"{ctx.address:#x} counts {counts} shape_from {ctx.shape_from!r} notes {ctx.notes}"
+    if pid is not None and ctx.decoded is None:
+        text += f" [{_around(pid, ctx.address)}]"
+    return text
+
+
+def _around(pid, address):
+    """The 32 bytes at `address` in the child and the mapping holding it, for a failure message."""
+    try:
+        with open(f"/proc/{pid}/mem", "rb") as mem:
+            mem.seek(address)
+            head = mem.read(32)
+        with open(f"/proc/{pid}/maps") as maps:
+            where = next((line.strip() for line in maps
+                          if int(line.split("-")[0], 16) <= address < int(line.split()[0].split("-")[1], 16)), "?")
+    except OSError as e:
+        return f"unreadable: {e}"
+    return f"bytes {head.hex(' ', 8)} ({head[:16]!r}) in mapping {where!r}"
+
+
+# ----------------------------------------------------------------------- tests
+
+def test_release_identified(child, live_scan):
+    """scan names the runtime the wheel bundles, read from that wheel's library mapped in the child."""
+    expected = _runtime_version(child)
+    assert live_scan.wasmtime == expected, _where(child, live_scan)
+    assert live_scan.wasmtime_from.startswith("version string in "), live_scan.wasmtime_from
+    assert str(Path(child.report["library"]).resolve()) in live_scan.wasmtime_from, live_scan.wasmtime_from
+
+
+def test_one_context_per_instance(child, live_scan):
+    """As many contexts as component instances the child made, each with the counts of its shape."""
+    found = live_scan.contexts
+    assert len(found) == child.report["instances"], (
+        f"{_where(child, live_scan)}: expected {child.report['instances']} contexts "
+        f"({ {k: v['instances'] for k, v in child.report['shapes'].items()} }), found {len(found)}: "
+        + "; ".join(_describe(c, child.pid) for c in found) + f"; scan notes: {live_scan.notes}")
+    missing, extra = _assign(found, child.report)
+    assert (missing, [_describe(c, child.pid) for c in extra]) == ([], []), _where(child, live_scan)
+
+
+def test_shapes_from_stored_offsets(child, live_scan):
+    """Every context's counts come from the runtime's own stored copy, at the measured distance."""
+    at = STORED_AT.get(Version(live_scan.wasmtime).major)
+    for ctx in live_scan.contexts:
+        assert ctx.shape_from and ctx.decoded is not None, f"{_where(child, live_scan)}: {_describe(ctx, child.pid)}"
+        assert not [n for n in ctx.notes if "not recovered" in n], f"{_where(child, live_scan)}: {_describe(ctx)}"
+        if at is not None:
+            assert ctx.shape_from.startswith(f"VMComponentOffsets stored at ctx-{at} "), _describe(ctx)
+
+
+def test_no_unexpected_anomalies(child, live_scan):
+    allowed = EXPECTED_ANOMALIES.get(child.release, set())
+    odd = {f"{ctx.address:#x}": [a.to_dict() for a in ctx.decoded.anomalies if a.kind not in allowed]
+           for ctx in live_scan.contexts if ctx.decoded is not None}
+    assert {k: v for k, v in odd.items() if v} == {}, _where(child, live_scan)
+
+
+def test_records_are_the_childs_bytes(child, live_scan):
+    """Each record's value is what /proc/PID/mem holds at its address; so is each whole context."""
+    checked = 0
+    with open(f"/proc/{child.pid}/mem", "rb") as mem:
+        for ctx in live_scan.contexts:
+            if ctx.decoded is None:
+                continue
+            for record in ctx.to_dict()["records"]:
+                width = (len(record["value"]) - 2) // 2
+                mem.seek(int(record["address"], 16))
+                raw = mem.read(width)
+                assert int.from_bytes(raw, "little") == int(record["value"], 16), (
+                    f"{_where(child, live_scan)}, context {ctx.address:#x}: {record}, memory has {raw.hex()}")
+                checked += 1
+            image = ctx.decoded.ctx.to_bytes()
+            mem.seek(ctx.address)
+            assert mem.read(len(image)) == image, f"{_where(child, live_scan)}, context {ctx.address:#x}"
+    assert checked or not live_scan.contexts
+
+
+def test_core_matches_live(child, live_scan, core_scan):
+    """A gcore of the child scans to the same release, contexts, counts, shapes and records."""
+    assert (core_scan.wasmtime, core_scan.wasmtime_from.startswith("version string in ")) == \
+        (live_scan.wasmtime, True), core_scan.wasmtime_from
+    assert sorted(_key(c) for c in core_scan.contexts) == sorted(_key(c) for c in live_scan.contexts), (
+        f"core: {[_describe(c) for c in core_scan.contexts]}; notes {core_scan.notes}\n"
+        f"live: {[_describe(c) for c in live_scan.contexts]}")
+    live = {c.address: c for c in live_scan.contexts}
+    for ctx in core_scan.contexts:
+        twin = live[ctx.address]
+        assert ctx.shape_from == twin.shape_from, _describe(ctx)
+        if ctx.decoded is None or twin.decoded is None:
+            assert ctx.decoded is twin.decoded is None, _describe(ctx)
+            continue
+        assert [a.to_dict() for a in ctx.decoded.anomalies] == [a.to_dict() for a in twin.decoded.anomalies]
+        assert ctx.decoded.ctx.to_bytes() == twin.decoded.ctx.to_bytes(), f"core {core_scan.source}: {_describe(ctx)}"
+        assert _records(ctx, core=True) == _records(twin, core=False), f"core {core_scan.source}: {_describe(ctx)}"
+
+
+def _records(ctx, core):
+    """The records, with what a core cannot tell the same way said as a core says it.
+
+    A core's file notes name only file mappings: where the live scan says "[heap] + 0x... (rw-p)"
+    (a kernel pseudo-path, also inside a followed VMFuncRef's text) the core scan says
+    "anonymous rw-p memory".
+    """
+    records = ctx.to_dict()["records"]
+    if not core:
+        for record in records:
+            if record.get("points_to"):
+                record["points_to"] = PSEUDO_PATH.sub(r"anonymous \1 memory", record["points_to"])
+    return records
