@@ -144,3 +144,15 @@ def test_adapters_join_instances_of_one_release():
     with context("41.0.0") as old, context("42.0.0") as new:
         with pytest.raises(Exception, match="one adapter joins instances of one release"):
             FusedAdapter(old.instance_flags(0), new.instance_flags(0))
+
+
+@pytest.mark.parametrize("release, bits", [("41.0.0", {"MAY_ENTER", "MAY_LEAVE", "NEEDS_POST_RETURN"}),
+                                           ("42.0.0", {"MAY_LEAVE"}), ("50.0.1", {"MAY_LEAVE"})])
+def test_recording_names_only_the_bits_of_the_release(release, bits):
+    from vmctx_emu.runtime.adapter import recording
+
+    with context(release, 2) as ctx:
+        a, b = ctx.instance_flags(0), ctx.instance_flags(1)
+        with recording({a: "A", b: "B"}) as events:
+            host_call(a, lambda: FusedAdapter(a, b).call(lambda: None))
+        assert {e.bit for e in events} == bits and {e.instance for e in events} == {"A", "B"}
