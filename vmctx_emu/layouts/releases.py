@@ -14,7 +14,7 @@ Sources, per release tag: `crates/environ/src/component/vmcomponent_offsets.rs`,
 `crates/wasmtime/src/runtime/vm/component.rs`).
 """
 
-from functools import cached_property
+from functools import cached_property, lru_cache
 import re
 from dataclasses import dataclass, field as dc_field, replace
 
@@ -629,7 +629,12 @@ def release_of(version="seed"):
     """The released version a name stands for: "0.40.1", "v21.0.2", "21" (newest 21.x), or "seed"."""
     if isinstance(version, WasmtimeLayout):
         return "seed" if version is SEED else version.last
-    text = str(version).strip()
+    return _release_of_text(str(version))
+
+
+@lru_cache(maxsize=256)
+def _release_of_text(version):
+    text = version.strip()
     if text.lower() == "seed":
         return "seed"
     m = _VERSION.match(text)

@@ -295,21 +295,27 @@ def _inferred_shape(src, layout, ctx, memory, why):
     return None, f"{lost}; infer: {', '.join(tried)}: not decoded"
 
 
-def _candidates(src, writable, progress):
-    """Every 16-byte-aligned magic in writable memory, mapping by mapping, chunk by chunk."""
+def _candidates(src, writable, progress, head_size, padded):
+    """Every 16-byte-aligned magic in writable memory (`padded`: followed by 4 zero bytes), with its
+    first `head_size` bytes when the chunk holds them, mapping by mapping, chunk by chunk."""
     total = sum(m.size for m in writable) or 1
     done = 0
     for m in writable:
         try:
             for at, chunk in src.iter_chunks(m):
-                words = np.frombuffer(chunk[: len(chunk) // 16 * 16], "<u4")[::4]
-                for i in np.flatnonzero(words == VMCOMPONENT_MAGIC).tolist():
-                    if (at + 16 * i) % 16 == 0:
-                        yield at + 16 * i
+                whole = chunk[: len(chunk) // 16 * 16]
+                if padded:  # one 8-byte compare per 16 bytes: the magic and its zero padding
+                    hits = np.frombuffer(whole, "<u8")[::2] == VMCOMPONENT_MAGIC
+                else:
+                    hits = np.frombuffer(whole, "<u4")[::4] == VMCOMPONENT_MAGIC
+                for i in np.flatnonzero(hits).tolist():
+                    start = 16 * i
+                    head = chunk[start : start + head_size] if start + head_size <= len(chunk) else None
+                    yield at + start, head
                 if progress:
                     progress(done + (at + len(chunk) - m.start), total)
         except UnreadableMemoryError as e:
-            yield e
+            yield e, None
         done += m.size
 
 
@@ -439,14 +445,18 @@ def _scan(src, wasmtime, progress):
                      if r.name in {f.name for f in layout.declared_fields() if f.header_name()})
     holes = _header_holes(layout, empty, header_end)
     contexts = []
-    for hit in _candidates(src, writable, progress):
+    # The u32 after the magic is padding (at every pointer size 8): candidates are screened for it in bulk.
+    magic_end = empty.regions()[0].end
+    padded = any(a <= magic_end and b >= magic_end + 4 for a, b in holes)
+    for hit, head in _candidates(src, writable, progress, header_end, padded):
         if isinstance(hit, UnreadableMemoryError):
             notes.append(str(hit))
             continue
-        try:
-            head = src.read(hit, header_end)
-        except UnreadableMemoryError:
-            continue
+        if head is None:
+            try:
+                head = src.read(hit, header_end)
+            except UnreadableMemoryError:
+                continue
         if _header_fits(head, layout, empty, images, memory, holes):
             contexts.append(LiveContext(hit, version, layout))
 
