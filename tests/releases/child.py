@@ -9,6 +9,14 @@ on stdout and sleeps until killed (or its parent dies, or --seconds pass).
 `instances` is the number of top-level instantiations (one component context
 each; nested component instances live in their parent's context).
 
+Meanwhile (39.0.0 on, `report["flag_shapes"]`) it answers one request per line
+on stdin, `flags {"lower_lift": {"flags_at": ADDRESS, "instances": N}, ...}`
+(the address of the shape's first flag word, found by the parent's scan), by
+calling the shape's export and reading the N flag words (4 bytes each, 16 apart,
+through `os.pread` on /proc/self/mem, read-only) at each moment of the sequence
+(`flag_sequence`), then printing one line `flags {"lower_lift": {...}, ...}`.
+The sequence ends with every flag word as it was at rest.
+
 wasmtime-py has a Python component API from 39.0.0 on; before that (33.0.0-38.x)
 the component C API is driven through ctypes on the wheel's own library
 (`wasmtime._ffi`). The C API of 33 has no host functions, so shapes that import
@@ -21,9 +29,12 @@ import argparse
 import ctypes
 import json
 import os
+import select
+import struct
 import sys
 import time
 import traceback
+import warnings
 
 # The WAT below uses the older canonical-option syntax (`(memory $m)`, `(realloc (func $f))`
 # on aliases) that every release's `wast` parses; newer ones want this switch for it.
@@ -218,6 +229,8 @@ SHAPES = {
 MEMORY_RESERVATION = 16 << 20
 MEMORY_GUARD = 64 << 10
 _keep = []  # everything a component context depends on, kept alive until the process ends
+_instances = {}  # shape -> (store, its first instance), for the flag sequence (Python API only)
+_inside = {}  # shape -> what its host imports call first, while a flag sequence runs
 
 
 def make_engine(component_model_async, default_memories):
@@ -233,7 +246,14 @@ def make_engine(component_model_async, default_memories):
     return wasmtime.Engine(config)
 
 
-def instantiate_py(engine, store, wat, host, calls, n):
+def _host(shape, impl, args):
+    probe = _inside.get(shape)
+    if probe is not None:
+        probe()
+    return impl(*args)
+
+
+def instantiate_py(shape, engine, store, wat, host, calls, n):
     """Through wasmtime.component (39+): instantiate n times in `store`, then make each call once."""
     from wasmtime.component import Component, Linker, ResourceAny
 
@@ -242,11 +262,12 @@ def instantiate_py(engine, store, wat, host, calls, n):
     if host:
         with linker.root() as root:
             for name, impl in host.items():
-                root.add_func(name, lambda store, *args, impl=impl: impl(*args))
+                root.add_func(name, lambda store, *args, impl=impl: _host(shape, impl, args))
     made = []
     for _ in range(n):
         instance = linker.instantiate(store, component)
         _keep.append(instance)
+        _instances.setdefault(shape, (store, instance))
         for export, args, expected in calls:
             func = instance.get_func(store, export)
             result = func(store, *args)
@@ -268,7 +289,7 @@ def _check(error):
         raise wasmtime.WasmtimeError._from_ptr(error)
 
 
-def instantiate_c(engine, store, wat, host, calls, n):
+def instantiate_c(shape, engine, store, wat, host, calls, n):
     """Through the component C API (33-38), on the wheel's own bindings: instantiate n times, no calls."""
     data = wasmtime.wat2wasm(wat)
     buf = (ctypes.c_uint8 * len(data)).from_buffer_copy(data)
@@ -296,6 +317,83 @@ def instantiate_c(engine, store, wat, host, calls, n):
     return []
 
 
+# ------------------------------------------------------------ flag sequence
+# The shapes whose flag words the parent compares with the emulator's, and the call each makes.
+FLAG_CALLS = {"lower_lift": ("run", (1,), 102), "fused_adapter": ("run", (5,), 11)}
+FLAG_SLOT = 16  # one VMGlobalDefinition per runtime component instance
+
+
+def _post_return(func, store):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        func.post_return(store)
+
+
+def flag_sequence(shape, flags_at, n, fd):
+    """The shape's n flag words at each moment of: a call (and inside its host import), post_return,
+    a call again, a second call without post_return (its error, if any), and post_return if it failed."""
+    store, instance = _instances[shape]
+    export, args, expected = FLAG_CALLS[shape]
+    func = instance.get_func(store, export)
+
+    def words():
+        data = os.pread(fd, FLAG_SLOT * n, flags_at)
+        if len(data) != FLAG_SLOT * n:
+            raise OSError(f"read {len(data)} of {FLAG_SLOT * n} bytes at {flags_at:#x}")
+        return [struct.unpack_from("<I", data, FLAG_SLOT * i)[0] for i in range(n)]
+
+    def check(result):
+        if result != expected:
+            raise AssertionError(f"{export}{args} returned {result!r}, expected {expected!r}")
+
+    def call():
+        check(func(store, *args))
+
+    seen = {"rest": words()}
+    inside = []
+    _inside[shape] = lambda: inside.append(words())
+    try:
+        call()
+    finally:
+        _inside.pop(shape, None)
+    seen["inside"] = inside  # one list of words per host import call
+    seen["after_call"] = words()
+    _post_return(func, store)
+    seen["after_post_return"] = words()
+    call()
+    seen["after_call_again"] = words()
+    try:
+        result = func(store, *args)
+    except Exception as e:  # noqa: BLE001 - the outcome is what is measured
+        text = str(e).split("\nStack backtrace:")[0].rstrip()  # a backtrace where RUST_BACKTRACE is set
+        seen["second_call"] = f"{type(e).__name__}: {text}"
+    else:
+        check(result)
+        seen["second_call"] = None
+    seen["after_second_call"] = words()
+    if seen["second_call"] is not None:
+        _post_return(func, store)
+        seen["after_second_post_return"] = words()
+    return seen
+
+
+def answer(line):
+    """One request line from the parent, answered on one line."""
+    if not line.startswith("flags "):
+        return "error " + json.dumps(f"unknown request {line.strip()[:100]!r}")
+    fd = os.open("/proc/self/mem", os.O_RDONLY)
+    out = {}
+    try:
+        for shape, spec in json.loads(line[len("flags "):]).items():
+            try:
+                out[shape] = flag_sequence(shape, int(spec["flags_at"]), int(spec["instances"]), fd)
+            except Exception:  # noqa: BLE001 - reported to the parent, the child lives on
+                out[shape] = {"error": traceback.format_exc()}
+    finally:
+        os.close(fd)
+    return "flags " + json.dumps(out)
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=3600, help="how long to wait (default 3600)")
@@ -305,7 +403,7 @@ def main(argv=None):
     report = {"pid": os.getpid(), "wheel": WHEEL, "api": "python" if PY_COMPONENT_API else "c",
               "library": ffi.dll._name, "host_functions": HOST_FUNCTIONS,
               "memory_reservation": None if args.default_memories else MEMORY_RESERVATION,
-              "instances": 0, "shapes": {}, "skipped": {}}
+              "instances": 0, "shapes": {}, "skipped": {}, "flag_shapes": []}
     engines = {}
     for name, (with_host, without_host, host, calls, n, needs_async) in SHAPES.items():
         if needs_async and not ASYNC:
@@ -326,13 +424,24 @@ def main(argv=None):
         store = wasmtime.Store(engine)
         _keep.append(store)
         instantiate = instantiate_py if PY_COMPONENT_API else instantiate_c
-        made = instantiate(engine, store, wat, host, calls, n)
+        made = instantiate(name, engine, store, wat, host, calls, n)
         report["instances"] += n
         report["shapes"][name] = {"instances": n, "host_imports": sorted(host), "calls": made}
+    report["flag_shapes"] = [s for s in FLAG_CALLS if s in _instances and report["shapes"][s]["host_imports"]]
     print("ready " + json.dumps(report), flush=True)
     parent, deadline = os.getppid(), time.monotonic() + args.seconds
+    listening = True
     while time.monotonic() < deadline and os.getppid() == parent:  # not past a dead parent
-        time.sleep(1)
+        if not listening:
+            time.sleep(1)
+            continue
+        ready, _, _ = select.select([sys.stdin], [], [], 1)
+        if ready:
+            line = sys.stdin.readline()
+            if line:
+                print(answer(line), flush=True)
+            else:
+                listening = False  # stdin closed: only sleep from now on
     return 0
 
 

@@ -13,6 +13,10 @@ gcore (from gdb).
   its dependencies) installed; it is kept, so a rerun does not download again.
 * In it, `child.py` instantiates components of several shapes and sleeps; the
   tests scan it by pid and through a gcore core, from this (the main) venv.
+* From 39.0.0 on the child also answers requests on its stdin (`Child.request`):
+  given the address of a context's first flag word (from the scan), it reads the
+  real flag words around a call sequence, which the tests compare with the
+  emulator's.
 """
 
 import json
@@ -36,6 +40,7 @@ FIRST = Version("33.0.0")
 PYPI_JSON = "https://pypi.org/pypi/wasmtime/json"
 STAMP = ".installed"
 READY_TIMEOUT = 300  # seconds for the child to build its components
+REQUEST_TIMEOUT = 60  # seconds for the child to answer one request
 PIP_TIMEOUT = 900
 
 
@@ -189,6 +194,18 @@ class Child:
     def pid(self):
         return self.proc.pid
 
+    def request(self, kind, payload, timeout=REQUEST_TIMEOUT):
+        """Send `kind {json}` on the child's stdin; its one-line answer `kind {json}`, decoded."""
+        self.proc.stdin.write(f"{kind} {json.dumps(payload)}\n")
+        self.proc.stdin.flush()
+        ready, _, _ = select.select([self.proc.stdout], [], [], timeout)
+        line = self.proc.stdout.readline() if ready else ""
+        if not line.startswith(kind + " "):
+            text = Path(self.stderr_path).read_text(errors="replace")
+            raise AssertionError(f"{self.release}: the child did not answer {kind!r} in {timeout}s "
+                                 f"(stdout {line[:1000]!r}, exit {self.proc.poll()}):\n{text[-3000:]}")
+        return json.loads(line[len(kind) + 1:])
+
 
 @pytest.fixture(scope="module")
 def release_python(request, release):
@@ -204,8 +221,8 @@ def child(request, release, release_python, tmp_path_factory):
     config = request.config
     stderr_path = tmp_path_factory.mktemp(f"child-{release}") / "stderr"
     with open(stderr_path, "w") as err:
-        proc = subprocess.Popen([str(release_python), str(CHILD)], stdout=subprocess.PIPE, stderr=err, text=True,
-                                cwd=str(CHILD.parent))
+        proc = subprocess.Popen([str(release_python), str(CHILD)], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                stderr=err, text=True, cwd=str(CHILD.parent))
     try:
         ready, _, _ = select.select([proc.stdout], [], [], READY_TIMEOUT)
         line = proc.stdout.readline() if ready else ""
@@ -224,6 +241,17 @@ def child(request, release, release_python, tmp_path_factory):
     finally:
         proc.kill()
         proc.wait()
+        for pipe in (proc.stdin, proc.stdout):
+            try:
+                pipe.close()
+            except OSError:  # a write the dead child can no longer read
+                pass
+
+
+@pytest.fixture
+def say(request):
+    """progress(config, message) for a test: a line on the terminal now."""
+    return lambda message: progress(request.config, message)
 
 
 @pytest.fixture(scope="module")

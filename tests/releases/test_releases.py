@@ -12,15 +12,26 @@ gcore core and check:
   (at the distance measured for each release), none unrecovered, no anomaly;
 * every decoded record's bytes are the bytes at its address in the child
   (`/proc/PID/mem`, read here independently of the scanner);
-* the core gives the same contexts, counts, shapes and records.
+* the core gives the same contexts, counts, shapes and records;
+* from 39.0.0 on (wasmtime-py's component API), the real flag words of the
+  `lower_lift` and `fused_adapter` contexts around a call sequence (read by the
+  child itself at the address the scan gives) are the words an emulated instance
+  of the same release and counts holds through the same sequence (`host_call`,
+  `host_post_return`, `FusedAdapter`), and a second call without post_return
+  fails, or not, as it does for real.
 """
 
 import re
+import warnings
 from pathlib import Path
 
+import pytest
 from packaging.version import Version
 
+from vmctx_emu import OwnedComponentInstance
+from vmctx_emu.layouts.releases import wasmtime_layout
 from vmctx_emu.live.identify import wasmtime_version_in
+from vmctx_emu.runtime.adapter import FusedAdapter, HostCallError, host_call, host_post_return
 
 # Wheels whose bundled runtime is another patch release (measured in every wheel 33.0.0-50.0.1;
 # every other wheel of that range bundles its own version).
@@ -224,3 +235,134 @@ def _records(ctx, core):
             if record.get("points_to"):
                 record["points_to"] = PSEUDO_PATH.sub(r"anonymous \1 memory", record["points_to"])
     return records
+
+
+# ------------------------------------------------------------- flag words
+
+PY_COMPONENT_API = Version("39.0.0")  # wasmtime-py's wasmtime.component: the child can call components
+FLAG_SHAPES = ("lower_lift", "fused_adapter")
+# The fused_adapter shape's runtime component instances: the inliner numbers the root 0, then each
+# nested instantiation in order ($b 1, $a 2). The host calls A's export; A calls B through a fused
+# adapter; B calls the host import `log`.
+ADAPTER_CALLER, ADAPTER_CALLEE = 2, 1
+# Every moment the child reads the words at (child.flag_sequence), in order.
+MOMENTS = ("rest", "inside", "after_call", "after_post_return", "after_call_again", "after_second_call",
+           "after_second_post_return")
+
+
+def _flags_at(ctx):
+    """The address of the context's first flag word."""
+    return ctx.address + ctx.layout.offsets(8, **ctx.counts).region(ctx.layout.flags_field().name).offset
+
+
+def _flag_contexts(child, live_scan):
+    """shape -> its one context in the scan, for the flag shapes the child can call."""
+    found = {}
+    for shape in child.report["flag_shapes"]:
+        spec = SHAPE_COUNTS[shape](bool(child.report["shapes"][shape]["host_imports"]))
+        fits = [ctx for ctx in live_scan.contexts if ctx.decoded is not None and _matches(ctx, spec)]
+        assert len(fits) == 1, f"{_where(child, live_scan)}: {shape}: {[_describe(c) for c in fits]}"
+        found[shape] = fits[0]
+    return found
+
+
+def _emulated_header(release):
+    """Plausible non-null pointers for the release's header fields (the store as a fat pointer)."""
+    return {name: (0x1000 * (k + 1), 0x8000) if name == "store" else 0x1000 * (k + 1)
+            for k, name in enumerate(wasmtime_layout(release).header_names())}
+
+
+def _post_return(flags):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # a no-op from v42
+        host_post_return(flags)
+
+
+def emulated_sequence(release, counts, shape):
+    """child.flag_sequence on an emulated instance of `release` with `counts`: the same moments."""
+    n = counts["num_runtime_component_instances"]
+    with OwnedComponentInstance(counts, wasmtime=release, debug_assertions=False,
+                                header=_emulated_header(release)) as ctx:
+        flags = [ctx.instance_flags(i) for i in range(n)]
+
+        def words():
+            return [f.value for f in flags]
+
+        if shape == "fused_adapter":
+            entry, callee = flags[ADAPTER_CALLER], flags[ADAPTER_CALLEE]
+
+            def call(probe=lambda: None):
+                host_call(entry, lambda: FusedAdapter(entry, callee).call(probe))
+        else:
+            entry = flags[0]
+
+            def call(probe=lambda: None):
+                host_call(entry, probe)
+
+        seen = {"rest": words()}
+        inside = []
+        call(lambda: inside.append(words()))
+        seen["inside"] = inside
+        seen["after_call"] = words()
+        _post_return(entry)
+        seen["after_post_return"] = words()
+        call()
+        seen["after_call_again"] = words()
+        try:
+            call()
+            seen["second_call"] = None
+        except HostCallError as e:
+            seen["second_call"] = str(e)
+        seen["after_second_call"] = words()
+        if seen["second_call"] is not None:
+            _post_return(entry)
+            seen["after_second_post_return"] = words()
+    return seen
+
+
+def _differences(release, shape, real, emulated):
+    """Every moment where the real and emulated words (or the second call's outcome) disagree."""
+    out = []
+    for moment in MOMENTS:
+        if real.get(moment) != emulated.get(moment):
+            out.append(f"wheel {release}, {shape}, {moment}: real {real.get(moment)}, "
+                       f"emulated {emulated.get(moment)}")
+    ours, theirs = emulated["second_call"], real["second_call"]
+    if (ours is None) != (theirs is None) or (ours is not None and ours not in theirs):
+        out.append(f"wheel {release}, {shape}, second_call: real {theirs!r}, emulated {ours!r}")
+    return out
+
+
+def _summary(seen):
+    short = {m: seen[m][0] if m == "inside" and len(seen[m]) == 1 else seen[m] for m in MOMENTS if m in seen}
+    words = " ".join(f"{m} {w[0] if len(w) == 1 else w}" for m, w in short.items())
+    second = seen["second_call"]
+    return f"{words}; second call {'ok' if second is None else 'fails: ' + second.splitlines()[0]}"
+
+
+def test_flag_words_match_the_emulator(child, live_scan, say):
+    """The real flag words at each moment of a call sequence are the emulator's, shape by shape."""
+    if Version(child.release) < PY_COMPONENT_API:
+        pytest.skip(f"wasmtime-py {child.release} has no Python component API (from 39.0.0): the child cannot call")
+    contexts = _flag_contexts(child, live_scan)
+    assert set(contexts) == set(FLAG_SHAPES), child.report["flag_shapes"]
+    real = child.request("flags", {shape: {"flags_at": _flags_at(ctx),
+                                           "instances": ctx.counts["num_runtime_component_instances"]}
+                                   for shape, ctx in contexts.items()})
+    errors = {shape: seen["error"] for shape, seen in real.items() if "error" in seen}
+    assert not errors, f"wheel {child.release}: the child's sequence failed: {errors}"
+    differences = []
+    for shape, ctx in contexts.items():
+        seen = real[shape]
+        assert len(seen["inside"]) == 1, f"wheel {child.release}, {shape}: host import called {len(seen['inside'])}x"
+        say(f"{child.release}: {shape} flag words (real): {_summary(seen)}")
+        emulated = emulated_sequence(live_scan.wasmtime, ctx.counts, shape)
+        differences += _differences(child.release, shape, seen, emulated)
+    # The sequence ends at rest: the child's contexts are still the bytes the other tests were given.
+    with open(f"/proc/{child.pid}/mem", "rb") as mem:
+        for ctx in live_scan.contexts:
+            if ctx.decoded is not None:
+                image = ctx.decoded.ctx.to_bytes()
+                mem.seek(ctx.address)
+                assert mem.read(len(image)) == image, f"{_where(child, live_scan)}: {_describe(ctx)} changed"
+    assert differences == [], "the emulator disagrees with real Wasmtime:\n" + "\n".join(differences)
