@@ -18,6 +18,7 @@ __all__ = [
     "AccessDeniedError",
     "ProcessGoneError",
     "CoreFileError",
+    "SymbolFileError",
     "UnreadableMemoryError",
     "UnsupportedTargetError",
 ]
@@ -91,6 +92,10 @@ class ProcessGoneError(LiveError, ProcessLookupError):
 
 class CoreFileError(LiveError, ValueError):
     """A file that is not a core file this package can read: not ELF, 32-bit, big-endian, other machine."""
+
+
+class SymbolFileError(LiveError, ValueError):
+    """An ELF file whose headers or symbol tables are damaged: truncated, offsets past its end, bad indices."""
 
 
 class UnsupportedTargetError(LiveError, ValueError):

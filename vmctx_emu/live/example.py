@@ -23,23 +23,29 @@ COMPONENT = """
 """
 
 
+def instantiate(add=lambda x: x + 100):
+    """(store, run): COMPONENT instantiated in a fresh engine with `add` as its host import; ImportError without wasmtime."""
+    import wasmtime
+    from wasmtime.component import Component, Linker
+
+    engine = wasmtime.Engine()
+    store = wasmtime.Store(engine)
+    linker = Linker(engine)
+    with linker.root() as root:
+        root.add_func("add", lambda store, x: add(x))
+    instance = linker.instantiate(store, Component(engine, COMPONENT))
+    return store, instance.get_func(store, "run")
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="python -m vmctx_emu.live.example", description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=600, help="how long to wait (default 600)")
     args = parser.parse_args(argv)
     try:
-        import wasmtime
-        from wasmtime.component import Component, Linker
+        store, run = instantiate()
     except ImportError:
         print("the example needs the wasmtime package: pip install wasmtime", file=sys.stderr)
         return 2
-    engine = wasmtime.Engine()
-    store = wasmtime.Store(engine)
-    linker = Linker(engine)
-    with linker.root() as root:
-        root.add_func("add", lambda store, x: x + 100)
-    instance = linker.instantiate(store, Component(engine, COMPONENT))
-    run = instance.get_func(store, "run")
     print(f"pid {os.getpid()} ready: run(1) = {run(store, 1)}", flush=True)
     time.sleep(args.seconds)
     return 0

@@ -23,6 +23,8 @@ from ..layouts.releases import wasmtime_layout
 from ..layouts.types import CODE_ROLES
 from .identify import wasmtime_version_in
 from .sources import UnreadableMemoryError, open_source
+from .symbols import ElfSymbols, name_address
+from ..errors import SymbolFileError
 
 __all__ = ["ScanError", "LiveContext", "ScanResult", "scan", "STORED_WINDOW"]
 
@@ -335,6 +337,7 @@ class _Namer:
 
     def __init__(self, src, memory, contexts, func_ref_type):
         self.src, self.memory, self.contexts, self.func_ref_type = src, memory, contexts, func_ref_type
+        self._files = {}  # path -> (its mappings, its ElfSymbols) or None: not the file the target mapped
 
     def where(self, value):
         m = self.memory.find(value)
@@ -343,10 +346,45 @@ class _Namer:
         if value in self.contexts:
             return f"component context at {value:#x}"
         if m.path:
-            return f"{os.path.basename(m.path)} + {value - m.start + m.offset:#x} ({m.perms})"
+            named = self._symbol(value, m.path)
+            return named or f"{os.path.basename(m.path)} + {value - m.start + m.offset:#x} ({m.perms})"
         if m.executable:
             return "JIT code"
         return f"anonymous {m.perms} memory"
+
+    def _symbol(self, value, path):
+        """`info symbol` text from the file at `path`, when it is the very file the target mapped."""
+        if path not in self._files:
+            self._files[path] = self._same_file(path)
+        known = self._files[path]
+        return known and name_address(value, known[0], symbols=known[1])
+
+    def _same_file(self, path):
+        """(mappings, symbols) when this machine's `path` begins with the bytes the target mapped from it.
+
+        A core may come from another machine or an older build: its first page
+        (ELF and program headers, build-id note) must match the file's, or the
+        names would be another build's. A target that kept no first page is
+        trusted only when it is a live process (its path is what it mapped).
+        """
+        maps = [m for m in self.memory.mappings if m.path == path]
+        try:
+            elf = ElfSymbols.open(path)
+        except SymbolFileError:
+            return None
+        if elf is None:
+            return None
+        head = next((m for m in maps if m.offset == 0), None)
+        size = 0 if head is None else min(4096, head.end - head.start)
+        theirs = self._read(head.start, size) if size else None
+        if theirs is None:
+            return (maps, elf) if self.src.pid is not None else None
+        try:
+            with open(path, "rb") as f:
+                ours = f.read(size)
+        except OSError:
+            return None
+        return (maps, elf) if ours == theirs else None
 
     def name(self, value, role, own):
         if value in (0, own) or role in ("flags", "magic"):
