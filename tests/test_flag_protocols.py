@@ -3,7 +3,7 @@
 Live (wasmtime-py wheels, the first flag word of a real context): 39.0.0 and
 41.0.0 read 3 at rest, 5 inside a host import during `Func::call`, 5 after
 it, 3 after `post_return`, and a second call without `post_return` traps
-"cannot enter component instance"; 42.0.0-50.0.1 read 1 throughout and the
+"cannot enter component instance"; 42.0.0-51.0.0 read 1 throughout and the
 second call succeeds. Rows before v39 are read from each release's source.
 """
 
@@ -58,7 +58,7 @@ TABLE = [
     ("36.0.0", (3, 5, 5, 3, CANNOT_ENTER)),     # source only
     ("39.0.0", (3, 5, 5, 3, CANNOT_ENTER)),     # live
     ("41.0.0", (3, 5, 5, 3, CANNOT_ENTER)),     # live
-] + [(v, (1, 1, 1, 1, None)) for v in V42_ON]   # live: 42.0.0 - 50.0.1
+] + [(v, (1, 1, 1, 1, None)) for v in V42_ON]   # live: 42.0.0 - 51.0.0
 
 
 @pytest.mark.parametrize("release, expected", TABLE, ids=[t[0] for t in TABLE])
@@ -147,7 +147,8 @@ def test_adapters_join_instances_of_one_release():
 
 
 @pytest.mark.parametrize("release, bits", [("41.0.0", {"MAY_ENTER", "MAY_LEAVE", "NEEDS_POST_RETURN"}),
-                                           ("42.0.0", {"MAY_LEAVE"}), ("50.0.1", {"MAY_LEAVE"})])
+                                           ("42.0.0", {"MAY_LEAVE"}), ("50.0.1", {"MAY_LEAVE"}),
+                                           ("51.0.0", {"MAY_LEAVE"})])
 def test_recording_names_only_the_bits_of_the_release(release, bits):
     from vmctx_emu.runtime.adapter import recording
 

@@ -18,6 +18,7 @@ REAL_SNIPPETS = {
         b"\x05BUG: \xc0\x0b\nlocation: \xc0\x01:\xc0\x80(\x02\nversion: 50.0.0\n\nThis is a bug in Wasmtime that was "
         b"not thought to be reachable.\x00 ======50.0.0expected ReadState::GuestReady"
     ),
+    "51.0.0": b"pointer not alignedstring pointer/length out of bounds of memory51.0.0expected ReadState::GuestReady",
 }
 
 # Versions in the same libraries that are not Wasmtime's.

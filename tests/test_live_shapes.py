@@ -90,7 +90,7 @@ def test_offsets_not_reproduced_fall_back_to_infer_on_the_stored_size():
     [ctx] = scan_fake(heap).contexts
     assert ctx.shape_from.startswith("inferred (no copy of VMComponentOffsets in the 512 bytes before it")
     # Pointers must land in the process: callee in executable memory, data in writable memory.
-    assert ctx.shape_from.endswith("the only L11 (v49.0.0 - v50.0.1) shape of the 80 bytes its stored copy ends with")
+    assert ctx.shape_from.endswith("the only L11 (v49.0.0 - v51.0.0) shape of the 80 bytes its stored copy ends with")
     assert {k: v for k, v in ctx.counts.items() if v} == counts and ctx.decoded.anomalies == []
 
 
@@ -100,7 +100,7 @@ def test_the_most_plausible_of_several_shapes_is_decoded_and_said():
     [ctx] = scan_fake(v50_context(counts, offsets_differ=True)).contexts
     assert {k: v for k, v in ctx.counts.items() if v} == counts and ctx.decoded.anomalies == []
     assert ctx.shape_from.endswith(
-        "the most plausible of 3 L11 (v49.0.0 - v50.0.1) shapes of the 112 bytes its stored copy ends with; next: "
+        "the most plausible of 3 L11 (v49.0.0 - v51.0.0) shapes of the 112 bytes its stored copy ends with; next: "
         "num_runtime_component_instances=1, num_unsafe_intrinsics=2; "
         "num_runtime_component_instances=1, num_trampolines=1, num_unsafe_intrinsics=1")
 
@@ -109,11 +109,11 @@ def test_no_stored_copy_at_all_is_said():
     [ctx] = scan_fake(v50_context({"num_runtime_component_instances": 1}, stored=False)).contexts
     assert ctx.decoded is None
     assert ctx.notes == ["shape not recovered: no copy of VMComponentOffsets in the 512 bytes before it whose "
-                         "offsets our L11 (v49.0.0 - v50.0.1) calculator reproduces; no stored size to infer it "
+                         "offsets our L11 (v49.0.0 - v51.0.0) calculator reproduces; no stored size to infer it "
                          "from: not decoded"]
 
 
-# Words just before real contexts (probe of wheels 33-50, see the note of issue 10): the size each copy ends with.
+# Words just before real contexts (probe of wheels 33-51, see the note of issue 10): the size each copy ends with.
 REAL_WINDOWS = [
     ("33.0.0", [0, 1, 5, 3, 0, 8, 16, 32, 48, 208, 208, 208, 208, 208, 208, 208, 232, 624257552, 22005], 232),
     ("34.0.0", [2, 0, 1, 0, 3, 6, 4, 4, 0, 8, 16, 32, 128, 256, 256, 272, 272, 280, 280, 304, 336, 0, 3811301232],
@@ -123,6 +123,8 @@ REAL_WINDOWS = [
                 3305855488, 21929], 352),
     ("50.0.0", [0, 0, 0, 0, 305, 0, 0, 1, 0, 0, 0, 0, 0, 1, 1, 0, 0, 32, 48, 80, 80, 96, 96, 96, 96, 96, 96, 96,
                 907076032, 21990], 96),
+    ("51.0.0", [2076942112, 32706, 417, 0, 0, 2, 2, 0, 1, 0, 3, 1, 2, 0, 0, 32, 48, 112, 112, 144, 160, 160, 168,
+                168, 192, 192, 4162808432, 21877], 192),
 ]
 
 
@@ -139,9 +141,9 @@ def test_words_that_are_no_stored_size(words):
 
 
 @pytest.mark.parametrize("release, at", [("33.0.2", -72), ("34.0.0", -128), ("35.0.0", -16), ("50.0.0", -16),
-                                         ("32.0.1", None), ("seed", None)])
+                                         ("51.0.0", -16), ("32.0.1", None), ("seed", None)])
 def test_where_each_release_keeps_the_context_address(release, at):
-    """Measured live in the wheels 33-50; a context with no vmctx set is told from a copy by it."""
+    """Measured live in the wheels 33-51; a context with no vmctx set is told from a copy by it."""
     assert scanner._self_pointer_at(release) == at
 
 

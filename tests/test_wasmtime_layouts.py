@@ -69,7 +69,7 @@ KNOWN = {
                 ("lowerings", 80), ("memories", 88), ("tables", 92), ("reallocs", 104), ("callbacks", 108),
                 ("post_returns", 112), ("resource_destructors", 116), 120]),
     "48.0.0": ([("may_leave", 32), ("task_may_block", 48), 208], [("may_leave", 16), ("task_may_block", 32), 120]),
-    # v49/v50: builtins, store_context; align(16); may_leave; no task_may_block; align(P);
+    # v49-v51: builtins, store_context; align(16); may_leave; no task_may_block; align(P);
     # repr(C) VMFuncRef 32 / 16, VMLowering 16 / 8, VMTableImport 24 / 12, pointers 8 / 4
     "49.0.0": ([("builtins", 8), ("store_context", 16), ("may_leave", 32), ("trampoline_func_refs", 48),
                 ("intrinsic_func_refs", 80), ("lowerings", 112), ("memories", 128), ("tables", 136),
@@ -78,7 +78,7 @@ KNOWN = {
                 ("intrinsic_func_refs", 48), ("lowerings", 64), ("memories", 72), ("tables", 76),
                 ("reallocs", 88), ("callbacks", 92), ("post_returns", 96), ("resource_destructors", 100), 104]),
 }
-KNOWN["50.0.1"] = KNOWN["49.0.0"]
+KNOWN["50.0.1"] = KNOWN["51.0.0"] = KNOWN["49.0.0"]
 
 
 # v48 sizes VMFuncRef and VMTableImport as repr(C) structs: at P=1 and P=2 they are 12 and 8
@@ -94,9 +94,11 @@ SMALL_POINTERS = {
                      ("memories", 58), ("tables", 59), ("reallocs", 62), ("resource_destructors", 65)], 66),
     ("47.0.4", 2): ([("trampoline_func_refs", 48), ("intrinsic_func_refs", 56), ("lowerings", 64),
                      ("memories", 68), ("tables", 70), ("reallocs", 76), ("resource_destructors", 82)], 84),
-    # v49/v50 as v48 without task_may_block: align(P) after may_leave -> 32
+    # v49-v51 as v48 without task_may_block: align(P) after may_leave -> 32
     ("50.0.1", 1): ([("may_leave", 16), ("trampoline_func_refs", 32), ("tables", 59)], 71),
     ("50.0.1", 2): ([("may_leave", 16), ("trampoline_func_refs", 32), ("tables", 62)], 78),
+    ("51.0.0", 1): ([("may_leave", 16), ("trampoline_func_refs", 32), ("tables", 59)], 71),
+    ("51.0.0", 2): ([("may_leave", 16), ("trampoline_func_refs", 32), ("tables", 62)], 78),
 }
 
 
@@ -147,7 +149,7 @@ RUST_METHODS = {
     "48.0.0": "pointer_size magic builtins may_leave task_may_block vm_store_context trampoline_func_refs trampoline_func_ref unsafe_intrinsic_func_refs unsafe_intrinsic_func_ref lowerings lowering lowering_callee lowering_data lowering_size lowering_callee_offset lowering_data_offset runtime_memories runtime_memory runtime_tables runtime_table runtime_reallocs runtime_realloc runtime_callbacks runtime_callback runtime_post_returns runtime_post_return resource_destructors resource_destructor size_of_vmctx",
     "49.0.0": "pointer_size size_of_vmctx lowering_callee lowering_data lowering_size lowering_callee_offset lowering_data_offset may_leave trampoline_func_refs intrinsic_func_refs lowerings memories tables reallocs callbacks post_returns resource_destructors",
 }
-RUST_METHODS["50.0.1"] = RUST_METHODS["49.0.0"]
+RUST_METHODS["50.0.1"] = RUST_METHODS["51.0.0"] = RUST_METHODS["49.0.0"]
 OUR_EXTRAS = {"regions", "region", "element_offset"}
 
 
@@ -175,6 +177,7 @@ def test_count_names(version, names):
     ("v21.0.2", "L4", "12.0.0"), ("21", "L4", "12.0.0"), ("22.0.0", "L5", "22.0.0"), ("29", "L5", "29.0.0"),
     ("48", "L10", "48.0.0"), ("v47.0.4", "L10", "47.0.0"), ("38", "L8", "36.0.0"),
     ("35", "L8", "34.0.0"), ("49", "L11", "49.0.0"), ("50.0.1", "L11", "49.0.0"),
+    ("51", "L11", "49.0.0"), ("v51.0.0", "L11", "49.0.0"),
 ])
 def test_version_lookup(text, layout_id, first):
     layout = wasmtime_layout(text)
@@ -199,18 +202,19 @@ def test_release_boundaries(older, newer):
     ("0.40.0", "0.40.0", "0.40.1"), ("3", "1.0.0", "8.0.1"), ("10", "9.0.0", "11.0.2"), ("16", "12.0.0", "21.0.2"),
     ("22", "22.0.0", "29.0.1"), ("29", "22.0.0", "29.0.1"), ("30", "30.0.0", "31.0.0"), ("31", "30.0.0", "31.0.0"),
     ("33", "32.0.0", "33.0.2"), ("36", "34.0.0", "38.0.4"), ("40", "39.0.0", "41.0.4"), ("42", "42.0.0", "48.0.0"),
-    ("48", "42.0.0", "48.0.0"),
+    ("48", "42.0.0", "48.0.0"), ("50", "49.0.0", "51.0.0"), ("51", "49.0.0", "51.0.0"),
 ])
 def test_releases_cover_the_table_row(version, first, last):
     releases = wasmtime_layout(version).releases
     assert (releases[0], releases[-1]) == (first, last)
 
 
-@pytest.mark.parametrize("text", ["51", "0.39.1", "21.5.0", "8.0.2", "abc", "v", "1.2.3.4"])
+@pytest.mark.parametrize("text", ["52", "51.0.1", "0.39.1", "21.5.0", "8.0.2", "abc", "v", "1.2.3.4"])
 def test_unknown_versions_list_supported_ranges(text):
     with pytest.raises(ValueError) as e:
         wasmtime_layout(text)
     assert "supported: seed, v0.40.0 - v0.40.1 (L1)" in str(e.value) and "v48.0.0 - v48.0.0 (L10)" in str(e.value)
+    assert str(e.value).endswith("v49.0.0 - v51.0.0 (L11)")
 
 
 @pytest.mark.parametrize("version, ptr, ok", [

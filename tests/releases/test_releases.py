@@ -5,7 +5,7 @@ shapes (child.py) and sleeps; from the main venv we scan it by pid and through a
 gcore core and check:
 
 * the release identified is the runtime the wheel bundles (read from the wheel's
-  own library, cross-checked against the wheel -> runtime table measured for 33-50);
+  own library, cross-checked against the wheel -> runtime table measured for 33-51);
 * one context per component instance the child made, each matched to its shape by
   its counts;
 * every context's shape came from the runtime's stored `VMComponentOffsets` copy
@@ -33,13 +33,13 @@ from vmctx_emu.layouts.releases import wasmtime_layout
 from vmctx_emu.live.identify import wasmtime_version_in
 from vmctx_emu.runtime.adapter import FusedAdapter, HostCallError, host_call, host_post_return
 
-# Wheels whose bundled runtime is another patch release (measured in every wheel 33.0.0-50.0.1;
+# Wheels whose bundled runtime is another patch release (measured in every wheel 33.0.0-51.0.0;
 # every other wheel of that range bundles its own version).
 BUNDLED = {"37.0.0": "37.0.2", "38.0.0": "38.0.1", "47.0.1": "47.0.0", "50.0.1": "50.0.0"}
-MEASURED_UP_TO = Version("50.0.1")
+MEASURED_UP_TO = Version("51.0.0")
 # Where the runtime keeps the stored offsets copy, bytes before the context, by runtime major (measured).
 STORED_AT = {33: 160, 34: 220, 35: 236, 36: 236, 37: 236, 38: 236, 39: 236, 40: 236, 41: 236,
-             42: 204, 43: 204, 44: 204, 45: 204, 46: 204, 47: 204, 48: 204, 49: 188, 50: 188}
+             42: 204, 43: 204, 44: 204, 45: 204, 46: 204, 47: 204, 48: 204, 49: 188, 50: 188, 51: 188}
 # Anomalies decode may report for a release and still pass, as {release: {kind, ...}}. None so far.
 EXPECTED_ANOMALIES = {}
 

@@ -56,7 +56,7 @@ RELEASE_PATCHES = {
     "30.0": (0, 2), "31.0": (0, 0), "32.0": (0, 1), "33.0": (0, 2), "34.0": (0, 2), "35.0": (0, 0),
     "36.0": (0, 14), "37.0": (0, 3), "38.0": (1, 4), "39.0": (0, 2), "40.0": (0, 4), "41.0": (0, 4),
     "42.0": (0, 2), "43.0": (0, 2), "44.0": (0, 3), "45.0": (0, 3), "46.0": (0, 3), "47.0": (0, 4),
-    "48.0": (0, 0), "49.0": (0, 4), "50.0": (0, 1),
+    "48.0": (0, 0), "49.0": (0, 4), "50.0": (0, 1), "51.0": (0, 0),
 }
 
 # The Rust struct order of every count any release has; each release's counts
@@ -579,11 +579,12 @@ LAYOUTS = (
         setters=INTRINSIC_SETTERS,
         flag_bits=MAY_LEAVE_ONLY,
     ),
-    # v49/v50: `for_each_vmctx_type!` (crates/environ/src/vmctxtypes.rs); no
+    # v49-v51: `for_each_vmctx_type!` (crates/environ/src/vmctxtypes.rs); no
     # `task_may_block`; every array through an `ArrayOffsets` accessor; the
-    # header offsets moved to `PtrSize::vmcomponent()`.
+    # header offsets moved to `PtrSize::vmcomponent()`. v51 unchanged (its
+    # stored `VMComponentOffsets` copies measured live in wasmtime-py 51.0.0).
     WasmtimeLayout(
-        id="L11", first="49.0.0", last="50.0.1",
+        id="L11", first="49.0.0", last="51.0.0",
         changes="`task_may_block` removed; `vm_store_context` renamed `store_context`; "
                 "accessors return `ArrayOffsets`",
         fields=(

@@ -9,6 +9,7 @@ glued to whatever literals the linker put next to it, e.g. (wasmtime-py wheels, 
     33.0.0  b"...component/linker.rs33.0.0WASMTIME_BACKTRACE_DETAILS..."
     44.0.0  b"...(ref null 44.0.0cmpxchg16b..."
     50.0.1  b"...(closure break) ======50.0.0expected ReadState..."
+    51.0.0  b"...out of bounds of memory51.0.0expected ReadState..."
 
 From Wasmtime 45 on there is also a stable, self-describing copy in the message of its
 internal `bug!` trap: b"\\nversion: 45.0.0\\n\\nThis is a bug in Wasmtime that was ...".
@@ -25,7 +26,7 @@ belong to other things and must not match:
 `VERSION_PATTERN` encodes that: a `MAJOR.0.PATCH` (every Wasmtime release since 1.0 has
 minor version 0) that is not the tail of a longer number, path, crate or package version,
 and that is either followed by the `bug!` text (`anchored`) or glued to the next literal
-(followed by an ASCII letter). Checked against every wasmtime-py wheel 33.0.0 ... 50.0.1:
+(followed by an ASCII letter). Checked against every wasmtime-py wheel 33.0.0 ... 51.0.0:
 exactly one distinct version matches in each, and it is the runtime's own (a wheel may
 bundle another patch: wheel 37.0.0 -> 37.0.2, 38.0.0 -> 38.0.1, 47.0.1 -> 47.0.0,
 50.0.1 -> 50.0.0).

@@ -49,7 +49,7 @@ MISSING_LISTED = 8
 # Overlap between chunks when looking for the version string, so no string is cut in two.
 VERSION_OVERLAP = 64
 # Where `ComponentInstance` keeps the context's own address, relative to the context, from each
-# release on (measured live in the wheels 33.0.0-50.0.1; unknown before 33, whose runtime has no C API).
+# release on (measured live in the wheels 33.0.0-51.0.0; unknown before 33, whose runtime has no C API).
 SELF_POINTER_AT = ((33, -72), (34, -128), (35, -16))
 
 

@@ -3,7 +3,7 @@
 Read from each release tag's `component/func.rs` (`Func::call`,
 `post_return`), `component/func/host.rs` (the lowered-import path),
 `environ/src/fact/trampoline.rs` (fused adapters) and `trap_encoding.rs`
-(messages); checked live against wasmtime-py 39.0.0-50.0.1 (at rest, inside a
+(messages); checked live against wasmtime-py 39.0.0-51.0.0 (at rest, inside a
 host import, after a call, after `post_return`, a second call). Every patch
 release behaves as its `.0`. The bits themselves are the layout's
 (`flag_bits`): only MAY_LEAVE from v42.
