@@ -2,6 +2,8 @@
 
 The bits a handle offers are its release's (`flag_bits` of the declaration):
 MAY_LEAVE, MAY_ENTER and NEEDS_POST_RETURN up to v41, MAY_LEAVE alone from v42.
+A bit is set from a bool or the int 0 or 1 (what C and numpy views hand
+back); anything else, "no" included, is refused rather than read as truthy.
 """
 
 import struct
@@ -23,6 +25,14 @@ def flag_names(value, bits=ALL_FLAGS):
     return "|".join(names) or "0"
 
 
+def _as_bit(on, index, name):
+    """A bit's new value from the int 0 or 1; a string, float or other int is refused, never truthy."""
+    if type(on) is int and on in (0, 1):
+        return on == 1
+    error = ArgumentValueError if isinstance(on, int) else ArgumentTypeError
+    raise error(f"instance_flags({index}).{name.lower()} must be a bool (or 0/1), got {type(on).__name__} {on!r}")
+
+
 def _bit_property(bit, name):
     # The per-access path is kept flat: one attribute read for liveness, one
     # unpack, one pack.
@@ -34,7 +44,7 @@ def _bit_property(bit, name):
 
     def set_(self, on):
         if on is not True and on is not False:
-            raise ArgumentTypeError(f"instance_flags({self.index}).{name.lower()} must be a bool, got {on!r}")
+            on = _as_bit(on, self.index, name)
         raw = self._owner._raw
         if raw is None:
             self._owner._live()
