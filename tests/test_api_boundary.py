@@ -291,7 +291,7 @@ ANY_VALUE = st.one_of(
 )
 
 
-def _step(draw, live, closed, views):
+def _step(draw, live, closed, views, addresses):
     """One API call on a live or closed instance with good or random arguments."""
     op = draw(st.sampled_from(["new", "close", "set", "get", "flag", "word", "view", "opaque", "opaque", "set"]))
     if op == "new" or not live + closed:
@@ -299,6 +299,7 @@ def _step(draw, live, closed, views):
         target = draw(st.sampled_from([{}, {"ptr": 4, "byte_order": "big"}, {"ptr": 8, "byte_order": "big"}]))
         inst = fresh(layout, count=draw(st.integers(0, 3)), debug_assertions=draw(st.booleans()), **target)
         live.append(inst)
+        addresses[id(inst)] = inst.vmctx
         return None
     inst = draw(st.sampled_from(live + closed))
     layout = inst.layout
@@ -327,16 +328,16 @@ def _step(draw, live, closed, views):
     if op == "view":
         name = draw(st.sampled_from([r.name for r in inst.offsets.regions()] + ["no_such_region", 5]))
         return lambda: inst.view(name)
-    base = draw(st.sampled_from([0, *(i.offsets.size_of_vmctx() for i in live[:1])]))
-    return lambda: VMComponentContext.from_opaque(inst._vmctx + draw(st.one_of(st.just(base), st.integers(-64, 64))))
+    address = addresses[id(inst)] + draw(st.sampled_from([0, 8, 16, inst.offsets.size_of_vmctx()]))
+    return lambda: VMComponentContext.from_opaque(draw(st.one_of(st.just(address), ANY_VALUE)))
 
 
 @settings(max_examples=50, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.data())
 def test_api_call_sequences_raise_only_package_errors_and_never_touch_closed_memory(data):
-    live, closed, views = [], [], []
+    live, closed, views, addresses = [], [], [], {}
     for _ in range(30):
-        call = _step(data.draw, live, closed, views)
+        call = _step(data.draw, live, closed, views, addresses)
         if call is None:
             continue
         snapshots = {id(i): bytes(i.memory) for i in live}

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from vmctx_emu import Component, OwnedComponentInstance, VMComponentContext
+from vmctx_emu import Component, OwnedComponentInstance, VMComponentContext, VMContextError
 from vmctx_emu.memory.buffer import LIVE, LiveContexts
 from vmctx_emu.memory.instance import _PAGE, _SYNTHETIC_BASE
 
@@ -121,7 +121,10 @@ def test_from_opaque_still_finds_every_live_context_among_many():
     keep = [OwnedComponentInstance(Component(num_lowerings=i % 7), ptr=4) for i in range(300)]
     for inst in keep[::37]:
         assert VMComponentContext.from_opaque(inst.vmctx) is inst
+        with pytest.raises(VMContextError, match=rf"lies at offset 8 inside the context at {inst.vmctx:#x}"):
+            VMComponentContext.from_opaque(inst.vmctx + 8)
+    addresses = [inst.vmctx for inst in keep]
     for inst in keep:
         inst.close()
-    assert all(LIVE.get(i._vmctx) is None for i in keep)
+    assert all(LIVE.get(address) is None for address in addresses)
     assert _SYNTHETIC_BASE == 0x1000_0000

@@ -95,9 +95,10 @@ class InstanceFlags:
         """Address of the flag global (the context's address plus its offset)."""
         owner = self._owner
         owner._live()
-        if owner.vmctx is None:
+        vmctx = owner._vmctx
+        if vmctx is None:
             raise VMContextError(f"instance_flags({self.index}).as_raw(): the context's address is unknown")
-        return owner.vmctx + self._offset
+        return vmctx + self._offset
 
     @property
     def offset(self):
