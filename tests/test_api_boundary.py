@@ -248,6 +248,9 @@ def test_construction_arguments_are_checked(kwargs, error, needle):
     (lambda f: FusedAdapter(f, f, post_return=1), "FusedAdapter post_return must be callable or None"),
     (lambda f: FusedAdapter(f, f).call(None), "FusedAdapter.call callee must be callable"),
     (lambda f: FusedAdapter(f, f).call(print, lower_params=3), "lower_params must be callable or None"),
+    (lambda f: FusedAdapter(f, f, called_as_export="no"), "FusedAdapter called_as_export must be a bool"),
+    (lambda f: FusedAdapter(f, f, debug_assertions=None), "FusedAdapter debug_assertions must be a bool"),
+    (lambda f: host_call(f, print, debug_assertions="no"), "host_call debug_assertions must be a bool"),
     (lambda f: recording(5).__enter__(), r"recording\(names=...\) must map InstanceFlags"),
     (lambda f: recording({5: "a"}).__enter__(), "keys must be InstanceFlags"),
 ])

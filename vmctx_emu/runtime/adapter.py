@@ -58,6 +58,13 @@ FlagEvent = namedtuple("FlagEvent", "op instance bit old new")
 FlagEvent.__doc__ = "One flag access: op 'read' or 'write', the instance's label, the bit's name, old and new bit."
 
 
+def _flag_argument(what, value):
+    """A bool option: `"no"` or `None` must not pass for true or false, as a flag bit's must not."""
+    if value is not True and value is not False:
+        raise ArgumentTypeError(f"{what} must be a bool, got {type(value).__name__} {value!r}")
+    return value
+
+
 def _callable(what, f, *, optional=False):
     """`f` if it can be called (or is None where `optional`), else an error naming the argument."""
     if (f is None and optional) or callable(f):
@@ -143,9 +150,9 @@ class FusedAdapter:
                                      f"{lift_flags._owner.wasmtime}: one adapter joins instances of one release")
         self.lower_flags = lower_flags
         self.lift_flags = lift_flags
-        self.called_as_export = bool(called_as_export)
+        self.called_as_export = _flag_argument("FusedAdapter called_as_export", called_as_export)
         self.post_return = _callable("FusedAdapter post_return", post_return, optional=True)
-        self.debug_assertions = bool(debug_assertions)
+        self.debug_assertions = _flag_argument("FusedAdapter debug_assertions", debug_assertions)
 
     def call(self, callee, *args, lower_params=None, lift_results=None):
         """Run the adapter: flag checks, parameter translation, call, result translation, post-return."""
@@ -201,6 +208,7 @@ def host_call(flags, callee, *args, post_return=None, debug_assertions=True):
     p = protocol_of(flags)
     _callable("host_call callee", callee)
     _callable("host_call post_return", post_return, optional=True)
+    _flag_argument("host_call debug_assertions", debug_assertions)
     if not p.has_may_enter:
         return _host_call_v42(flags, callee, args, post_return)
     if post_return is not None:
