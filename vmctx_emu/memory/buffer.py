@@ -36,7 +36,8 @@ class LiveContexts:
     interior-address query and a free-range search cost O(log N) plus the few
     neighbours they look at, not a sort of every live context (8,000 instances
     once took 27 s). An instance collected without `close()` leaves through its
-    weak reference's callback.
+    weak reference's callback, which only queues it: the garbage collector may
+    run in the middle of a search, so the sorted list changes only between calls.
     """
 
     def __init__(self):
@@ -46,17 +47,27 @@ class LiveContexts:
         self._widest = 0  # the largest live size: nothing starting below `address - _widest` covers `address`
         self._covered = {}  # (base, align) -> an address below which every aligned address in [base, ...) is taken
         self.probes = 0  # contexts looked at by `free_range`, to test its cost without timing it
+        self._collected = []  # (start, weak reference) of instances collected since the last call
+
+    def _flush(self):
+        while self._collected:
+            self._drop(*self._collected.pop())
 
     def add(self, address, instance, size):
-        if address in self._entries:
-            raise ArgumentValueError(f"address {address:#x} is already the context of a live instance")
-        ref = weakref.ref(instance, lambda r, start=address: self._drop(start, r))
+        self._flush()
+        entry = self._entries.get(address)
+        if entry is not None:
+            if entry[0]() is not None:
+                raise ArgumentValueError(f"address {address:#x} is already the context of a live instance")
+            self._drop(address, entry[0])
+        ref = weakref.ref(instance, lambda r, start=address, queue=self._collected: queue.append((start, r)))
         self._entries[address] = (ref, size)
         insort(self._starts, address)
         self._sizes[size] += 1
         self._widest = max(self._widest, size)
 
     def remove(self, address):
+        self._flush()
         entry = self._entries.get(address)
         if entry is not None:
             self._drop(address, entry[0])
@@ -81,6 +92,7 @@ class LiveContexts:
         return None if entry is None else entry[0]()
 
     def instances(self):
+        self._flush()
         return [inst for inst in (ref() for ref, _ in self._entries.values()) if inst is not None]
 
     def _near(self, address):
@@ -89,6 +101,7 @@ class LiveContexts:
 
     def containing(self, address):
         """The live instance whose context covers `address` (not at its start), if any."""
+        self._flush()
         starts, i = self._starts, self._near(address)
         while i < len(starts) and starts[i] <= address:
             ref, size = self._entries[starts[i]]
@@ -103,6 +116,7 @@ class LiveContexts:
         The search starts where the last one found everything below taken, so
         allocating without freeing looks at O(1) neighbours each time.
         """
+        self._flush()
         key = (base, align)
         start = max(base, self._covered.get(key, base))
         candidate = -(-start // align) * align
