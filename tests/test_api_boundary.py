@@ -360,3 +360,15 @@ def test_api_call_sequences_raise_only_package_errors_and_never_touch_closed_mem
         assert VMComponentContext.from_opaque(inst.vmctx) is inst
         inst.close()
     gc.collect()
+
+
+@pytest.mark.parametrize("layout", [layout for layout in LAYOUTS if len(layout.flag_bits) == 1], ids=version_of)
+@pytest.mark.parametrize("bit", ["may_enter", "needs_post_return"])
+def test_a_bit_the_release_lacks_is_refused_on_write_too(layout, bit):
+    """Reading said "has no FLAG_MAY_ENTER"; writing was a bare AttributeError."""
+    flags = fresh(layout).instance_flags(0)
+    before = flags.value
+    for access in (lambda: getattr(flags, bit), lambda: setattr(flags, bit, True)):
+        with pytest.raises(VMContextError, match=rf"has no FLAG_{bit.upper()}: its flag word holds only MAY_LEAVE"):
+            access()
+    assert flags.value == before

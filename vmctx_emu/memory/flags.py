@@ -54,6 +54,15 @@ def _bit_property(bit, name):
     return property(get, set_, doc=f"FLAG_{name}")
 
 
+def _absent(name):
+    """A bit another release has: reading or writing it says so (not a bare AttributeError)."""
+    def refuse(self, *_):
+        raise VMContextError(f"{self._owner.layout.name} has no FLAG_{name}: its flag word holds "
+                             f"only {'|'.join(n for _, n in self.BITS)}")
+
+    return property(refuse, refuse, doc=f"FLAG_{name} (not in this release)")
+
+
 def _read_only(prop, name):
     def refuse(self, _):
         raise VMContextError(f"instance_flags({self.index}).{name}: a dump is read-only")
@@ -124,6 +133,8 @@ def flags_class(layout, writable=True):
     for bit, name in layout.flag_bits:
         prop = _bit_property(bit, name)
         namespace[name.lower()] = prop if writable else _read_only(prop, name.lower())
+    for _, name in ALL_FLAGS:
+        namespace.setdefault(name.lower(), _absent(name))
     if not writable:
         namespace["value"] = _read_only(InstanceFlags.value, "value")
     return type("InstanceFlags", (InstanceFlags,), namespace)
