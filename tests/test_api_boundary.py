@@ -382,3 +382,21 @@ def test_a_bit_the_release_lacks_is_refused_on_write_too(layout, bit):
         with pytest.raises(VMContextError, match=rf"has no FLAG_{bit.upper()}: its flag word holds only MAY_LEAVE"):
             access()
     assert flags.value == before
+
+
+@pytest.mark.parametrize("args, error, needle", [
+    ((5, 16, 0, "little"), ArgumentTypeError, "owner must be a context"),
+    ((None, 16, 0, "little"), ArgumentTypeError, "owner must be a context"),
+    (("ctx", 10**9, 0, "little"), ArgumentValueError, r"offset must be an int in \[0, \d+\], got 1000000000"),
+    (("ctx", -4, 0, "little"), ArgumentValueError, "offset must be an int"),
+    (("ctx", "16", 0, "little"), ArgumentValueError, "offset must be an int"),
+    (("ctx", 16, 0, "middle"), ArgumentValueError, "byte_order must be 'little' or 'big'"),
+])
+def test_instance_flags_built_by_hand_are_checked(args, error, needle):
+    """`InstanceFlags` is exported: built directly, it must not reach memory through a bad offset."""
+    from vmctx_emu import InstanceFlags
+
+    inst = fresh(LAYOUTS[0])
+    args = tuple(inst if a == "ctx" else a for a in args)
+    with pytest.raises(error, match=needle):
+        InstanceFlags(*args)

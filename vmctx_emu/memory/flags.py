@@ -82,7 +82,15 @@ class InstanceFlags:
     BITS = ALL_FLAGS
 
     def __init__(self, owner, offset, index, byte_order):
-        owner._live()
+        live = getattr(owner, "_live", None)
+        if live is None:
+            raise ArgumentTypeError(f"InstanceFlags owner must be a context (use ctx.instance_flags(i)), "
+                                    f"got {type(owner).__name__}")
+        raw = live()
+        if isinstance(offset, bool) or not isinstance(offset, int) or not 0 <= offset <= len(raw) - 4:
+            raise ArgumentValueError(f"InstanceFlags offset must be an int in [0, {len(raw) - 4}], got {offset!r}")
+        if byte_order not in BYTE_ORDER_CHAR:
+            raise ArgumentValueError(f"byte_order must be 'little' or 'big', got {byte_order!r}")
         self._owner = owner
         self._offset = offset
         self._word = struct.Struct(BYTE_ORDER_CHAR[byte_order] + "i")
