@@ -405,3 +405,9 @@ def test_c_fill_argv_refuses_what_c_would():
         c_fill_argv([(0, 1, 4, 4, 1)])
     with pytest.raises(ArgumentValueError, match=r"fill 0 \(f.s\): count -1 is not in"):
         c_fill_argv([Fill("f", "s", 0, -1, 4, 4, 1)])
+
+
+@pytest.mark.parametrize("call", [lambda: c_alloc_fills(16, 5), lambda: c_fill_argv(None)])
+def test_fills_must_be_iterable(call):
+    with pytest.raises(ArgumentTypeError, match="fills must be an iterable of Fill"):
+        call()

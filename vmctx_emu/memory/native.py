@@ -41,6 +41,13 @@ def _c_value(i, fill):
     return _word(i, fill, "value", value, _U64)
 
 
+def _fill_list(fills):
+    try:
+        return list(fills)
+    except TypeError:
+        raise ArgumentTypeError(f"fills must be an iterable of Fill, got {type(fills).__name__} {fills!r}") from None
+
+
 def _c_fills(fills):
     """`fills` as a `vmctx_c_fill[]`, each number checked against its C type (the C checks the rest)."""
     array = ffi.new("vmctx_c_fill[]", len(fills))
@@ -86,7 +93,7 @@ def c_alloc_fills(size, fills, ptr_size=HostPtr):
     if isinstance(size, bool) or not isinstance(size, int) or not 0 <= size < _U32:
         raise ArgumentValueError(f"size must be an int in [0, 2**32) (a u32), got {size!r}")
     ptr_size = as_ptr_size(ptr_size)
-    fills = list(fills)
+    fills = _fill_list(fills)
     c_fills = _c_fills(fills)
     error = ffi.new("int *")
     bad = ffi.new("size_t *")
@@ -125,7 +132,7 @@ def c_alloc_init(offsets, store=None, *, header=None, debug_assertions=True, byt
 
 def c_fill_argv(fills):
     """Each fill as an `offset:count:stride:width:value` argv item (value in hex), as gdb_target reads them."""
-    fills = list(fills)
+    fills = _fill_list(fills)
     _c_fills(fills)  # the checks c_alloc_fills makes, so gdb_target gets nothing C would refuse
     return [f"{f.offset}:{f.count}:{f.stride}:{f.width}:{_c_value(i, f):#x}" for i, f in enumerate(fills)]
 
