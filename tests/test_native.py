@@ -15,8 +15,10 @@ from vmctx_emu import (
     VMCOMPONENT_MAGIC,
     Component,
     HostPtr,
+    InvalidPtrSizeError,
     OwnedComponentInstance,
     VMComponentOffsets,
+    VMCtxEmuError,
     VMLowering,
 )
 from vmctx_emu.layouts.releases import LAYOUTS
@@ -356,3 +358,56 @@ def test_raw_fills_never_reach_outside_the_buffer(case):
     """Out-of-bounds, overflowing or ill-formed fills are refused before anything is written."""
     size, fills = case
     assert raw_init(size, fills) == model(size, fills)
+
+
+@st.composite
+def c_targets(draw):
+    """Any release, pointer size, byte order and counts (some large), as a caller might pass them."""
+    layout = draw(st.sampled_from(LAYOUTS))
+    counts = {n: draw(st.one_of(st.integers(0, 3), st.integers(3990, 4010))) for n in layout.count_names
+              if draw(st.booleans())}
+    if draw(st.booleans()):
+        ptr, order = HOST, sys.byteorder
+    else:
+        ptr = draw(st.sampled_from([4, 8, 1, 2, 16]))
+        order = draw(st.sampled_from(["little", "big"]))
+    return layout, counts, ptr, order, draw(st.booleans())
+
+
+@settings(max_examples=60, deadline=None)
+@given(c_targets())
+def test_c_alloc_init_is_python_byte_for_byte_or_a_clean_refusal(target):
+    """Once `c_alloc_init(VMComponentOffsets(4, Component(num_runtime_post_returns=4000)))` overflowed the heap."""
+    layout, counts, ptr, order, debug = target
+    try:
+        offsets = layout.offsets(ptr, **counts)
+    except VMCtxEmuError:
+        return  # a pointer size the release cannot lay out: refused before C is reached
+    header = header_for(layout)
+    if ptr != HOST or order != sys.byteorder:
+        with pytest.raises(ArgumentValueError, match="pointer size|byte_order"):
+            c_alloc_init(offsets, header=header, debug_assertions=debug, byte_order=order)
+        return
+    c_mem = c_alloc_init(offsets, header=header, debug_assertions=debug, byte_order=order)
+    with OwnedComponentInstance(counts, wasmtime=version_of(layout), header=header, debug_assertions=debug) as inst:
+        assert c_bytes(c_mem, offsets) == inst.to_bytes()
+
+
+@pytest.mark.parametrize("ptr_size, error", [(3, InvalidPtrSizeError), ("8", InvalidPtrSizeError),
+                                             (None, InvalidPtrSizeError), (4 if HOST == 8 else 8, ArgumentValueError)])
+def test_c_alloc_fills_checks_the_pointer_size_it_is_given(ptr_size, error):
+    with pytest.raises(error, match="pointer size|ptr_size"):
+        c_alloc_fills(16, [Fill("magic", "magic", 0, 1, 4, 4, 1)], ptr_size=ptr_size)
+
+
+def test_c_fill_argv_refuses_what_c_would():
+    with pytest.raises(ArgumentTypeError, match="fill 0 must be a Fill"):
+        c_fill_argv([(0, 1, 4, 4, 1)])
+    with pytest.raises(ArgumentValueError, match=r"fill 0 \(f.s\): count -1 is not in"):
+        c_fill_argv([Fill("f", "s", 0, -1, 4, 4, 1)])
+
+
+@pytest.mark.parametrize("call", [lambda: c_alloc_fills(16, 5), lambda: c_fill_argv(None)])
+def test_fills_must_be_iterable(call):
+    with pytest.raises(ArgumentTypeError, match="fills must be an iterable of Fill"):
+        call()

@@ -2,6 +2,8 @@
 
 The bits a handle offers are its release's (`flag_bits` of the declaration):
 MAY_LEAVE, MAY_ENTER and NEEDS_POST_RETURN up to v41, MAY_LEAVE alone from v42.
+A bit is set from a bool or the int 0 or 1 (what C and numpy views hand
+back); anything else, "no" included, is refused rather than read as truthy.
 """
 
 import struct
@@ -23,6 +25,14 @@ def flag_names(value, bits=ALL_FLAGS):
     return "|".join(names) or "0"
 
 
+def _as_bit(on, index, name):
+    """A bit's new value from the int 0 or 1; a string, float or other int is refused, never truthy."""
+    if type(on) is int and on in (0, 1):
+        return on == 1
+    error = ArgumentValueError if isinstance(on, int) else ArgumentTypeError
+    raise error(f"instance_flags({index}).{name.lower()} must be a bool (or 0/1), got {type(on).__name__} {on!r}")
+
+
 def _bit_property(bit, name):
     # The per-access path is kept flat: one attribute read for liveness, one
     # unpack, one pack.
@@ -34,7 +44,7 @@ def _bit_property(bit, name):
 
     def set_(self, on):
         if on is not True and on is not False:
-            raise ArgumentTypeError(f"instance_flags({self.index}).{name.lower()} must be a bool, got {on!r}")
+            on = _as_bit(on, self.index, name)
         raw = self._owner._raw
         if raw is None:
             self._owner._live()
@@ -42,6 +52,15 @@ def _bit_property(bit, name):
         self._word.pack_into(raw, self._offset, value | bit if on else value & ~bit)
 
     return property(get, set_, doc=f"FLAG_{name}")
+
+
+def _absent(name):
+    """A bit another release has: reading or writing it says so (not a bare AttributeError)."""
+    def refuse(self, *_):
+        raise VMContextError(f"{self._owner.layout.name} has no FLAG_{name}: its flag word holds "
+                             f"only {'|'.join(n for _, n in self.BITS)}")
+
+    return property(refuse, refuse, doc=f"FLAG_{name} (not in this release)")
 
 
 def _read_only(prop, name):
@@ -63,7 +82,15 @@ class InstanceFlags:
     BITS = ALL_FLAGS
 
     def __init__(self, owner, offset, index, byte_order):
-        owner._live()
+        live = getattr(owner, "_live", None)
+        if live is None:
+            raise ArgumentTypeError(f"InstanceFlags owner must be a context (use ctx.instance_flags(i)), "
+                                    f"got {type(owner).__name__}")
+        raw = live()
+        if isinstance(offset, bool) or not isinstance(offset, int) or not 0 <= offset <= len(raw) - 4:
+            raise ArgumentValueError(f"InstanceFlags offset must be an int in [0, {len(raw) - 4}], got {offset!r}")
+        if byte_order not in BYTE_ORDER_CHAR:
+            raise ArgumentValueError(f"byte_order must be 'little' or 'big', got {byte_order!r}")
         self._owner = owner
         self._offset = offset
         self._word = struct.Struct(BYTE_ORDER_CHAR[byte_order] + "i")
@@ -85,9 +112,10 @@ class InstanceFlags:
         """Address of the flag global (the context's address plus its offset)."""
         owner = self._owner
         owner._live()
-        if owner.vmctx is None:
+        vmctx = owner._vmctx
+        if vmctx is None:
             raise VMContextError(f"instance_flags({self.index}).as_raw(): the context's address is unknown")
-        return owner.vmctx + self._offset
+        return vmctx + self._offset
 
     @property
     def offset(self):
@@ -113,6 +141,8 @@ def flags_class(layout, writable=True):
     for bit, name in layout.flag_bits:
         prop = _bit_property(bit, name)
         namespace[name.lower()] = prop if writable else _read_only(prop, name.lower())
+    for _, name in ALL_FLAGS:
+        namespace.setdefault(name.lower(), _absent(name))
     if not writable:
         namespace["value"] = _read_only(InstanceFlags.value, "value")
     return type("InstanceFlags", (InstanceFlags,), namespace)

@@ -4,6 +4,7 @@ Python (`OwnedComponentInstance`) and C (`vmctx_c_alloc_init`) apply the same
 plan, so the C initializer follows every release without knowing any layout.
 """
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from ..errors import ArgumentTypeError, ArgumentValueError, LayoutError
@@ -42,8 +43,11 @@ def check_header(layout, ptr, store, header, *, explicit):
     name) every header must be given; otherwise the seed's null store is the default.
     """
     names = layout.header_names()
+    if header is not None and not isinstance(header, Mapping):
+        raise ArgumentTypeError(f"header must be a mapping of header name to pointer, got "
+                                f"{type(header).__name__} {header!r}")
     given = dict(header or {})
-    unknown = sorted(set(given) - set(names))
+    unknown = sorted(map(str, set(given) - set(names)))
     if unknown:
         raise ArgumentValueError(f"header {', '.join(unknown)} is not written by {layout.name}; "
                                  f"its header pointers are: {', '.join(names)}")

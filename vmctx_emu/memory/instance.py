@@ -5,6 +5,7 @@ crates/runtime/src/component.rs (runtime.md): allocation, `initialize_vmctx`,
 the debug poison, set-once setters, checked getters and `from_opaque`.
 """
 
+import os
 import sys
 
 from ..errors import ArgumentTypeError, ArgumentValueError, VMContextError
@@ -15,23 +16,13 @@ from .reader import ContextReader, VMLowering, attr_name
 
 __all__ = ["OwnedComponentInstance", "VMComponentContext", "VMLowering"]
 
-# Synthetic addresses for emulated targets start here and are handed out first-fit.
+# Synthetic addresses for emulated targets start here and are handed out first-fit, page-aligned.
 _SYNTHETIC_BASE = 0x1000_0000
 _PAGE = 0x1000
 
 
 def _synthetic_address(size, ptr):
-    limit = 1 << (8 * int(ptr))
-    taken = sorted((i.vmctx, i.vmctx + i.offsets.size_of_vmctx()) for i in LIVE.instances())
-    candidate = _SYNTHETIC_BASE
-    for start, end in taken:
-        if candidate + size <= start:
-            break
-        if end > candidate:
-            candidate = -(-end // _PAGE) * _PAGE
-    if candidate + size > limit:
-        raise ArgumentValueError(f"no synthetic address below {limit:#x} has room for {size} bytes")
-    return candidate
+    return LIVE.free_range(size, _SYNTHETIC_BASE, 1 << (8 * int(ptr)), _PAGE)
 
 
 class OwnedComponentInstance(ContextReader):
@@ -69,7 +60,7 @@ class OwnedComponentInstance(ContextReader):
         self._raw = self._buffer.raw
         self.vmctx = self._place(address, size)
         self._initialize_vmctx()
-        LIVE.add(self.vmctx, self)
+        LIVE.add(self._vmctx, self, size)
 
     # -- construction ---------------------------------------------------
 
@@ -103,12 +94,15 @@ class OwnedComponentInstance(ContextReader):
         """Write the bytes to `path` and the layout to `path + '.json'`, each atomically."""
         from ..dumps.dump import write_dump
 
+        if not isinstance(path, (str, bytes, os.PathLike)):
+            raise ArgumentTypeError(f"dump path must be a str or path-like, got {type(path).__name__} {path!r}")
+        self._live()
         return write_dump(self, path)
 
     def close(self):
         """Forget the memory; views taken earlier keep it alive, so nothing reads freed memory."""
         if self._raw is not None:
-            LIVE.remove(self.vmctx)
+            LIVE.remove(self._vmctx)
             self._raw = None
             self._buffer = None
 
@@ -120,7 +114,7 @@ class OwnedComponentInstance(ContextReader):
         self.close()
 
     def __repr__(self):
-        state = "closed" if self.closed else f"at {self.vmctx:#x}"
+        state = "closed" if self.closed else f"at {self._vmctx:#x}"
         return (f"<OwnedComponentInstance {state}, ptr={int(self.ptr)}, {self.byte_order}-endian, "
                 f"{self.offsets.size_of_vmctx()} bytes>")
 
@@ -145,7 +139,9 @@ class OwnedComponentInstance(ContextReader):
     def _check_value(self, call, arg, sub, value, null):
         """Argument `arg` of `call` for sub-field `sub`: its type, range and the Rust `null` rule."""
         if sub.kind != "ptr":
-            if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < 1 << 32:
+            if isinstance(value, bool) or not isinstance(value, int):
+                raise ArgumentTypeError(f"{call}: {arg} must be a u32 (an int), got {type(value).__name__} {value!r}")
+            if not 0 <= value < 1 << 32:
                 raise ArgumentValueError(f"{call}: {arg} must be a u32, got {value!r}")
             return value
         if value is None and null == "allowed":
@@ -198,7 +194,7 @@ def _setter(layout, spec):
         for kind, offset, value in writes:
             self._store_kind(kind, offset, value)
         for f, sub in own_vmctx:
-            self._store(starts[f] + self._sub_offset(fields[f], sub.name), self.vmctx)
+            self._store(starts[f] + self._sub_offset(fields[f], sub.name), self._vmctx)
 
     set_.__name__ = spec.name
     set_.__doc__ = f"`{signature}` as in {layout.name}'s runtime."
@@ -223,6 +219,10 @@ class VMComponentContext:
         Only contexts this package allocated are looked at: any other address
         is refused without reading it.
         """
+        if isinstance(address, bool) or not isinstance(address, int):
+            raise ArgumentTypeError(f"from_opaque: address must be an int, got {type(address).__name__} {address!r}")
+        if not 0 <= address < 1 << 64:
+            raise ArgumentValueError(f"from_opaque: address must be in [0, 2**64), got {address:#x}")
         inst = LIVE.get(address)
         if inst is None:
             owner = LIVE.containing(address)

@@ -4,7 +4,7 @@ import sys
 
 from .._native import ffi, lib
 from ..errors import ArgumentTypeError, ArgumentValueError
-from ..layouts.ptr import HostPtr
+from ..layouts.ptr import HostPtr, as_ptr_size
 from .initializer import Fill, check_offsets, fills_for
 from .reader import check_byte_order
 
@@ -39,6 +39,13 @@ def _c_value(i, fill):
             and 0 < fill.width <= 8 and -(1 << (8 * fill.width - 1)) <= value < 0:
         value += 1 << (8 * fill.width)
     return _word(i, fill, "value", value, _U64)
+
+
+def _fill_list(fills):
+    try:
+        return list(fills)
+    except TypeError:
+        raise ArgumentTypeError(f"fills must be an iterable of Fill, got {type(fills).__name__} {fills!r}") from None
 
 
 def _c_fills(fills):
@@ -85,7 +92,8 @@ def c_alloc_fills(size, fills, ptr_size=HostPtr):
     """
     if isinstance(size, bool) or not isinstance(size, int) or not 0 <= size < _U32:
         raise ArgumentValueError(f"size must be an int in [0, 2**32) (a u32), got {size!r}")
-    fills = list(fills)
+    ptr_size = as_ptr_size(ptr_size)
+    fills = _fill_list(fills)
     c_fills = _c_fills(fills)
     error = ffi.new("int *")
     bad = ffi.new("size_t *")
@@ -124,6 +132,8 @@ def c_alloc_init(offsets, store=None, *, header=None, debug_assertions=True, byt
 
 def c_fill_argv(fills):
     """Each fill as an `offset:count:stride:width:value` argv item (value in hex), as gdb_target reads them."""
+    fills = _fill_list(fills)
+    _c_fills(fills)  # the checks c_alloc_fills makes, so gdb_target gets nothing C would refuse
     return [f"{f.offset}:{f.count}:{f.stride}:{f.width}:{_c_value(i, f):#x}" for i, f in enumerate(fills)]
 
 

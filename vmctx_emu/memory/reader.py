@@ -63,9 +63,13 @@ def _getter(field):
             self._check_set(accessor, index, offset + self._sub_offset(field, sub_name),
                             "slot" if single else sub_name)
         if returns_address:
-            if self.vmctx is None:
+            vmctx = self._vmctx
+            if vmctx is None:
+                self._live()
                 raise VMContextError(f"{accessor}({index}): the context's address is unknown")
-            return self.vmctx + offset
+            if self._raw is None:
+                self._live()
+            return vmctx + offset
         values = [self._load_kind(s.kind, offset + self._sub_offset(field, s.name)) for s in etype.subfields]
         return values[0] if single else tuple_cls(*values)
 
@@ -102,7 +106,7 @@ class ContextReader:
     """Getters with the Rust names over `_raw` (a 'B' memoryview), for one target layout."""
 
     _raw = None
-    vmctx = None
+    _vmctx = None
     LAYOUT = None
     _flags_writable = False
     _setters_for = None  # layout -> {name: setter function}; None on read-only contexts
@@ -113,7 +117,7 @@ class ContextReader:
         if type(self).LAYOUT is not self.layout:
             self.__class__ = with_runtime(type(self), self.layout, type(self)._setters_for)
         if isinstance(component, Mapping):
-            unknown = sorted(set(component) - set(self.layout.count_names))
+            unknown = sorted(map(str, set(component) - set(self.layout.count_names)))
             if unknown:
                 raise LayoutError(f"{', '.join(unknown)} is not a count of {self.layout.name}; "
                                   f"its counts are {', '.join(self.layout.count_names)}")
@@ -158,6 +162,21 @@ class ContextReader:
     def closed(self):
         return self._raw is None
 
+    @property
+    def vmctx(self):
+        """The context's address (None for a dump taken without one).
+
+        Raises `ClosedError` after `close()`: a native call given the address
+        of freed memory would read it.
+        """
+        if self._raw is None:
+            self._live()
+        return self._vmctx
+
+    @vmctx.setter
+    def vmctx(self, address):
+        self._vmctx = address
+
     def layout_parameters(self):
         """Everything needed to read these bytes again, as plain JSON-ready data (pointers as hex)."""
         return {
@@ -181,16 +200,36 @@ class ContextReader:
     def to_bytes(self):
         return bytes(self._live())
 
+    def _region(self, name):
+        """Region `name` and its declared field; `UnknownRegionError` names the known regions."""
+        if not isinstance(name, str):
+            raise ArgumentTypeError(f"region name must be a str, got {type(name).__name__} {name!r}")
+        region = self.offsets.region(name)
+        return region, self.layout.field(name)
+
     def view(self, name):
         """A zero-copy numpy view of region `name` (as in `offsets.regions()`)."""
-        region = self.offsets.region(name)
-        return region_view(self._live(), region, self.layout.field(name).elem_type, self.ptr, self.byte_order)
+        raw = self._live()
+        region, field = self._region(name)
+        return region_view(raw, region, field.elem_type, self.ptr, self.byte_order)
 
     def subview(self, name, sub):
         """One sub-field of every element of region `name`, as a strided numpy view."""
-        field = self.layout.field(name)
-        return subfield_view(self._live(), self.offsets.region(name), field.elem_type, sub, self.ptr,
-                             self.byte_order)
+        raw = self._live()
+        region, field = self._region(name)
+        if not isinstance(sub, str):  # numpy would take an int as an element index
+            raise ArgumentTypeError(f"region {name!r} has no sub-field {sub!r}: sub-field names are str, got "
+                                    f"{type(sub).__name__}")
+        try:
+            return subfield_view(raw, region, field.elem_type, sub, self.ptr, self.byte_order)
+        except (ValueError, IndexError, KeyError, TypeError):
+            # numpy's own words for an unknown field name; checked here only when it failed (initialization
+            # takes a subview per store).
+            names = [s.name for s in field.elem_type.subfields]
+            if sub in names:
+                raise
+            raise ArgumentValueError(f"region {name!r} has no sub-field {sub!r}; its elements "
+                                     f"({field.elem_type.rust_name}) have {', '.join(names)}") from None
 
     def check_magic(self):
         """Raise `VMContextError` unless the u32 at offset 0 is `VMCOMPONENT_MAGIC`."""
@@ -230,5 +269,7 @@ class ContextReader:
 
     def instance_flags(self, index):
         """The flag global of component instance `index` (`may_leave` from v47)."""
+        if self._raw is None:
+            self._live()  # closed: that, before any complaint about the index
         offset = self.offsets.element_offset(self._flags_field.name, index)
         return self._flags_class(self, offset, index, self.byte_order)

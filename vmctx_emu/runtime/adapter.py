@@ -10,6 +10,7 @@ is restored.
 """
 
 import contextlib
+from collections.abc import Mapping
 import warnings
 import weakref
 from collections import namedtuple
@@ -57,10 +58,31 @@ FlagEvent = namedtuple("FlagEvent", "op instance bit old new")
 FlagEvent.__doc__ = "One flag access: op 'read' or 'write', the instance's label, the bit's name, old and new bit."
 
 
+def _flag_argument(what, value):
+    """A bool option: `"no"` or `None` must not pass for true or false, as a flag bit's must not."""
+    if value is not True and value is not False:
+        raise ArgumentTypeError(f"{what} must be a bool, got {type(value).__name__} {value!r}")
+    return value
+
+
+def _callable(what, f, *, optional=False):
+    """`f` if it can be called (or is None where `optional`), else an error naming the argument."""
+    if (f is None and optional) or callable(f):
+        return f
+    raise ArgumentTypeError(f"{what} must be callable{' or None' if optional else ''}, got {type(f).__name__} {f!r}")
+
+
 class _Recorder:
     def __init__(self, names):
         self.events = []
-        self.names = {flags.as_raw(): label for flags, label in (names or {}).items()}
+        if names is not None and not isinstance(names, Mapping):
+            raise ArgumentTypeError(f"recording(names=...) must map InstanceFlags to labels, got "
+                                    f"{type(names).__name__} {names!r}")
+        for flags in names or {}:
+            if not isinstance(flags, InstanceFlags):
+                raise ArgumentTypeError(f"recording(names=...): keys must be InstanceFlags "
+                                        f"(ctx.instance_flags(i)), got {type(flags).__name__} {flags!r}")
+        self.names = {flags.as_raw(): str(label) for flags, label in (names or {}).items()}
 
     def label(self, flags):
         address = flags.as_raw()
@@ -128,12 +150,15 @@ class FusedAdapter:
                                      f"{lift_flags._owner.wasmtime}: one adapter joins instances of one release")
         self.lower_flags = lower_flags
         self.lift_flags = lift_flags
-        self.called_as_export = bool(called_as_export)
-        self.post_return = post_return
-        self.debug_assertions = bool(debug_assertions)
+        self.called_as_export = _flag_argument("FusedAdapter called_as_export", called_as_export)
+        self.post_return = _callable("FusedAdapter post_return", post_return, optional=True)
+        self.debug_assertions = _flag_argument("FusedAdapter debug_assertions", debug_assertions)
 
     def call(self, callee, *args, lower_params=None, lift_results=None):
         """Run the adapter: flag checks, parameter translation, call, result translation, post-return."""
+        _callable("FusedAdapter.call callee", callee)
+        _callable("lower_params", lower_params, optional=True)
+        _callable("lift_results", lift_results, optional=True)
         lower, lift, p = self.lower_flags, self.lift_flags, self.protocol
         if lower._owner is lift._owner and lower.index == lift.index:
             raise Trap("same_instance", p.adapter_same_instance)
@@ -181,6 +206,9 @@ def host_call(flags, callee, *args, post_return=None, debug_assertions=True):
     trap, and `call` runs `post_return(*results)` itself with MAY_LEAVE clear.
     """
     p = protocol_of(flags)
+    _callable("host_call callee", callee)
+    _callable("host_call post_return", post_return, optional=True)
+    _flag_argument("host_call debug_assertions", debug_assertions)
     if not p.has_may_enter:
         return _host_call_v42(flags, callee, args, post_return)
     if post_return is not None:
@@ -226,6 +254,7 @@ def host_post_return(flags, post_return=None):
     From v42 it is a deprecated no-op, as in Rust (`host_call(post_return=...)` runs it).
     """
     p = protocol_of(flags)
+    _callable("host_post_return post_return", post_return, optional=True)
     if not p.has_may_enter:
         warnings.warn(f"Wasmtime {flags._owner.wasmtime}: post_return has no effect (Func::call runs the "
                       "post-return function: pass it as host_call(post_return=...))", DeprecationWarning,
