@@ -231,12 +231,13 @@ def dump32(tmp_path):
     return inst.dump(tmp_path / "be32.bin")
 
 
-@pytest.mark.parametrize("command", ["decode", "hexdump", "diff", "infer"])
-@pytest.mark.parametrize("ptr_args", [["--ptr-size", "4"], []], ids=["option", "sidecar"])
+@pytest.mark.parametrize("command, ptr_args", [
+    (command, ptr_args) for command in ("decode", "hexdump", "diff", "infer")
+    for ptr_args in (["--ptr-size", "4"], []) if ptr_args or command != "infer"  # infer needs --ptr-size
+])
 def test_address_beyond_32_bits_rejected_for_4_byte_pointers(dump32, command, ptr_args, capsys):
-    """Regression: a 4-byte-pointer dump took an address past 2**32 silently."""
-    if command == "infer" and not ptr_args:
-        pytest.skip("infer needs --ptr-size")
+    """Regression: a 4-byte-pointer dump took an address past 2**32 silently (the size from the option
+    or from the sidecar)."""
     argv = [command, dump32, *([dump32] if command == "diff" else []), *ptr_args, "--address", "0x100000000"]
     status, out, err = run(argv, capsys)
     one_line_error(status, out, err, "--address 0x100000000 does not fit a 4-byte pointer (at most 0xffffffff)")
@@ -326,3 +327,33 @@ def test_demo_dump_writes_the_readme_dumps(tmp_path, capsys):
     assert run(["diff", d / "ctx.bin", d / "before.bin"], capsys)[0] == 1
     status, out, _ = run(["diff", d / "before.bin", d / "after.bin", "--json"], capsys)
     assert status == 1 and {c["field"] for c in json.loads(out)["changes"]} >= {"flags[1]"}
+
+
+@pytest.mark.parametrize("argv, needle", [
+    (["--wasmtime", "21", "layout"], "--wasmtime is an option of decode, diff, hexdump, infer, layout, scan: "
+                                     "put it after the COMMAND"),
+    (["--json", "layout"], "--json is an option of decode, diff, infer, layout, scan"),
+    (["--ptr-size=8", "layout"], "--ptr-size is an option of"),
+])
+def test_command_option_before_the_command_says_where_it_goes(argv, needle, capsys):
+    """An option given before the command was "invalid choice: '21'"."""
+    status, out, err = run(argv, capsys)
+    one_line_error(status, out, err, needle)
+
+
+def test_os_error_is_one_line_naming_the_file(tmp_path, capsys):
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    status, out, err = run(["demo", "--dump", blocker / "sub"], capsys)
+    one_line_error(status, out, err, f"vmctx-emu demo: error: {blocker / 'sub'}: Not a directory")
+
+
+def test_memory_error_is_one_line(monkeypatch, capsys):
+    def exhausted(args, out):
+        raise MemoryError()
+
+    monkeypatch.setattr("vmctx_emu.cli.cmd_versions", exhausted)
+    status, out, err = run(["versions"], capsys)
+    one_line_error(status, out, err, "vmctx-emu versions: error: out of memory")
+    with pytest.raises(MemoryError):
+        main(["versions", "--traceback"])

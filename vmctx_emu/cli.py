@@ -66,15 +66,22 @@ def _release_runs(layouts):
     return ", ".join(runs)
 
 
-def _unrecognized_hints(parser, words):
-    """Where each unrecognized `--option` belongs: other releases' counts, or other commands."""
-    hints = []
+def _command_options(parser):
+    """Option string -> the commands that take it."""
     commands = {}
     for action in parser._actions:
         if isinstance(action, argparse._SubParsersAction):
             for name, sub in action.choices.items():
                 for option in sub._option_string_actions:
-                    commands.setdefault(option, []).append(name)
+                    if option not in ("-h", "--help"):
+                        commands.setdefault(option, []).append(name)
+    return commands
+
+
+def _unrecognized_hints(parser, words):
+    """Where each unrecognized `--option` belongs: other releases' counts, or other commands."""
+    hints = []
+    commands = _command_options(parser)
     for word in words:
         if not word.startswith("--"):
             continue
@@ -574,6 +581,11 @@ def main(argv=None, out=None):
         print(f"vmctx-emu: error: argument --wasmtime: {e}", file=sys.stderr)
         return 2
     parser = build_parser(layout, explicit=release is not None)
+    first = argv[0].split("=", 1)[0] if argv else ""
+    if first not in parser._option_string_actions and first in _command_options(parser):
+        print(f"vmctx-emu: error: {first} is an option of {', '.join(sorted(_command_options(parser)[first]))}: "
+              f"put it after the COMMAND (vmctx-emu COMMAND {first} ...)", file=sys.stderr)
+        return 2
     args = parser.parse_args(argv)
     if args.command is None:
         sys.stderr.write(parser.format_help() + "vmctx-emu: error: no COMMAND given; choose one of the above\n")
@@ -592,7 +604,7 @@ def main(argv=None, out=None):
             raise
         print(f"vmctx-emu {args.command}: interrupted", file=sys.stderr)
         return 130
-    except (VMCtxEmuError, OSError) as e:
+    except (VMCtxEmuError, OSError, MemoryError) as e:
         if traceback:
             raise
         print(f"vmctx-emu {args.command}: error: {_one_line(e)}", file=sys.stderr)
@@ -601,7 +613,11 @@ def main(argv=None, out=None):
 
 
 def _one_line(error):
-    """The error's message on one line (an OSError keeps its file name)."""
+    """The error's message on one line: an OSError as "FILE: reason", a MemoryError named as such."""
+    if isinstance(error, OSError) and error.strerror and error.filename is not None:
+        return f"{error.filename}: {error.strerror}"
+    if isinstance(error, MemoryError):
+        return f"out of memory{': ' + str(error) if str(error) else ''}"
     return " ".join(str(error).split()) or type(error).__name__
 
 
