@@ -132,3 +132,15 @@ def test_vmctx_command_huge_count_is_a_gdb_error(gdb, target, count):
     text = proc.stderr + proc.stdout
     assert "vmctx: cannot read the context of this layout (are the counts right?)" in text
     assert "Python Exception" not in text and "gdb.MemoryError" not in text
+
+
+def test_vmctx_command_help_prints_usage(gdb, target):
+    """`--help` after the address printed a JSON decoding error from gdb's Python."""
+    proc = run_gdb(gdb, target, "vmctx g_vmctx --help")
+    assert "Usage: vmctx ADDRESS" in proc.stdout and "Python Exception" not in proc.stderr
+
+
+def test_vmctx_command_takes_decode_options(gdb, target):
+    """`--byte-order` is decode's alone: it must not reach the layout query."""
+    proc = run_gdb(gdb, target, "vmctx g_vmctx --byte-order little " + " ".join(LAYOUT))
+    assert "VMCOMPONENT_MAGIC (ok)" in proc.stdout, proc.stderr

@@ -15,7 +15,7 @@ VMCOMPONENT_MAGIC = int("@VMCOMPONENT_MAGIC@")
 # counts of the chosen release) is passed to `layout` as well.
 DECODE_ONLY_FLAGS = ("--json", "--force")
 # Options that are not counts: without any count the shape is unknown.
-NOT_COUNTS = ("--wasmtime", "--ptr-size", "--json", "--force")
+NOT_COUNTS = ("--wasmtime", "--ptr-size", "--byte-order", "--address", "--json", "--force")
 
 
 def _run(args, rename=None):
@@ -34,7 +34,7 @@ def _has_counts(options):
     words = iter(options)
     for word in words:
         name = word.split("=", 1)[0]
-        if name in ("--wasmtime", "--ptr-size"):
+        if name in ("--wasmtime", "--ptr-size", "--byte-order", "--address"):
             if "=" not in word:
                 next(words, None)
         elif name.startswith("--") and name not in NOT_COUNTS:
@@ -52,8 +52,21 @@ def _read(inferior, address, size, what):
                            f"{e or type(e).__name__}") from None
 
 
+# Options of `decode` with a value that `layout` does not take.
+DECODE_ONLY_VALUED = ("--byte-order", "--address")
+
+
 def _layout_args(argv):
-    return [word for word in argv if word not in DECODE_ONLY_FLAGS]
+    """`argv` without what only `decode` takes (`--json`, `--byte-order big`, ...)."""
+    kept, words = [], iter(argv)
+    for word in words:
+        name = word.split("=", 1)[0]
+        if name in DECODE_ONLY_VALUED:
+            if "=" not in word:
+                next(words, None)
+        elif word not in DECODE_ONLY_FLAGS:
+            kept.append(word)
+    return kept
 
 
 class VmctxCommand(gdb.Command):
@@ -79,6 +92,9 @@ inferior's. The magic at offset 0 is checked before anything else is read."""
             raise gdb.GdbError("usage: vmctx ADDRESS [layout options]; see 'help vmctx'")
         address = int(gdb.parse_and_eval(expression).cast(gdb.lookup_type("unsigned long")))
         options = gdb.string_to_argv(dashes + rest) if dashes else []
+        if "--help" in options or "-h" in options:
+            gdb.write(self.__doc__ + "\n")
+            return
         if not _has_counts(options):
             raise gdb.GdbError("vmctx: give the component's counts after the address, e.g. "
                                "`vmctx ctx --lowerings 3 --instances 2` (absent counts are 0; "
