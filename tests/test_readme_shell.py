@@ -91,6 +91,8 @@ def test_readme_shell_block_runs(workdir, line, language, code, skip):
     if skip:
         pytest.skip(f"README line {line}: {skip}")
     missing = _needs(code)
+    if not (pathlib.Path(sys.prefix) / "bin" / "vmctx-emu").exists():
+        missing = f"the README's .venv/bin/vmctx-emu: tests run outside a venv with the package installed ({sys.prefix})"
     if missing:
         pytest.skip(missing)
     env = dict(os.environ, PATH=f"{pathlib.Path(sys.prefix) / 'bin'}{os.pathsep}{os.environ.get('PATH', '')}",
