@@ -10,7 +10,7 @@ import os
 import sys
 import textwrap
 
-from .errors import UnknownReleaseError, VMCtxEmuError
+from .errors import ArgumentValueError, UnknownReleaseError, VMCtxEmuError
 from .layouts.component import check_u32, count_option
 from .layouts.ptr import HostPtr, PtrSize
 from .layouts.releases import COUNT_ORDER, LAYOUTS, SEED, wasmtime_layout
@@ -148,8 +148,6 @@ def check_address_fits(address, ptr_size, what="--address"):
     """An address wider than the pointer size cannot be where the context was (4-byte pointers: 32 bits)."""
     bits = min(64, 8 * int(ptr_size))
     if address is not None and address >> bits:
-        from .errors import ArgumentValueError
-
         raise ArgumentValueError(f"{what} {address:#x} does not fit a {int(ptr_size)}-byte pointer "
                                  f"(at most {(1 << bits) - 1:#x})")
 
