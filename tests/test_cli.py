@@ -76,7 +76,6 @@ def test_ptr_size_host(capsys):
         (["layout", "--reallocs", "x"], "expected an int, got 'x'"),
         (["layout", "--instances", "268435456"], "size of flags"),
         (["layout", "--bogus"], "unrecognized arguments: --bogus"),
-        ([], "the following arguments are required: COMMAND"),
     ],
 )
 def test_bad_input_one_line_exit_2(capsys, argv, needle):

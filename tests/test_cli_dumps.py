@@ -79,7 +79,7 @@ def test_diff_lists_only_changed_fields(dumps, capsys):
     _, a, b = dumps
     status, out, _ = run(["diff", a, b], capsys)
     lines = out.splitlines()
-    assert status == 0 and len(lines) == 2
+    assert status == 1 and len(lines) == 2  # 1: they differ, as diff(1)
     assert lines[0].split()[:2] == ["32", "flags[0]"] and "-> 0x00000001 (MAY_LEAVE)" in lines[0]
     assert "memories[0]" in lines[1] and "(unset (debug poison)) -> 0x000000000000bee0" in lines[1]
     status, out, _ = run(["diff", a, b, "--json"], capsys)
@@ -87,7 +87,7 @@ def test_diff_lists_only_changed_fields(dumps, capsys):
     assert [c["field"] for c in changes] == ["flags[0]", "memories[0]"]
     assert changes[1]["old"]["value"] == "0xdeaddeadbeefbeef" and changes[1]["new"]["value"] == "0x000000000000bee0"
     status, out, _ = run(["diff", a, a], capsys)
-    assert out == "no differences\n"
+    assert status == 0 and out == "no differences\n"
 
 
 def test_diff_reports_padding_and_rejects_different_layouts(dumps, tmp_path, capsys):

@@ -95,3 +95,52 @@ def test_vmctx_command_passes_the_release_through(gdb, target):
     assert '"interpretation": "magic_ok"' in proc.stdout, proc.stderr
     proc = run_gdb(gdb, target, "vmctx g_vmctx --wasmtime 99 " + " ".join(LAYOUT))
     assert "not a supported release" in proc.stderr + proc.stdout
+
+
+def test_target_args_helper_matches_the_plan():
+    """`python -m vmctx_emu.gdb --target-args` prints what the README's gdb walk-through runs."""
+    proc = subprocess.run([sys.executable, "-m", "vmctx_emu.gdb", "--target-args", *LAYOUT, "--clear-may-enter", "0"],
+                          capture_output=True, text=True, check=True)
+    offsets = VMComponentOffsets(HostPtr, SHAPE)
+    assert proc.stdout.split() == ["--clear-may-enter", str(offsets.instance_flags(0)),
+                                   *c_initializer_argv(offsets, (0x1000, 0x2000))]
+
+
+@pytest.mark.parametrize("argv, needle", [
+    (["--target-args", "--ptr-size", "4"], "the target is built for this host"),
+    (["--target-args", "--wasmtime", "21"], "seed-layout contexts only"),
+    (["--target-args", "--lowerings", "-1"], "--lowerings must be in [0, 2**32)"),
+])
+def test_target_args_helper_bad_input_one_line(argv, needle):
+    proc = subprocess.run([sys.executable, "-m", "vmctx_emu.gdb", *argv], capture_output=True, text=True)
+    assert proc.returncode == 2 and proc.stdout == "" and proc.stderr.count("\n") == 1
+    assert needle in proc.stderr
+
+
+def test_vmctx_command_without_counts_asks_for_them(gdb, target):
+    """Regression: the error named the command's internal temp file (`/tmp/vmctx-gdb-*.bin`)."""
+    proc = run_gdb(gdb, target, "vmctx g_vmctx")
+    text = proc.stderr + proc.stdout
+    assert "vmctx: give the component's counts" in text
+    assert "vmctx-gdb-" not in text and "sidecar" not in text
+
+
+@pytest.mark.parametrize("count", ["40000000", "100000000"])
+def test_vmctx_command_huge_count_is_a_gdb_error(gdb, target, count):
+    """Regression: a count past the mapped memory leaked a raw `gdb.MemoryError` Python exception."""
+    proc = run_gdb(gdb, target, f"vmctx g_vmctx --lowerings {count}")
+    text = proc.stderr + proc.stdout
+    assert "vmctx: cannot read the context of this layout (are the counts right?)" in text
+    assert "Python Exception" not in text and "gdb.MemoryError" not in text
+
+
+def test_vmctx_command_help_prints_usage(gdb, target):
+    """`--help` after the address printed a JSON decoding error from gdb's Python."""
+    proc = run_gdb(gdb, target, "vmctx g_vmctx --help")
+    assert "Usage: vmctx ADDRESS" in proc.stdout and "Python Exception" not in proc.stderr
+
+
+def test_vmctx_command_takes_decode_options(gdb, target):
+    """`--byte-order` is decode's alone: it must not reach the layout query."""
+    proc = run_gdb(gdb, target, "vmctx g_vmctx --byte-order little " + " ".join(LAYOUT))
+    assert "VMCOMPONENT_MAGIC (ok)" in proc.stdout, proc.stderr

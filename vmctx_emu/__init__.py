@@ -11,7 +11,6 @@ from .constants import (
     VMCOMPONENT_MAGIC,
     VMCONTEXT_MAGIC,
 )
-from .dumps.dump import DumpError, load_dump
 from .errors import (
     ArgumentTypeError,
     ArgumentValueError,
@@ -25,9 +24,6 @@ from .errors import (
     VMContextError,
     VMCtxEmuError,
 )
-from .memory.flags import InstanceFlags
-from .memory.instance import OwnedComponentInstance, VMComponentContext
-from .memory.reader import VMLowering
 from .layouts.releases import Component, VMComponentOffsets, WasmtimeLayout, wasmtime_layout
 from .layouts.fields import Region
 from .layouts.ptr import (
@@ -40,6 +36,33 @@ from .layouts.ptr import (
     vmcaller_checked_anyfunc_type_index,
     vmcaller_checked_anyfunc_vmctx,
 )
+
+# Names whose modules need numpy are imported on first use (PEP 562), so that
+# `vmctx-emu --help`, `layout` and `versions` start without loading numpy.
+_LAZY = {
+    "DumpError": ".dumps.dump",
+    "load_dump": ".dumps.dump",
+    "InstanceFlags": ".memory.flags",
+    "OwnedComponentInstance": ".memory.instance",
+    "VMComponentContext": ".memory.instance",
+    "VMLowering": ".memory.reader",
+}
+
+
+def __getattr__(name):
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    from importlib import import_module
+
+    value = getattr(import_module(module, __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__():
+    return sorted(set(globals()) | set(_LAZY))
+
 
 __all__ = [
     "ArgumentTypeError",

@@ -1,19 +1,19 @@
-"""`vmctx-emu`: a thin command line over the package; all work is done by the library."""
+"""`vmctx-emu`: a thin command line over the package; all work is done by the library.
+
+Modules that need numpy (dumps, decoding, scanning) are imported inside the commands that use
+them, so `--help`, `layout` and `versions` start without numpy.
+"""
 
 import argparse
 import json
 import os
 import sys
+import textwrap
 
-from .describe import decoded_json, decoded_table, diff_json, diff_table, hexdump_lines
-from .dumps.decode import decode, padding_differences
-from .dumps.dump import DumpError, load_dump, read_dump_bytes
-from .dumps.infer import infer_releases
-from .errors import UnknownReleaseError, VMCtxEmuError
+from .errors import ArgumentValueError, UnknownReleaseError, VMCtxEmuError
 from .layouts.component import check_u32, count_option
 from .layouts.ptr import HostPtr, PtrSize
 from .layouts.releases import COUNT_ORDER, LAYOUTS, SEED, wasmtime_layout
-from .render import layout_json, layout_table
 
 __all__ = ["main", "add_layout_options", "count_option", "count_options"]
 
@@ -28,14 +28,73 @@ ALL_COUNT_NAMES = tuple(n for n in COUNT_ORDER if any(n in layout.count_names fo
 
 
 class _Parser(argparse.ArgumentParser):
-    """Bad arguments: one line on stderr and exit status 2, no usage dump; no abbreviated options."""
+    """Bad arguments: one line on stderr and exit status 2, no usage dump; no abbreviated options.
+
+    An unrecognized option that is a count of other releases, or an option of other commands, is
+    named with where it belongs, since the count options change with --wasmtime.
+    """
 
     def __init__(self, *args, **kwargs):
         kwargs.setdefault("allow_abbrev", False)
         super().__init__(*args, **kwargs)
+        self.layout = None  # the layout whose count options were offered (top-level parser only)
 
     def error(self, message):
+        if message.startswith("unrecognized arguments: ") and self.layout is not None:
+            message += "".join(f"; {hint}" for hint in _unrecognized_hints(self, message.split(": ", 1)[1].split()))
         self.exit(2, f"{self.prog}: error: {message}\n")
+
+
+def _release_runs(layouts):
+    """`layouts` (in release order) as contiguous runs: "L4 - L11 (v12.0.0 - v50.0.1)"."""
+    wanted = {id(layout) for layout in layouts}
+    indexes = [i for i, layout in enumerate(LAYOUTS) if id(layout) in wanted]
+    runs, start = [], None
+    for k, i in enumerate(indexes):
+        if start is None:
+            start = i
+        if k + 1 == len(indexes) or indexes[k + 1] != i + 1:
+            first, last = LAYOUTS[start], LAYOUTS[i]
+            if first.id == "seed" and last.id == "seed":
+                runs.append(first.name)
+            elif first.id == last.id:
+                runs.append(f"{first.id} ({first.range_text})")
+            else:
+                lo = first.range_text if first.id == "seed" else f"v{first.first}"
+                runs.append(f"{first.id} - {last.id} ({lo} - v{last.last})")
+            start = None
+    return ", ".join(runs)
+
+
+def _command_options(parser):
+    """Option string -> the commands that take it."""
+    commands = {}
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, sub in action.choices.items():
+                for option in sub._option_string_actions:
+                    if option not in ("-h", "--help"):
+                        commands.setdefault(option, []).append(name)
+    return commands
+
+
+def _unrecognized_hints(parser, words):
+    """Where each unrecognized `--option` belongs: other releases' counts, or other commands."""
+    hints = []
+    commands = _command_options(parser)
+    for word in words:
+        if not word.startswith("--"):
+            continue
+        option = word.split("=", 1)[0]
+        names = [n for n in COUNT_ORDER if f"--{count_option(n)}" == option]
+        having = [layout for layout in LAYOUTS if any(n in layout.count_names for n in names)]
+        if having:
+            hints.append(f"{option} is a count of {_release_runs(having)}, not of {parser.layout.name}: "
+                         "choose one of those with --wasmtime VERSION (`vmctx-emu versions` lists each "
+                         "release's counts)")
+        elif option in commands:
+            hints.append(f"{option} is an option of {', '.join(sorted(set(commands[option])))}")
+    return hints
 
 
 def _ptr_size(text):
@@ -72,14 +131,25 @@ def _pid(text):
     return value
 
 
+ADDRESS_MAX = 2**64 - 1
+
+
 def _address(text):
     try:
         value = int(text, 0)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected an int such as 0x7f0012340000, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"an address cannot be negative, got {text}")
+    if not 0 <= value <= ADDRESS_MAX:
+        raise argparse.ArgumentTypeError(f"an address is in [0, {ADDRESS_MAX:#x}] (64 bits), got {text}")
     return value
+
+
+def check_address_fits(address, ptr_size, what="--address"):
+    """An address wider than the pointer size cannot be where the context was (4-byte pointers: 32 bits)."""
+    bits = min(64, 8 * int(ptr_size))
+    if address is not None and address >> bits:
+        raise ArgumentValueError(f"{what} {address:#x} does not fit a {int(ptr_size)}-byte pointer "
+                                 f"(at most {(1 << bits) - 1:#x})")
 
 
 def add_layout_options(parser, layout=SEED, for_dump=False):
@@ -129,8 +199,14 @@ def _counts(args):
 
 
 def load_from_args(args, path):
-    return load_dump(path, ptr=args.ptr_size, byte_order=args.byte_order, counts=_counts(args),
-                     address=args.address, check_magic=not args.force, wasmtime=args.wasmtime)
+    from .dumps.dump import load_dump
+
+    if args.ptr_size is not None:
+        check_address_fits(args.address, args.ptr_size)
+    ctx = load_dump(path, ptr=args.ptr_size, byte_order=args.byte_order, counts=_counts(args),
+                    address=args.address, check_magic=not args.force, wasmtime=args.wasmtime)
+    check_address_fits(args.address, ctx.offsets.ptr, f"{path}: --address")
+    return ctx
 
 
 def offsets_from_args(args):
@@ -138,21 +214,35 @@ def offsets_from_args(args):
 
 
 def cmd_layout(args, out):
+    from .render import layout_json, layout_table
+
     offsets = offsets_from_args(args)
     out.write((layout_json(offsets) if args.json else layout_table(offsets)) + "\n")
 
 
 def cmd_decode(args, out):
+    """Exit status 1 with --strict when the decode reports anomalies."""
+    from .describe import decoded_json, decoded_table
+    from .dumps.decode import decode
+
     decoded = decode(load_from_args(args, args.dump))
     out.write((decoded_json(decoded) if args.json else decoded_table(decoded)) + "\n")
+    return 1 if args.strict and decoded.anomalies else 0
 
 
 def cmd_hexdump(args, out):
+    from .describe import hexdump_lines
+
     for line in hexdump_lines(load_from_args(args, args.dump)):
         out.write(line + "\n")
 
 
 def cmd_diff(args, out):
+    """Exit status as diff(1): 0 when the dumps decode the same, 1 when they differ."""
+    from .describe import diff_json, diff_rows, diff_table
+    from .dumps.decode import decode, padding_differences
+    from .dumps.dump import DumpError
+
     old, new = load_from_args(args, args.old), load_from_args(args, args.new)
     if old.offsets.regions() != new.offsets.regions():
         raise DumpError(
@@ -163,9 +253,14 @@ def cmd_diff(args, out):
     a, b = decode(old), decode(new)
     padding = padding_differences(a, b)
     out.write((diff_json(a, b, padding) if args.json else diff_table(a, b, padding)) + "\n")
+    return 1 if padding or next(diff_rows(a, b), None) is not None else 0
 
 
 def cmd_infer(args, out):
+    from .dumps.dump import read_dump_bytes
+    from .dumps.infer import infer_releases
+
+    check_address_fits(args.address, args.ptr_size)
     data = read_dump_bytes(args.dump)
     only = None if args.wasmtime is None else [args.layout]
     counts = {name: getattr(args, name) for name in _infer_count_names(args) if getattr(args, name) is not None}
@@ -267,20 +362,84 @@ class _ProgressLine:
             self.shown = None
 
 
+VERSIONS_WIDTH = 80
+
+
 def cmd_versions(args, out):
-    rows = [("id", "releases", "what changes on entry", "counts")]
+    """One block per layout, wrapped to 80 columns: id and releases, what changes, count options."""
+    indent = " " * 6
     for layout in LAYOUTS:
-        rows.append((layout.id, layout.range_text, layout.changes,
-                     " ".join(f"--{count_option(n)}" for n in layout.count_names)))
-    widths = [max(len(r[i]) for r in rows) for i in range(3)]
-    for row in rows:
-        out.write("  ".join(cell.ljust(w) for cell, w in zip(row, widths)) + "  " + row[3] + "\n")
+        out.write(f"{layout.id:<5} {layout.range_text}\n")
+        for text in (layout.changes,
+                     "counts: " + " ".join(f"--{count_option(n)}" for n in layout.count_names)):
+            out.write(textwrap.fill(text, VERSIONS_WIDTH, initial_indent=indent, subsequent_indent=indent + "  ",
+                                    break_long_words=False, break_on_hyphens=False) + "\n")
+    out.write("Choose one with --wasmtime VERSION: 0.40.1, v21.0.2, 21 (the newest 21.x), seed.\n")
+
+
+DEMO_STORE = (0x5555_0000_1000, 0x5555_0000_2000)
+
+
+def write_demo_dumps(directory, out):
+    """ctx.bin (as initialized), before.bin (a few slots set), after.bin (later): the dumps the README uses."""
+    from .demo import SAMPLE_COMPONENT
+    from .memory.instance import OwnedComponentInstance
+    from .memory.reader import VMLowering
+
+    os.makedirs(directory, exist_ok=True)
+    with OwnedComponentInstance(SAMPLE_COMPONENT, store=DEMO_STORE) as inst:
+        paths = [inst.dump(os.path.join(directory, "ctx.bin"))]
+        inst.set_runtime_memory(0, 0x7000_0000_1000)
+        inst.set_lowering(0, VMLowering(callee=0x6000_0000_0100, data=0x6000_0000_0200), 0x6000_0000_0300, 17)
+        paths.append(inst.dump(os.path.join(directory, "before.bin")))
+        inst.set_always_trap(0, 0x6000_0000_0400, 18)
+        inst.instance_flags(1).may_enter = False
+        inst.instance_flags(1).needs_post_return = True
+        paths.append(inst.dump(os.path.join(directory, "after.bin")))
+    for path in paths:
+        out.write(f"wrote {path} and {path}.json\n")
 
 
 def cmd_demo(args, out):
+    if args.dump is not None:
+        return write_demo_dumps(args.dump, out)
     from .demo import run_demo
 
     run_demo(out)
+
+
+class _VersionAction(argparse.Action):
+    """`--version`: the package's version and the releases it knows, computed only when asked."""
+
+    def __init__(self, option_strings, dest=argparse.SUPPRESS, default=argparse.SUPPRESS, help=None):
+        super().__init__(option_strings, dest=dest, default=default, nargs=0, help=help)
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        sys.stdout.write(version_text() + "\n")
+        parser.exit(0)
+
+
+def version_text():
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        mine = version("vmctx-emu")
+    except PackageNotFoundError:
+        mine = "unknown (not installed)"
+    newest = LAYOUTS[-1]
+    return (f"vmctx-emu {mine}; Wasmtime layouts: seed (commit 97894bc65e) and v{LAYOUTS[1].first} - "
+            f"v{newest.last} (newest known release: {newest.last})")
+
+
+EPILOG = """\
+Each command's options: vmctx-emu COMMAND --help.
+
+exit status:
+  0    success
+  1    `diff`: the dumps differ; `decode --strict`: anomalies; `infer`: no layout fits
+  2    bad input (one line on stderr; --traceback shows the Python traceback)
+  141  the reader of the output went away (`vmctx-emu hexdump big.bin | head -1`)
+"""
 
 
 def build_parser(layout=SEED, explicit=False):
@@ -288,47 +447,60 @@ def build_parser(layout=SEED, explicit=False):
     parser = _Parser(
         prog="vmctx-emu",
         description="Emulate and inspect Wasmtime's VMComponentContext memory.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--traceback", action="store_true", help="show a traceback on errors")
+    parser.layout = layout
+    parser.add_argument("--traceback", action="store_true",
+                        help="show the Python traceback on errors (accepted anywhere on the line)")
+    parser.add_argument("--version", action=_VersionAction,
+                        help="print the package version and the newest Wasmtime release it knows")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
-    sub.required = True
 
-    p = sub.add_parser("layout", help="print the field layout for a pointer size and shape")
+    def command(name, help, **kwargs):
+        return sub.add_parser(name, help=help, description=help[0].upper() + help[1:] + ".", **kwargs)
+
+    p = command("layout", "print the field layout for a pointer size and shape")
     add_layout_options(p, layout)
     p.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
     p.set_defaults(func=cmd_layout)
 
-    p = sub.add_parser("decode", help="decode a dump into fields, values and anomalies")
+    p = command("decode", "decode a dump into fields, values and anomalies",
+                epilog="exit status: 0; 1 with --strict when there are anomalies; 2 bad input")
     p.add_argument("dump", help="the raw context bytes (sidecar DUMP.json read if present)")
     add_layout_options(p, layout, for_dump=True)
     p.add_argument("--json", action="store_true", help="print JSON records instead of a table")
+    p.add_argument("--strict", action="store_true", help="exit with status 1 when there are anomalies")
     p.set_defaults(func=cmd_decode)
 
-    p = sub.add_parser("hexdump", help="hexdump -C style lines with field names in the margin")
+    p = command("hexdump", "hexdump -C style lines with field names in the margin")
     p.add_argument("dump", help="the raw context bytes (sidecar DUMP.json read if present)")
     add_layout_options(p, layout, for_dump=True)
     p.set_defaults(func=cmd_hexdump)
 
-    p = sub.add_parser("diff", help="the fields that differ between two dumps of one layout")
+    p = command("diff", "the fields that differ between two dumps of one layout",
+                epilog="exit status, as diff(1): 0 the dumps decode the same; 1 they differ; 2 bad input")
     p.add_argument("old", help="the earlier dump")
     p.add_argument("new", help="the later dump, of the same layout")
     add_layout_options(p, layout, for_dump=True)
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     p.set_defaults(func=cmd_diff)
 
-    p = sub.add_parser("infer", help="release layouts and component shapes that fit a dump, most plausible first")
+    p = command("infer", "release layouts and component shapes that fit a dump, most plausible first",
+                epilog="exit status: 0 some layout fits; 1 none fits; 2 bad input")
     p.add_argument("dump", help="the raw context bytes")
     p.add_argument("--wasmtime", default=None, metavar="VERSION",
                    help="check only this release's layout (default: every release); "
                         "the count options below are then that release's")
     p.add_argument("--ptr-size", type=_ptr_size, required=True, metavar="N|host", help="pointer size in bytes")
     p.add_argument("--byte-order", choices=("little", "big"), default=sys.byteorder,
-                   help=f"default: this host's ({sys.byteorder})")
+                   help=f"byte order of the dump (default: this host's, {sys.byteorder})")
     p.add_argument("--address", type=_address, default=None,
                    help="the context's address, if known (every set vmctx must equal it)")
     p.add_argument("--release", action="store_true",
                    help="the dump is of a release build (unset slots are zero, not INVALID_PTR)")
-    p.add_argument("--limit", type=_u32("limit"), default=20, help="candidate shapes to list per release (default 20)")
+    p.add_argument("--limit", type=_u32("limit"), default=20, metavar="N",
+                   help="candidate shapes to list per release (default 20; a u32)")
     p.add_argument("--json", action="store_true", help="print one JSON object instead of text")
     known = p.add_argument_group("known counts (narrow the candidates)")
     for name in (layout.count_names if explicit else ALL_COUNT_NAMES):
@@ -336,7 +508,7 @@ def build_parser(layout=SEED, explicit=False):
                            metavar="N", help=f"{name} is N")
     p.set_defaults(func=cmd_infer)
 
-    p = sub.add_parser("scan", help="find and decode every component context in a live Wasmtime process or core")
+    p = command("scan", "find and decode every component context in a live Wasmtime process or core")
     target = p.add_mutually_exclusive_group(required=True)
     target.add_argument("--pid", type=_pid, metavar="PID", help="a running process (read-only, never stopped)")
     target.add_argument("--core", metavar="FILE", help="a core file (ELF; gzip-compressed is read too)")
@@ -345,10 +517,13 @@ def build_parser(layout=SEED, explicit=False):
     p.add_argument("--json", action="store_true", help="print one JSON object instead of tables")
     p.set_defaults(func=cmd_scan)
 
-    p = sub.add_parser("versions", help="the supported Wasmtime releases and their count options")
+    p = command("versions", "the supported Wasmtime releases and their count options")
     p.set_defaults(func=cmd_versions)
 
-    p = sub.add_parser("demo", help="show the package at work on built-in defaults")
+    p = command("demo", "show the package at work on built-in defaults")
+    p.add_argument("--dump", metavar="DIR", default=None,
+                   help="instead, write the demo's dumps into DIR: ctx.bin (as initialized), before.bin "
+                        "(a few slots set), after.bin (later), each with its .json sidecar")
     p.set_defaults(func=cmd_demo)
     return parser
 
@@ -371,30 +546,77 @@ def requested_release(argv):
     return values[0] if values else None
 
 
+def take_traceback_flag(argv):
+    """(argv without `--traceback`, whether it was given): the flag is accepted before or after the command."""
+    end = argv.index("--") if "--" in argv else len(argv)
+    rest = [word for word in argv[:end] if word != "--traceback"] + argv[end:]
+    return rest, len(rest) != len(argv)
+
+
+# 128 + SIGPIPE: what a shell reports for a tool the kernel stopped on a closed pipe (`cat big | head -1`).
+EXIT_BROKEN_PIPE = 141
+
+
+def _quiet_stdout():
+    """Point stdout at /dev/null so the interpreter's final flush cannot fail again on the closed pipe."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError, AttributeError):  # no real stdout (captured): nothing to flush
+        pass
+
+
 def main(argv=None, out=None):
-    """Run the CLI; returns the exit status (0; 1 when `infer` finds nothing; 2 for bad input)."""
+    """Run the CLI; returns the exit status (0; 1 as each command documents; 2 bad input; 141 broken pipe)."""
     out = sys.stdout if out is None else out
-    argv = sys.argv[1:] if argv is None else list(argv)
+    argv, traceback = take_traceback_flag(sys.argv[1:] if argv is None else list(argv))
     try:
         release = requested_release(argv)
         layout = wasmtime_layout(release or "seed")
     except VMCtxEmuError as e:
+        if traceback:
+            raise
         print(f"vmctx-emu: error: argument --wasmtime: {e}", file=sys.stderr)
         return 2
-    args = build_parser(layout, explicit=release is not None).parse_args(argv)
+    parser = build_parser(layout, explicit=release is not None)
+    first = argv[0].split("=", 1)[0] if argv else ""
+    if first not in parser._option_string_actions and first in _command_options(parser):
+        print(f"vmctx-emu: error: {first} is an option of {', '.join(sorted(_command_options(parser)[first]))}: "
+              f"put it after the COMMAND (vmctx-emu COMMAND {first} ...)", file=sys.stderr)
+        return 2
+    args = parser.parse_args(argv)
+    if args.command is None:
+        sys.stderr.write(parser.format_help() + "vmctx-emu: error: no COMMAND given; choose one of the above\n")
+        return 2
     args.layout = layout
     try:
         status = args.func(args, out)
+        out.flush()
     except BrokenPipeError:
         # The reader went away (`| head`): stop quietly, as cat(1) does.
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        return 0
-    except VMCtxEmuError as e:
-        if args.traceback:
+        if out is sys.stdout:
+            _quiet_stdout()
+        return EXIT_BROKEN_PIPE
+    except KeyboardInterrupt:
+        if traceback:
             raise
-        print(f"vmctx-emu {args.command}: error: {e}", file=sys.stderr)
+        print(f"vmctx-emu {args.command}: interrupted", file=sys.stderr)
+        return 130
+    except (VMCtxEmuError, OSError, MemoryError) as e:
+        if traceback:
+            raise
+        print(f"vmctx-emu {args.command}: error: {_one_line(e)}", file=sys.stderr)
         return 2
     return status or 0
+
+
+def _one_line(error):
+    """The error's message on one line: an OSError as "FILE: reason", a MemoryError named as such."""
+    if isinstance(error, OSError) and error.strerror and error.filename is not None:
+        return f"{error.filename}: {error.strerror}"
+    if isinstance(error, MemoryError):
+        return f"out of memory{': ' + str(error) if str(error) else ''}"
+    return " ".join(str(error).split()) or type(error).__name__
 
 
 if __name__ == "__main__":

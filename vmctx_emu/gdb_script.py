@@ -14,25 +14,68 @@ VMCOMPONENT_MAGIC = int("@VMCOMPONENT_MAGIC@")
 # Options that only `decode` takes; everything else (--wasmtime, --ptr-size, the
 # counts of the chosen release) is passed to `layout` as well.
 DECODE_ONLY_FLAGS = ("--json", "--force")
+# Options that are not counts: without any count the shape is unknown.
+NOT_COUNTS = ("--wasmtime", "--ptr-size", "--byte-order", "--address", "--json", "--force")
 
 
-def _run(args):
+def _run(args, rename=None):
+    """Run vmctx-emu; its error becomes a gdb error, with our temp file named as what it holds."""
     proc = subprocess.run([PYTHON, "-m", "vmctx_emu", *args], capture_output=True, text=True)
     if proc.returncode:
-        raise gdb.GdbError(proc.stderr.strip() or f"vmctx-emu exited with {proc.returncode}")
+        message = proc.stderr.strip() or f"vmctx-emu exited with {proc.returncode}"
+        for old, new in (rename or {}).items():
+            message = message.replace(old, new)
+        raise gdb.GdbError(message)
     return proc.stdout
 
 
+def _has_counts(options):
+    """Whether any option besides the release, pointer size and output flags is given."""
+    words = iter(options)
+    for word in words:
+        name = word.split("=", 1)[0]
+        if name in ("--wasmtime", "--ptr-size", "--byte-order", "--address"):
+            if "=" not in word:
+                next(words, None)
+        elif name.startswith("--") and name not in NOT_COUNTS:
+            return True
+    return False
+
+
+def _read(inferior, address, size, what):
+    """`size` bytes at `address`; the last byte is probed first, so a huge wrong size fails at once."""
+    try:
+        inferior.read_memory(address + size - 1, 1)
+        return bytes(inferior.read_memory(address, size))
+    except (gdb.MemoryError, MemoryError, OverflowError, ValueError) as e:
+        raise gdb.GdbError(f"vmctx: cannot read {what} ({size} bytes at {address:#x}..{address + size:#x}): "
+                           f"{e or type(e).__name__}") from None
+
+
+# Options of `decode` with a value that `layout` does not take.
+DECODE_ONLY_VALUED = ("--byte-order", "--address")
+
+
 def _layout_args(argv):
-    return [word for word in argv if word not in DECODE_ONLY_FLAGS]
+    """`argv` without what only `decode` takes (`--json`, `--byte-order big`, ...)."""
+    kept, words = [], iter(argv)
+    for word in words:
+        name = word.split("=", 1)[0]
+        if name in DECODE_ONLY_VALUED:
+            if "=" not in word:
+                next(words, None)
+        elif word not in DECODE_ONLY_FLAGS:
+            kept.append(word)
+    return kept
 
 
 class VmctxCommand(gdb.Command):
     """Decode the VMComponentContext at ADDRESS.
 
-Usage: vmctx ADDRESS [--wasmtime VERSION] [--ptr-size N] [count options] [--json]
-The count options are those of the release (`vmctx-emu versions` lists them;
-seed: --lowerings --memories --reallocs --post-returns --instances --always-trap).
+Usage: vmctx ADDRESS [--wasmtime VERSION] [--ptr-size N] count options [--json] [--force]
+At least one count option is needed (absent ones are 0). They are those of the
+release (`vmctx-emu versions` lists them; seed: --lowerings --memories
+--reallocs --post-returns --instances --always-trap).
 ADDRESS is any gdb expression (everything before the first option). The pointer size and byte order default to the
 inferior's. The magic at offset 0 is checked before anything else is read."""
 
@@ -49,26 +92,31 @@ inferior's. The magic at offset 0 is checked before anything else is read."""
             raise gdb.GdbError("usage: vmctx ADDRESS [layout options]; see 'help vmctx'")
         address = int(gdb.parse_and_eval(expression).cast(gdb.lookup_type("unsigned long")))
         options = gdb.string_to_argv(dashes + rest) if dashes else []
+        if "--help" in options or "-h" in options:
+            gdb.write(self.__doc__ + "\n")
+            return
+        if not _has_counts(options):
+            raise gdb.GdbError("vmctx: give the component's counts after the address, e.g. "
+                               "`vmctx ctx --lowerings 3 --instances 2` (absent counts are 0; "
+                               "`vmctx-emu versions` lists each release's count options)")
         if "--ptr-size" not in options:
             options += ["--ptr-size", str(gdb.lookup_type("void").pointer().sizeof)]
         byte_order = "big" if "big endian" in gdb.execute("show endian", to_string=True) else "little"
         inferior = gdb.selected_inferior()
-        try:
-            magic = bytes(inferior.read_memory(address, 4))
-        except gdb.MemoryError as e:
-            raise gdb.GdbError(f"vmctx: cannot read {address:#x}: {e}") from None
+        magic = _read(inferior, address, 4, "the magic")
         if int.from_bytes(magic, byte_order) != VMCOMPONENT_MAGIC:
             raise gdb.GdbError(
                 f"vmctx: no VMComponentContext at {address:#x}: found bytes {magic.hex(' ')} "
                 f"({magic!r}), expected the magic b'comp'"
             )
         size = json.loads(_run(["layout", "--json", *_layout_args(options)]))["size_of_vmctx"]
-        data = bytes(inferior.read_memory(address, size))
+        data = _read(inferior, address, size, "the context of this layout (are the counts right?)")
         fd, path = tempfile.mkstemp(prefix="vmctx-gdb-", suffix=".bin")
         try:
             with os.fdopen(fd, "wb") as f:
                 f.write(data)
-            gdb.write(_run(["decode", path, "--byte-order", byte_order, "--address", hex(address), *options]))
+            gdb.write(_run(["decode", path, "--byte-order", byte_order, "--address", hex(address), *options],
+                           rename={path: f"the {size} bytes at {address:#x}"}))
         finally:
             os.unlink(path)
 
