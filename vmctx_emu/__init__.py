@@ -11,7 +11,6 @@ from .constants import (
     VMCOMPONENT_MAGIC,
     VMCONTEXT_MAGIC,
 )
-from .dumps.dump import DumpError, load_dump
 from .errors import (
     ArgumentTypeError,
     ArgumentValueError,
@@ -25,21 +24,47 @@ from .errors import (
     VMContextError,
     VMCtxEmuError,
 )
-from .memory.flags import InstanceFlags
-from .memory.instance import OwnedComponentInstance, VMComponentContext
-from .memory.reader import VMLowering
-from .layouts.releases import Component, VMComponentOffsets, WasmtimeLayout, wasmtime_layout
-from .layouts.fields import Region
-from .layouts.ptr import (
-    HostPtr,
-    PtrSize,
-    invalid_ptr,
-    size_of_vmcaller_checked_anyfunc,
-    size_of_vmglobal_definition,
-    vmcaller_checked_anyfunc_func_ptr,
-    vmcaller_checked_anyfunc_type_index,
-    vmcaller_checked_anyfunc_vmctx,
-)
+
+# Everything else is imported on first use (PEP 562), so that `import vmctx_emu`
+# (and so every CLI command) does not pay for numpy and the memory emulation
+# unless it needs them.
+_LAZY = {
+    "DumpError": "dumps.dump",
+    "load_dump": "dumps.dump",
+    "InstanceFlags": "memory.flags",
+    "OwnedComponentInstance": "memory.instance",
+    "VMComponentContext": "memory.instance",
+    "VMLowering": "memory.reader",
+    "Component": "layouts.releases",
+    "VMComponentOffsets": "layouts.releases",
+    "WasmtimeLayout": "layouts.releases",
+    "wasmtime_layout": "layouts.releases",
+    "Region": "layouts.fields",
+    "HostPtr": "layouts.ptr",
+    "PtrSize": "layouts.ptr",
+    "invalid_ptr": "layouts.ptr",
+    "size_of_vmcaller_checked_anyfunc": "layouts.ptr",
+    "size_of_vmglobal_definition": "layouts.ptr",
+    "vmcaller_checked_anyfunc_func_ptr": "layouts.ptr",
+    "vmcaller_checked_anyfunc_type_index": "layouts.ptr",
+    "vmcaller_checked_anyfunc_vmctx": "layouts.ptr",
+}
+
+
+def __getattr__(name):
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    from importlib import import_module
+
+    value = getattr(import_module(f".{module}", __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__():
+    return sorted(set(globals()) | set(_LAZY))
+
 
 __all__ = [
     "ArgumentTypeError",
