@@ -144,7 +144,17 @@ def cmd_layout(args, out):
 
 def cmd_decode(args, out):
     decoded = decode(load_from_args(args, args.dump))
-    out.write((decoded_json(decoded) if args.json else decoded_table(decoded)) + "\n")
+    if args.json:
+        out.write(decoded_json(decoded) + "\n")
+        return
+    from .describe import decoded_table_chunks
+
+    # Streamed: a large dump never becomes one string; bytes straight to a binary stream if there is one.
+    binary = getattr(out, "buffer", None)
+    if binary is not None:
+        out.flush()
+    for chunk in decoded_table_chunks(decoded, binary=binary is not None):
+        (binary or out).write(chunk)
 
 
 def cmd_hexdump(args, out):
