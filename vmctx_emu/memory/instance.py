@@ -18,6 +18,8 @@ __all__ = ["OwnedComponentInstance", "VMComponentContext", "VMLowering"]
 # Synthetic addresses for emulated targets start here and are handed out first-fit.
 _SYNTHETIC_BASE = 0x1000_0000
 _PAGE = 0x1000
+# Fills of at most this many stores are written as ints, larger ones through numpy.
+_SMALL_FILL = 64
 
 
 def _synthetic_address(size, ptr):
@@ -94,8 +96,18 @@ class OwnedComponentInstance(ContextReader):
 
     def _initialize_vmctx(self):
         """`initialize_vmctx`: the plan C's initializer applies too (magic, headers, flags, poison)."""
+        raw, native, words = self._raw, self.byte_order == sys.byteorder, {}
         for fill in initial_fills(self.layout, self.offsets, self._header, self.debug_assertions):
-            self.subview(fill.field, fill.sub)[:] = fill.value
+            w = fill.width
+            if native and fill.count <= _SMALL_FILL and w in (4, 8) and not fill.offset % w and not fill.stride % w:
+                # A few stores: plain int stores through a word view beat building a numpy view.
+                view = words.get(w) or words.setdefault(w, raw[: len(raw) - len(raw) % w].cast("Q" if w == 8 else "I"))
+                value = fill.value & ((1 << (8 * w)) - 1)  # an i32 flag word as its unsigned bits
+                start, step = fill.offset // w, fill.stride // w
+                for i in range(start, start + fill.count * step, step):
+                    view[i] = value
+            else:
+                self.subview(fill.field, fill.sub)[:] = fill.value
 
     # -- lifetime -------------------------------------------------------
 
