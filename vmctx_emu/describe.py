@@ -138,9 +138,15 @@ _BLANK4 = np.frombuffer(b"    ", np.uint32)[0]
 
 def _dec8(values, spaced=False):
     """(len(values), 8) ASCII of `values` < 10**8: zero-padded, or right-aligned in spaces (`{:8d}`)."""
-    hi, lo = np.divmod(values.astype(np.int64), 10_000)
+    hi, lo = np.divmod(values.astype(np.int32), 10_000)
     out = np.empty((len(values), 2), np.uint32)
-    if spaced:
+    if spaced and len(values) and hi.min() > 0:  # all of eight digits' width: no blanks
+        out[:, 0] = _DEC4_SPACED[hi]
+        out[:, 1] = _DEC4[lo]
+    elif spaced and len(values) and hi.max() == 0:  # all of four digits or fewer
+        out[:, 0] = _BLANK4
+        out[:, 1] = _DEC4_SPACED[lo]
+    elif spaced:
         out[:, 0] = np.where(hi > 0, _DEC4_SPACED[hi], _BLANK4)
         out[:, 1] = np.where(hi > 0, _DEC4[lo], _DEC4_SPACED[lo])
     else:
@@ -223,22 +229,48 @@ def _render_run(decoded, field, region, first, values, codes, sub_offsets, a, b,
         template.append(line)
         at += len(line)
     row = np.frombuffer("".join(template).encode("ascii"), np.uint8)
-    mat = np.empty((m, len(row)), np.uint8)
-    mat[:] = row
-    index_digits = _digits(index, ndig)
+    variable = np.zeros(len(row), bool)
+    for _, pos, count, _ in fills:
+        variable[pos:pos + count] = True
+    mat = np.tile(row, (m, 1))
+    index_words = _dec8(index).reshape(-1).view(np.uint64)
     element_offsets = region.offset + index * region.elem_size
     for kind, pos, count, extra in fills:
         if kind == "offset":
-            mat[:, pos:pos + count] = _dec8(element_offsets + extra, spaced=True)
+            _put(mat, row, variable, pos, count, _dec8(element_offsets + extra, spaced=True).reshape(-1).view(np.uint64))
         elif kind == "index":
-            mat[:, pos:pos + count] = index_digits
+            _put(mat, row, variable, pos, count, index_words)
         elif kind == "hex":
             v, width = extra
             big = v.astype(">u8").view(np.uint8).reshape(m, 8)[:, 8 - width:]
-            mat[:, pos:pos + count] = _HEX[big].reshape(m, count)
+            words = _HEX[big].reshape(m, count).view(np.uint64)  # 8 hex digits per word
+            for j in range(count // 8):
+                _put(mat, row, variable, pos + 8 * j, 8, np.ascontiguousarray(words[:, j]))
+        elif count <= 8:
+            _put(mat, row, variable, pos, count, _dec8(extra).reshape(-1).view(np.uint64))
         else:
             mat[:, pos:pos + count] = _digits(extra, count)
     return mat
+
+
+def _put(mat, row, variable, pos, count, words):
+    """Write the last `count` characters of each row's 8-character word at column `pos` of `mat`.
+
+    One unaligned 8-byte store per row where the 8 bytes ending at the field's end
+    hold, besides the field, only bytes fixed in the template (they are stored
+    with their template value); byte by byte otherwise.
+    """
+    m, width = mat.shape
+    start = pos + count - 8
+    if count < 8 and (start < 0 or variable[start:pos].any()):
+        mat[:, pos:pos + count] = words.view(np.uint8).reshape(m, 8)[:, 8 - count:]
+        return
+    if count < 8:
+        keep = np.frombuffer(bytes(8 - count) + b"\xff" * count, np.uint64)[0]
+        fixed = np.frombuffer(row[start:pos].tobytes() + bytes(count), np.uint64)[0]
+        words = (words & keep) | fixed
+    target = np.ndarray((m,), np.uint64, buffer=mat.reshape(-1), offset=start, strides=(width,))
+    target[:] = words
 
 
 def _anomaly_summary(anomalies):
