@@ -151,9 +151,14 @@ def bench_decode(path, n, rounds):
     def copy():
         bytearray(data)
 
-    ours_t, copy_t = medians_interleaved([ours, copy], rounds, number)
-    return Row(f"decode, {n:,} lowerings: `decode()` vs one copy of the dump's bytes", ours_t, copy_t, "s",
-               goal=2 if n >= 1_000_000 else None)
+    def with_records():
+        decode(ctx).records
+
+    ours_t, copy_t, records_t = medians_interleaved([ours, copy, with_records], rounds, number)
+    return [Row(f"decode, {n:,} lowerings: `decode()` vs one copy of the dump's bytes", ours_t, copy_t, "s",
+                goal=2 if n >= 1_000_000 else None),
+            Row(f"decode, {n:,} lowerings: `decode().records` (all records as one array, built on demand) "
+                "vs one copy", records_t, copy_t, "s")]
 
 
 def construct_struct(ctx):
@@ -448,7 +453,7 @@ def main(argv=None):
         for n in (args.small, args.n):
             rows.append(bench_init(n, args.rounds))
         for n, path in ((args.small, small), (args.n, large)):
-            rows.append(bench_decode(path, n, args.rounds))
+            rows += bench_decode(path, n, args.rounds)
         for n, path in ((args.small, small), (args.n, large)):
             rows.append(bench_peak(path, n, "decode"))
         if not args.no_construct:

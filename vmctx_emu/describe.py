@@ -1,6 +1,7 @@
 """Words for decoded records: tables, JSON, hexdump and diff output. No decoding happens here."""
 
 import json
+from functools import lru_cache
 
 import numpy as np
 
@@ -112,7 +113,6 @@ def _record_rows(decoded, recs):
 # Interpretations whose text does not depend on the value.
 _FIXED_TEXT = {Interp.POISON: "unset (debug poison)", Interp.NULL: "null", Interp.POINTER: "pointer (not followed)",
                Interp.OWN_VMCTX: "this context", Interp.OTHER_VMCTX: "NOT this context"}
-_HEX = np.frombuffer(b"".join(f"{b:02x}".encode() for b in range(256)), np.uint8).reshape(256, 2)
 _MIN_RUN = 32  # fewer elements per run on average than this: line by line (0: always by runs)
 _OFFSET_LIMIT = 10**8  # offsets with more digits widen their column: line by line then
 
@@ -130,28 +130,39 @@ def _digits(values, n):
     return out
 
 
-# Four decimal digits per table entry, as one 4-byte word: zero-padded and space-padded.
-_DEC4 = np.frombuffer(b"".join(f"{i:04d}".encode() for i in range(10_000)), np.uint32)
-_DEC4_SPACED = np.frombuffer(b"".join(f"{i:4d}".encode() for i in range(10_000)), np.uint32)
-_BLANK4 = np.frombuffer(b"    ", np.uint32)[0]
+@lru_cache(maxsize=None)
+def _hex_table():
+    """Two hex digits per byte value."""
+    return np.frombuffer(b"".join(f"{b:02x}".encode() for b in range(256)), np.uint8).reshape(256, 2)
+
+
+@lru_cache(maxsize=None)
+def _dec4_tables():
+    """Four decimal digits per entry as one 4-byte word: zero-padded, space-padded, and four blanks.
+
+    Built on first use, not at import: start-up of commands that print no table stays cheap."""
+    return (np.frombuffer(b"".join(f"{i:04d}".encode() for i in range(10_000)), np.uint32),
+            np.frombuffer(b"".join(f"{i:4d}".encode() for i in range(10_000)), np.uint32),
+            np.frombuffer(b"    ", np.uint32)[0])
 
 
 def _dec8(values, spaced=False):
     """(len(values), 8) ASCII of `values` < 10**8: zero-padded, or right-aligned in spaces (`{:8d}`)."""
+    dec4, spaced4, blank4 = _dec4_tables()
     hi, lo = np.divmod(values.astype(np.int32), 10_000)
     out = np.empty((len(values), 2), np.uint32)
     if spaced and len(values) and hi.min() > 0:  # all of eight digits' width: no blanks
-        out[:, 0] = _DEC4_SPACED[hi]
-        out[:, 1] = _DEC4[lo]
+        out[:, 0] = spaced4[hi]
+        out[:, 1] = dec4[lo]
     elif spaced and len(values) and hi.max() == 0:  # all of four digits or fewer
-        out[:, 0] = _BLANK4
-        out[:, 1] = _DEC4_SPACED[lo]
+        out[:, 0] = blank4
+        out[:, 1] = spaced4[lo]
     elif spaced:
-        out[:, 0] = np.where(hi > 0, _DEC4_SPACED[hi], _BLANK4)
-        out[:, 1] = np.where(hi > 0, _DEC4[lo], _DEC4_SPACED[lo])
+        out[:, 0] = np.where(hi > 0, spaced4[hi], blank4)
+        out[:, 1] = np.where(hi > 0, dec4[lo], spaced4[lo])
     else:
-        out[:, 0] = _DEC4[hi]
-        out[:, 1] = _DEC4[lo]
+        out[:, 0] = dec4[hi]
+        out[:, 1] = dec4[lo]
     return out.view(np.uint8).reshape(len(values), 8)
 
 
@@ -243,7 +254,7 @@ def _render_run(decoded, field, region, first, values, codes, sub_offsets, a, b,
         elif kind == "hex":
             v, width = extra
             big = v.astype(">u8").view(np.uint8).reshape(m, 8)[:, 8 - width:]
-            words = _HEX[big].reshape(m, count).view(np.uint64)  # 8 hex digits per word
+            words = _hex_table()[big].reshape(m, count).view(np.uint64)  # 8 hex digits per word
             for j in range(count // 8):
                 _put(mat, row, variable, pos + 8 * j, 8, np.ascontiguousarray(words[:, j]))
         elif count <= 8:

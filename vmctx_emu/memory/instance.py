@@ -259,7 +259,7 @@ def _setter(layout, spec):
             for k, sub_off in own_plan:
                 pack(raw, starts[k] + sub_off, self.vmctx)
 
-    set_ = _fast_setter(spec, fields, field_names, asserts, own_vmctx, plain_tuples, key, geometry, checked_set)
+    set_ = _fast_setter(spec, fields, field_names, asserts, own_vmctx, plain_tuples, checked_set)
     set_.__name__ = spec.name
     set_.__doc__ = f"`{signature}` as in {layout.name}'s runtime."
     return set_
@@ -268,7 +268,7 @@ def _setter(layout, spec):
 _MISSING = object()
 
 
-def _fast_setter(spec, fields, field_names, asserts, own_vmctx, plain_tuples, key, geometry, checked_set):
+def _fast_setter(spec, fields, field_names, asserts, own_vmctx, plain_tuples, checked_set):
     """`checked_set` behind a generated straight-line short path (no loops, no per-call lists).
 
     The short path takes plain in-range ints (and the element's namedtuple) on a
