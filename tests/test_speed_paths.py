@@ -17,7 +17,7 @@ from vmctx_emu import (ArgumentTypeError, ClosedError, Component, ComponentIndex
                        VMContextError, VMLowering, load_dump, wasmtime_layout)
 from vmctx_emu.cli import main
 from vmctx_emu.describe import _hex, decoded_table, decoded_table_chunks, interpretation
-from vmctx_emu.dumps.decode import Anomaly, _covered, _runs, _where, decode
+from vmctx_emu.dumps.decode import Anomaly, Interp, _covered, _runs, _where, decode
 from vmctx_emu.dumps.dump import DumpedContext
 
 SHAPE = dict(num_lowerings=12, num_runtime_component_instances=3, num_always_trap=2, num_runtime_memories=11,
@@ -34,16 +34,20 @@ def _dumped(inst, data=None):
                          inst.byte_order, address=inst.vmctx, debug_assertions=inst.debug_assertions)
 
 
-def _reference_table(decoded):
+def _reference_table(decoded, points_to=None):
     """The table line by line from the materialised records, as `decoded_table` always printed it."""
     ctx = decoded.ctx
+    points_to = points_to or {}
     lines = [f"VMComponentContext at {ctx.vmctx:#x}: ptr_size={int(ctx.ptr)}, {ctx.byte_order}-endian, "
              f"{ctx.offsets.size_of_vmctx()} bytes, {'debug' if ctx.debug_assertions else 'release'}",
-             f"{'offset':>8}  {'field':<34} {'raw':<18}  interpretation"]
+             (f"{'address':>18}  " if points_to else "") + f"{'offset':>8}  {'field':<34} {'raw':<18}  interpretation"]
     for r in decoded.records:
-        column, value = decoded.columns[r["column"]], int(r["value"])
-        lines.append(f"{int(r['offset']):8d}  {column.label(int(r['index'])):<34} {_hex(column, value, ctx):<18}  "
-                     f"{interpretation(int(r['interp']), value, ctx)}")
+        column, value, offset, code = decoded.columns[r["column"]], int(r["value"]), int(r["offset"]), int(r["interp"])
+        text = interpretation(code, value, ctx)
+        if offset in points_to:
+            text = points_to[offset] if code == Interp.POINTER else f"{text}: {points_to[offset]}"
+        lines.append((f"{ctx.vmctx + offset:#018x}  " if points_to else "")
+                     + f"{offset:8d}  {column.label(int(r['index'])):<34} {_hex(column, value, ctx):<18}  {text}")
     lines.append("anomalies: none" if not decoded.anomalies else f"anomalies: {len(decoded.anomalies)}")
     lines += [f"  @{a.offset}: {a.message}" for a in decoded.anomalies]
     return "\n".join(lines)
@@ -101,6 +105,15 @@ def test_table_chunks_match_the_line_by_line_table(monkeypatch, min_run, ptr, or
     assert text == _reference_table(decoded) + "\n"
     assert decoded_table(decoded) == text[:-1]
     assert b"".join(bytes(c) for c in decoded_table_chunks(decoded, rows=256, binary=True)) == text.encode()
+
+
+def test_table_with_points_to_keeps_the_address_column_and_pointer_texts():
+    inst = _instance()
+    inst.set_lowering(4, VMLowering(0x10, 0x20), 0x30, 7)
+    decoded = decode(_dumped(inst))
+    points_to = {inst.offsets.lowering_callee(4): "callee in .text", inst.offsets.lowering_anyfunc(4) + 16: "self"}
+    assert decoded_table(decoded, points_to) == _reference_table(decoded, points_to)
+    assert "callee in .text" in decoded_table(decoded, points_to)
 
 
 class _BinaryOut(io.StringIO):
