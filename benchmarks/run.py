@@ -403,7 +403,8 @@ def bench_instance_memory():
 def table(rows):
     lines = ["| benchmark | ours | baseline | ratio | goal |", "|---|---:|---:|---:|---|"]
     for r in rows:
-        lines.append(f"| {r.label} | {r.fmt(r.ours)} | {r.fmt(r.base)} | {r.ratio:.2f}x | {r.verdict()} |")
+        ratio = f"{r.ratio:.2f}x" if r.ratio >= 0.1 else f"{r.ratio:.2g}x"
+        lines.append(f"| {r.label} | {r.fmt(r.ours)} | {r.fmt(r.base)} | {ratio} | {r.verdict()} |")
     return "\n".join(lines)
 
 
