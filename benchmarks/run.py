@@ -1,81 +1,164 @@
-"""Benchmarks, printed as ratios against a baseline run side by side (`make bench`).
+"""Benchmarks: ours, a baseline run side by side, and their ratio, in one table (`make bench`).
 
 Not part of the test suite: timings depend on the machine; the ratios are what
-the issues set bounds on.
+the issues set goals on. Baselines are the floors the goals name:
+
+* one copy of the dump's bytes (`bytearray(data)`), not two;
+* the cached ctypes floor: a `c_int32`/`c_uint64.from_address` made once,
+  then `.value` read or written (the cheapest Python access to those bytes);
+* the C initializer (`c_alloc_init`, its Python plan included);
+* `python -c pass` for start-up;
+* `construct` timed over as many rounds as ours.
+
+Times are CPU seconds (user + system: `time.process_time` in this process,
+`wait4`'s rusage for a child), so other work on the machine does not inflate
+them; each is the median of interleaved rounds. Every large row has a
+small-size row next to it. Peak memory is measured in a fresh subprocess per row: the larger of tracemalloc's peak (Python and numpy
+allocations) and the growth of ru_maxrss (anything else: ctypes, C, pages).
+
+`make bench` rewrites the README's table between its marker comments
+(`--readme` to choose the file, `--no-readme` to leave it alone).
 """
 
 import argparse
 import ctypes
 import gc
+import json
+import os
+import resource
 import statistics
+import subprocess
 import sys
+import tempfile
 import time
-import timeit
 import tracemalloc
 
-from vmctx_emu import Component, HostPtr, OwnedComponentInstance, VMComponentOffsets, VMLowering
-from vmctx_emu.memory.native import c_alloc_init
+HERE = os.path.dirname(os.path.abspath(__file__))
+README = os.path.join(os.path.dirname(HERE), "README.md")
+START, END = "<!-- bench:start -->", "<!-- bench:end -->"
+CLI = os.path.join(os.path.dirname(sys.executable), "vmctx-emu")
 
 
 def log(msg):
     print(msg, file=sys.stderr, flush=True)
 
 
-def best_of_interleaved(fns, repeat):
-    """Run each fn `repeat` times, alternating, and return the median seconds of each."""
+def medians_interleaved(fns, rounds, number=1):
+    """Run each fn `number` times per round, alternating fns, `rounds` rounds: the median seconds per call."""
     times = [[] for _ in fns]
-    for _ in range(repeat):
+    for _ in range(rounds):
         for slot, fn in zip(times, fns):
             gc.collect()
-            t0 = time.perf_counter()
-            fn()
-            slot.append(time.perf_counter() - t0)
+            t0 = time.process_time()
+            for _ in range(number):
+                fn()
+            slot.append((time.process_time() - t0) / number)
     return [statistics.median(t) for t in times]
 
 
-def bench_init(n, repeat):
-    big = Component(num_lowerings=n, num_always_trap=n, num_runtime_memories=n, num_runtime_reallocs=n,
-                    num_runtime_post_returns=n, num_runtime_component_instances=n)
-    offsets = VMComponentOffsets(HostPtr, big)
-    log(f"init: {n:,} of each, {offsets.size_of_vmctx():,} bytes, {repeat} rounds")
+def per_call(fns, number, rounds=7):
+    """Tight-loop cost per call of each fn (best of `rounds` interleaved loops of `number` calls)."""
+    best = [float("inf")] * len(fns)
+    for _ in range(rounds):
+        for k, fn in enumerate(fns):
+            t0 = time.process_time()
+            for _ in range(number):
+                fn()
+            best[k] = min(best[k], (time.process_time() - t0) / number)
+    return best
 
-    def python():
-        OwnedComponentInstance(big, (1, 2)).close()
+
+class Row:
+    def __init__(self, label, ours, base, unit, goal=None, baseline=""):
+        self.label, self.ours, self.base, self.unit, self.goal, self.baseline = label, ours, base, unit, goal, baseline
+
+    @property
+    def ratio(self):
+        return self.ours / self.base
+
+    def fmt(self, v):
+        if self.unit == "B":
+            return f"{v / 2**20:.2f} MiB" if v >= 2**20 else f"{v / 1024:.1f} KiB"
+        if v >= 1:
+            return f"{v:.2f} s"
+        if v >= 1e-3:
+            return f"{v * 1e3:.2f} ms"
+        return f"{v * 1e6:.2f} us"
+
+    def verdict(self):
+        if self.goal is None:
+            return ""
+        return f"<= {self.goal:g}x " + ("ok" if self.ratio <= self.goal else "MISSED")
+
+
+# -- fixtures --------------------------------------------------------------
+
+def decode_component(n):
+    from vmctx_emu import Component
+
+    return Component(num_lowerings=n, num_runtime_component_instances=2, num_always_trap=1, num_runtime_memories=1)
+
+
+def make_dump(n, directory):
+    """A dump of `n` lowerings (one set, the rest as initialised) and its sidecar; its path."""
+    from vmctx_emu import OwnedComponentInstance, VMLowering
+
+    inst = OwnedComponentInstance(decode_component(n), (1, 2))
+    inst.set_lowering(0, VMLowering(1, 2), 3, 4)
+    path = os.path.join(directory, f"ctx{n}.bin")
+    inst.dump(path)
+    inst.close()
+    return path
+
+
+# -- time rows --------------------------------------------------------------
+
+def bench_init(n, rounds):
+    from vmctx_emu import Component, HostPtr, OwnedComponentInstance, VMComponentOffsets
+    from vmctx_emu.memory.native import c_alloc_init
+
+    component = Component(num_lowerings=n, num_always_trap=n, num_runtime_memories=n, num_runtime_reallocs=n,
+                          num_runtime_post_returns=n, num_runtime_component_instances=n)
+    offsets = VMComponentOffsets(HostPtr, component)
+    number = max(1, 20_000 // max(n, 1))
+    log(f"init: {n:,} of each, {offsets.size_of_vmctx():,} bytes, {rounds} rounds of {number}")
+
+    def ours():
+        OwnedComponentInstance(component, (1, 2)).close()
 
     def c():
         # The whole C path: the plan from the declaration, then vmctx_c_alloc_init applying it.
         c_alloc_init(offsets, (1, 2))
 
-    py, cc = best_of_interleaved([python, c], repeat)
-    return [("init: OwnedComponentInstance vs C c_alloc_init (same fills)", py, cc)]
+    py, cc = medians_interleaved([ours, c], rounds, number)
+    return Row(f"init, {n:,} of each array: OwnedComponentInstance vs C `c_alloc_init`", py, cc, "s",
+               goal=5 if n <= 10 else None)
 
 
-def bench_flags(number):
-    inst = OwnedComponentInstance(Component(num_runtime_component_instances=1), (1, 2))
-    flags = inst.instance_flags(0)
-    word = ctypes.c_int32.from_address(flags.as_raw())
+def bench_decode(path, n, rounds):
+    from vmctx_emu import load_dump
+    from vmctx_emu.dumps.decode import decode
 
-    def python():
-        flags.may_enter = False
-        return flags.may_enter
+    ctx = load_dump(path)
+    data = bytes(ctx.memory)
+    number = max(1, 2_000 // max(n, 1))
+    log(f"decode: {n:,} lowerings, {len(data):,} bytes, {rounds} rounds of {number}")
+    decode(ctx)  # warm numpy's caches once
 
-    def raw():
-        w = ctypes.c_int32.from_address(flags.as_raw())
-        w.value = w.value & ~2
-        return w.value & 2
+    def ours():
+        decode(ctx)
 
-    def raw_cached():
-        word.value = word.value & ~2
-        return word.value & 2
+    def copy():
+        bytearray(data)
 
-    log(f"flags: {number:,} set+get per round")
-    results = []
-    for label, fn in (("flag set+get: InstanceFlags vs ctypes.c_int32.from_address RMW", raw),
-                      ("flag set+get: InstanceFlags vs a cached ctypes c_int32 RMW", raw_cached)):
-        py = min(timeit.repeat(python, number=number, repeat=5)) / number
-        base = min(timeit.repeat(fn, number=number, repeat=5)) / number
-        results.append((label, py, base))
-    return results
+    def with_records():
+        decode(ctx).records
+
+    ours_t, copy_t, records_t = medians_interleaved([ours, copy, with_records], rounds, number)
+    return [Row(f"decode, {n:,} lowerings: `decode()` vs one copy of the dump's bytes", ours_t, copy_t, "s",
+                goal=2 if n >= 1_000_000 else None),
+            Row(f"decode, {n:,} lowerings: `decode().records` (all records as one array, built on demand) "
+                "vs one copy", records_t, copy_t, "s")]
 
 
 def construct_struct(ctx):
@@ -105,74 +188,294 @@ def construct_struct(ctx):
     return cs.Struct(*members)
 
 
-def bench_decode(n, repeat, with_construct):
+def bench_construct(path, n, rounds):
+    """`decode()` against construct's parser, both over `rounds` rounds."""
+    try:
+        import construct  # noqa: F401
+    except ImportError:
+        log("construct is not installed (make bench installs it); skipping that baseline")
+        return None
+    from vmctx_emu import load_dump
     from vmctx_emu.dumps.decode import decode
 
-    component = Component(num_lowerings=n, num_runtime_component_instances=2, num_always_trap=1,
-                          num_runtime_memories=1)
+    ctx = load_dump(path)
+    data = bytes(ctx.memory)
+    struct = construct_struct(ctx)
+    try:
+        struct = struct.compile()
+    except Exception as e:  # construct's compiler is optional; the plain parser is the baseline then
+        log(f"construct compile() failed ({type(e).__name__}); using the interpreted parser")
+    counts = ctx.offsets.component.counts()
+    number = max(1, 200 // max(n, 1))
+    log(f"construct: {n:,} lowerings, {rounds} rounds of {number}")
+    ours_t, cs_t = medians_interleaved([lambda: decode(ctx), lambda: struct.parse(data, **counts)], rounds, number)
+    return Row(f"decode, {n:,} lowerings: `decode()` vs construct `Struct.parse`", ours_t, cs_t, "s")
+
+
+def bench_access(number):
+    """Per-access getters and setters against the cached ctypes floor doing the same reads or writes.
+
+    Getters on a debug instance (they check the slot is set); setters on a
+    release one (a debug one refuses a second set).
+    """
+    from vmctx_emu import Component, OwnedComponentInstance, VMLowering
+
+    component = Component(num_lowerings=4, num_runtime_memories=4, num_runtime_component_instances=2)
     inst = OwnedComponentInstance(component, (1, 2))
-    inst.set_lowering(0, VMLowering(1, 2), 3, 4)
-    log(f"decode: {n:,} lowerings, {inst.offsets.size_of_vmctx():,} bytes, {repeat} rounds")
-    data = inst.to_bytes()
-    decode(inst)  # warm the pages and numpy's caches once
+    inst.set_lowering(1, VMLowering(1, 2), 3, 4)
+    inst.set_runtime_memory(1, 0x1000)
+    rel = OwnedComponentInstance(component, (1, 2), debug_assertions=False)
+    flags = inst.instance_flags(1)
 
-    def ours():
-        decode(inst)
+    def words(ctx):
+        o = ctx.offsets
+        u64 = lambda off: ctypes.c_uint64.from_address(ctx.vmctx + off)  # noqa: E731
+        return (u64(o.lowering_callee(1)), u64(o.lowering_data(1)), u64(o.lowering_anyfunc(1)),
+                ctypes.c_uint32.from_address(ctx.vmctx + o.lowering_anyfunc(1) + 8),
+                u64(o.lowering_anyfunc(1) + 16), u64(o.runtime_memory(1)))
 
-    def copy():
-        bytes(bytearray(data))
+    callee, data, _, _, _, mem = words(inst)
+    r_callee, r_data, r_func, r_type, r_vmctx, r_mem = words(rel)
+    word = ctypes.c_int32.from_address(inst.vmctx + inst.offsets.instance_flags(1))
+    lowering, runtime_memory = inst.lowering, inst.runtime_memory
+    set_lowering, set_runtime_memory = rel.set_lowering, rel.set_runtime_memory
+    value, own = VMLowering(5, 6), rel.vmctx
+    log(f"access: {number:,} calls per loop")
 
-    ours_t, copy_t = best_of_interleaved([ours, copy], repeat)
-    rows = [("decode to numpy records vs a plain bytes copy", ours_t, copy_t)]
-    if with_construct:
-        try:
-            import construct  # noqa: F401
-        except ImportError:
-            log("decode: construct is not installed (make bench installs it); skipping that baseline")
-            return rows
-        struct = construct_struct(inst)
-        try:
-            struct = struct.compile()
-        except Exception as e:  # construct's compiler is optional; the plain parser is the baseline then
-            log(f"decode: construct compile() failed ({type(e).__name__}); using the interpreted parser")
-        counts = component.counts()
-        log("decode: construct parse (one round; it is slow)")
-        t0 = time.perf_counter()
-        struct.parse(data, **counts)
-        rows.append(("decode to numpy records vs construct Struct.parse", ours_t, time.perf_counter() - t0))
+    def floor_lowering_get():
+        return (callee.value, data.value)
+
+    def floor_lowering_set():
+        r_callee.value = 5
+        r_data.value = 6
+        r_func.value = 3
+        r_type.value = 4
+        r_vmctx.value = own
+
+    def floor_get():
+        return mem.value
+
+    def floor_set():
+        r_mem.value = 0x2000
+
+    def flag_get():
+        return flags.may_enter
+
+    def flag_set():
+        flags.may_enter = False
+
+    def floor_flag_get():
+        return bool(word.value & 2)
+
+    def floor_flag_set():
+        word.value = word.value & ~2
+
+    cases = [
+        ("get a lowering: `lowering(i)` vs 2 cached c_uint64 reads", lambda: lowering(1), floor_lowering_get),
+        ("set a lowering: `set_lowering(i, ...)` vs its 5 words written through cached ctypes",
+         lambda: set_lowering(1, value, 3, 4), floor_lowering_set),
+        ("get a memory pointer: `runtime_memory(i)` vs a cached c_uint64 read", lambda: runtime_memory(1), floor_get),
+        ("set a memory pointer: `set_runtime_memory(i, p)` vs a cached c_uint64 write",
+         lambda: set_runtime_memory(1, 0x2000), floor_set),
+        ("get a flag bit: `flags.may_enter` vs a cached c_int32 read", flag_get, floor_flag_get),
+        ("set a flag bit: `flags.may_enter = False` vs a cached c_int32 read-modify-write", flag_set, floor_flag_set),
+    ]
+    rows = []
+    for label, ours, floor in cases:
+        o, f = per_call([ours, floor], number)
+        rows.append(Row(label, o, f, "s", goal=5))
+    inst.close()
+    rel.close()
     return rows
 
 
-def bench_memory():
+def run_timed(argv, rounds, stdout=subprocess.DEVNULL):
+    """Median CPU seconds (user + system) of `argv` run as a fresh process."""
+    times = []
+    for _ in range(rounds):
+        child = subprocess.Popen(argv, stdout=stdout, stderr=subprocess.DEVNULL)
+        _, status, usage = os.wait4(child.pid, 0)
+        child.returncode = os.waitstatus_to_exitcode(status)
+        if child.returncode:
+            raise RuntimeError(f"{' '.join(argv)} exited with {child.returncode}")
+        times.append(usage.ru_utime + usage.ru_stime)
+    return statistics.median(times)
+
+
+def bench_startup(rounds):
+    """`vmctx-emu --help/layout/versions` against `python -c pass`, interleaved."""
+    cases = [("--help", [CLI, "--help"]), ("layout", [CLI, "layout"]), ("versions", [CLI, "versions"])]
+    log(f"start-up: {rounds} rounds")
+    floor = [sys.executable, "-c", "pass"]
+    subprocess.run(floor, check=True)
+    for _, argv in cases:  # warm the page cache and the .pyc files
+        subprocess.run(argv, stdout=subprocess.DEVNULL, check=True)
+    samples = {name: [] for name, _ in cases}
+    floors = []
+    for _ in range(rounds):
+        floors.append(run_timed(floor, 1))
+        for name, argv in cases:
+            samples[name].append(run_timed(argv, 1))
+    f = statistics.median(floors)
+    return [Row(f"start-up: `vmctx-emu {name}` vs `python -c pass`", statistics.median(samples[name]), f, "s",
+                goal=2.5) for name, _ in cases]
+
+
+COPY_TO_STDOUT = "import sys; sys.stdout.buffer.write(open(sys.argv[1], 'rb').read())"
+
+
+def bench_cli_decode(path, n, rounds):
+    """`vmctx-emu decode DUMP > /dev/null` against a process that copies the dump to stdout once."""
+    log(f"cli decode: {n:,} lowerings, {rounds} rounds")
+    ours, base = [], []
+    for _ in range(rounds):
+        base.append(run_timed([sys.executable, "-c", COPY_TO_STDOUT, path], 1))
+        ours.append(run_timed([CLI, "decode", path], 1))
+    return Row(f"CLI `decode` to text, {n:,} lowerings: vs a process copying the dump to stdout once",
+               statistics.median(ours), statistics.median(base), "s", goal=10 if n >= 1_000_000 else None)
+
+
+# -- memory rows (each measured in a fresh process) --------------------------
+
+def _worker(kind, path):
+    """Peak bytes of loading and decoding `path` (kind "decode"), or of one instance (kind "instance")."""
+    import numpy  # noqa: F401  (imported before the first reading, so it is not counted)
+
+    import vmctx_emu.cli  # noqa: F401  (imports are start-up, not the operation measured)
+    import vmctx_emu.describe  # noqa: F401
+    import vmctx_emu.dumps.decode  # noqa: F401
+    from vmctx_emu import load_dump
+    from vmctx_emu.dumps.decode import decode
+
+    gc.collect()
+    rss0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    tracemalloc.start()
+    if kind == "decode":
+        decoded = decode(load_dump(path))
+        len(decoded.anomalies)
+    elif kind == "cli":
+        from vmctx_emu.cli import main
+
+        with open(os.devnull, "w") as out:
+            sys.stdout = out
+            try:
+                main(["decode", path])
+            finally:
+                sys.stdout = sys.__stdout__
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    rss1 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    print(json.dumps({"tracemalloc": peak, "rss": rss1 - rss0}))
+
+
+def peak_of(kind, path):
+    out = subprocess.run([sys.executable, __file__, "--worker", kind, path], capture_output=True, text=True,
+                         check=True).stdout
+    got = json.loads(out.strip().splitlines()[-1])
+    return max(got["tracemalloc"], got["rss"])
+
+
+def bench_peak(path, n, kind):
+    size = os.path.getsize(path)
+    peak = peak_of(kind, path)
+    what = "`load_dump` + `decode()`" if kind == "decode" else "CLI `decode` to text (in-process `main`)"
+    return Row(f"peak memory, {n:,} lowerings: {what} vs the dump's size", peak, size, "B",
+               goal=3 if n >= 1_000_000 else None)
+
+
+def bench_instance_memory():
+    from vmctx_emu import Component, HostPtr, OwnedComponentInstance, VMComponentOffsets
+
     component = Component(num_lowerings=1000, num_runtime_component_instances=4)
     size = VMComponentOffsets(HostPtr, component).size_of_vmctx()
+    OwnedComponentInstance(component, (1, 2)).close()
     tracemalloc.start()
     before = tracemalloc.get_traced_memory()[0]
     inst = OwnedComponentInstance(component, (1, 2))
     after = tracemalloc.get_traced_memory()[0]
     tracemalloc.stop()
     inst.close()
-    return size, after - before
+    return Row("memory of one instance, 1,000 lowerings: allocated vs its context's size", after - before, size, "B")
+
+
+# -- output -----------------------------------------------------------------
+
+def table(rows):
+    lines = ["| benchmark | ours | baseline | ratio | goal |", "|---|---:|---:|---:|---|"]
+    for r in rows:
+        ratio = f"{r.ratio:.2f}x" if r.ratio >= 0.1 else f"{r.ratio:.2g}x"
+        lines.append(f"| {r.label} | {r.fmt(r.ours)} | {r.fmt(r.base)} | {ratio} | {r.verdict()} |")
+    return "\n".join(lines)
+
+
+def update_readme(path, text):
+    with open(path, encoding="utf-8") as f:
+        old = f.read()
+    if START not in old or END not in old:
+        log(f"{path} has no {START} ... {END} markers; not updated")
+        return
+    head, rest = old.split(START, 1)
+    tail = rest.split(END, 1)[1]
+    with open(path, "w", encoding="utf-8") as f:
+        f.write(f"{head}{START}\n{text}\n{END}{tail}")
+    log(f"{path}: benchmark table updated")
+
+
+def compile_package():
+    """Byte-compile the package as an install does: start-up rows then measure start-up, not compiling
+    (PYTHONDONTWRITEBYTECODE would otherwise make every fresh process compile every module)."""
+    import compileall
+
+    import vmctx_emu
+
+    compileall.compile_dir(os.path.dirname(vmctx_emu.__file__), quiet=1)
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--n", type=int, default=1_000_000, help="elements of each array for init")
-    parser.add_argument("--repeat", type=int, default=7, help="interleaved rounds for init")
-    parser.add_argument("--flag-ops", type=int, default=200_000, help="flag operations per round")
-    parser.add_argument("--no-construct", action="store_true", help="skip the slow construct baseline")
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--n", type=int, default=1_000_000, help="lowerings of the large dump and arrays of the large init")
+    parser.add_argument("--small", type=int, default=10, help="the small size next to every large row")
+    parser.add_argument("--rounds", type=int, default=7, help="interleaved rounds per row")
+    parser.add_argument("--access-ops", type=int, default=100_000, help="calls per per-access loop")
+    parser.add_argument("--cli-rounds", type=int, default=3, help="rounds of the large CLI decode")
+    parser.add_argument("--no-construct", action="store_true", help="skip the construct baseline")
+    parser.add_argument("--readme", default=README, help="README whose table is regenerated")
+    parser.add_argument("--no-readme", action="store_true", help="print only")
+    parser.add_argument("--worker", nargs=2, metavar=("KIND", "PATH"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.worker:
+        return _worker(*args.worker)
 
-    rows = (bench_init(args.n, args.repeat) + bench_flags(args.flag_ops)
-            + bench_decode(args.n, args.repeat, not args.no_construct))
-    print(f"{'benchmark':<66} {'ours':>12} {'baseline':>12} {'ratio':>7}", flush=True)
-    for label, ours, base in rows:
-        print(f"{label:<66} {ours * 1e3:>10.3f}ms {base * 1e3:>10.3f}ms {ours / base:>6.2f}x"
-              if ours > 1e-4 else
-              f"{label:<66} {ours * 1e6:>10.3f}us {base * 1e6:>10.3f}us {ours / base:>6.2f}x")
-    size, used = bench_memory()
-    print(f"memory per instance: buffer {size:,} bytes, allocated {used:,} bytes "
-          f"(overhead {used - size:,} bytes)")
+    compile_package()
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        small, large = make_dump(args.small, tmp), make_dump(args.n, tmp)
+        gc.collect()
+        for n in (args.small, args.n):
+            rows.append(bench_init(n, args.rounds))
+        for n, path in ((args.small, small), (args.n, large)):
+            rows += bench_decode(path, n, args.rounds)
+        for n, path in ((args.small, small), (args.n, large)):
+            rows.append(bench_peak(path, n, "decode"))
+        if not args.no_construct:
+            for n, path in ((args.small, small), (args.n, large)):
+                row = bench_construct(path, n, args.rounds)
+                if row:
+                    rows.append(row)
+        rows += bench_access(args.access_ops)
+        rows += bench_startup(max(args.rounds, 11))
+        rows.append(bench_cli_decode(small, args.small, args.rounds))
+        rows.append(bench_cli_decode(large, args.n, args.cli_rounds))
+        for n, path in ((args.small, small), (args.n, large)):
+            rows.append(bench_peak(path, n, "cli"))
+        rows.append(bench_instance_memory())
+
+    text = table(rows)
+    note = (f"`make bench` on {os.cpu_count()} CPUs, Python {sys.version.split()[0]}; large = "
+            f"{args.n:,} lowerings, small = {args.small:,}.")
+    print(text + "\n\n" + note, flush=True)
+    if not args.no_readme:
+        update_readme(args.readme, text + "\n\n" + note)
 
 
 if __name__ == "__main__":

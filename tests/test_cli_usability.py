@@ -94,12 +94,12 @@ def test_no_command_prints_usage_and_every_command(capsys):
 
 @pytest.mark.parametrize("argv, needle", [
     (["layout", "--trampolines", "3"],
-     "--trampolines is a count of L4 - L11 (v12.0.0 - v50.0.1), not of seed (commit 97894bc65e)"),
-    (["layout", "--tables=2"], "--tables is a count of L7 - L11 (v32.0.0 - v50.0.1)"),
+     "--trampolines is a count of L4 - L11 (v12.0.0 - v51.0.0), not of seed (commit 97894bc65e)"),
+    (["layout", "--tables=2"], "--tables is a count of L7 - L11 (v32.0.0 - v51.0.0)"),
     (["layout", "--wasmtime", "21", "--always-trap", "1"],
      "--always-trap is a count of seed - L3 (commit 97894bc65e - v11.0.2), not of L4 (v12.0.0 - v21.0.2)"),
     (["layout", "--wasmtime", "8", "--transcoders", "1", "--callbacks", "1"],
-     "--callbacks is a count of L6 - L11 (v30.0.0 - v50.0.1), not of L2 (v1.0.0 - v8.0.1)"),
+     "--callbacks is a count of L6 - L11 (v30.0.0 - v51.0.0), not of L2 (v1.0.0 - v8.0.1)"),
     (["hexdump", "x.bin", "--json"], "--json is an option of decode, diff, infer, layout, scan"),
     (["decode", "x.bin", "--limit", "3"], "--limit is an option of infer"),
 ])

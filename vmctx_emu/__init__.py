@@ -24,28 +24,30 @@ from .errors import (
     VMContextError,
     VMCtxEmuError,
 )
-from .layouts.releases import Component, VMComponentOffsets, WasmtimeLayout, wasmtime_layout
-from .layouts.fields import Region
-from .layouts.ptr import (
-    HostPtr,
-    PtrSize,
-    invalid_ptr,
-    size_of_vmcaller_checked_anyfunc,
-    size_of_vmglobal_definition,
-    vmcaller_checked_anyfunc_func_ptr,
-    vmcaller_checked_anyfunc_type_index,
-    vmcaller_checked_anyfunc_vmctx,
-)
 
-# Names whose modules need numpy are imported on first use (PEP 562), so that
-# `vmctx-emu --help`, `layout` and `versions` start without loading numpy.
+# Everything else is imported on first use (PEP 562), so that `import vmctx_emu`
+# (and so every CLI command) does not pay for numpy and the memory emulation
+# unless it needs them.
 _LAZY = {
-    "DumpError": ".dumps.dump",
-    "load_dump": ".dumps.dump",
-    "InstanceFlags": ".memory.flags",
-    "OwnedComponentInstance": ".memory.instance",
-    "VMComponentContext": ".memory.instance",
-    "VMLowering": ".memory.reader",
+    "DumpError": "dumps.dump",
+    "load_dump": "dumps.dump",
+    "InstanceFlags": "memory.flags",
+    "OwnedComponentInstance": "memory.instance",
+    "VMComponentContext": "memory.instance",
+    "VMLowering": "memory.reader",
+    "Component": "layouts.releases",
+    "VMComponentOffsets": "layouts.releases",
+    "WasmtimeLayout": "layouts.releases",
+    "wasmtime_layout": "layouts.releases",
+    "Region": "layouts.fields",
+    "HostPtr": "layouts.ptr",
+    "PtrSize": "layouts.ptr",
+    "invalid_ptr": "layouts.ptr",
+    "size_of_vmcaller_checked_anyfunc": "layouts.ptr",
+    "size_of_vmglobal_definition": "layouts.ptr",
+    "vmcaller_checked_anyfunc_func_ptr": "layouts.ptr",
+    "vmcaller_checked_anyfunc_type_index": "layouts.ptr",
+    "vmcaller_checked_anyfunc_vmctx": "layouts.ptr",
 }
 
 
@@ -55,7 +57,7 @@ def __getattr__(name):
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
     from importlib import import_module
 
-    value = getattr(import_module(module, __name__), name)
+    value = getattr(import_module(f".{module}", __name__), name)
     globals()[name] = value
     return value
 

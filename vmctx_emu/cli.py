@@ -222,11 +222,19 @@ def cmd_layout(args, out):
 
 def cmd_decode(args, out):
     """Exit status 1 with --strict when the decode reports anomalies."""
-    from .describe import decoded_json, decoded_table
+    from .describe import decoded_json, decoded_table_chunks
     from .dumps.decode import decode
 
     decoded = decode(load_from_args(args, args.dump))
-    out.write((decoded_json(decoded) if args.json else decoded_table(decoded)) + "\n")
+    if args.json:
+        out.write(decoded_json(decoded) + "\n")
+    else:
+        # Streamed: a large dump never becomes one string; bytes straight to a binary stream if there is one.
+        binary = getattr(out, "buffer", None)
+        if binary is not None:
+            out.flush()
+        for chunk in decoded_table_chunks(decoded, binary=binary is not None):
+            (binary or out).write(chunk)
     return 1 if args.strict and decoded.anomalies else 0
 
 

@@ -1,13 +1,16 @@
 """Words for decoded records: tables, JSON, hexdump and diff output. No decoding happens here."""
 
 import json
+from functools import lru_cache
+
+import numpy as np
 
 from .dumps.decode import Interp
 from .memory.flags import flag_names
 from .memory.magic import describe_magic_bytes
 from .render import SCHEMA_VERSION
 
-__all__ = ["interpretation", "decoded_table", "decoded_doc", "decoded_json", "hexdump_lines", "diff_rows",
+__all__ = ["interpretation", "decoded_table", "decoded_table_chunks", "decoded_doc", "decoded_json", "hexdump_lines", "diff_rows",
            "diff_table", "diff_json"]
 
 
@@ -51,22 +54,234 @@ def _rows(decoded):
 
 def decoded_table(decoded, points_to=None):
     """The records as a table; `points_to` (offset -> text) adds what a followed pointer points at."""
+    return "".join(decoded_table_chunks(decoded, points_to))[:-1]
+
+
+def decoded_table_chunks(decoded, points_to=None, rows=1 << 15, binary=False):
+    """`decoded_table` plus a final newline, as pieces of about `rows` lines, for streaming.
+
+    Runs of elements whose lines have the same shape (same interpretation per
+    sub-field, same number of digits) are rendered as one byte matrix filled
+    column by column with numpy; anything else line by line. The text is the same.
+    With `binary` the pieces are ASCII bytes-like objects (for a binary stream:
+    no decoding and re-encoding of hundreds of megabytes).
+    """
+    for piece in _table_pieces(decoded, points_to, rows):
+        if isinstance(piece, str):
+            yield piece.encode("ascii") if binary else piece
+        else:
+            yield piece.reshape(-1).data if binary else piece.tobytes().decode("ascii")
+
+
+def _table_pieces(decoded, points_to, rows):
     ctx = decoded.ctx
     points_to = points_to or {}
     where = f" at {ctx.vmctx:#x}" if ctx.vmctx is not None else ""
     address = ctx.vmctx is not None and points_to
-    lines = [f"VMComponentContext{where}: ptr_size={int(ctx.ptr)}, {ctx.byte_order}-endian, "
-             f"{ctx.offsets.size_of_vmctx()} bytes, {'debug' if ctx.debug_assertions else 'release'}",
-             (f"{'address':>18}  " if address else "") + f"{'offset':>8}  {'field':<34} {'raw':<18}  interpretation"]
-    for column, index, offset, value, code in _rows(decoded):
-        text = interpretation(code, value, ctx)
-        if offset in points_to:
-            text = points_to[offset] if code == Interp.POINTER else f"{text}: {points_to[offset]}"
-        lines.append((f"{ctx.vmctx + offset:#018x}  " if address else "")
-                     + f"{offset:8d}  {column.label(index):<34} {_hex(column, value, ctx):<18}  {text}")
-    lines.append(_anomaly_summary(decoded.anomalies))
-    lines += [f"  @{a.offset}: {a.message}" for a in decoded.anomalies]
-    return "\n".join(lines)
+    yield "\n".join([
+        f"VMComponentContext{where}: ptr_size={int(ctx.ptr)}, {ctx.byte_order}-endian, "
+        f"{ctx.offsets.size_of_vmctx()} bytes, {'debug' if ctx.debug_assertions else 'release'}",
+        (f"{'address':>18}  " if address else "") + f"{'offset':>8}  {'field':<34} {'raw':<18}  interpretation"]) + "\n"
+    for field, region, first in decoded.blocks:
+        step = max(1, rows // len(field.elem_type.subfields))
+        for start in range(0, region.count, step):
+            stop = min(region.count, start + step)
+            fast = None if points_to else _fast_block(decoded, field, region, first, start, stop)
+            if fast is not None:
+                yield from fast
+                continue
+            lines = []
+            for column, index, offset, value, code in _record_rows(decoded, decoded.block_records(
+                    field, region, first, start, stop)):
+                text = interpretation(code, value, ctx)
+                if offset in points_to:
+                    text = points_to[offset] if code == Interp.POINTER else f"{text}: {points_to[offset]}"
+                lines.append((f"{ctx.vmctx + offset:#018x}  " if address else "")
+                             + f"{offset:8d}  {column.label(index):<34} {_hex(column, value, ctx):<18}  {text}\n")
+            yield "".join(lines)
+    yield "\n".join([_anomaly_summary(decoded.anomalies)]
+                    + [f"  @{a.offset}: {a.message}" for a in decoded.anomalies]) + "\n"
+
+
+def _record_rows(decoded, recs):
+    columns = decoded.columns
+    fields = (recs[name].tolist() for name in ("column", "index", "offset", "value", "interp"))
+    for column_no, index, offset, value, code in zip(*fields):
+        yield columns[column_no], index, offset, value, code
+
+
+# Interpretations whose text does not depend on the value.
+_FIXED_TEXT = {Interp.POISON: "unset (debug poison)", Interp.NULL: "null", Interp.POINTER: "pointer (not followed)",
+               Interp.OWN_VMCTX: "this context", Interp.OTHER_VMCTX: "NOT this context"}
+_MIN_RUN = 32  # fewer elements per run on average than this: line by line (0: always by runs)
+_OFFSET_LIMIT = 10**8  # offsets with more digits widen their column: line by line then
+
+
+def _digits(values, n):
+    """(len(values), n) ASCII digits of non-negative `values`, zero-padded to `n`."""
+    if n <= 8:
+        return _dec8(values)[:, 8 - n:]
+    out = np.empty((len(values), n), np.uint8)
+    q = values.astype(np.int64)
+    for p in range(n - 1, -1, -1):
+        q, r = np.divmod(q, 10)
+        out[:, p] = r
+    out += 48
+    return out
+
+
+@lru_cache(maxsize=None)
+def _hex_table():
+    """Two hex digits per byte value."""
+    return np.frombuffer(b"".join(f"{b:02x}".encode() for b in range(256)), np.uint8).reshape(256, 2)
+
+
+@lru_cache(maxsize=None)
+def _dec4_tables():
+    """Four decimal digits per entry as one 4-byte word: zero-padded, space-padded, and four blanks.
+
+    Built on first use, not at import: start-up of commands that print no table stays cheap."""
+    return (np.frombuffer(b"".join(f"{i:04d}".encode() for i in range(10_000)), np.uint32),
+            np.frombuffer(b"".join(f"{i:4d}".encode() for i in range(10_000)), np.uint32),
+            np.frombuffer(b"    ", np.uint32)[0])
+
+
+def _dec8(values, spaced=False):
+    """(len(values), 8) ASCII of `values` < 10**8: zero-padded, or right-aligned in spaces (`{:8d}`)."""
+    dec4, spaced4, blank4 = _dec4_tables()
+    hi, lo = np.divmod(values.astype(np.int32), 10_000)
+    out = np.empty((len(values), 2), np.uint32)
+    if spaced and len(values) and hi.min() > 0:  # all of eight digits' width: no blanks
+        out[:, 0] = spaced4[hi]
+        out[:, 1] = dec4[lo]
+    elif spaced and len(values) and hi.max() == 0:  # all of four digits or fewer
+        out[:, 0] = blank4
+        out[:, 1] = spaced4[lo]
+    elif spaced:
+        out[:, 0] = np.where(hi > 0, spaced4[hi], blank4)
+        out[:, 1] = np.where(hi > 0, dec4[lo], spaced4[lo])
+    else:
+        out[:, 0] = dec4[hi]
+        out[:, 1] = dec4[lo]
+    return out.view(np.uint8).reshape(len(values), 8)
+
+
+def _ndigits(values):
+    """Decimal digits of each non-negative value (1 for 0)."""
+    v = values.astype(np.uint64)
+    n = np.ones(len(v), np.int64)
+    for k in range(1, len(str(int(v.max()))) if len(v) else 1):
+        n += v >= np.uint64(10**k)
+    return n
+
+
+def _fast_block(decoded, field, region, first, start, stop):
+    """Elements `start:stop` of an array region as pieces of text, or None when they need the line-by-line path."""
+    from .dumps.decode import _as_u64, _interp
+
+    ctx = decoded.ctx
+    subs = field.elem_type.subfields
+    if field.count is None or region.end >= _OFFSET_LIMIT or any(s.role in ("magic", "flags") for s in subs):
+        return None
+    n = stop - start
+    values = [_as_u64(decoded.values[(field.name, s.name)][start:stop], s.kind) for s in subs]
+    codes = [_interp(s, v, ctx).astype(np.uint8) for s, v in zip(subs, values)]
+    # Lines keep one shape while codes (and a value's digit count) stay the same, and between
+    # the points where an index or an offset gains a digit.
+    if len(subs) > 4:
+        return None
+    key = np.zeros(n, np.int64)
+    for k, (code, v) in enumerate(zip(codes, values)):
+        key |= code.astype(np.int64) << (16 * k)
+        if (code == Interp.VALUE).any():
+            key |= np.where(code == Interp.VALUE, _ndigits(v), 0) << (16 * k + 8)
+    cuts = set(np.flatnonzero(key[1:] != key[:-1]) + 1 + start)
+    sub_offsets = [field.sub_offset(s.name, ctx.ptr) for s in subs]
+    for p in range(1, 10):  # where the index gains a digit
+        if start < 10**p < stop:
+            cuts.add(10**p)
+    if len(cuts) * _MIN_RUN > n + 8 * _MIN_RUN:  # runs too short for numpy to pay off
+        return None
+    bounds = [start] + sorted(cuts) + [stop]
+    return (_render_run(decoded, field, region, first, values, codes, sub_offsets, a, b, start)
+            for a, b in zip(bounds, bounds[1:]))
+
+
+def _render_run(decoded, field, region, first, values, codes, sub_offsets, a, b, start):
+    """Elements a:b (one line shape) as text: a template per element, digits written column by column."""
+    ctx = decoded.ctx
+    subs = field.elem_type.subfields
+    m = b - a
+    index = np.arange(a, b, dtype=np.int64)
+    ndig = len(str(a))
+    template, fills = [], []
+    at = 0
+    for k, sub in enumerate(subs):
+        column = decoded.columns[first + k]
+        v = values[k][a - start:b - start]
+        code = int(codes[k][a - start])
+        width = int(ctx.ptr) if column.kind == "ptr" else 4
+        offset0 = region.offset + a * region.elem_size + sub_offsets[k]
+        label = column.label(a)
+        hex_text = _hex(column, int(v[0]), ctx)
+        constant = bool((v == v[0]).all())
+        text = _FIXED_TEXT.get(code)
+        if text is None:  # Interp.VALUE: the number itself
+            text = str(int(v[0]))
+        line = f"{offset0:8d}  {label:<34} {hex_text:<18}  {text}\n"
+        fills.append(("offset", at, 8, sub_offsets[k]))
+        label_at = at + 10 + len(field.name) + 1
+        fills.append(("index", label_at, ndig, None))
+        hex_at = at + 10 + max(34, len(label)) + 1 + 2
+        if not constant:
+            fills.append(("hex", hex_at, 2 * width, (v, width)))
+            if code not in _FIXED_TEXT:
+                fills.append(("value", hex_at - 2 + max(18, len(hex_text)) + 2, len(text), v))
+        template.append(line)
+        at += len(line)
+    row = np.frombuffer("".join(template).encode("ascii"), np.uint8)
+    variable = np.zeros(len(row), bool)
+    for _, pos, count, _ in fills:
+        variable[pos:pos + count] = True
+    mat = np.tile(row, (m, 1))
+    index_words = _dec8(index).reshape(-1).view(np.uint64)
+    element_offsets = region.offset + index * region.elem_size
+    for kind, pos, count, extra in fills:
+        if kind == "offset":
+            _put(mat, row, variable, pos, count, _dec8(element_offsets + extra, spaced=True).reshape(-1).view(np.uint64))
+        elif kind == "index":
+            _put(mat, row, variable, pos, count, index_words)
+        elif kind == "hex":
+            v, width = extra
+            big = v.astype(">u8").view(np.uint8).reshape(m, 8)[:, 8 - width:]
+            words = _hex_table()[big].reshape(m, count).view(np.uint64)  # 8 hex digits per word
+            for j in range(count // 8):
+                _put(mat, row, variable, pos + 8 * j, 8, np.ascontiguousarray(words[:, j]))
+        elif count <= 8:
+            _put(mat, row, variable, pos, count, _dec8(extra).reshape(-1).view(np.uint64))
+        else:
+            mat[:, pos:pos + count] = _digits(extra, count)
+    return mat
+
+
+def _put(mat, row, variable, pos, count, words):
+    """Write the last `count` characters of each row's 8-character word at column `pos` of `mat`.
+
+    One unaligned 8-byte store per row where the 8 bytes ending at the field's end
+    hold, besides the field, only bytes fixed in the template (they are stored
+    with their template value); byte by byte otherwise.
+    """
+    m, width = mat.shape
+    start = pos + count - 8
+    if count < 8 and (start < 0 or variable[start:pos].any()):
+        mat[:, pos:pos + count] = words.view(np.uint8).reshape(m, 8)[:, 8 - count:]
+        return
+    if count < 8:
+        keep = np.frombuffer(bytes(8 - count) + b"\xff" * count, np.uint64)[0]
+        fixed = np.frombuffer(row[start:pos].tobytes() + bytes(count), np.uint64)[0]
+        words = (words & keep) | fixed
+    target = np.ndarray((m,), np.uint64, buffer=mat.reshape(-1), offset=start, strides=(width,))
+    target[:] = words
 
 
 def _anomaly_summary(anomalies):

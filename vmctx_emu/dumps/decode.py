@@ -62,18 +62,92 @@ class Anomaly:
         return {"kind": self.kind, "offset": self.offset, "message": self.message}
 
 
-@dataclass
 class Decoded:
-    """Records in memory order, the columns they refer to, and what looked wrong."""
+    """Records in memory order, the columns they refer to, and what looked wrong.
 
-    ctx: object
-    columns: list
-    records: np.ndarray
-    anomalies: list
-    covered: np.ndarray  # bool per byte: inside some record (else padding)
+    `decode` keeps numpy views over the context's own bytes (`values`: one per
+    region and sub-field) and finds the anomalies from them; `records` (one
+    24-byte row per sub-field of every element) and `covered` are built from
+    those views the first time they are asked for, so decoding a large dump
+    costs a few passes over its bytes and no copy of them.
+    """
+
+    def __init__(self, ctx, columns, blocks, values, anomalies):
+        self.ctx = ctx
+        self.columns = columns
+        self.blocks = blocks    # (field, region, first column number) in memory order
+        self.values = values    # (region, sub) -> numpy view of that sub-field of every element
+        self.anomalies = anomalies
+        self._records = None
+        self._covered = None
+
+    def __len__(self):
+        return sum(region.count * len(field.elem_type.subfields) for field, region, _ in self.blocks)
+
+    @property
+    def records(self):
+        """Every record as one structured array (`RECORD_DTYPE`), built once on first use."""
+        if self._records is None:
+            parts = [self.block_records(field, region, first, 0, region.count)
+                     for field, region, first in self.blocks if region.count]
+            self._records = np.concatenate(parts) if parts else np.empty(0, RECORD_DTYPE)
+        return self._records
+
+    def block_records(self, field, region, first, start, stop):
+        """The records of elements `start:stop` of one region, in memory order."""
+        ctx = self.ctx
+        subs = field.elem_type.subfields
+        n = stop - start
+        rec = np.empty((n, len(subs)), dtype=RECORD_DTYPE)
+        index = np.arange(start, stop, dtype=np.uint32)
+        starts = region.offset + index * np.uint32(region.elem_size)
+        for k, sub in enumerate(subs):
+            values = _as_u64(self.values[(field.name, sub.name)][start:stop], sub.kind)
+            col = rec[:, k]
+            col["column"] = first + k
+            col["index"] = index
+            col["offset"] = starts + np.uint32(field.sub_offset(sub.name, ctx.ptr))
+            col["value"] = values
+            col["interp"] = _interp(sub, values, ctx)
+        return rec.reshape(-1)
+
+    def chunks(self, size=1 << 16):
+        """The records in memory order as structured arrays of about `size` rows (for streaming)."""
+        if self._records is not None:
+            for at in range(0, len(self._records), size):
+                yield self._records[at:at + size]
+            return
+        for field, region, first in self.blocks:
+            step = max(1, size // len(field.elem_type.subfields))
+            for start in range(0, region.count, step):
+                yield self.block_records(field, region, first, start, min(region.count, start + step))
+
+    @property
+    def covered(self):
+        """Bool per byte: inside some record (else padding)."""
+        if self._covered is None:
+            self._covered = _covered(self.ctx, self.blocks)
+        return self._covered
 
     def label(self, record):
         return self.columns[record["column"]].label(int(record["index"]))
+
+
+def _covered(ctx, blocks):
+    covered = np.zeros(len(ctx.memory), dtype=bool)
+    for field, region, _ in blocks:
+        if region.count:
+            covered[region.offset : region.end] = np.tile(_element_mask(field, region, ctx.ptr), region.count)
+    return covered
+
+
+def _element_mask(field, region, ptr):
+    """Bool per byte of one element: inside one of its sub-fields."""
+    mask = np.zeros(region.elem_size, dtype=bool)
+    for sub in field.elem_type.subfields:
+        at = field.sub_offset(sub.name, ptr)
+        mask[at : at + sub.width(ptr)] = True
+    return mask
 
 
 def _columns_and_blocks(ctx):
@@ -109,38 +183,20 @@ def _as_u64(arr, kind):
 
 
 def decode(ctx):
-    """Decode a live instance or a loaded dump into a `Decoded`."""
+    """Decode a live instance or a loaded dump into a `Decoded` (views over its bytes, anomalies found)."""
     raw = ctx.memory
     columns, blocks = _columns_and_blocks(ctx)
-    parts = []
-    covered = np.zeros(len(raw), dtype=bool)
     values_by = {}
     for field, region, first in blocks:
-        n = region.count
-        if not n:
+        if not region.count:
             continue
-        subs = field.elem_type.subfields
-        rec = np.empty((n, len(subs)), dtype=RECORD_DTYPE)
-        index = np.arange(n, dtype=np.uint32)
-        starts = region.offset + index * np.uint32(region.elem_size)
-        element_mask = np.zeros(region.elem_size, dtype=bool)
-        for k, sub in enumerate(subs):
-            arr = ctx.subview(field.name, sub.name)
-            values = _as_u64(arr, sub.kind)
-            values_by[(field.name, sub.name)] = values
-            sub_off = field.sub_offset(sub.name, ctx.ptr)
-            element_mask[sub_off : sub_off + sub.width(ctx.ptr)] = True
-            col = rec[:, k]
-            col["column"] = first + k
-            col["index"] = index
-            col["offset"] = starts + np.uint32(sub_off)
-            col["value"] = values
-            col["interp"] = _interp(sub, values, ctx)
-        covered[region.offset : region.end] = np.tile(element_mask, n)
-        parts.append(rec.reshape(-1))
-    records = np.concatenate(parts) if parts else np.empty(0, RECORD_DTYPE)
-    anomalies = _anomalies(ctx, raw, covered, values_by, blocks)
-    return Decoded(ctx, columns, records, anomalies, covered)
+        for sub in field.elem_type.subfields:
+            view = ctx.subview(field.name, sub.name)
+            # Pointers and u32s are compared as they are (no copy); the i32 flag
+            # word is read as its unsigned 32 bits, as records store it.
+            values_by[(field.name, sub.name)] = _as_u64(view, sub.kind) if sub.kind == "i32" else view
+    anomalies = _anomalies(ctx, raw, blocks, values_by)
+    return Decoded(ctx, columns, blocks, values_by, anomalies)
 
 
 def padding_differences(old, new):
@@ -170,38 +226,85 @@ def _where(ctx, offset):
 
 
 def _listed(kind, indices, describe, limit=8):
-    """One anomaly per index, up to `limit`, then one that counts the rest."""
-    out = [describe(i) for i in indices[:limit]]
+    """One anomaly per index (a list or an int array), up to `limit`, then one that counts the rest."""
+    out = [describe(int(i)) for i in indices[:limit]]
     if len(indices) > limit:
         out.append(Anomaly(kind, out[-1].offset, f"... and {len(indices) - limit} more {kind} anomalies"))
     return out
 
 
-def _anomalies(ctx, raw, covered, values_by, blocks):
+def _aligned_pieces(start, stop):
+    """[start, stop) as (offset, width) pieces of 8, 4, 2 or 1 bytes, each aligned to its width."""
+    while start < stop:
+        width = next(w for w in (8, 4, 2, 1) if start % w == 0 and start + w <= stop)
+        yield start, width
+        start += width
+
+
+def _padding_dirty(ctx, raw, blocks):
+    """Whether any padding byte is non-zero, from strided views of each element's holes (no byte mask)."""
+    at = 0
+    for field, region, _ in sorted(blocks, key=lambda b: b[1].offset):
+        if not region.count:
+            continue
+        if region.offset > at and any(raw[at:region.offset]):
+            return True
+        at = max(at, region.end)
+        mask = _element_mask(field, region, ctx.ptr)
+        if mask.all():
+            continue
+        size, n = region.elem_size, region.count
+        for start, stop in _runs(~mask):
+            for piece, width in _aligned_pieces(start, stop):
+                if size % width:
+                    width = 1
+                count = ((n - 1) * size) // width + 1
+                column = np.frombuffer(raw, dtype=f"u{width}", count=count, offset=region.offset + piece)
+                if column[:: size // width].any():
+                    return True
+    return at < len(raw) and any(raw[at:])
+
+
+class _Poisoned(dict):
+    """(region, sub) -> bool array "holds INVALID_PTR", computed the first time a key is asked for."""
+
+    def __init__(self, values_by, invalid):
+        super().__init__()
+        self._values, self._invalid = values_by, invalid
+
+    def __missing__(self, key):
+        mask = self[key] = self._values[key] == self._invalid
+        return mask
+
+    def __contains__(self, key):
+        return key in self._values
+
+
+def _anomalies(ctx, raw, blocks, values_by):
     found = []
     magic = raw[:4]
     if int.from_bytes(magic, ctx.byte_order) != VMCOMPONENT_MAGIC:
         found.append(Anomaly("bad_magic", 0, magic_mismatch_message(ctx.vmctx, magic, ctx.byte_order, ctx.ptr)))
 
-    data = np.frombuffer(raw, dtype=np.uint8)
-    for start, stop in _runs((data != 0) & ~covered)[:8]:
-        found.append(Anomaly("padding", start, f"non-zero padding bytes at offsets {start}..{stop - 1} "
-                                               f"(in {_where(ctx, start)}): {bytes(raw[start:stop]).hex(' ')}"))
+    if _padding_dirty(ctx, raw, blocks):
+        data = np.frombuffer(raw, dtype=np.uint8)
+        for start, stop in _runs((data != 0) & ~_covered(ctx, blocks))[:8]:
+            found.append(Anomaly("padding", start, f"non-zero padding bytes at offsets {start}..{stop - 1} "
+                                                   f"(in {_where(ctx, start)}): {bytes(raw[start:stop]).hex(' ')}"))
 
     name = ctx._flags_field.name
     flags = values_by.get((name, "flags"))
     if flags is not None:
-        bad = np.flatnonzero(flags & ~np.uint64(ctx.layout.flag_mask)).tolist()
+        bad = np.flatnonzero(flags & ~np.uint64(ctx.layout.flag_mask))
         names = "|".join(n for _, n in ctx.layout.flag_bits)
         found += _listed("flag_bits", bad, lambda i: Anomaly(
             "flag_bits", _offset_of(ctx, name, "flags", i),
             f"{name}[{i}] = {int(flags[i]):#010x} has bits beyond {names}"))
 
-    inv = np.uint64(ctx._invalid)
-    poisoned = {key: v == inv for key, v in values_by.items()}
+    poisoned = _Poisoned(values_by, np.uint64(ctx._invalid))
     if not ctx.debug_assertions:
-        for (region, sub), mask in poisoned.items():
-            idx = np.flatnonzero(mask).tolist()
+        for region, sub in values_by:
+            idx = np.flatnonzero(poisoned[(region, sub)])
             found += _listed("release_poison", idx, lambda i, r=region, s=sub: Anomaly(
                 "release_poison", _offset_of(ctx, r, s, i),
                 f"{r}[{i}].{s} holds INVALID_PTR in a dump marked release (no poison is written)"))
@@ -210,7 +313,7 @@ def _anomalies(ctx, raw, covered, values_by, blocks):
 
     for field, _, _ in blocks:
         for sub, value in field.init:
-            if isinstance(value, Header) and poisoned[(field.name, sub)][0]:
+            if isinstance(value, Header) and values_by[(field.name, sub)][0] == poisoned._invalid:
                 found.append(Anomaly("poison_elsewhere", _offset_of(ctx, field.name, sub, 0),
                                      f"{field.name}.{sub} holds INVALID_PTR, which the runtime never writes there"))
 
@@ -221,8 +324,8 @@ def _anomalies(ctx, raw, covered, values_by, blocks):
                 continue
             region, first = field.name, field.elem_type.subfields[0].name
             vm = values_by[(region, vmctx_sub.name)]
-            fp_set = ~poisoned[(region, first)] & (values_by[(region, first)] != 0)
-            idx = np.flatnonzero(fp_set & (vm != np.uint64(ctx.vmctx))).tolist()
+            fp = values_by[(region, first)]
+            idx = np.flatnonzero((fp != poisoned._invalid) & (fp != 0) & (vm != np.uint64(ctx.vmctx)))
             found += _listed("foreign_vmctx", idx, lambda i, r=region, v=vm, s=vmctx_sub.name: Anomaly(
                 "foreign_vmctx", _offset_of(ctx, r, s, i),
                 f"{r}[{i}].{s} = {int(v[i]):#x} is not this context "
@@ -257,7 +360,7 @@ def _debug_anomalies(ctx, values_by, poisoned, blocks):
         all_poison = np.all([poisoned[k] for k in poison], axis=0)
         rest_zero = np.all([values_by[k] == 0 for k in rest], axis=0) if rest else True
         fresh = all_poison & rest_zero
-        mixed = np.flatnonzero(any_poison & ~fresh).tolist()
+        mixed = np.flatnonzero(any_poison & ~fresh)
 
         def partly(i, spec=spec, keys=poison + rest):
             parts = ", ".join(f"{f}[{i}].{s} " + ("poisoned" if (f, s) in poisoned and poisoned[(f, s)][i]
@@ -269,7 +372,7 @@ def _debug_anomalies(ctx, values_by, poisoned, blocks):
         for f, s in poison:
             if ctx.layout.field(f).elem_type.sub(s).null == "allowed":
                 continue
-            nulls = np.flatnonzero(values_by[(f, s)] == 0).tolist()
+            nulls = np.flatnonzero(values_by[(f, s)] == 0)
             found += _listed("null_slot", nulls, lambda i, f=f, s=s: Anomaly(
                 "null_slot", _offset_of(ctx, f, s, i),
                 f"{f}[{i}].{s} is null in a debug dump: initialization leaves INVALID_PTR "

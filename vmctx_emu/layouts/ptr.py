@@ -6,7 +6,7 @@ from the `u8` sizes of its element types (`WasmtimeLayout.valid_ptr_sizes`).
 The seed's `PtrSize` helpers are read off the seed's element types.
 """
 
-import ctypes
+import struct
 
 from ..constants import INVALID_PTR_64
 from ..errors import ArgumentTypeError, ArgumentValueError, InvalidPtrSizeError
@@ -66,7 +66,7 @@ class PtrSize(int):
         return VMCALLER_CHECKED_ANYFUNC.offset_of("vmctx", self)
 
 
-HostPtr = PtrSize(ctypes.sizeof(ctypes.c_void_p))
+HostPtr = PtrSize(struct.calcsize("P"))  # the host's pointer size, without importing ctypes
 
 
 def as_ptr_size(ptr):

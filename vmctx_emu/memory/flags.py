@@ -7,6 +7,7 @@ back); anything else, "no" included, is refused rather than read as truthy.
 """
 
 import struct
+import sys
 from functools import lru_cache
 
 from ..errors import ArgumentTypeError, ArgumentValueError, VMContextError
@@ -33,21 +34,39 @@ def _as_bit(on, index, name):
     raise error(f"instance_flags({index}).{name.lower()} must be a bool (or 0/1), got {type(on).__name__} {on!r}")
 
 
+def _words(owner):
+    """The owner's memory as native i32 words, cached on it while live (close() drops it), or None."""
+    raw = owner._live()
+    view = None
+    if owner.byte_order == sys.byteorder:
+        view = raw[: len(raw) - len(raw) % 4].cast("i")
+    owner._fast_i32 = view
+    return view
+
+
 def _bit_property(bit, name):
-    # The per-access path is kept flat: one attribute read for liveness, one
-    # unpack, one pack.
+    # The per-access path is kept flat: the owner's cached word view (present only while it
+    # is live), one index, one store; other byte orders go through struct.
     def get(self):
-        raw = self._owner._raw
-        if raw is None:
-            self._owner._live()
+        try:
+            return bool(self._owner._fast_i32[self._at] & bit)
+        except (AttributeError, TypeError):
+            raw = self._owner._live()
+            if not hasattr(self._owner, "_fast_i32"):
+                _words(self._owner)
         return bool(self._word.unpack_from(raw, self._offset)[0] & bit)
 
     def set_(self, on):
         if on is not True and on is not False:
             on = _as_bit(on, self.index, name)
-        raw = self._owner._raw
-        if raw is None:
-            self._owner._live()
+        try:
+            view, at = self._owner._fast_i32, self._at
+            view[at] = view[at] | bit if on else view[at] & ~bit
+            return
+        except (AttributeError, TypeError):
+            raw = self._owner._live()
+            if not hasattr(self._owner, "_fast_i32"):
+                _words(self._owner)
         value = self._word.unpack_from(raw, self._offset)[0]
         self._word.pack_into(raw, self._offset, value | bit if on else value & ~bit)
 
@@ -78,7 +97,7 @@ class InstanceFlags:
     property per flag bit that release defines.
     """
 
-    __slots__ = ("_owner", "_offset", "_word", "index")
+    __slots__ = ("_owner", "_offset", "_word", "index", "_at")
     BITS = ALL_FLAGS
 
     def __init__(self, owner, offset, index, byte_order):
@@ -93,6 +112,7 @@ class InstanceFlags:
             raise ArgumentValueError(f"byte_order must be 'little' or 'big', got {byte_order!r}")
         self._owner = owner
         self._offset = offset
+        self._at = offset // 4  # index into the owner's i32 words (flag globals are 16-aligned)
         self._word = struct.Struct(BYTE_ORDER_CHAR[byte_order] + "i")
         self.index = index
 

@@ -49,19 +49,60 @@ def check_byte_order(byte_order):
     return byte_order
 
 
+@lru_cache(maxsize=None)
+def element_struct(etype, ptr, byte_order):
+    """One `struct.Struct` that reads or writes a whole element (its sub-fields in order, holes skipped)."""
+    fmt, at = BYTE_ORDER_CHAR[byte_order], 0
+    for sub in sorted(etype.subfields, key=lambda s: etype.offset_of(s.name, ptr)):
+        off = etype.offset_of(sub.name, ptr)
+        fmt += "x" * (off - at) + ("Q" if sub.kind == "ptr" and int(ptr) == 8 else "I" if sub.kind != "i32" else "i")
+        at = off + sub.width(ptr)
+    return struct.Struct(fmt)
+
+
 def _getter(field):
-    """The runtime getter of `field`'s elements, as the release's `ComponentInstance` has it."""
+    """The runtime getter of `field`'s elements, as the release's `ComponentInstance` has it.
+
+    The per-access path is kept flat: the element's offset from a per-instance
+    cache (base, size, count), one unpack of the whole element, the debug check
+    on values already read. Anything unusual (a non-int index, out of range,
+    closed) goes through the checked path, which raises the package's errors.
+    """
     etype, accessor, name = field.elem_type, field.runtime_getter, field.name
-    checked = tuple((s, etype.sub(s)) for s in etype.checked)
     returns_address = etype.role_sub("vmctx") is not None
     single = len(etype.subfields) == 1
     tuple_cls = element_tuple(etype)
+    new_tuple = tuple.__new__
+    def geometry(self):
+        region = self.offsets.region(name)
+        ptr = self.ptr
+        subs = sorted(etype.subfields, key=lambda s: etype.offset_of(s.name, ptr))
+        position = {s.name: k for k, s in enumerate(subs)}
+        order = tuple(position[s.name] for s in etype.subfields)
+        checked = tuple((position[s], s, field.sub_offset(s, ptr), "slot" if single else s) for s in etype.checked)
+        geo = (region.offset, region.elem_size, region.count, element_struct(etype, ptr, self.byte_order).unpack_from,
+               order if order != tuple(range(len(order))) else None, checked)
+        self._geometry[name] = geo
+        return geo
 
-    def get(self, index):
-        offset = self.offsets.element_offset(name, index)
-        for sub_name, _ in checked:
-            self._check_set(accessor, index, offset + self._sub_offset(field, sub_name),
-                            "slot" if single else sub_name)
+    def checked_get(self, index):
+        geo = self._geometry.get(name) or geometry(self)
+        base, size, count, unpack, order, checked = geo
+        if index.__class__ is int and 0 <= index < count:
+            offset = base + index * size
+        else:
+            offset = self.offsets.element_offset(name, index)
+        raw = self._raw
+        if raw is None:
+            raw = self._live()
+        values = unpack(raw, offset)
+        if checked and self.debug_assertions:
+            for k, sub_name, sub_off, what in checked:
+                if values[k] == self._invalid:
+                    raise VMContextError(
+                        f"{accessor}({index}): {what} at offset {offset + sub_off} read before it was set "
+                        f"(still INVALID_PTR {values[k]:#x})"
+                    )
         if returns_address:
             vmctx = self._vmctx
             if vmctx is None:
@@ -70,8 +111,66 @@ def _getter(field):
             if self._raw is None:
                 self._live()
             return vmctx + offset
-        values = [self._load_kind(s.kind, offset + self._sub_offset(field, s.name)) for s in etype.subfields]
-        return values[0] if single else tuple_cls(*values)
+        if single:
+            return values[0]
+        if order is not None:
+            values = tuple(values[k] for k in order)
+        return new_tuple(tuple_cls, values)
+
+    # The short paths: a live context, its geometry cached, a plain in-range int, and (debug) every
+    # checked slot set; anything else is `checked_get`'s, which raises or converts. In the host's
+    # byte order the words are read through a cached memoryview of ints (no struct, no tuple).
+    any_checked = bool(etype.checked)
+    attr = f"_fast_{accessor}"  # the instance's geometry for this getter, dropped by close()
+    subs = etype.subfields
+
+    def fast_geometry(self):
+        ptr, region = self.ptr, self.offsets.region(name)
+        widths = [int(ptr) if s.kind == "ptr" else 4 for s in subs]
+        starts = [region.offset + field.sub_offset(s.name, ptr) for s in subs]
+        if (self.byte_order == sys.byteorder and len(set(widths)) == 1 and all(s.kind != "i32" for s in subs)
+                and all(x % widths[0] == 0 for x in starts + [region.elem_size])):
+            raw, w = self._raw, widths[0]
+            view = raw[: len(raw) - len(raw) % w].cast("Q" if w == 8 else "I")
+            geo = (region.count, view, region.elem_size // w, *[x // w for x in starts])
+        else:
+            geo = None
+        setattr(self, attr, geo)
+
+    if returns_address:
+        get = checked_get
+    elif single:
+        def get(self, index):
+            try:
+                count, view, stride, start = getattr(self, attr)
+            except (AttributeError, TypeError):
+                if self._raw is not None and not hasattr(self, attr):
+                    fast_geometry(self)
+                return checked_get(self, index)
+            # The geometry exists only while the context is live: close() drops it.
+            if index.__class__ is not int or not 0 <= index < count:
+                return checked_get(self, index)
+            value = view[start + index * stride]
+            if any_checked and value == self._invalid and self.debug_assertions:
+                return checked_get(self, index)
+            return value
+    elif len(subs) == 2:
+        def get(self, index):
+            try:
+                count, view, stride, first, second = getattr(self, attr)
+            except (AttributeError, TypeError):
+                if self._raw is not None and not hasattr(self, attr):
+                    fast_geometry(self)
+                return checked_get(self, index)
+            if index.__class__ is not int or not 0 <= index < count:
+                return checked_get(self, index)
+            at = index * stride
+            values = (view[first + at], view[second + at])
+            if any_checked and self._invalid in values and self.debug_assertions:
+                return checked_get(self, index)
+            return new_tuple(tuple_cls, values)
+    else:
+        get = checked_get
 
     get.__name__ = accessor
     get.__doc__ = (f"`{accessor}(index)`: "
@@ -141,6 +240,7 @@ class ContextReader:
         self._u32 = struct.Struct(order + "I")
         self._i32 = struct.Struct(order + "i")
         self._invalid = invalid_ptr(ptr)
+        self._geometry = {}  # field name -> what its getter and setter need per access (see `_getter`)
 
     def _check_ptr(self, what, value):
         return check_ptr(what, value, self.ptr)
@@ -151,6 +251,12 @@ class ContextReader:
 
     def _sub_offset(self, field, sub):
         return field.sub_offset(sub, self.ptr)
+
+    def _forget_geometry(self):
+        """Drop every cached geometry (its memoryviews would keep closed memory alive)."""
+        self._geometry = {}
+        for name in [n for n in vars(self) if n.startswith("_fast_")]:
+            delattr(self, name)
 
     def _live(self):
         raw = self._raw
