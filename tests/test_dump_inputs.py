@@ -230,3 +230,54 @@ def test_load_dump_arguments_checked_at_the_boundary(dumped, kwargs, error, need
 def test_load_dump_path_checked(dumped):
     with pytest.raises(ArgumentTypeError, match="path must be a str or os.PathLike, got int 5"):
         load_dump(5)
+
+
+# -- fuzz-found crashes, one regression test each --------------------------------
+
+
+@pytest.mark.parametrize("address", ["0x10", 1.5, [16], True])
+def test_dumped_context_address_of_wrong_type_is_refused_before_any_formatting(address):
+    """A str/float address reached `f"{address:#x}"` in layout_parameters, magic_mismatch_message and
+    decoded_table ("Unknown format code 'x'"), and `int('0x10')` in the decoder's anomalies."""
+    data = OwnedComponentInstance(SHAPE, (0x1000, 0x2000), ptr=8).to_bytes()
+    from vmctx_emu.dumps.dump import DumpedContext
+
+    with pytest.raises(ArgumentTypeError, match="address must be an int"):
+        DumpedContext(data, SHAPE, 8, "little", address=address)
+
+
+def test_sidecar_hex_address_is_parsed_once_and_formats_everywhere(dumped):
+    inst, path = dumped
+    meta = sidecar(path)
+    meta["address"] = "0x10"
+    write_sidecar(path, meta)
+    ctx = load_dump(path, check_magic=False)
+    assert ctx.vmctx == 16 and ctx.layout_parameters()["address"] == "0x10"
+    decoded = decode(ctx)
+    assert "foreign_vmctx" not in {a.kind for a in decoded.anomalies} or all(
+        "is not this context (0x10)" in a.message for a in decoded.anomalies if a.kind == "foreign_vmctx")
+    assert decoded_table(decoded).startswith("VMComponentContext at 0x10:")
+
+
+def test_flags_of_a_dump_without_address_say_so(tmp_path):
+    """`None + int` in InstanceFlags.as_raw: a dump without an address has no flag addresses."""
+    inst = OwnedComponentInstance(Component(num_runtime_component_instances=1), (0x1000, 0x2000), ptr=8)
+    path = inst.dump(tmp_path / "ctx.bin")
+    meta = sidecar(path)
+    meta["address"] = None
+    write_sidecar(path, meta)
+    flag = load_dump(path).instance_flags(0)
+    with pytest.raises(VMCtxEmuError, match="address is unknown"):
+        flag.as_raw()
+    assert repr(flag) == "<InstanceFlags 0: MAY_LEAVE|MAY_ENTER>"
+
+
+@pytest.mark.parametrize("counts", [5, "num_lowerings", [("num_lowerings", 1)]])
+def test_sidecar_counts_that_are_not_an_object(dumped, counts):
+    """"'int' object is not iterable" in load_dump, for counts that are not a JSON object."""
+    inst, path = dumped
+    meta = sidecar(path)
+    meta["counts"] = counts
+    write_sidecar(path, meta)
+    with pytest.raises(DumpError, match="counts .* is not an object of count name -> u32"):
+        load_dump(path)
