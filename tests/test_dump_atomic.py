@@ -99,7 +99,7 @@ def test_dump_failure_keeps_old_pair_and_leaves_no_temp_files(tmp_path, monkeypa
         raise OSError(28, "No space left on device")
 
     def replace(src, dst):
-        raise PermissionError(13, "Permission denied", dst)
+        raise PermissionError(13, "Permission denied", src, None, dst)  # as os.replace: the temp file first
 
     def interrupted(*a, **k):
         raise KeyboardInterrupt

@@ -281,3 +281,11 @@ def test_sidecar_counts_that_are_not_an_object(dumped, counts):
     write_sidecar(path, meta)
     with pytest.raises(DumpError, match="counts .* is not an object of count name -> u32"):
         load_dump(path)
+
+
+def test_load_dump_reads_a_special_file_only_when_allowed_and_only_the_layouts_size(tmp_path):
+    """/dev/zero never ends: with allow_special only size_of_vmctx() + 1 bytes are read, and it is too long."""
+    with pytest.raises(DumpError, match=r"/dev/zero: \d+ bytes, but the layout .* too long"):
+        load_dump("/dev/zero", component=SHAPE, ptr=8, allow_special=True, check_magic=False)
+    with pytest.raises(ArgumentTypeError, match="allow_special must be a bool"):
+        load_dump("/dev/zero", component=SHAPE, ptr=8, allow_special="yes")

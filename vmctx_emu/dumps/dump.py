@@ -161,19 +161,19 @@ def write_dump(ctx, path):
     staging = _staging_path(real_bin, token)
     temp_side = _temp_sidecar_path(real_side, token)
     text = (json.dumps(sidecar_dict(ctx, token), indent=2) + "\n").encode()
-    made, committed = [], False
+    made, committed, where = [], False, path  # `where`: the user's name of the file being written
     try:
         _write_new(staging, data, made)
+        where = sidecar_path(path)
         _write_new(temp_side, text, made)
         os.replace(temp_side, real_side)  # the commit point
         made.remove(temp_side)
-        committed = True
+        committed, where = True, path
         os.replace(staging, real_bin)
         made.remove(staging)
         for directory in {os.path.dirname(real_bin), os.path.dirname(real_side)}:
             _fsync_dir(directory)
     except OSError as e:
-        where = e.filename if e.filename in (real_bin, real_side) else path
         done = (f"; the new dump is complete (its sidecar names its bytes in {staging}), "
                 f"but {path} still holds the old bytes") if committed else "; the previous dump is unchanged"
         raise DumpError(f"cannot write dump {where}: {e.strerror or e}{done}") from None
@@ -449,7 +449,7 @@ def _data_path(path, meta):
 
 
 def load_dump(path, component=None, ptr=None, byte_order=None, *, counts=None, address=None,
-              debug_assertions=None, check_magic=True, wasmtime=None):
+              debug_assertions=None, check_magic=True, wasmtime=None, allow_special=False):
     """Load a dump with its layout from the sidecar or the arguments (arguments win).
 
     `counts` overrides single counts of the sidecar's component (the others
@@ -458,11 +458,14 @@ def load_dump(path, component=None, ptr=None, byte_order=None, *, counts=None, a
     the host's. With `check_magic` the magic at offset 0 must be
     `VMCOMPONENT_MAGIC`. Arguments are checked first (`ArgumentTypeError`,
     `ArgumentValueError` naming them), then the sidecar (`check_sidecar`);
-    only the layout's size plus one byte of the dump is ever read.
+    only the layout's size plus one byte of the dump is ever read, and only
+    from a regular file unless `allow_special` (a device, a FIFO).
     """
     path = _check_path(path)
     _check_load_arguments(counts, address, debug_assertions, check_magic, byte_order, wasmtime)
-    f, _ = _open_checked(path, "dump", False)  # a missing or special file is named before anything else
+    if not isinstance(allow_special, bool):
+        raise ArgumentTypeError(f"allow_special must be a bool, got {type(allow_special).__name__} {allow_special!r}")
+    f, _ = _open_checked(path, "dump", allow_special)  # a missing or special file is named before anything else
     f.close()
     meta = _read_sidecar(path)
     where = sidecar_path(path)
@@ -505,7 +508,7 @@ def load_dump(path, component=None, ptr=None, byte_order=None, *, counts=None, a
         raise
     except (TypeError, ValueError) as e:
         raise DumpError(f"{path}: {e}") from None
-    data, size = _read_exact(path, meta, ctx.offsets.size_of_vmctx())
+    data, size = _read_exact(path, meta, ctx.offsets.size_of_vmctx(), allow_special)
     ctx._fill(data, size)
     bits = 8 * int(ctx.ptr)
     if address is None:
@@ -521,18 +524,18 @@ def load_dump(path, component=None, ptr=None, byte_order=None, *, counts=None, a
     return ctx
 
 
-def _read_exact(path, meta, expected):
+def _read_exact(path, meta, expected, allow_special=False):
     """(bytes, size): the dump's bytes, at most `expected + 1` read; `size` the file's own (stat)."""
     source = _data_path(path, meta)
     try:
-        f, size = _open_checked(source, "dump", False)
+        f, size = _open_checked(source, "dump", allow_special)
     except DumpError:
         if source == path:
             raise
-        f, size = _open_checked(path, "dump", False)  # the writer finished its rename meanwhile
+        f, size = _open_checked(path, "dump", allow_special)  # the writer finished its rename meanwhile
     with f:
         try:
             data = f.read(expected + 1)
         except OSError as e:
             raise DumpError(f"cannot read dump {path}: {e.strerror or e}") from None
-    return data, max(size, len(data))
+    return data, len(data) if size is None else max(size, len(data))
