@@ -13,6 +13,14 @@ walks only branches that end in a fit. A count two arrays share
 (`num_lowerings` up to v11) is tried one value at a time; where one setter
 writes both (`set_lowering`), element i is fresh in both or set in both.
 
+The work is bounded: every pass over the words (reading the elements once for
+every instance count tried, counting, ranking) is charged to one budget per
+call (`WORK_BUDGET`, shared by every release `infer_releases` tries), and a
+dump past `INFER_MAX_BYTES` is refused at once; past the budget
+`TooManyCandidatesError` ("too many candidates") asks for the counts or the
+release that narrow the search, so any dump up to 1 MB answers or stops in
+about two seconds.
+
 Candidates are ranked by how alike neighbouring elements of each array are
 (the sum of log2 |difference| of their words): a runtime fills one array from
 one kind of source (one host trampoline, one heap, one core instance), so an
@@ -311,23 +319,46 @@ def _prefix_matches(pattern, text):
     return np.array(z[len(pattern) + 1 :], dtype=np.int64)
 
 
+class _Words:
+    """The dump's words from `base` on, with each array's states and runs over them.
+
+    Whether an element starting at a word reads as fresh or set, and how many
+    follow, does not depend on where the arrays start: every instance count
+    tried (each moves the start by whole flag globals) takes a slice of these.
+    """
+
+    def __init__(self, base):
+        self.base = base
+        self.x = self.states = self.runs = None
+
+
 class _Tail:
     """The arrays after the fixed part, over the dump's words from `start` on, for one instance count."""
 
     def __init__(self, raw, start, layout, arrays, p, byte_order, address, debug, known, open_end=False,
-                 pointers=None, budget=None):
+                 pointers=None, budget=None, words=None):
         self.open_end = open_end
         self.layout = layout
         self.budget = budget
         self.total = (len(raw) - start) // p
-        self._charge(len(arrays) * ((self.total + 1) * READ_UNITS + READ_CALL_UNITS), "reading the elements")
-        self.x = np.frombuffer(raw, dtype=BYTE_ORDER_CHAR[byte_order] + f"u{p}", count=self.total,
-                               offset=start).astype(np.uint64)
         self.arrays = arrays
         self.widths = [f.elem_type.size_for(p) // p for f in arrays]
-        self.states = [_states(self.x, layout, f, p, byte_order == "big", address, debug, pointers)
-                       for f in arrays]
-        self.runs = [_runs(s != 0, w) for s, w in zip(self.states, self.widths)]
+        if words is None or start < words.base or (start - words.base) % p:
+            words = _Words(start)
+        if words.x is None:
+            total = (len(raw) - words.base) // p
+            self._charge(len(arrays) * ((total + 1) * READ_UNITS + READ_CALL_UNITS), "reading the elements")
+            words.x = np.frombuffer(raw, dtype=BYTE_ORDER_CHAR[byte_order] + f"u{p}", count=total,
+                                    offset=words.base).astype(np.uint64)
+            words.states = [_states(words.x, layout, f, p, byte_order == "big", address, debug, pointers)
+                            for f in arrays]
+            words.runs = [_runs(s != 0, w) for s, w in zip(words.states, self.widths)]
+        else:
+            self._charge(len(arrays) * READ_CALL_UNITS, "reading the elements")
+        skip = (start - words.base) // p
+        self.x = words.x[skip:]
+        self.states = [s[skip:] for s in words.states]
+        self.runs = [r[skip:] for r in words.runs]
         self.known = known
         self.shared, self.follower, self.coupled = self._sharing(layout)
         self._cost_sums = {}
@@ -649,6 +680,7 @@ def _infer(raw, layout, p, byte_order, address, known, debug, limit, open_end=Fa
         notes.append(f"{run} flag-looking globals: only the full run was tried as {instances_name}")
 
     count, roots = 0, []
+    words = _Words(layout.offsets(p, **{instances_name: 0}).region(arrays[0].name).offset)
     for instances in _instance_counts(run, known.get(instances_name)):
         offsets = layout.offsets(p, **{instances_name: instances})
         if not _fixed_part_fits(raw, layout, offsets, head, p, byte_order):
@@ -657,7 +689,7 @@ def _infer(raw, layout, p, byte_order, address, known, debug, limit, open_end=Fa
         if start > len(raw) or (len(raw) - start) % p and not open_end:
             continue
         tail = _Tail(raw, start, layout, arrays, p, byte_order, address, debug, known, open_end, pointers,
-                     budget)
+                     budget, words)
         values = tail.shared_values()
         work = len(values) * len(arrays) * (tail.total + 1)
         if work > WORK_LIMIT:
