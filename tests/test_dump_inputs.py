@@ -289,3 +289,15 @@ def test_load_dump_reads_a_special_file_only_when_allowed_and_only_the_layouts_s
         load_dump("/dev/zero", component=SHAPE, ptr=8, allow_special=True, check_magic=False)
     with pytest.raises(ArgumentTypeError, match="allow_special must be a bool"):
         load_dump("/dev/zero", component=SHAPE, ptr=8, allow_special="yes")
+
+
+def test_dump_of_a_context_made_from_a_layout_object_loads(tmp_path):
+    """The sidecar named the release by the layout's repr, which no reader could resolve."""
+    from vmctx_emu.layouts.releases import LAYOUTS
+
+    layout = LAYOUTS[3]
+    inst = OwnedComponentInstance({}, ptr=8, wasmtime=layout,
+                                  header={n: (1, 2) if n == "store" else 0x1000 for n in layout.header_names()})
+    ctx = load_dump(inst.dump(tmp_path / "ctx.bin"))
+    assert ctx.layout.id == layout.id and ctx.to_bytes() == inst.to_bytes()
+    assert sidecar(tmp_path / "ctx.bin")["wasmtime"] == layout.first

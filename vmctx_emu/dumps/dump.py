@@ -91,6 +91,12 @@ def _check_path(path, what="path"):
 
 def sidecar_dict(ctx, commit=None):
     meta = {"format": DUMP_FORMAT, "format_version": DUMP_FORMAT_VERSION, **ctx.layout_parameters()}
+    try:
+        named = wasmtime_layout(meta["wasmtime"]).id == ctx.layout.id
+    except (ValueError, LookupError, StopIteration):
+        named = False
+    if not named:  # made from a layout object, not a release string: name its first release
+        meta["wasmtime"] = ctx.layout.first or "seed"
     if commit is not None:
         meta["commit"] = commit
     return meta
