@@ -173,3 +173,23 @@ def test_sidecar_records_its_commit_and_older_sidecars_still_load(tmp_path):
 def test_dump_path_checked_at_the_boundary(path):
     with pytest.raises((TypeError, ValueError), match="path must"):
         write_dump(OLD, path)
+
+
+def test_dump_whose_bytes_rename_fails_after_the_commit_still_loads_whole(tmp_path, monkeypatch):
+    """Past the commit point nothing is rolled back: the error says so and the new pair loads."""
+    path = tmp_path / "ctx.bin"
+    write_dump(OLD, path)
+    real_replace = os.replace
+
+    def replace(src, dst):
+        if str(dst) == str(path):
+            raise OSError(5, "Input/output error", src, None, dst)
+        return real_replace(src, dst)
+
+    monkeypatch.setattr(os, "replace", replace)
+    with pytest.raises(DumpError, match=f"cannot write dump {path}: Input/output error; the new dump is complete"):
+        write_dump(NEW, path)
+    monkeypatch.undo()
+    assert len(leftovers(tmp_path)) == 1 and pair(path) == expected(NEW)
+    write_dump(NEW, path)
+    assert pair(path) == expected(NEW)
