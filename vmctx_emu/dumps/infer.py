@@ -52,14 +52,14 @@ MAX_FLAG_RUN_TRIED = 64
 RANKED = 1000
 # Word-steps the shared count's values may take in one release: past it, ask for that count.
 WORK_LIMIT = 50_000_000
-# Work units (about 20 ns each) one call may spend, `infer` or `infer_releases` over every release:
+# Work units (about 25 ns each) one call may spend, `infer` or `infer_releases` over every release:
 # past it, `TooManyCandidatesError` asks for the counts that narrow the search. Any dump up to
 # 1 MB answers or stops in about 2 s.
-WORK_BUDGET = 90_000_000
+WORK_BUDGET = 80_000_000
 # Units per word: reading one array's elements, one counting step over int64 and over exact Python
 # ints (counts past 2**62), each count considered while ranking. Per call (numpy's fixed costs):
 # reading an array, one counting step, expanding one ranking node.
-READ_UNITS, STEP_UNITS, OBJECT_STEP_UNITS, RANK_UNITS = 2, 1, 25, 1
+READ_UNITS, STEP_UNITS, OBJECT_STEP_UNITS, RANK_UNITS = 2, 5, 12, 1
 READ_CALL_UNITS, STEP_CALL_UNITS, RANK_CALL_UNITS = 5_000, 20_000, 1_000
 # Past this size reading a dump's elements alone would spend the budget: refused at once (and what
 # a caller reading a file for infer should read at most: `read_dump_bytes(path, INFER_MAX_BYTES)`).
