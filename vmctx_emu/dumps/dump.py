@@ -106,7 +106,12 @@ def _write_new(path, data, made):
     """Create `path` (mode 0666 less the umask, like any new file), write `data`, fsync; `made` gets it."""
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0), 0o666)
     made.append(path)
-    with os.fdopen(fd, "wb") as f:
+    try:
+        f = os.fdopen(fd, "wb")
+    except BaseException:
+        os.close(fd)
+        raise
+    with f:
         f.write(data)
         f.flush()
         os.fsync(f.fileno())
