@@ -9,6 +9,7 @@ from vmctx_emu import Component, OwnedComponentInstance, VMLowering, invalid_ptr
 from vmctx_emu.dumps.decode import Interp, decode
 from vmctx_emu.describe import decoded_table, interpretation
 from vmctx_emu.dumps.dump import DumpedContext
+from vmctx_emu.layouts.releases import wasmtime_layout
 
 SAMPLE = Component(num_lowerings=2, num_runtime_memories=1, num_runtime_reallocs=1,
                    num_runtime_post_returns=1, num_runtime_component_instances=2, num_always_trap=1)
@@ -126,3 +127,31 @@ def test_fuzz_garbage_of_the_right_size_decodes(data, ptr, order, debug):
     assert len(decoded.records) >= 3
     assert decoded.records["offset"].max() < size
     decoded_table(decoded)
+
+
+@pytest.mark.parametrize("word, reported", [
+    (0b111, True),    # MAY_LEAVE|MAY_ENTER|NEEDS_POST_RETURN
+    (0b110, True),    # MAY_ENTER|NEEDS_POST_RETURN
+    (0b011, False),   # at rest: MAY_LEAVE|MAY_ENTER
+    (0b101, False),   # after a call, before post_return: MAY_LEAVE|NEEDS_POST_RETURN
+    (0b000, False),
+])
+def test_flag_word_no_release_produces_is_an_anomaly(word, reported):
+    inst = fresh()
+    inst.instance_flags(1).value = word
+    found = [a for a in decode(inst).anomalies if a.kind == "flag_state"]
+    assert bool(found) == reported
+    if reported:
+        assert found[0].offset == inst.offsets.instance_flags(1)
+        assert "MAY_ENTER and NEEDS_POST_RETURN both set" in found[0].message
+        assert "flag_state" not in {a.kind for a in decode(fresh()).anomalies}
+
+
+def test_flag_state_not_checked_where_the_bits_do_not_exist():
+    """From v42 the word holds MAY_LEAVE only: bit 2 is an unknown bit, not a state."""
+    layout = wasmtime_layout("42")
+    inst = OwnedComponentInstance({"num_runtime_component_instances": 1}, ptr=8, wasmtime="42",
+                                  header={n: 0x1000 for n in layout.header_names()})
+    inst.subview(inst._flags_field.name, "flags")[0] = 0b110
+    kinds = {a.kind for a in decode(inst).anomalies}
+    assert "flag_state" not in kinds and "flag_bits" in kinds

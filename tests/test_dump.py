@@ -73,7 +73,7 @@ def test_dump_is_atomic_no_half_file_on_failure(tmp_path, monkeypatch):
         raise OSError("disk full")
 
     monkeypatch.setattr(os, "fsync", boom)
-    with pytest.raises(OSError, match="disk full"):
+    with pytest.raises(DumpError, match=f"cannot write dump {target}: disk full"):
         inst.dump(target)
     assert target.read_bytes() == b"old"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["ctx.bin"]

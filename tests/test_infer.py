@@ -11,6 +11,7 @@ from vmctx_emu.dumps.decode import decode
 from vmctx_emu.dumps.dump import DumpedContext
 from vmctx_emu.dumps.infer import (RANKED, InferError, TooManyCandidatesError, consistent_layouts, infer,
                                    infer_releases)
+from vmctx_emu.errors import ArgumentTypeError, ArgumentValueError
 from vmctx_emu.layouts.releases import LAYOUTS, SEED
 
 targets = st.sampled_from([(4, "little"), (4, "big"), (8, "little"), (8, "big")])
@@ -177,3 +178,82 @@ def test_unexplainable_dumps(data, error, needle):
 def test_pointer_sizes_infer_cannot_read():
     with pytest.raises(InferError, match=r"pointer sizes \(4, 8\), got 2"):
         infer(b"comp" + b"\0" * 60, 2, "little")
+
+
+def _with_flags(instances, tail_word, size, ptr=8):
+    """A seed header with `instances` flag globals, then `tail_word` repeated up to `size` bytes."""
+    inst = OwnedComponentInstance(Component(num_runtime_component_instances=instances), (0x1110, 0x2220), ptr=ptr)
+    head = inst.to_bytes()
+    return head + tail_word.to_bytes(ptr, "little") * ((size - len(head)) // ptr)
+
+
+def _spent(monkeypatch):
+    """The work units every `infer` call charges, summed."""
+    import vmctx_emu.dumps.infer as module
+
+    spent = [0]
+    charge = module._Budget.charge
+
+    def counting(self, units, layout, doing):
+        spent[0] += units
+        charge(self, units, layout, doing)
+
+    monkeypatch.setattr(module._Budget, "charge", counting)
+    return spent
+
+
+ADVERSARIAL = {
+    # The regex engine's worst case: a valid header, then one non-zero word 80 times (27 s at 680 bytes).
+    "680 bytes of one word": ((0, 0x1234, 680), True),
+    # 64 flag globals and poison: every split counted in exact Python ints (70 s at 1 MB).
+    "64 instances, 256 KB of poison": ((64, 0xDEADDEADBEEFBEEF, 1 << 18), False),
+    # Set func-ref triplets: every (func-ref count, lowering count) pair (129 s and 11.5 GB at 1 MB).
+    "1 MB of one word": ((1, 0x5555_0000_1000, 1 << 20), False),
+}
+
+
+@pytest.mark.parametrize("name", ADVERSARIAL)
+def test_infer_work_is_bounded_on_adversarial_dumps(monkeypatch, name):
+    """Any dump up to 1 MB answers or stops with "too many candidates" within the work budget."""
+    from vmctx_emu.dumps.infer import WORK_BUDGET
+
+    shape, answers = ADVERSARIAL[name]
+    data = _with_flags(*shape)
+    spent = _spent(monkeypatch)
+    start = time.perf_counter()
+    try:
+        results = infer_releases(data, 8, "little")
+    except TooManyCandidatesError as e:
+        assert not answers and str(e).startswith("too many candidates: ")
+    else:
+        assert answers and results
+    assert time.perf_counter() - start < 10  # a guard against hangs; the budget is the real bound
+    assert spent[0] <= WORK_BUDGET + 4 * len(data)
+
+
+def test_infer_refuses_a_dump_larger_than_it_searches():
+    from vmctx_emu.dumps.infer import INFER_MAX_BYTES
+
+    data = _with_flags(0, 0, INFER_MAX_BYTES + 64)
+    start = time.perf_counter()
+    with pytest.raises(TooManyCandidatesError, match=f"more than infer searches \\({INFER_MAX_BYTES:,} bytes\\)"):
+        infer_releases(data, 8, "little")
+    assert time.perf_counter() - start < 1
+
+
+@pytest.mark.parametrize("ptr, kwargs, error, needle", [
+    (8, {"address": 1 << 64}, ArgumentValueError, "address must be an int in [0, 2**64) for pointer size 8"),
+    (4, {"address": 1 << 32}, ArgumentValueError, "address must be an int in [0, 2**32) for pointer size 4"),
+    (8, {"address": -5}, ArgumentValueError, "address must be an int in [0, 2**64)"),
+    (8, {"address": "0x10"}, ArgumentTypeError, "address must be an int, got str"),
+    (8, {"counts": 5}, ArgumentTypeError, "counts must be a mapping"),
+    (8, {"counts": {"num_lowerings": "1"}}, ArgumentTypeError, "counts['num_lowerings'] must be an int"),
+    (8, {"counts": {"num_lowerings": 1 << 32}}, ArgumentValueError, "counts['num_lowerings'] must be in [0, 2**32)"),
+    (8, {"debug_assertions": "no"}, ArgumentTypeError, "debug_assertions must be a bool"),
+])
+@pytest.mark.parametrize("function", [infer, infer_releases])
+def test_infer_arguments_checked_at_the_boundary(function, ptr, kwargs, error, needle):
+    raw = OwnedComponentInstance(Component(), (1, 2), ptr=ptr).to_bytes()
+    with pytest.raises(error) as e:
+        function(raw, ptr, **kwargs)
+    assert needle in str(e.value)

@@ -300,6 +300,7 @@ def _anomalies(ctx, raw, blocks, values_by):
         found += _listed("flag_bits", bad, lambda i: Anomaly(
             "flag_bits", _offset_of(ctx, name, "flags", i),
             f"{name}[{i}] = {int(flags[i]):#010x} has bits beyond {names}"))
+        found += _flag_state_anomalies(ctx, name, flags)
 
     poisoned = _Poisoned(values_by, np.uint64(ctx._invalid))
     if not ctx.debug_assertions:
@@ -331,6 +332,26 @@ def _anomalies(ctx, raw, blocks, values_by):
                 f"{r}[{i}].{s} = {int(v[i]):#x} is not this context "
                 f"({ctx.vmctx:#x}); the runtime always stores its own address"))
     return found
+
+
+def _flag_state_anomalies(ctx, name, flags):
+    """Flag words no runtime of the release leaves behind, at rest or mid-call.
+
+    Every protocol with MAY_ENTER (`runtime/protocols.py`: up to v41) sets
+    NEEDS_POST_RETURN only after `Func::call` cleared MAY_ENTER, and sets
+    MAY_ENTER again only after `post_return` cleared NEEDS_POST_RETURN (fused
+    adapters touch MAY_ENTER and MAY_LEAVE only): both set is never seen.
+    """
+    bits = {n: bit for bit, n in ctx.layout.flag_bits}
+    if "MAY_ENTER" not in bits or "NEEDS_POST_RETURN" not in bits:
+        return []
+    both = np.uint64(bits["MAY_ENTER"] | bits["NEEDS_POST_RETURN"])
+    idx = np.flatnonzero((flags & both) == both).tolist()
+    return _listed("flag_state", idx, lambda i: Anomaly(
+        "flag_state", _offset_of(ctx, name, "flags", i),
+        f"{name}[{i}] = {int(flags[i]):#010x} has MAY_ENTER and NEEDS_POST_RETURN both set, which no "
+        f"{ctx.layout.range_text} runtime does: Func::call clears MAY_ENTER before it sets NEEDS_POST_RETURN, "
+        "post_return clears NEEDS_POST_RETURN before it sets MAY_ENTER again"))
 
 
 def _offset_of(ctx, region, sub, index):

@@ -13,6 +13,14 @@ walks only branches that end in a fit. A count two arrays share
 (`num_lowerings` up to v11) is tried one value at a time; where one setter
 writes both (`set_lowering`), element i is fresh in both or set in both.
 
+The work is bounded: every pass over the words (reading the elements once for
+every instance count tried, counting, ranking) is charged to one budget per
+call (`WORK_BUDGET`, shared by every release `infer_releases` tries), and a
+dump past `INFER_MAX_BYTES` is refused at once; past the budget
+`TooManyCandidatesError` ("too many candidates") asks for the counts or the
+release that narrow the search, so any dump up to 1 MB answers or stops in
+about two seconds.
+
 Candidates are ranked by how alike neighbouring elements of each array are
 (the sum of log2 |difference| of their words): a runtime fills one array from
 one kind of source (one host trampoline, one heap, one core instance), so an
@@ -21,27 +29,41 @@ array boundary falls where values jump. Ties keep the fewest non-empty arrays.
 
 import heapq
 import itertools
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
 
 from ..constants import VMCOMPONENT_MAGIC
-from ..errors import VMCtxEmuError
+from ..errors import ArgumentTypeError, ArgumentValueError, VMCtxEmuError
 from ..layouts.component import count_option
-from ..layouts.ptr import as_ptr_size, invalid_ptr
+from ..layouts.ptr import as_ptr_size, check_ptr, invalid_ptr
 from ..layouts.releases import LAYOUTS, wasmtime_layout
 from ..memory.magic import magic_mismatch_message
+from ..memory.reader import check_byte_order
 from ..memory.views import BYTE_ORDER_CHAR, EMULATED_PTR_SIZES
 
 __all__ = ["InferError", "TooManyCandidatesError", "Candidate", "Inference", "infer", "infer_releases",
-           "consistent_layouts", "MAX_FLAG_RUN_TRIED", "RANKED", "WORK_LIMIT"]
+           "consistent_layouts", "MAX_FLAG_RUN_TRIED", "RANKED", "WORK_LIMIT", "WORK_BUDGET", "INFER_MAX_BYTES"]
 
 # Beyond this many flag-looking globals only the longest run is tried.
 MAX_FLAG_RUN_TRIED = 64
 # Candidates listed by default; the count is always exact.
 RANKED = 1000
-# Word-steps one release's inference may take (about a second): past it, ask for counts.
+# Word-steps the shared count's values may take in one release: past it, ask for that count.
 WORK_LIMIT = 50_000_000
+# Work units (about 25 ns each) one call may spend, `infer` or `infer_releases` over every release:
+# past it, `TooManyCandidatesError` asks for the counts that narrow the search. Any dump up to
+# 1 MB answers or stops in about 2 s.
+WORK_BUDGET = 80_000_000
+# Units per word: reading one array's elements, one counting step over int64 and over exact Python
+# ints (counts past 2**62), each count considered while ranking. Per call (numpy's fixed costs):
+# reading an array, one counting step, expanding one ranking node.
+READ_UNITS, STEP_UNITS, OBJECT_STEP_UNITS, RANK_UNITS = 2, 5, 12, 1
+READ_CALL_UNITS, STEP_CALL_UNITS, RANK_CALL_UNITS = 5_000, 20_000, 1_000
+# Past this size reading a dump's elements alone would spend the budget: refused at once (and what
+# a caller reading a file for infer should read at most: `read_dump_bytes(path, INFER_MAX_BYTES)`).
+INFER_MAX_BYTES = 4 << 20
 
 FRESH, SET = 1, 2
 
@@ -52,6 +74,23 @@ class InferError(VMCtxEmuError, ValueError):
 
 class TooManyCandidatesError(InferError):
     """Trying every value of an unknown count would take too long: give that count."""
+
+
+class _Budget:
+    """The word-steps one call may still take; every table, state pass and ranking step is charged."""
+
+    def __init__(self, limit, size):
+        self.left = limit
+        self.limit = limit
+        self.size = size
+
+    def charge(self, units, layout, doing):
+        self.left -= int(units)
+        if self.left < 0:
+            raise TooManyCandidatesError(
+                f"too many candidates: {layout.name}: {doing} in this {self.size:,}-byte dump would take "
+                f"more than the {self.limit:,} work units infer may spend; give the counts you know "
+                "(the count options, e.g. --instances N --lowerings N) or --wasmtime")
 
 
 @dataclass(frozen=True)
@@ -280,23 +319,53 @@ def _prefix_matches(pattern, text):
     return np.array(z[len(pattern) + 1 :], dtype=np.int64)
 
 
+class _Words:
+    """The dump's words from `base` on, with each array's states and runs over them.
+
+    Whether an element starting at a word reads as fresh or set, and how many
+    follow, does not depend on where the arrays start: every instance count
+    tried (each moves the start by whole flag globals) takes a slice of these.
+    """
+
+    def __init__(self, base):
+        self.base = base
+        self.x = self.states = self.runs = None
+
+
 class _Tail:
     """The arrays after the fixed part, over the dump's words from `start` on, for one instance count."""
 
     def __init__(self, raw, start, layout, arrays, p, byte_order, address, debug, known, open_end=False,
-                 pointers=None):
+                 pointers=None, budget=None, words=None):
         self.open_end = open_end
+        self.layout = layout
+        self.budget = budget
         self.total = (len(raw) - start) // p
-        self.x = np.frombuffer(raw, dtype=BYTE_ORDER_CHAR[byte_order] + f"u{p}", count=self.total,
-                               offset=start).astype(np.uint64)
         self.arrays = arrays
         self.widths = [f.elem_type.size_for(p) // p for f in arrays]
-        self.states = [_states(self.x, layout, f, p, byte_order == "big", address, debug, pointers)
-                       for f in arrays]
-        self.runs = [_runs(s != 0, w) for s, w in zip(self.states, self.widths)]
+        if words is None or start < words.base or (start - words.base) % p:
+            words = _Words(start)
+        if words.x is None:
+            total = (len(raw) - words.base) // p
+            self._charge(len(arrays) * ((total + 1) * READ_UNITS + READ_CALL_UNITS), "reading the elements")
+            words.x = np.frombuffer(raw, dtype=BYTE_ORDER_CHAR[byte_order] + f"u{p}", count=total,
+                                    offset=words.base).astype(np.uint64)
+            words.states = [_states(words.x, layout, f, p, byte_order == "big", address, debug, pointers)
+                            for f in arrays]
+            words.runs = [_runs(s != 0, w) for s, w in zip(words.states, self.widths)]
+        else:
+            self._charge(len(arrays) * READ_CALL_UNITS, "reading the elements")
+        skip = (start - words.base) // p
+        self.x = words.x[skip:]
+        self.states = [s[skip:] for s in words.states]
+        self.runs = [r[skip:] for r in words.runs]
         self.known = known
         self.shared, self.follower, self.coupled = self._sharing(layout)
         self._cost_sums = {}
+
+    def _charge(self, units, doing):
+        if self.budget is not None:
+            self.budget.charge(units, self.layout, doing)
 
     def _sharing(self, layout):
         """The one count two arrays share, its second array's index, and whether one setter writes both."""
@@ -330,6 +399,7 @@ class _Tail:
             w0, wf = self.widths[0], self.widths[self.follower]
             pattern = self.states[0][0 : w0 * int(self.runs[0][0]) : w0].tolist()
             text = self.states[self.follower]
+            self._charge(5 * len(text), "matching the shared count's arrays")
             match = np.zeros(len(text), np.int64)
             for r in range(wf):
                 match[r::wf] = _prefix_matches(pattern, text[r::wf].tolist())
@@ -371,6 +441,8 @@ class _Tail:
         return self.known.get(name)
 
     def _step(self, j, ways_after, best_after, shared_value):
+        self._charge(STEP_CALL_UNITS + (self.total + 1) * (OBJECT_STEP_UNITS if ways_after.dtype == object
+                                                           else STEP_UNITS), "counting the shapes")
         w, runs = self.widths[j], self.runs[j]
         count = self._choice(j, shared_value)
         if count is None:
@@ -452,19 +524,30 @@ class _Tail:
         best[starts] = np.minimum(best[starts], head + np.minimum(low_part, high_part))
         return best
 
-    def children(self, j, s, g, shared_value, best):
-        """Counts array j can take at word s, with the total cost of the best fit through each, cheapest first."""
+    def children(self, j, s, g, shared_value, best, top=None):
+        """Counts array j can take at word s, with the total cost of the best fit through each, cheapest first.
+
+        With `top`, only the `top` cheapest (and any that cost the same, give or
+        take rounding) are sorted and returned: a search that wants `top` more
+        fits never enters more of them (each child leads to a fit of its cost).
+        """
         w, runs = self.widths[j], self.runs[j]
         fixed = self._choice(j, shared_value)
+        self._charge(RANK_CALL_UNITS + RANK_UNITS * (int(runs[s]) if fixed is None else 1), "ranking the shapes")
         cs = np.arange(int(runs[s]) + 1) if fixed is None else np.array([fixed])
         cs = cs[(cs <= runs[s]) & (s + cs * w <= self.total)]
-        f = g + self._array_cost(j, s, cs) + best[j + 1][s + cs * w]
+        costs = self._array_cost(j, s, cs)
+        f = g + costs + best[j + 1][s + cs * w]
         keep = np.isfinite(f)
         if j == self.follower and self.coupled:
             keep &= self._matches()[s] >= cs
-        cs, f = cs[keep], f[keep]
+        cs, f, costs = cs[keep], f[keep], costs[keep]
+        if top is not None and len(f) > 4 * top:
+            # np.sort, not np.partition: partition's introselect is slow on a ramp then a constant.
+            near = f <= np.sort(f)[top - 1] + 1e-5
+            cs, f, costs = cs[near], f[near], costs[near]
         order = np.lexsort((-cs, f))  # on a tie the earlier array takes the elements
-        return cs[order], f[order]
+        return cs[order], f[order], costs[order]
 
 
 def _key(cost):
@@ -492,16 +575,16 @@ def _ranked(roots, limit):
             if j == len(tail.arrays):
                 out.append((root, counts, f))
                 continue
-            cs, fs = tail.children(j, s, g, value, best)
+            cs, fs, costs = tail.children(j, s, g, value, best, limit - len(out) + 1)
             if len(cs):
-                heapq.heappush(heap, (_key(fs[0]), next(seq), root, j, s, g, counts, (cs, fs, 0)))
+                heapq.heappush(heap, (_key(fs[0]), next(seq), root, j, s, g, counts, (cs, fs, costs, 0)))
             continue
-        cs, fs, i = cursor
+        cs, fs, costs, i = cursor
         c = int(cs[i])
-        heapq.heappush(heap, (f, next(seq), root, j + 1, s + c * tail.widths[j],
-                              g + float(tail._array_cost(j, s, c)), counts + (c,), None))
+        heapq.heappush(heap, (f, next(seq), root, j + 1, s + c * tail.widths[j], g + float(costs[i]), counts + (c,),
+                              None))
         if i + 1 < len(cs):
-            heapq.heappush(heap, (_key(fs[i + 1]), next(seq), root, j, s, g, counts, (cs, fs, i + 1)))
+            heapq.heappush(heap, (_key(fs[i + 1]), next(seq), root, j, s, g, counts, (cs, fs, costs, i + 1)))
     return out
 
 
@@ -517,12 +600,43 @@ def _check_limit(limit):
     return limit
 
 
-def _prepared(data, ptr, byte_order):
-    """(the dump as bytes, the pointer size as an int), after the checks every release shares."""
+def _prepared(data, ptr, byte_order, address=None, counts=None, debug_assertions=True):
+    """(the dump as bytes, the pointer size as an int, the known counts), after the checks every release shares.
+
+    Arguments are checked here, at the boundary: `ArgumentTypeError` /
+    `ArgumentValueError` naming the argument (an address beyond the pointer
+    size, a count that is not a u32), never an error from numpy.
+    """
     ptr = as_ptr_size(ptr)
     if int(ptr) not in EMULATED_PTR_SIZES:
         raise InferError(f"infer works for pointer sizes {EMULATED_PTR_SIZES}, got {int(ptr)}")
-    return _magic_checked(data, ptr, byte_order), int(ptr)
+    check_byte_order(byte_order)
+    if not isinstance(debug_assertions, bool):
+        raise ArgumentTypeError(f"debug_assertions must be a bool, got {type(debug_assertions).__name__} "
+                                f"{debug_assertions!r}")
+    if not isinstance(data, (bytes, bytearray, memoryview)):
+        raise ArgumentTypeError(f"data must be bytes, got {type(data).__name__}")
+    if memoryview(data).nbytes > INFER_MAX_BYTES:
+        raise TooManyCandidatesError(
+            f"too many candidates: a dump of {memoryview(data).nbytes:,} bytes is more than infer searches "
+            f"({INFER_MAX_BYTES:,} bytes); with its release and counts known, decode it instead")
+    if address is not None:
+        check_ptr("address", address, ptr)
+    known = {}
+    if counts is not None:
+        if not isinstance(counts, Mapping):
+            raise ArgumentTypeError(f"counts must be a mapping of count name -> int, got "
+                                    f"{type(counts).__name__} {counts!r}")
+        for name, value in counts.items():
+            if not isinstance(name, str):
+                raise ArgumentTypeError(f"counts: names must be str, got {type(name).__name__} {name!r}")
+            if isinstance(value, bool) or not isinstance(value, int):
+                raise ArgumentTypeError(f"counts[{name!r}] must be an int in [0, 2**32), "
+                                        f"got {type(value).__name__} {value!r}")
+            if not 0 <= value < 1 << 32:
+                raise ArgumentValueError(f"counts[{name!r}] must be in [0, 2**32) (a u32), got {value}")
+            known[name] = value
+    return _magic_checked(data, ptr, byte_order), int(ptr), known
 
 
 def infer(data, ptr, byte_order="little", *, wasmtime="seed", address=None, counts=None,
@@ -540,13 +654,15 @@ def infer(data, ptr, byte_order="little", *, wasmtime="seed", address=None, coun
     unknown counts would take too long to try.
     """
     layout = wasmtime_layout(wasmtime)
-    raw, p = _prepared(data, ptr, byte_order)
-    return _infer(raw, layout, p, byte_order, address, dict(counts or {}), debug_assertions, _check_limit(limit),
+    raw, p, known = _prepared(data, ptr, byte_order, address, counts, debug_assertions)
+    return _infer(raw, layout, p, byte_order, address, known, debug_assertions, _check_limit(limit),
                   open_end, pointers)
 
 
-def _infer(raw, layout, p, byte_order, address, known, debug, limit, open_end=False, pointers=None):
+def _infer(raw, layout, p, byte_order, address, known, debug, limit, open_end=False, pointers=None, budget=None):
     notes = []
+    if budget is None:
+        budget = _Budget(WORK_BUDGET, len(raw))
     unknown = sorted(n for n, v in known.items() if n not in layout.count_names and v)
     if int(p) not in layout.valid_ptr_sizes or unknown:
         if unknown:
@@ -565,6 +681,7 @@ def _infer(raw, layout, p, byte_order, address, known, debug, limit, open_end=Fa
         notes.append(f"{run} flag-looking globals: only the full run was tried as {instances_name}")
 
     count, roots = 0, []
+    words = _Words(layout.offsets(p, **{instances_name: 0}).region(arrays[0].name).offset)
     for instances in _instance_counts(run, known.get(instances_name)):
         offsets = layout.offsets(p, **{instances_name: instances})
         if not _fixed_part_fits(raw, layout, offsets, head, p, byte_order):
@@ -572,13 +689,14 @@ def _infer(raw, layout, p, byte_order, address, known, debug, limit, open_end=Fa
         start = offsets.region(arrays[0].name).offset
         if start > len(raw) or (len(raw) - start) % p and not open_end:
             continue
-        tail = _Tail(raw, start, layout, arrays, p, byte_order, address, debug, known, open_end, pointers)
+        tail = _Tail(raw, start, layout, arrays, p, byte_order, address, debug, known, open_end, pointers,
+                     budget, words)
         values = tail.shared_values()
         work = len(values) * len(arrays) * (tail.total + 1)
         if work > WORK_LIMIT:
             raise TooManyCandidatesError(
-                f"{layout.name}: {tail.shared} could be any of 0..{values[-1]} in this {len(raw)}-byte dump, "
-                f"too many to try ({work:,} word-steps, limit {WORK_LIMIT:,}); "
+                f"too many candidates: {layout.name}: {tail.shared} could be any of 0..{values[-1]} in this "
+                f"{len(raw)}-byte dump, too many to try ({work:,} word-steps, limit {WORK_LIMIT:,}); "
                 f"give it (--{count_option(tail.shared)} N)")
         suffix = tail.suffix()
         for value in values:
@@ -604,11 +722,12 @@ def infer_releases(data, ptr, byte_order="little", *, layouts=None, address=None
     Consecutive variants of one layout id (renamed accessors, same bytes) that
     give the same answer are one result covering both ranges.
     """
-    raw, p = _prepared(data, ptr, byte_order)
+    raw, p, known = _prepared(data, ptr, byte_order, address, counts, debug_assertions)
     limit = _check_limit(limit)
+    budget = _Budget(WORK_BUDGET, len(raw))
     results = []
     for layout in LAYOUTS if layouts is None else layouts:
-        result = _infer(raw, layout, p, byte_order, address, dict(counts or {}), debug_assertions, limit)
+        result = _infer(raw, layout, p, byte_order, address, dict(known), debug_assertions, limit, budget=budget)
         if not result.count:
             continue
         prev = results[-1] if results else None
