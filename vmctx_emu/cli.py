@@ -266,10 +266,10 @@ def cmd_diff(args, out):
 
 def cmd_infer(args, out):
     from .dumps.dump import read_dump_bytes
-    from .dumps.infer import infer_releases
+    from .dumps.infer import INFER_MAX_BYTES, infer_releases
 
     check_address_fits(args.address, args.ptr_size)
-    data = read_dump_bytes(args.dump)
+    data = read_dump_bytes(args.dump, INFER_MAX_BYTES)
     only = None if args.wasmtime is None else [args.layout]
     counts = {name: getattr(args, name) for name in _infer_count_names(args) if getattr(args, name) is not None}
     results = infer_releases(data, args.ptr_size, args.byte_order, layouts=only, address=args.address,

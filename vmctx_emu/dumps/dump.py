@@ -222,7 +222,7 @@ def _open_checked(path, what, allow_special):
         raise DumpError(f"cannot read {what} {path}: it is a directory")
     if not allow_special:
         raise DumpError(f"cannot read {what} {path}: not a regular file (a device, FIFO or socket); "
-                        "pass allow_special=True to read it anyway")
+                        "copy it to a regular file first (in Python: allow_special=True)")
     return open(path, "rb"), None
 
 

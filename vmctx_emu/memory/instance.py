@@ -103,7 +103,7 @@ class OwnedComponentInstance(ContextReader):
     # -- lifetime -------------------------------------------------------
 
     def dump(self, path):
-        """Write the bytes to `path` and the layout to `path + '.json'`, each atomically."""
+        """Write the bytes to `path` and the layout to `path + '.json'`: one atomic unit (see `dumps.dump`)."""
         from ..dumps.dump import write_dump
 
         if not isinstance(path, (str, bytes, os.PathLike)):
