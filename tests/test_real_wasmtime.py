@@ -330,7 +330,9 @@ def live():
     mem = ProcessMemory()
     try:
         engines = {flag: make_engine(flag) for flag in (False, True)}
-        baseline = set(mem.find_live_contexts())
+        # A context is known by (address, store_context word): a context an earlier test freed can
+        # leave its bytes behind, and a new one may be allocated at the same address in another Store.
+        baseline = identities(mem, mem.find_live_contexts())
         seen = set(baseline)
         runs = {}
         for name, shape in SHAPES.items():
@@ -343,12 +345,17 @@ def live():
                 for import_name, impl in shape.host.items():
                     root.add_func(import_name, recorder(log, import_name, impl))
             instances = [linker.instantiate(store, component) for _ in range(shape.instances)]
-            new = [LiveContext.read(mem, a) for a in mem.find_live_contexts() if a not in seen]
-            seen.update(c.addr for c in new)
+            fresh = identities(mem, mem.find_live_contexts()) - seen
+            new = [LiveContext.read(mem, a) for a, _ in fresh]
+            seen.update(fresh)
             runs[name] = Run(store, instances, sorted(new, key=lambda c: c.id), log, (engine, component, linker))
         yield mem, baseline, runs
     finally:
         mem.close()
+
+
+def identities(mem, addresses):
+    return {(a, mem.u64(a + 16)) for a in addresses}
 
 
 def recorder(log, name, impl):
@@ -398,9 +405,9 @@ def test_one_context_per_instantiation(live, shape):
 def test_every_live_context_is_accounted_for(live):
     """A final scan finds exactly the contexts attributed to the shapes: none moved or vanished."""
     mem, baseline, runs = live
-    ours = {c.addr for run in runs.values() for c in run.contexts}
+    ours = {(c.addr, c.word(16)) for run in runs.values() for c in run.contexts}
     assert len(ours) == sum(shape.instances for shape in SHAPES.values())
-    assert set(mem.find_live_contexts()) - baseline == ours
+    assert identities(mem, mem.find_live_contexts()) - baseline == ours
 
 
 def test_header_words_follow_process_and_store(live):
