@@ -12,7 +12,8 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from vmctx_emu import OwnedComponentInstance
-from vmctx_emu.describe import decoded_doc, decoded_table, diff_json, diff_table, hexdump_lines
+from vmctx_emu.describe import (decoded_doc, decoded_json_chunks, decoded_table, diff_json, diff_table,
+                                hexdump_lines)
 from vmctx_emu.dumps.decode import decode, padding_differences
 from vmctx_emu.dumps.dump import SIDECAR_SCHEMA, load_dump
 from vmctx_emu.dumps.infer import infer_releases
@@ -53,7 +54,8 @@ def exercise(ctx):
     """Everything a loaded dump can be asked for; returns nothing, raises only what the package raises."""
     decoded = decode(ctx)
     assert decoded_table(decoded).startswith("VMComponentContext")
-    json.dumps(decoded_doc(decoded))
+    # The streamed JSON is json.dumps of the document, byte for byte, across chunk boundaries.
+    assert "".join(decoded_json_chunks(decoded, rows=2)) == json.dumps(decoded_doc(decoded), indent=1) + "\n"
     assert list(hexdump_lines(ctx))
     padding = padding_differences(decoded, decoded)
     assert diff_table(decoded, decoded, padding) == "no differences"

@@ -222,14 +222,16 @@ def cmd_layout(args, out):
 
 def cmd_decode(args, out):
     """Exit status 1 with --strict when the decode reports anomalies."""
-    from .describe import decoded_json, decoded_table_chunks
+    from .describe import decoded_json_chunks, decoded_table_chunks
     from .dumps.decode import decode
 
     decoded = decode(load_from_args(args, args.dump))
+    # Streamed: a large dump never becomes one string (nor, as JSON, one dict per record).
     if args.json:
-        out.write(decoded_json(decoded) + "\n")
+        for chunk in decoded_json_chunks(decoded):
+            out.write(chunk)
     else:
-        # Streamed: a large dump never becomes one string; bytes straight to a binary stream if there is one.
+        # The table's pieces are ASCII: straight to a binary stream if there is one.
         binary = getattr(out, "buffer", None)
         if binary is not None:
             out.flush()

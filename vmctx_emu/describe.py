@@ -10,7 +10,8 @@ from .memory.flags import flag_names
 from .memory.magic import describe_magic_bytes
 from .render import SCHEMA_VERSION
 
-__all__ = ["interpretation", "decoded_table", "decoded_table_chunks", "decoded_doc", "decoded_json", "hexdump_lines", "diff_rows",
+__all__ = ["interpretation", "decoded_table", "decoded_table_chunks", "decoded_doc", "decoded_json", "decoded_json_chunks",
+           "hexdump_lines", "diff_rows",
            "diff_table", "diff_json"]
 
 
@@ -45,11 +46,14 @@ def _hex(column, value, ctx):
     return f"{value:#0{2 + 2 * width}x}"
 
 
-def _rows(decoded):
+def _rows(decoded, block=1 << 16):
+    """(column, index, offset, value, code) per record, as Python ints a block at a time (bounded memory)."""
     columns, recs = decoded.columns, decoded.records
-    fields = (recs[name].tolist() for name in ("column", "index", "offset", "value", "interp"))
-    for column_no, index, offset, value, code in zip(*fields):
-        yield columns[column_no], index, offset, value, code
+    for start in range(0, len(recs), block):
+        part = recs[start:start + block]
+        fields = (part[name].tolist() for name in ("column", "index", "offset", "value", "interp"))
+        for column_no, index, offset, value, code in zip(*fields):
+            yield columns[column_no], index, offset, value, code
 
 
 def decoded_table(decoded, points_to=None):
@@ -315,7 +319,67 @@ def decoded_doc(decoded, points_to=None):
 
 
 def decoded_json(decoded):
-    return json.dumps(decoded_doc(decoded), indent=1)
+    return "".join(decoded_json_chunks(decoded))[:-1]
+
+
+# What `json.dumps(..., indent=1)` writes around one record of the top-level "records" list.
+_RECORD_KEYS = ("region", "index", "sub", "field", "offset", "value", "interpretation", "text")
+
+
+def decoded_json_chunks(decoded, points_to=None, rows=1 << 13):
+    """`decoded_json`'s text plus a final newline, as pieces of about `rows` records, for streaming.
+
+    The bytes `json.dumps(decoded_doc(decoded, points_to), indent=1)` would
+    give, but no record becomes a dict: each is formatted from its column's
+    template (keys and fixed strings encoded once), so a dump of a million
+    elements is written without holding its records as Python objects.
+    """
+    ctx = decoded.ctx
+    text = json.dumps({"schema_version": SCHEMA_VERSION, "layout": ctx.layout_parameters(), "records": None,
+                       "anomalies": [a.to_dict() for a in decoded.anomalies]}, indent=1)
+    at = text.index('\n "records": null')
+    head, tail = text[:at], text[at + len('\n "records": null'):]
+    enc = json.encoder.encode_basestring_ascii
+    keys = [f'\n   "{k}": ' for k in _RECORD_KEYS]
+    extra = ([f'\n   "address": '] if ctx.vmctx is not None else []) + \
+            (['\n   "points_to": '] if points_to is not None else [])
+    interp_names = [enc(name) for name in Interp.NAMES]
+    fixed_texts = {}
+    templates = {}
+    out, n = [head, '\n "records": ['], 0
+    for column, index, offset, value, code in _rows(decoded):
+        template = templates.get(column)
+        if template is None:
+            template = templates[column] = (
+                "  {" + keys[0] + enc(column.region) + "," + keys[1], "," + keys[2]
+                + ("null" if column.sub is None else enc(column.sub)) + "," + keys[3])
+        words = fixed_texts.get((code, value)) if code != Interp.VALUE else None
+        if words is None:
+            words = enc(interpretation(code, value, ctx))
+            if code not in (Interp.VALUE, Interp.MAGIC_BAD, Interp.FLAGS):
+                fixed_texts[(code, value)] = words
+        record = [template[0], str(index) if column.is_array else "null", template[1], enc(column.label(index)),
+                  ",", keys[4], str(offset), ",", keys[5], '"', _hex(column, value, ctx), '",', keys[6],
+                  interp_names[code], ",", keys[7], words]
+        if extra:
+            record.append(",")
+            record.append(extra[0])
+            if ctx.vmctx is not None:
+                record.append(f'"{ctx.vmctx + offset:#x}"')
+                if points_to is not None:
+                    record += [",", extra[1]]
+            if points_to is not None:
+                target = points_to.get(offset)
+                record.append("null" if target is None else enc(target))
+        record.append("\n  }")
+        out.append(("\n" if n == 0 else ",\n") + "".join(record))
+        n += 1
+        if n % rows == 0:
+            yield "".join(out)
+            out = []
+    out.append("\n ]" if n else "]")
+    out.append(tail + "\n")
+    yield "".join(out)
 
 
 def _line_labels(regions, start, stop):
