@@ -1,5 +1,6 @@
 """Words for decoded records: tables, JSON, hexdump and diff output. No decoding happens here."""
 
+import bisect
 import json
 from functools import lru_cache
 
@@ -382,44 +383,63 @@ def decoded_json_chunks(decoded, points_to=None, rows=1 << 13):
     yield "".join(out)
 
 
-def _line_labels(regions, start, stop):
-    labels = []
+def _spans(regions):
+    """Every labelled byte range in offset order: (start, end, region, is_hole); they do not overlap."""
+    spans = []
     for r in regions:
-        if r.padding_before and r.offset - r.padding_before < stop and start < r.offset:
+        if r.padding_before:
+            spans.append((r.offset - r.padding_before, r.offset, r, True))
+        if r.size:
+            spans.append((r.offset, r.end, r, False))
+    return spans
+
+
+def _line_labels(spans, ends, start, stop):
+    """(margin text, region names) of the bytes [start, stop): the names decide folding, not the indices."""
+    labels, names = [], []
+    i = bisect.bisect_right(ends, start)  # the first span ending after `start`
+    while i < len(spans) and spans[i][0] < stop:
+        _, _, r, hole = spans[i]
+        i += 1
+        if hole:
             labels.append("(hole)")
-        if not r.size or r.end <= start or stop <= r.offset:
+            names.append("(hole)")
             continue
+        names.append(r.name)
         if r.count_name is None:
             labels.append(r.name)
             continue
         first = max(0, (start - r.offset) // r.elem_size)
         last = min(r.count - 1, (stop - 1 - r.offset) // r.elem_size)
         labels.append(f"{r.name}[{first}]" if first == last else f"{r.name}[{first}..{last}]")
-    return ", ".join(labels)
+    return ", ".join(labels), tuple(names)
+
+
+# hexdump -C's text column: printable ASCII as itself, every other byte as ".".
+_PRINTABLE = bytes(b if 0x20 <= b < 0x7F else 0x2E for b in range(256))
 
 
 def hexdump_lines(ctx):
     """`hexdump -C` lines, repeated lines folded into `*`, field names in the right margin."""
     raw = bytes(ctx.memory)
-    regions = ctx.offsets.regions()
+    spans = _spans(ctx.offsets.regions())
+    ends = [end for _, end, _, _ in spans]
     previous = None
     folded = False
     for start in range(0, len(raw), 16):
         chunk = raw[start:start + 16]
-        labels = _line_labels(regions, start, start + len(chunk))
+        labels, names = _line_labels(spans, ends, start, start + len(chunk))
         # Fold like hexdump -C, but never across a change of region, so
         # every region's first line keeps its name in the margin.
-        key = (chunk, tuple(label.split("[")[0] for label in labels.split(", ")))
+        key = (chunk, names)
         if key == previous and len(chunk) == 16:
             if not folded:
                 yield "*"
                 folded = True
             continue
         previous, folded = key, False
-        left = " ".join(f"{b:02x}" for b in chunk[:8])
-        right = " ".join(f"{b:02x}" for b in chunk[8:])
-        text = "".join(chr(b) if 0x20 <= b < 0x7F else "." for b in chunk)
-        yield f"{start:08x}  {left:<23}  {right:<23}  |{text}|".ljust(78) + f"  {labels}"
+        text = chunk.translate(_PRINTABLE).decode("ascii")
+        yield f"{start:08x}  {chunk[:8].hex(' '):<23}  {chunk[8:].hex(' '):<23}  |{text}|".ljust(78) + f"  {labels}"
     yield f"{len(raw):08x}"
 
 

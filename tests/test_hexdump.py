@@ -1,0 +1,57 @@
+"""`hexdump_lines` against a plain reference: every line, label and fold the same, for every release and shape."""
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from vmctx_emu import OwnedComponentInstance
+from vmctx_emu.describe import hexdump_lines
+from vmctx_emu.layouts.releases import LAYOUTS
+
+
+def reference_lines(ctx):
+    """hexdump -C, one line per 16 bytes, labels by scanning every region; repeated lines of the
+    same regions folded into `*`."""
+    raw, regions = bytes(ctx.memory), ctx.offsets.regions()
+    previous, folded = None, False
+    for start in range(0, len(raw), 16):
+        chunk, stop = raw[start:start + 16], min(start + 16, len(raw))
+        labels = []
+        for r in regions:
+            if r.padding_before and r.offset - r.padding_before < stop and start < r.offset:
+                labels.append("(hole)")
+            if not r.size or r.end <= start or stop <= r.offset:
+                continue
+            if r.count_name is None:
+                labels.append(r.name)
+                continue
+            first = max(0, (start - r.offset) // r.elem_size)
+            last = min(r.count - 1, (stop - 1 - r.offset) // r.elem_size)
+            labels.append(f"{r.name}[{first}]" if first == last else f"{r.name}[{first}..{last}]")
+        key = (chunk, tuple(label.split("[")[0] for label in labels))
+        if key == previous and len(chunk) == 16:
+            if not folded:
+                yield "*"
+                folded = True
+            continue
+        previous, folded = key, False
+        left = " ".join(f"{b:02x}" for b in chunk[:8])
+        right = " ".join(f"{b:02x}" for b in chunk[8:])
+        text = "".join(chr(b) if 0x20 <= b < 0x7F else "." for b in chunk)
+        yield f"{start:08x}  {left:<23}  {right:<23}  |{text}|".ljust(78) + f"  {', '.join(labels)}"
+    yield f"{len(raw):08x}"
+
+
+@settings(max_examples=80, deadline=None)
+@given(layout=st.sampled_from(LAYOUTS), ptr=st.sampled_from([4, 8]), debug=st.booleans(),
+       counts=st.lists(st.integers(0, 5), min_size=12, max_size=12),
+       edits=st.lists(st.tuples(st.integers(0, 1 << 12), st.integers(0, 255)), max_size=8))
+def test_hexdump_is_the_reference(layout, ptr, debug, counts, edits):
+    shape = dict(zip(layout.count_names, counts))
+    header = {name: (0x1000, 0x2000) if name == "store" else 0x1000 + 0x10 * k
+              for k, name in enumerate(layout.header_names())}
+    with OwnedComponentInstance(shape, ptr=ptr, byte_order="little", wasmtime=layout.first or "seed",
+                                debug_assertions=debug, header=header) as inst:
+        raw = inst._live()
+        for at, value in edits:  # printable and unprintable bytes, runs broken at random
+            raw[at % len(raw)] = value
+        assert list(hexdump_lines(inst)) == list(reference_lines(inst))
