@@ -32,14 +32,13 @@ import secrets
 import stat
 import sys
 import time
-from collections.abc import Mapping
 
 from ..errors import ArgumentTypeError, ArgumentValueError, VMContextError, VMCtxEmuError
-from ..layouts.component import check_u32
+from ..layouts.component import check_counts, check_u32
 from ..layouts.ptr import as_ptr_size, check_ptr
 from ..layouts.releases import wasmtime_layout
 from ..memory.reader import ContextReader
-from ..memory.views import EMULATED_PTR_SIZES
+from ..memory.views import EMULATED_PTR_SIZES, check_byte_order
 
 __all__ = ["DUMP_FORMAT", "DUMP_FORMAT_VERSION", "MAX_DUMP_BYTES", "MAX_SIDECAR_BYTES", "SIDECAR_SCHEMA",
            "STALE_AFTER", "DumpError", "DumpedContext", "write_dump", "load_dump", "read_dump_bytes",
@@ -422,19 +421,7 @@ def _counts_text(component):
 
 def _check_load_arguments(counts, address, debug_assertions, check_magic, byte_order, wasmtime):
     if counts is not None:
-        if not isinstance(counts, Mapping):
-            raise ArgumentTypeError(f"counts must be a mapping of count name -> int, got {type(counts).__name__} "
-                                    f"{counts!r}")
-        for name, value in counts.items():
-            if not isinstance(name, str):
-                raise ArgumentTypeError(f"counts: names must be str, got {type(name).__name__} {name!r}")
-            if not _is_int(value):
-                raise ArgumentTypeError(f"counts[{name!r}] must be an int in [0, 2**32), "
-                                        f"got {type(value).__name__} {value!r}")
-            try:
-                check_u32(f"counts[{name!r}]", value)
-            except ValueError as e:
-                raise ArgumentValueError(str(e)) from None
+        check_counts(counts)
     if address is not None and (isinstance(address, bool) or not isinstance(address, int)):
         raise ArgumentTypeError(f"address must be an int or None, got {type(address).__name__} {address!r}")
     if address is not None and address < 0:
@@ -442,8 +429,8 @@ def _check_load_arguments(counts, address, debug_assertions, check_magic, byte_o
     for name, value in (("debug_assertions", debug_assertions), ("check_magic", check_magic)):
         if value is not None and not isinstance(value, bool):
             raise ArgumentTypeError(f"{name} must be a bool, got {type(value).__name__} {value!r}")
-    if byte_order is not None and byte_order not in ("little", "big"):
-        raise ArgumentValueError(f"byte_order must be 'little' or 'big', got {byte_order!r}")
+    if byte_order is not None:
+        check_byte_order(byte_order)
     if wasmtime is not None and not isinstance(wasmtime, str) and not hasattr(wasmtime, "count_names"):
         raise ArgumentTypeError(f"wasmtime must be a release string or layout, got {type(wasmtime).__name__} "
                                 f"{wasmtime!r}")

@@ -29,19 +29,17 @@ array boundary falls where values jump. Ties keep the fewest non-empty arrays.
 
 import heapq
 import itertools
-from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
 
 from ..constants import VMCOMPONENT_MAGIC
-from ..errors import ArgumentTypeError, ArgumentValueError, VMCtxEmuError
-from ..layouts.component import count_option
+from ..errors import ArgumentTypeError, VMCtxEmuError
+from ..layouts.component import check_counts, count_option
 from ..layouts.ptr import as_ptr_size, check_ptr, invalid_ptr
 from ..layouts.releases import LAYOUTS, wasmtime_layout
 from ..memory.magic import magic_mismatch_message
-from ..memory.reader import check_byte_order
-from ..memory.views import BYTE_ORDER_CHAR, EMULATED_PTR_SIZES
+from ..memory.views import BYTE_ORDER_CHAR, EMULATED_PTR_SIZES, check_byte_order
 
 __all__ = ["InferError", "TooManyCandidatesError", "Candidate", "Inference", "infer", "infer_releases",
            "consistent_layouts", "MAX_FLAG_RUN_TRIED", "RANKED", "WORK_LIMIT", "WORK_BUDGET", "INFER_MAX_BYTES"]
@@ -622,20 +620,7 @@ def _prepared(data, ptr, byte_order, address=None, counts=None, debug_assertions
             f"({INFER_MAX_BYTES:,} bytes); with its release and counts known, decode it instead")
     if address is not None:
         check_ptr("address", address, ptr)
-    known = {}
-    if counts is not None:
-        if not isinstance(counts, Mapping):
-            raise ArgumentTypeError(f"counts must be a mapping of count name -> int, got "
-                                    f"{type(counts).__name__} {counts!r}")
-        for name, value in counts.items():
-            if not isinstance(name, str):
-                raise ArgumentTypeError(f"counts: names must be str, got {type(name).__name__} {name!r}")
-            if isinstance(value, bool) or not isinstance(value, int):
-                raise ArgumentTypeError(f"counts[{name!r}] must be an int in [0, 2**32), "
-                                        f"got {type(value).__name__} {value!r}")
-            if not 0 <= value < 1 << 32:
-                raise ArgumentValueError(f"counts[{name!r}] must be in [0, 2**32) (a u32), got {value}")
-            known[name] = value
+    known = {} if counts is None else check_counts(counts)
     return _magic_checked(data, ptr, byte_order), int(ptr), known
 
 

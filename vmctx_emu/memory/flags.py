@@ -12,7 +12,7 @@ from functools import lru_cache
 
 from ..errors import ArgumentTypeError, ArgumentValueError, VMContextError
 from ..layouts.releases import ALL_FLAGS
-from .views import BYTE_ORDER_CHAR
+from .views import BYTE_ORDER_CHAR, check_byte_order
 
 __all__ = ["InstanceFlags", "flags_class", "flag_names"]
 
@@ -108,8 +108,7 @@ class InstanceFlags:
         raw = live()
         if isinstance(offset, bool) or not isinstance(offset, int) or not 0 <= offset <= len(raw) - 4:
             raise ArgumentValueError(f"InstanceFlags offset must be an int in [0, {len(raw) - 4}], got {offset!r}")
-        if byte_order not in BYTE_ORDER_CHAR:
-            raise ArgumentValueError(f"byte_order must be 'little' or 'big', got {byte_order!r}")
+        check_byte_order(byte_order)
         self._owner = owner
         self._offset = offset
         self._at = offset // 4  # index into the owner's i32 words (flag globals are 16-aligned)

@@ -21,7 +21,7 @@ from ..layouts.releases import wasmtime_layout
 from ..layouts.types import VMLOWERING
 from .flags import flags_class
 from .magic import magic_mismatch_message
-from .views import BYTE_ORDER_CHAR, EMULATED_PTR_SIZES, region_view, subfield_view
+from .views import BYTE_ORDER_CHAR, EMULATED_PTR_SIZES, check_byte_order, region_view, subfield_view
 
 __all__ = ["ContextReader", "VMLowering", "attr_name", "check_byte_order", "element_tuple", "with_runtime"]
 
@@ -41,12 +41,6 @@ def element_tuple(etype):
 
 
 VMLowering = element_tuple(VMLOWERING)
-
-
-def check_byte_order(byte_order):
-    if byte_order not in BYTE_ORDER_CHAR:
-        raise ArgumentValueError(f"byte_order must be 'little' or 'big', got {byte_order!r}")
-    return byte_order
 
 
 @lru_cache(maxsize=None)
