@@ -290,7 +290,7 @@ def cmd_infer(args, out):
     if not results:
         out.write("no release layout has a shape that fits\n")
         return 1
-    out.write(f"1 release layout fits\n" if len(results) == 1 else f"{len(results)} release layouts fit\n")
+    out.write("1 release layout fits\n" if len(results) == 1 else f"{len(results)} release layouts fit\n")
     for r in results:
         verdict = "unambiguous" if r.count == 1 else f"ambiguous: {r.count:,} candidate shapes, most plausible first"
         out.write(f"{r.layout.id} ({r.range_text}): {verdict}\n")

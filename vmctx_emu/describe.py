@@ -341,9 +341,7 @@ def decoded_json_chunks(decoded, points_to=None, rows=1 << 13):
     at = text.index('\n "records": null')
     head, tail = text[:at], text[at + len('\n "records": null'):]
     enc = json.encoder.encode_basestring_ascii
-    keys = [f'\n   "{k}": ' for k in _RECORD_KEYS]
-    extra = ([f'\n   "address": '] if ctx.vmctx is not None else []) + \
-            (['\n   "points_to": '] if points_to is not None else [])
+    keys = [f'\n   "{k}": ' for k in _RECORD_KEYS + ("address", "points_to")]
     interp_names = [enc(name) for name in Interp.NAMES]
     fixed_texts = {}
     templates = {}
@@ -362,16 +360,11 @@ def decoded_json_chunks(decoded, points_to=None, rows=1 << 13):
         record = [template[0], str(index) if column.is_array else "null", template[1], enc(column.label(index)),
                   ",", keys[4], str(offset), ",", keys[5], '"', _hex(column, value, ctx), '",', keys[6],
                   interp_names[code], ",", keys[7], words]
-        if extra:
-            record.append(",")
-            record.append(extra[0])
-            if ctx.vmctx is not None:
-                record.append(f'"{ctx.vmctx + offset:#x}"')
-                if points_to is not None:
-                    record += [",", extra[1]]
-            if points_to is not None:
-                target = points_to.get(offset)
-                record.append("null" if target is None else enc(target))
+        if ctx.vmctx is not None:
+            record += [",", keys[8], f'"{ctx.vmctx + offset:#x}"']
+        if points_to is not None:
+            target = points_to.get(offset)
+            record += [",", keys[9], "null" if target is None else enc(target)]
         record.append("\n  }")
         out.append(("\n" if n == 0 else ",\n") + "".join(record))
         n += 1
