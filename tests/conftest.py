@@ -38,3 +38,15 @@ def gcore(pid, directory, name="core", timeout=300):
     if done.returncode or not os.path.exists(path):
         pytest.skip(f"gcore cannot dump pid {pid} here: {(done.stderr or done.stdout).strip()[-300:]}")
     return path
+
+
+def run_cli(argv, capsys, out=None):
+    """(exit status, stdout, stderr) of `vmctx-emu ARGV` run in-process; argparse's SystemExit is a status."""
+    from vmctx_emu.cli import main
+
+    try:
+        status = main([str(a) for a in argv], out=out)
+    except SystemExit as e:
+        status = e.code
+    captured = capsys.readouterr()
+    return status, captured.out, captured.err

@@ -5,8 +5,8 @@ import subprocess
 import sys
 
 import pytest
+from conftest import run_cli as run
 
-from vmctx_emu.cli import main
 
 SAMPLE_ARGS = ["layout", "--ptr-size", "8", "--lowerings", "3", "--memories", "1", "--reallocs", "1",
                "--post-returns", "1", "--instances", "2", "--always-trap", "1"]
@@ -28,15 +28,6 @@ EXPECTED_TABLE = """\
                                /* total size (bytes):   232 */
                              }
 """
-
-
-def run(argv, capsys):
-    try:
-        status = main(argv)
-    except SystemExit as e:
-        status = e.code
-    out, err = capsys.readouterr()
-    return status, out, err
 
 
 def test_layout_table(capsys):

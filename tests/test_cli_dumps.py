@@ -5,23 +5,14 @@ import os
 import pathlib
 
 import pytest
+from conftest import run_cli as run
 
 from vmctx_emu import Component, OwnedComponentInstance
-from vmctx_emu.cli import main
 
 SAMPLE = Component(num_lowerings=3, num_runtime_memories=1, num_runtime_reallocs=1,
                    num_runtime_post_returns=1, num_runtime_component_instances=2, num_always_trap=1)
 LAYOUT = ["--ptr-size", "8", "--lowerings", "3", "--memories", "1", "--reallocs", "1",
           "--post-returns", "1", "--instances", "2", "--always-trap", "1"]
-
-
-def run(argv, capsys):
-    try:
-        status = main([str(a) for a in argv])
-    except SystemExit as e:
-        status = e.code
-    out, err = capsys.readouterr()
-    return status, out, err
 
 
 @pytest.fixture

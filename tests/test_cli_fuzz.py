@@ -1,7 +1,6 @@
 """Hypothesis fuzz of the command line (issue 12): any mix of commands, options and values answers with a
 documented exit status, and bad input with one line on stderr, never a traceback."""
 
-import os
 
 import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st

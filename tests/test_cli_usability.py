@@ -10,6 +10,7 @@ import sys
 from importlib.metadata import version
 
 import pytest
+from conftest import run_cli as run
 
 from vmctx_emu import Component, LayoutOverflowError, OwnedComponentInstance
 from vmctx_emu.cli import EXIT_BROKEN_PIPE, build_parser, main
@@ -20,15 +21,6 @@ SAMPLE = Component(num_lowerings=3, num_runtime_memories=1, num_runtime_reallocs
                    num_runtime_post_returns=1, num_runtime_component_instances=2, num_always_trap=1)
 COMMANDS = ("layout", "decode", "hexdump", "diff", "infer", "scan", "versions", "demo")
 HUGE_ADDRESS = "0x10000000000000000"
-
-
-def run(argv, capsys, out=None):
-    try:
-        status = main([str(a) for a in argv], out=out)
-    except SystemExit as e:
-        status = e.code
-    captured = capsys.readouterr()
-    return status, captured.out, captured.err
 
 
 def one_line_error(status, out, err, needle):

@@ -5,10 +5,10 @@ import random
 import re
 
 import pytest
-from conftest import compile_c
+from conftest import compile_c, run_cli as run
 
 from vmctx_emu import HostPtr, OwnedComponentInstance, invalid_ptr, load_dump, wasmtime_layout
-from vmctx_emu.cli import count_option, main
+from vmctx_emu.cli import count_option
 from vmctx_emu.layouts.cmirror import context_fields, context_struct, element_typedef, element_typedefs
 from vmctx_emu.dumps.decode import decode
 from vmctx_emu.layouts.releases import LAYOUTS
@@ -161,13 +161,6 @@ def test_c_compiler_agrees_with_every_release(compiled, version):
 
 
 # -- the CLI ----------------------------------------------------------------------
-
-def run(argv, capsys):
-    try:
-        status = main([str(a) for a in argv])
-    except SystemExit as e:
-        status = e.code
-    return (status, *capsys.readouterr())
 
 
 @pytest.mark.parametrize("version", ["21", "0.40.1", "48", "seed"])
