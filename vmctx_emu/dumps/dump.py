@@ -64,14 +64,13 @@ def sidecar_path(path):
     return os.fspath(path) + ".json"
 
 
-def _staging_path(real_path, token):
+# A writer's temp files: `.vmctx-NAME-TOKEN` + one of these, beside NAME (`_remove_stale` finds them so).
+_STAGING, _TEMP_SIDECAR = ".bin.tmp", ".tmp"
+
+
+def _temp_path(real_path, token, suffix):
     directory, name = os.path.split(real_path)
-    return os.path.join(directory, f".vmctx-{name}-{token}.bin.tmp")
-
-
-def _temp_sidecar_path(real_side, token):
-    directory, name = os.path.split(real_side)
-    return os.path.join(directory, f".vmctx-{name}-{token}.tmp")
+    return os.path.join(directory, f".vmctx-{name}-{token}{suffix}")
 
 
 def _check_path(path, what="path"):
@@ -136,10 +135,9 @@ def _refuse_directory(path, real):
 
 def _remove_stale(real_bin, real_side, keep):
     """Staging and temp files of this dump that no sidecar names any more (a killed writer's)."""
-    patterns = [(os.path.dirname(real_bin), f".vmctx-{os.path.basename(real_bin)}-", ".bin.tmp"),
-                (os.path.dirname(real_side), f".vmctx-{os.path.basename(real_side)}-", ".tmp")]
     now = time.time()
-    for directory, prefix, suffix in patterns:
+    for real, suffix in ((real_bin, _STAGING), (real_side, _TEMP_SIDECAR)):
+        directory, prefix = os.path.split(_temp_path(real, "", ""))
         try:
             names = os.listdir(directory or ".")
         except OSError:
@@ -168,8 +166,8 @@ def write_dump(ctx, path):
     _refuse_directory(path, real_bin)
     _refuse_directory(sidecar_path(path), real_side)
     token = secrets.token_hex(8)
-    staging = _staging_path(real_bin, token)
-    temp_side = _temp_sidecar_path(real_side, token)
+    staging = _temp_path(real_bin, token, _STAGING)
+    temp_side = _temp_path(real_side, token, _TEMP_SIDECAR)
     text = (json.dumps(sidecar_dict(ctx, token), indent=2) + "\n").encode()
     made, committed, where = [], False, path  # `where`: the user's name of the file being written
     try:
@@ -440,7 +438,7 @@ def _data_path(path, meta):
     """The file holding the bytes the sidecar names (module doc: a staging file while a commit is under way)."""
     token = (meta or {}).get("commit")
     if token is not None:
-        staging = _staging_path(os.path.realpath(path), token)
+        staging = _temp_path(os.path.realpath(path), token, _STAGING)
         if os.path.isfile(staging):
             return staging
     return path
