@@ -17,12 +17,15 @@ def _cdef_from_header(text):
     return "\n".join(line for line in text.splitlines() if not line.startswith("#"))
 
 
+# The context's stand-ins for compiled code, and the heap reader's chunk walker: one module, two concerns.
+UNITS = ("vmctx_native", "heap_chain")
+
 ffibuilder = FFI()
-ffibuilder.cdef(_cdef_from_header(_read("vmctx_native.h")))
+ffibuilder.cdef("\n".join(_cdef_from_header(_read(f"{unit}.h")) for unit in UNITS))
 ffibuilder.set_source(
     "vmctx_emu._native",
-    '#include "vmctx_native.h"',
-    sources=[os.path.relpath(os.path.join(HERE, "vmctx_native.c"))],
+    "\n".join(f'#include "{unit}.h"' for unit in UNITS),
+    sources=[os.path.relpath(os.path.join(HERE, f"{unit}.c")) for unit in UNITS],
     include_dirs=[os.path.relpath(HERE)],
     extra_compile_args=["-O2", "-std=c11", "-Wall", "-Wextra"],
 )
