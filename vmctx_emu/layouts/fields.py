@@ -57,6 +57,12 @@ class Field:
         """How an indexed access is named in errors: `lowering` or `lowerings().at`."""
         return self.element or f"{self.array}().at"
 
+    @property
+    def offset_stored(self):
+        """Whether Rust's `VMComponentOffsets` keeps this field's offset as a member (the copy a
+        `ComponentInstance` stores); v49+'s header offsets are constants, with no accessor declared here."""
+        return bool(self.base or self.element or self.array)
+
     def header_name(self):
         """The caller-supplied header value this field is initialized from, if any."""
         return next((v.name for _, v in self.init if isinstance(v, Header)), None)

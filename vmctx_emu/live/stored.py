@@ -1,0 +1,168 @@
+"""What Wasmtime's `ComponentInstance` keeps around a context: its copy of `VMComponentOffsets` and its own address.
+
+`ComponentInstance` is `#[repr(C)]`: an id, a copy of the `VMComponentOffsets`
+the context was laid out with (the u32 counts in struct order, then the
+offset of every region Rust keeps a member for (from v49 the header's are
+constants, not members), then the size), other fields, and the context last. The copy is the
+runtime's own record of the shape, so a scan trusts it only when our
+calculator reproduces every stored offset.
+
+A freed `ComponentInstance` keeps its bytes, but the allocator writes its
+free-list links over the first 16 to 32 bytes of the block: the id and the
+first counts. The offsets after them survive, and they fix every count, so
+the shape is solved from them exactly (`StoredCopy.clobbered` names the
+counts whose stored words disagree); that is evidence of a free, never a
+reason to guess.
+"""
+
+from dataclasses import dataclass
+from functools import lru_cache
+
+import numpy as np
+
+from ..errors import LayoutOverflowError, VMCtxEmuError
+
+__all__ = ["StoredCopy", "find_copy", "self_pointer_at", "STORED_WINDOW", "SELF_POINTER_AT", "FREE_LINKS"]
+
+PTR = 8
+# How far before a context the stored `VMComponentOffsets` copy is looked for.
+STORED_WINDOW = 512
+# Counts above this are not a component's (a stored copy is u32 counts of real arrays).
+PLAUSIBLE_COUNT = 1 << 24
+# How many bytes at the start of a freed block glibc's free writes: fd/bk (tcache next/key), and
+# fd_nextsize/bk_nextsize in a large bin. The copy starts a word into the block, after the id.
+FREE_LINKS = 32
+# Where `ComponentInstance` keeps the context's own address, relative to the context, from each
+# release on (measured live in the wheels 33.0.0-51.0.0; unknown before 33, whose runtime has no C API).
+SELF_POINTER_AT = ((33, -72), (34, -128), (35, -16))
+
+
+def self_pointer_at(releases):
+    """Where the releases' `ComponentInstance` keeps the context's address; None when unknown or not one place."""
+    found = set()
+    for release in releases:
+        major = int(release.split(".")[0]) if release.split(".")[0].isdigit() else 0
+        known = [at for first, at in SELF_POINTER_AT if major >= first]
+        found.add(known[-1] if known else None)
+    return found.pop() if len(found) == 1 else None
+
+
+@dataclass(frozen=True)
+class StoredCopy:
+    """A stored `VMComponentOffsets` copy found before a context.
+
+    `at` is its address; `counts` the shape its offsets fix; `clobbered`
+    the count names whose stored u32 disagrees, with their addresses
+    (empty: the copy is intact); `words` how many u32 it spans.
+    """
+
+    at: int
+    counts: dict
+    clobbered: tuple
+    words: int
+
+    @property
+    def intact(self):
+        return not self.clobbered
+
+    def describe(self, ctx):
+        where = f"VMComponentOffsets stored at ctx-{ctx - self.at}"
+        n = len(self.counts)
+        if self.intact:
+            return f"{where} ({n} counts, {self.words - n} offsets, all reproduced)"
+        names = ", ".join(f"{name} at ctx-{ctx - at}" for name, at in self.clobbered)
+        return (f"{where}: its offsets are reproduced, but {len(self.clobbered)} of its {n} counts are overwritten "
+                f"({names}); the counts are the ones its offsets fix")
+
+
+def _stored_offsets(layout, offsets):
+    """What Rust stores after the counts: the offset of every region it keeps a member for, then the size."""
+    stored = [r.offset for r, f in zip(offsets.regions(), layout.declared_fields()) if f.offset_stored]
+    return stored + [offsets.size_of_vmctx()]
+
+
+@lru_cache(maxsize=64)
+def _plan(layout):
+    """(first stored word, number of stored words, [(count name, elem size, index of its region's offset)])."""
+    empty = layout.offsets(PTR)
+    kept = [r for r, f in zip(empty.regions(), layout.declared_fields()) if f.offset_stored]
+    stored = _stored_offsets(layout, empty)
+    steps = [(r.count_name, r.elem_size, i) for i, r in enumerate(kept) if r.count_name]
+    return stored[0], len(stored), steps
+
+
+def _offsets_of(layout, counts):
+    try:
+        return layout.offsets(PTR, **counts)
+    except (LayoutOverflowError, VMCtxEmuError):
+        return None
+
+
+@lru_cache(maxsize=4096)
+def _solve(layout, stored):
+    """The counts whose offsets are exactly `stored` (a tuple), or None: each count from its first region's extent.
+
+    Regions are kept in declaration order, so a region's count changes no
+    offset before the next region's: each is fixed in turn and checked on
+    the offsets so far.
+    """
+    _, _, steps = _plan(layout)
+    counts = dict.fromkeys(layout.count_names, 0)
+    done = set()
+    for name, elem, i in steps:
+        if name in done:
+            continue
+        done.add(name)
+        extent = stored[i + 1] - stored[i]
+        if extent < 0:
+            return None
+        # Alignment padding before the next region may add up to 15 bytes to this region's extent.
+        for count in sorted({extent // elem, max(0, (extent - 15) // elem)}, reverse=True):
+            counts[name] = count
+            offsets = _offsets_of(layout, counts)
+            if offsets is not None and _stored_offsets(layout, offsets)[: i + 2] == list(stored[: i + 2]):
+                break
+        else:
+            return None
+    offsets = _offsets_of(layout, counts)
+    if offsets is None or tuple(_stored_offsets(layout, offsets)) != stored:
+        return None
+    return counts
+
+
+def find_copy(window, window_start, layout, ctx):
+    """The stored copy nearest the context in `window` (the bytes just before it), or None.
+
+    An intact copy is one whose counts our calculator turns into exactly its
+    stored offsets. Failing that, a copy whose offsets alone fix the counts
+    (some stored counts overwritten) is returned with them named.
+    """
+    words = np.frombuffer(window[: len(window) // 4 * 4], "<u4")
+    n = len(layout.count_names)
+    first, length, _ = _plan(layout)
+    solved = None
+    for q in np.flatnonzero(words[n : len(words) - length + 1] == first)[::-1].tolist():
+        counts = words[q : q + n]
+        stored = words[q + n : q + n + length]
+        if not (counts >= PLAUSIBLE_COUNT).any():
+            shape = dict(zip(layout.count_names, counts.tolist()))
+            offsets = _offsets_of(layout, shape)
+            if offsets is not None and stored.tolist() == _stored_offsets(layout, offsets):
+                return StoredCopy(window_start + 4 * q, shape, (), n + length)
+        if solved is None:
+            solved = _solved_copy(words, q, n, stored, layout, window_start)
+    return solved
+
+
+def _solved_copy(words, q, n, stored, layout, window_start):
+    if (np.diff(stored.astype(np.int64)) < 0).any() or int(stored[-1]) % PTR or stored[-1] >= PLAUSIBLE_COUNT:
+        return None
+    counts = _solve(layout, tuple(stored.tolist()))
+    if counts is None:
+        return None
+    clobbered = tuple((name, window_start + 4 * (q + k)) for k, name in enumerate(layout.count_names)
+                      if int(words[q + k]) != counts[name])
+    # Counts overwritten beyond where a free writes are damage of another kind: no shape from such a copy.
+    if any(at >= window_start + 4 * q + FREE_LINKS for _, at in clobbered):
+        return None
+    return StoredCopy(window_start + 4 * q, counts, clobbered, n + len(stored))
