@@ -42,6 +42,7 @@ from .types import (
 )
 
 __all__ = ["WasmtimeLayout", "LAYOUTS", "SEED", "COUNT_ORDER", "wasmtime_layout", "release_of", "release_key",
+           "Resolution", "resolve_release",
            "supported_ranges",
            "ALL_RELEASES", "Component", "VMComponentOffsets"]
 
@@ -646,6 +647,59 @@ def _release_of_text(version):
     if not candidates:
         raise UnknownReleaseError(f"Wasmtime {text} is not a supported release; supported: {supported_ranges()}")
     return max(candidates, key=_key)
+
+
+@dataclass(frozen=True)
+class Resolution:
+    """Which table entry decodes a version someone runs, and how sure that is.
+
+    `how` is "exact" (in the table), "patch" (a patch release the table
+    lacks: its major.minor's layout), "newer" (past the table: the newest
+    layout, to be trusted only where it reproduces every stored offset) or
+    "family" (no version known: every release of the layouts that fit,
+    listed in `releases`); `note` says so in words (None when exact).
+    """
+
+    version: str
+    release: str
+    layout: "WasmtimeLayout"
+    how: str
+    note: str = None
+    releases: tuple = ()
+
+    @property
+    def stands_for(self):
+        """The releases this may be: the one decoded, or a family's every release."""
+        return self.releases or (self.release,)
+
+
+def resolve_release(version):
+    """The Resolution of a version such as "48.0.2"; UnknownReleaseError when no layout can stand for it."""
+    if isinstance(version, WasmtimeLayout):
+        release = release_of(version)
+        return Resolution(release, release, version, "exact")
+    text = str(version).strip()
+    try:
+        release = release_of(text)
+    except UnknownReleaseError:
+        m = _VERSION.match(text)
+        if not m or m.group(3) is None:
+            raise
+        key = tuple(int(p) for p in m.groups())
+        major_minor = f"{key[0]}.{key[1]}"
+        shown = ".".join(map(str, key))
+        if major_minor in RELEASE_PATCHES:
+            release = release_of(major_minor)
+            return Resolution(shown, release, wasmtime_layout(release), "patch",
+                              f"{shown} is not in the table; {major_minor} layout (as {release})")
+        newest = ALL_RELEASES[-1]
+        if key > _key(newest):
+            layout = wasmtime_layout(newest)
+            return Resolution(shown, newest, layout, "newer",
+                              f"{shown} is newer than the table (newest {newest}): decoded with {layout.name} only "
+                              "where that layout reproduces every stored offset")
+        raise
+    return Resolution(text if release == "seed" else release, release, wasmtime_layout(release), "exact")
 
 
 def release_key(release):

@@ -45,7 +45,7 @@ from __future__ import annotations
 import re
 from collections import Counter
 
-__all__ = ["VERSION_PATTERN", "version_candidates", "wasmtime_version_in"]
+__all__ = ["VERSION_PATTERN", "version_candidates", "wasmtime_version_in", "VersionCounter", "best_version"]
 
 VERSION_PATTERN = re.compile(
     rb"""
@@ -91,6 +91,59 @@ def version_candidates(data: bytes) -> Counter:
     return Counter({v: (anchored[v], n) for v, n in counts.items()})
 
 
+class VersionCounter:
+    """`version_candidates` over a stream of consecutive blocks, each match counted once, whatever the cuts.
+
+    A match needs up to `_LOOKAHEAD` bytes after its start (the version,
+    then the `bug!` text or the next literal's letter), so each block is
+    searched with the last bytes of the one before it, and a match is
+    counted only where the bytes after it are already in hand.
+    """
+
+    _LOOKAHEAD = 64
+
+    def __init__(self):
+        self.scored: Counter = Counter()
+        self._anchored: Counter = Counter()
+        self._tail = b""
+        self._tail_at = 0  # stream offset of the tail's first byte
+        self._counted = 0  # matches starting before this stream offset are counted
+
+    def feed(self, data: bytes, final: bool = False):
+        buf = self._tail + bytes(data)
+        end = self._tail_at + len(buf)
+        stop = end if final else end - self._LOOKAHEAD
+        for m in _matches(buf):
+            at = self._tail_at + m.start()
+            if self._counted <= at < stop:
+                version = m.group("version").decode("ascii")
+                self.scored[version] += 1
+                if m.group("anchored"):
+                    self._anchored[version] += 1
+        self._counted = max(self._counted, stop)
+        keep = min(len(buf), 2 * self._LOOKAHEAD)
+        self._tail, self._tail_at = buf[len(buf) - keep:], end - keep
+
+    def cut(self):
+        """End the current stream: what is fed next is not contiguous with it. The scores stay."""
+        self.feed(b"", final=True)
+        self._tail = b""
+
+    def finish(self):
+        self.feed(b"", final=True)
+        return Counter({v: (self._anchored[v], n) for v, n in self.scored.items()})
+
+
+def best_version(scored: Counter) -> str | None:
+    """The answer `wasmtime_version_in` gives for `version_candidates`' scores."""
+    if not scored:
+        return None
+    ranked = sorted(scored.items(), key=lambda item: item[1], reverse=True)
+    if len(ranked) > 1 and ranked[0][1] == ranked[1][1]:
+        return None
+    return ranked[0][0]
+
+
 def wasmtime_version_in(data: bytes) -> str | None:
     """The Wasmtime version embedded in a library's bytes, such as "50.0.0", or None.
 
@@ -100,10 +153,4 @@ def wasmtime_version_in(data: bytes) -> str | None:
     as does a library with no candidate (not Wasmtime, or a release whose version string
     sits next to a non-letter).
     """
-    scored = version_candidates(bytes(data) if not isinstance(data, bytes) else data)
-    if not scored:
-        return None
-    ranked = sorted(scored.items(), key=lambda item: item[1], reverse=True)
-    if len(ranked) > 1 and ranked[0][1] == ranked[1][1]:
-        return None
-    return ranked[0][0]
+    return best_version(version_candidates(bytes(data) if not isinstance(data, bytes) else data))
