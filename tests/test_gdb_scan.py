@@ -88,10 +88,10 @@ def test_scan_without_an_inferior_or_with_bad_options(gdb, script, command, mess
 
 
 def test_an_unsupported_release_is_one_line_from_gdb(gdb, script, example):
-    proc = run_gdb(gdb, script, "vmctx scan --wasmtime 99.0.0", attach=example.pid)
+    proc = run_gdb(gdb, script, "vmctx scan --wasmtime 0.39.0", attach=example.pid)
     if "ptrace: Operation not permitted" in proc.stderr:
         pytest.skip("gdb may not attach here (ptrace not permitted)")
     last = proc.stderr.strip().splitlines()[-1]
-    assert last.startswith("vmctx-emu: error: argument --wasmtime: Wasmtime 99.0.0 is not a supported release; "
+    assert last.startswith("vmctx-emu: error: argument --wasmtime: Wasmtime 0.39.0 is not a supported release; "
                            "supported: seed, v0.40.0 - v0.40.1 (L1), "), last
     assert "Traceback" not in proc.stderr and "vmctx scan" not in proc.stdout

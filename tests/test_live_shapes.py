@@ -11,6 +11,7 @@ import pytest
 from vmctx_emu.layouts.releases import wasmtime_layout
 from vmctx_emu.live import scanner
 from vmctx_emu.live.sources import Mapping, MemorySource
+from vmctx_emu.live.stored import self_pointer_at
 from vmctx_emu.memory.instance import OwnedComponentInstance
 
 IMAGE, HEAP, CTX = 0x7F00_0000_0000, 0x5500_0000_0000, 0x5500_0000_1000
@@ -25,7 +26,7 @@ class FakeSource(MemorySource):
     def __init__(self, heap, version="50.0.0"):
         super().__init__()
         image = bytearray(0x1000)
-        text = f"invalid section{version}WASMTIME_BACKTRACE_DETAILS".encode()
+        text = f"invalid section{version}WASMTIME_BACKTRACE_DETAILS crates/wasmtime/src/runtime/vm.rs".encode()
         image[0x100 : 0x100 + len(text)] = text
         self.regions = {IMAGE: bytes(image), HEAP: bytes(heap)}
         self._maps = [Mapping(IMAGE, CODE, "r--p", 0, "/x/_libwasmtime.so"),
@@ -62,8 +63,8 @@ def v50_context(counts, stored=True, offsets_differ=False):
         flags = [r.name for r in regions].index(layout.flags_field().name)
         words = [counts.get(n, 0) for n in layout.count_names] + [r.offset for r in regions[flags:]]
         words.append(offsets.size_of_vmctx())
-        if offsets_differ:  # counts our calculator does not turn into the stored offsets
-            words[0] += 1
+        if offsets_differ:  # a first stored offset no release stores: a copy our calculator does not reproduce
+            words[len(layout.count_names)] = 0
         at = CTX - HEAP - 188
         heap[at : at + 4 * len(words)] = np.array(words, "<u4").tobytes()
     heap[CTX - HEAP - 16 : CTX - HEAP - 8] = CTX.to_bytes(8, "little")
@@ -71,7 +72,7 @@ def v50_context(counts, stored=True, offsets_differ=False):
 
 
 def scan_fake(heap, **kw):
-    return scanner._scan(FakeSource(heap), kw.get("wasmtime"), None)
+    return scanner.scan(FakeSource(heap), **kw)
 
 
 def test_the_stored_copy_gives_the_shape():
@@ -91,14 +92,20 @@ def test_offsets_not_reproduced_fall_back_to_infer_on_the_stored_size():
     assert ctx.shape_from.startswith("inferred (no copy of VMComponentOffsets in the 512 bytes before it")
     # Pointers must land in the process: callee in executable memory, data in writable memory.
     assert ctx.shape_from.endswith("the only L11 (v49.0.0 - v51.0.0) shape of the 80 bytes its stored copy ends with")
-    assert {k: v for k, v in ctx.counts.items() if v} == counts and ctx.decoded.anomalies == []
+    assert {k: v for k, v in ctx.counts.items() if v} == counts
+    # A shape not stored is said on the context itself, not only in shape_from.
+    assert [a.to_dict() for a in ctx.decoded.anomalies] == [{
+        "kind": "guessed_shape", "offset": 0,
+        "message": "shape guessed, not stored: 1 candidate shape fit the 80 bytes; the most plausible is decoded"}]
 
 
 def test_the_most_plausible_of_several_shapes_is_decoded_and_said():
     """A set func ref may be a trampoline or an unsafe intrinsic: the bytes cannot tell, the note does."""
     counts = {"num_runtime_component_instances": 1, "num_trampolines": 2}
     [ctx] = scan_fake(v50_context(counts, offsets_differ=True)).contexts
-    assert {k: v for k, v in ctx.counts.items() if v} == counts and ctx.decoded.anomalies == []
+    assert {k: v for k, v in ctx.counts.items() if v} == counts
+    assert [(a.kind, a.message) for a in ctx.decoded.anomalies] == [(
+        "guessed_shape", "shape guessed, not stored: 3 candidate shapes fit the 112 bytes; the most plausible is decoded")]
     assert ctx.shape_from.endswith(
         "the most plausible of 3 L11 (v49.0.0 - v51.0.0) shapes of the 112 bytes its stored copy ends with; next: "
         "num_runtime_component_instances=1, num_unsafe_intrinsics=2; "
@@ -144,7 +151,7 @@ def test_words_that_are_no_stored_size(words):
                                          ("51.0.0", -16), ("32.0.1", None), ("seed", None)])
 def test_where_each_release_keeps_the_context_address(release, at):
     """Measured live in the wheels 33-51; a context with no vmctx set is told from a copy by it."""
-    assert scanner._self_pointer_at(release) == at
+    assert self_pointer_at([release]) == at
 
 
 def test_a_context_without_its_self_pointer_is_a_copy():
@@ -165,4 +172,7 @@ def test_look_alikes_are_no_contexts(head):
     heap = v50_context({"num_runtime_component_instances": 1})
     heap[CTX - HEAP : CTX - HEAP + 16] = head
     result = scan_fake(heap)
-    assert result.contexts == [] and result.notes == []
+    # No context; where no candidate is left at all, the note says so and names the Wasmtime found by its code.
+    assert result.contexts == [] and result.wasmtime == "50.0.0"
+    assert set(result.notes) <= {"no component context: no component context magic in its writable memory; "
+                                 "Wasmtime's code is mapped from /x/_libwasmtime.so mapped at 0x7f0000000000"}

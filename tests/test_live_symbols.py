@@ -20,12 +20,14 @@ import sys
 from importlib.metadata import version
 
 import pytest
+
+NO_SUCH_PID = 2**22 + 12345  # above the default pid_max: no process has it
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from vmctx_emu.errors import ArgumentTypeError, LiveError, SymbolFileError
 from vmctx_emu.live import symbols
-from vmctx_emu.live.sources import Mapping, parse_maps
+from vmctx_emu.live.sources import Mapping, MemorySource, UnreadableMemoryError, parse_maps
 from vmctx_emu.live.symbols import ElfSymbols, SymbolHit, demangle, name_address
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="ELF files and /proc/self/maps")
@@ -736,34 +738,35 @@ def test_libc_function_in_this_process():
 
 # --------------------------------------------------------------------------- the scanner's use
 
-class _Target:
-    """A target that mapped `path` (first page `head`, or none kept) at `start`; `pid` set for a live one."""
+class _Target(MemorySource):
+    """A target that mapped `path` (first page `head`, or none kept) at `start`; `live` for a running process."""
 
-    def __init__(self, path, head, pid, start=0x7F00_0000_0000):
-        from vmctx_emu.live.scanner import _Map
-
+    def __init__(self, path, head, live, start=0x7F00_0000_0000, pid=None):
+        super().__init__()
         size = os.path.getsize(path) // 4096 * 4096
-        self.mappings = [Mapping(start, start + size, "r-xp", 0, path)]
-        self.head, self.pid, self.start = head, pid, start
-        self.memory = _Map(self.mappings)
+        self._maps = [Mapping(start, start + size, "r-xp", 0, path)]
+        self.head, self.live, self.pid, self.start = head, live, pid, start
+        self.description = "a test target"
 
-    def read(self, address, size):
-        from vmctx_emu.live.sources import UnreadableMemoryError
+    def mappings(self):
+        return list(self._maps)
 
+    def _read(self, address, size):
         if self.head is None or not self.start <= address <= address + size <= self.start + len(self.head):
             raise UnreadableMemoryError("not kept", address=address, size=size, reason="not kept")
         return self.head[address - self.start:address - self.start + size]
 
 
-@pytest.mark.parametrize("head, pid, named", [
-    ("same", None, True),        # a core whose first page is this machine's file: symbols
-    ("other", None, False),      # a core from another build: file + offset only
-    ("other", 1234, False),      # a live process whose path now holds another file
-    (None, 1234, True),          # a live process with no readable first page: its path is what it mapped
-    (None, None, False),         # a core that kept no first page: nothing proves it is this file
+@pytest.mark.parametrize("head, live, named", [
+    ("same", False, True),       # a core whose first page is this machine's file: symbols
+    ("other", False, False),     # a core from another build: file + offset only
+    ("other", True, False),      # a live process whose path now holds another file
+    (None, True, False),         # a live process whose first page cannot be read: nothing proves it is this file
+    (None, False, False),        # a core that kept no first page: nothing proves it is this file
 ])
-def test_the_scanner_names_symbols_only_from_the_file_the_target_mapped(head, pid, named):
-    from vmctx_emu.live.scanner import _Namer
+def test_the_scanner_names_symbols_only_from_the_file_the_target_mapped(head, live, named):
+    from vmctx_emu.live.images import Images
+    from vmctx_emu.live.pointers import AddressMap, PointerNamer
 
     path = os.path.realpath(sys.executable)
     elf = ElfSymbols.open(path)
@@ -772,11 +775,25 @@ def test_the_scanner_names_symbols_only_from_the_file_the_target_mapped(head, pi
     with open(path, "rb") as f:
         page = f.read(4096)
     first = {"same": page, "other": page[:64] + bytes(64) + page[128:], None: None}[head]
-    target = _Target(path, first, pid)
+    target = _Target(path, first, live, pid=NO_SUCH_PID if live else None)
     text_at = next(a for a, e, n in elf._sections if n == ".text")
-    address = elf.load_bias(target.mappings) + text_at
-    namer = _Namer(target, target.memory, set(), None)
-    symbolic = name_address(address, target.mappings, symbols=elf)
+    address = elf.load_bias(target.mappings()) + text_at
+    namer = PointerNamer(target, AddressMap(target.mappings()), Images(target, target.mappings()), set(), None)
+    symbolic = name_address(address, target.mappings(), symbols=elf)
     plain = f"{os.path.basename(path)} + {address - target.start:#x} (r-xp)"
     assert symbolic != plain
     assert namer.where(address) == (symbolic if named else plain)
+
+
+def test_a_live_process_is_named_from_the_file_it_maps_even_when_its_path_changed(tmp_path):
+    """/proc/PID/map_files is the mapped inode itself: a path that now holds another file does not matter."""
+    from vmctx_emu.live.images import Images
+    from vmctx_emu.live.sources import ProcessSource
+
+    with ProcessSource(os.getpid()) as src:
+        libc = [m for m in src.mappings() if m.path and os.path.basename(m.path).startswith("libc.so")]
+        if not libc or not os.access(f"/proc/self/map_files/{libc[0].start:x}-{libc[0].end:x}", os.R_OK):
+            pytest.skip("no libc.so mapped, or /proc/PID/map_files is not readable here")
+        images = Images(src, src.mappings(), locate=lambda path: str(tmp_path / "absent"))
+        path, why = images.trusted_file(images.image_of(libc[0]))
+    assert path.startswith(f"/proc/{os.getpid()}/map_files/") and "the file it maps" in why

@@ -13,7 +13,7 @@ import textwrap
 from .errors import ArgumentValueError, UnknownReleaseError, VMCtxEmuError
 from .layouts.component import check_u32, count_option
 from .layouts.ptr import HostPtr, PtrSize
-from .layouts.releases import COUNT_ORDER, LAYOUTS, SEED, wasmtime_layout
+from .layouts.releases import COUNT_ORDER, LAYOUTS, SEED, resolve_release
 
 __all__ = ["main", "add_layout_options", "count_option", "count_options"]
 
@@ -315,24 +315,27 @@ def cmd_scan(args, out):
     source = args.pid if args.pid is not None else args.core
     progress = _ProgressLine(args) if _show_progress(args, out) else None
     try:
-        result = scan(source, wasmtime=args.wasmtime, progress=progress)
+        result = scan(source, wasmtime=args.wasmtime, progress=progress, include_freed=args.all, exe=args.exe,
+                      sysroot=args.sysroot)
     finally:
         if progress:
             progress.clear()
     if args.json:
         out.write(json.dumps(result.to_dict(), indent=1) + "\n")
         return 0
-    out.write(f"{result.source}: Wasmtime {result.wasmtime} ({result.wasmtime_from}), "
-              f"{len(result.contexts)} component context{'s' * (len(result.contexts) != 1)}\n")
+    states = result.to_dict()["liveness"]
+    counted = ", ".join(f"{n} {state}" for state, n in states.items() if n or state == "live")
+    out.write(f"{result.source}: Wasmtime {result.wasmtime or 'unknown'} ({result.wasmtime_from}), "
+              f"{len(result.contexts)} component context{'s' * (len(result.contexts) != 1)} listed ({counted})\n")
     for note in result.notes:
         out.write(f"note: {note}\n")
     for ctx in result.contexts:
-        out.write("\n")
+        out.write(f"\nVMComponentContext at {ctx.address:#x}: {ctx.state.upper()}\n")
+        for line in ctx.liveness.evidence:
+            out.write(f"  {line}\n")
         if ctx.decoded is not None:
             out.write(f"shape: {ctx.shape_from}\n")
             out.write(decoded_table(ctx.decoded, ctx.points_to) + "\n")
-        else:
-            out.write(f"VMComponentContext at {ctx.address:#x} ({ctx.layout.name})\n")
         for note in ctx.notes:
             out.write(f"  note: {note}\n")
     return 0
@@ -523,7 +526,16 @@ def build_parser(layout=SEED, explicit=False):
     target.add_argument("--pid", type=_pid, metavar="PID", help="a running process (read-only, never stopped)")
     target.add_argument("--core", metavar="FILE", help="a core file (ELF; gzip-compressed is read too)")
     p.add_argument("--wasmtime", default=None, metavar="VERSION",
-                   help="decode as this release (default: the version string of the mapped Wasmtime)")
+                   help="decode as this release (default: the version string of the mapped Wasmtime image, else "
+                        "the layouts its stored offsets fit)")
+    p.add_argument("--all", action="store_true",
+                   help="also list and decode the contexts found freed (by default they are only counted)")
+    p.add_argument("--exe", metavar="FILE", default=None,
+                   help="the target's executable, for a core that does not carry it (as gdb's `file`); checked "
+                        "against the core's bytes")
+    p.add_argument("--sysroot", metavar="DIR", default=None,
+                   help="look for the target's files under DIR (as gdb's `set sysroot`); each checked against the "
+                        "core's bytes")
     p.add_argument("--json", action="store_true", help="print one JSON object instead of tables")
     p.set_defaults(func=cmd_scan)
 
@@ -551,7 +563,7 @@ def requested_release(argv):
             values.append(argv[i + 1])
         elif word.startswith("--wasmtime="):
             values.append(word.split("=", 1)[1])
-    if len({wasmtime_layout(v).name for v in values}) > 1 or len(set(values)) > 1:
+    if len({resolve_release(v).layout.name for v in values}) > 1 or len(set(values)) > 1:
         raise UnknownReleaseError(f"given more than once with different values: {', '.join(values)}")
     return values[0] if values else None
 
@@ -582,12 +594,13 @@ def main(argv=None, out=None):
     argv, traceback = take_traceback_flag(sys.argv[1:] if argv is None else list(argv))
     try:
         release = requested_release(argv)
-        layout = wasmtime_layout(release or "seed")
+        resolution = resolve_release(release or "seed")
     except VMCtxEmuError as e:
         if traceback:
             raise
         print(f"vmctx-emu: error: argument --wasmtime: {e}", file=sys.stderr)
         return 2
+    layout = resolution.layout
     parser = build_parser(layout, explicit=release is not None)
     first = argv[0].split("=", 1)[0] if argv else ""
     if first not in parser._option_string_actions and first in _command_options(parser):
@@ -599,6 +612,11 @@ def main(argv=None, out=None):
         sys.stderr.write(parser.format_help() + "vmctx-emu: error: no COMMAND given; choose one of the above\n")
         return 2
     args.layout = layout
+    if resolution.how == "newer" and args.command != "scan":
+        print(f"vmctx-emu {args.command}: error: argument --wasmtime: {resolution.version} is newer than the table "
+              f"(newest {resolution.release}); only scan can use it, where the runtime's stored offsets check the "
+              "layout", file=sys.stderr)
+        return 2
     try:
         status = args.func(args, out)
         out.flush()

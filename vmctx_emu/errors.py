@@ -21,6 +21,7 @@ __all__ = [
     "SymbolFileError",
     "UnreadableMemoryError",
     "UnsupportedTargetError",
+    "FileMismatchError",
 ]
 
 
@@ -100,6 +101,18 @@ class SymbolFileError(LiveError, ValueError):
 
 class UnsupportedTargetError(LiveError, ValueError):
     """A live process this package cannot decode: not a 64-bit x86-64/aarch64 process."""
+
+
+class FileMismatchError(LiveError, ValueError):
+    """A file supplied for a target whose bytes differ from the ones the target holds of it.
+
+    `path` is the file, `offset` the first differing file offset, `address`
+    where the target holds that byte.
+    """
+
+    def __init__(self, message, *, path=None, offset=None, address=None):
+        super().__init__(message)
+        self.path, self.offset, self.address = path, offset, address
 
 
 class UnreadableMemoryError(LiveError, OSError):

@@ -1,56 +1,60 @@
-"""Find, identify and decode every component context in a real Wasmtime: this process, a pid, a core.
+"""Find, identify, judge and decode every component context in a real Wasmtime: this process, a pid, a core.
 
-Nothing here writes to the target. The release comes from the Wasmtime image
-mapped in it (its embedded version string) unless given. A context is a
-16-byte-aligned `VMCOMPONENT_MAGIC` whose header pointers land where that
-release's runtime points them: the builtins table inside the Wasmtime image,
-the store context in writable memory. Its shape is the copy of
-`VMComponentOffsets` the runtime keeps just before the context, accepted only
-when our calculator reproduces every stored offset from the stored counts.
+Nothing here writes to the target. One pass over its writable memory finds
+every 16-byte-aligned `VMCOMPONENT_MAGIC` followed by zero padding and, at
+the same time, walks glibc's heaps (`heap`). A candidate's header points
+into its Wasmtime image's read-only data (the builtins table): candidates
+are grouped by that image, whatever its file name, and each group's release
+is the version literal in the image's trusted bytes (`images`), the one
+given with `--wasmtime`, or, when neither is known, the layouts whose
+calculator reproduces the stored offsets copies (`stored`). A candidate is
+a context when its header lands where that release's runtime points it;
+its shape is the stored copy (intact, or its overwritten counts solved from
+its offsets); whether it is live, freed or unknown is `liveness.judge` of
+the allocator's record, the copy, the self pointer and the store context.
 """
 
-import bisect
-import os
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from ..constants import VMCOMPONENT_MAGIC
-from ..dumps.decode import Interp, decode
+from ..dumps.decode import Anomaly, Interp, decode
 from ..dumps.dump import DumpedContext
-from ..errors import LayoutOverflowError, UnknownReleaseError, VMCtxEmuError
-from ..layouts.releases import wasmtime_layout
-from ..layouts.types import CODE_ROLES
-from .identify import wasmtime_version_in
-from .sources import UnreadableMemoryError, open_source
-from .symbols import ElfSymbols, name_address
-from ..errors import SymbolFileError
+from ..errors import UnknownReleaseError, VMCtxEmuError
+from ..layouts.releases import LAYOUTS, SEED, Resolution, resolve_release
+from .heap import Heaps
+from .images import Images
+from .liveness import FREED, LIVE, UNKNOWN, judge
+from .loaded import file_mappings
+from .pointers import AddressMap, PointerNamer
+from .sources import MemorySource, UnreadableMemoryError, open_source
+from .stored import PLAUSIBLE_COUNT, STORED_WINDOW, find_copy, self_pointer_at
 
 __all__ = ["ScanError", "LiveContext", "ScanResult", "scan", "STORED_WINDOW"]
 
 PTR = 8
 ORDER = "little"
-# How far before a context the stored `VMComponentOffsets` copy is looked for.
-STORED_WINDOW = 512
-# Counts above this are not a component's (a stored copy is u32 counts of real arrays).
-PLAUSIBLE_COUNT = 1 << 24
+SCHEMA_VERSION = 2
 # Header pointers into Wasmtime's own image (static tables); the rest point into writable memory.
 IMAGE_HEADERS = ("builtins", "libcalls", "transcode_libcalls")
-# When the stored copy is not reproduced, `infer` tries the sizes a copy seems to end with: a
-# non-decreasing run of at least STORED_DISTINCT values from at most STORED_FIRST_MAX (the first
-# stored offset is magic's 0 or, v49+, the flags' offset). At most INFER_SIZES_TRIED sizes are
-# tried and INFER_LISTED shapes listed in a note.
+# The header bytes read with each candidate: every layout's header fields end by then (v1-v29: `limits` at 32).
+HEAD = max(r.end for layout in LAYOUTS for r, f in zip(layout.offsets(PTR).regions(), layout.declared_fields())
+           if f.header_name())
+# The words after the magic that may point into the image: +8 (builtins, libcalls, transcode_libcalls) or,
+# for the seed and v0.40, the store's vtable at +16.
+IMAGE_WORDS = (8, 16)
+# When no stored copy is found, `infer` tries the sizes a copy seems to end with: a non-decreasing run
+# of at least STORED_DISTINCT values from at most STORED_FIRST_MAX (the first stored offset is magic's 0
+# or, v49+, the flags' offset). At most INFER_SIZES_TRIED sizes are tried and INFER_LISTED shapes listed.
 STORED_DISTINCT = 3
 STORED_FIRST_MAX = 64
 INFER_SIZES_TRIED = 3
 INFER_LISTED = 3
 # Missing ranges listed one per note; more are summarized in one.
 MISSING_LISTED = 8
-# Overlap between chunks when looking for the version string, so no string is cut in two.
-VERSION_OVERLAP = 64
-# Where `ComponentInstance` keeps the context's own address, relative to the context, from each
-# release on (measured live in the wheels 33.0.0-51.0.0; unknown before 33, whose runtime has no C API).
-SELF_POINTER_AT = ((33, -72), (34, -128), (35, -16))
+# Candidates whose stored copies decide a layout family when no version can be read.
+FAMILY_SAMPLE = 16
 
 
 class ScanError(VMCtxEmuError):
@@ -59,7 +63,7 @@ class ScanError(VMCtxEmuError):
 
 @dataclass
 class LiveContext:
-    """One context found: where, which release and shape (and how it was recovered), decoded."""
+    """One context found: where, which release and shape (and how it was recovered), live or not, decoded."""
 
     address: int
     wasmtime: str
@@ -69,6 +73,12 @@ class LiveContext:
     decoded: object = None
     points_to: dict = field(default_factory=dict)
     notes: list = field(default_factory=list)
+    liveness: object = None
+    image: str = None
+
+    @property
+    def state(self):
+        return self.liveness.state if self.liveness is not None else UNKNOWN
 
     def to_dict(self):
         from ..describe import decoded_doc
@@ -77,85 +87,440 @@ class LiveContext:
             "layout": {"layout": self.layout.id, "wasmtime": self.wasmtime, "address": f"{self.address:#x}",
                        "counts": self.counts, "size_of_vmctx": None}, "records": [], "anomalies": []}
         doc.pop("schema_version", None)
+        doc["liveness"] = self.liveness.to_dict() if self.liveness is not None else None
         doc["shape_from"] = self.shape_from
+        doc["image"] = self.image
         doc["notes"] = list(self.notes)
         return doc
 
 
 @dataclass
 class ScanResult:
+    """`contexts` are those shown: live and unknown, and freed ones when asked; `freed` counts every freed one."""
+
     source: str
     wasmtime: str
     wasmtime_from: str
     contexts: list
     notes: list
+    freed: int = 0
+    live: bool = False
 
     def to_dict(self):
-        return {"schema_version": 1, "source": self.source,
+        counts = {state: sum(c.state == state for c in self.contexts) for state in (LIVE, UNKNOWN)}
+        counts[FREED] = self.freed
+        return {"schema_version": SCHEMA_VERSION, "source": self.source,
                 "wasmtime": {"version": self.wasmtime, "from": self.wasmtime_from},
-                "contexts": [c.to_dict() for c in self.contexts], "notes": list(self.notes)}
+                "liveness": counts, "contexts": [c.to_dict() for c in self.contexts], "notes": list(self.notes)}
 
 
-class _Map:
-    """The target's mappings, for asking which one holds an address."""
+def scan(source=None, *, wasmtime=None, progress=None, include_freed=False, exe=None, sysroot=None):
+    """Every component context in `source` (None: this process; a pid; a core file path; an open
+    `MemorySource`, which is left open), judged and decoded.
 
-    def __init__(self, mappings):
-        self.mappings = sorted(mappings, key=lambda m: m.start)
-        self.starts = [m.start for m in self.mappings]
-
-    def pointers(self, values, role):
-        """Which of `values` a set pointer of `role` may hold: code is executable, the rest (memory
-        definitions, func refs, tables, host data: runtime structures) writable."""
-        if not hasattr(self, "_ends"):
-            self._starts = np.array(self.starts, np.uint64)
-            self._ends = np.array([m.end for m in self.mappings], np.uint64)
-            self._exec = np.array([m.executable for m in self.mappings], bool)
-            self._write = np.array([m.writable for m in self.mappings], bool)
-        i = np.searchsorted(self._starts, values, side="right") - 1
-        inside = (i >= 0) & (values < self._ends[np.maximum(i, 0)])
-        kind = self._exec if role in CODE_ROLES else self._write
-        return inside & kind[np.maximum(i, 0)]
-
-    def find(self, address):
-        i = bisect.bisect_right(self.starts, address) - 1
-        if i >= 0 and address < self.mappings[i].end:
-            return self.mappings[i]
-        return None
-
-
-def _image_mappings(mappings):
-    """Mappings of files named like Wasmtime (libwasmtime.so, wasmtime-py's _libwasmtime.so, the CLI)."""
-    return [m for m in mappings if m.path and "wasmtime" in os.path.basename(m.path).lower()]
-
-
-def _find_version(src, images):
-    """The version embedded in the mapped Wasmtime image, and where it was read."""
-    for m in images:
-        if not m.readable:
-            continue
-        tail = b""
-        try:
-            for _, chunk in src.iter_chunks(m):
-                found = wasmtime_version_in(tail + chunk)
-                if found:
-                    return found, f"version string in {m.path} mapped at {m.start:#x}"
-                tail = chunk[-VERSION_OVERLAP:]
-        except UnreadableMemoryError:
-            continue
-    for path in dict.fromkeys(m.path for m in images):
-        if os.path.isfile(path):
-            with open(path, "rb") as f:
-                found = wasmtime_version_in(f.read())
-            if found:
-                return found, f"version string in {path} (read from disk: not in the target's memory)"
-    return None, None
+    `wasmtime` overrides the release read from the target; `include_freed`
+    also decodes the contexts found freed (they are counted either way);
+    `exe` and `sysroot` supply files a core does not name (as gdb's `file`
+    and `set sysroot`), each checked against the core's bytes.
+    `progress(done, total)` is called as writable memory is read.
+    """
+    if isinstance(source, MemorySource):
+        return _Scan(source, wasmtime, progress, include_freed, exe, sysroot).run()
+    with open_source(source) as src:
+        return _Scan(src, wasmtime, progress, include_freed, exe, sysroot).run()
 
 
 def _u64(data, at):
     return int.from_bytes(data[at : at + PTR], ORDER)
 
 
-def _header_holes(layout, offsets, end):
+def _missing_notes(src):
+    """Why the source is damaged, then what is missing: each range, or a summary when there are many."""
+    missing = src.missing()
+    if len(missing) <= MISSING_LISTED:
+        return src.damage() + [f"{start:#x}..{end:#x}: {why}" for start, end, why in missing]
+    lost = sum(end - start for start, end, _ in missing)
+    whys = "; ".join(dict.fromkeys(why for _, _, why in missing))
+    return src.damage() + [f"{len(missing)} address ranges ({lost >> 20} MiB) are missing from "
+                           f"{missing[0][0]:#x} to {missing[-1][1]:#x}: {whys}"]
+
+
+@dataclass
+class _Group:
+    """Candidates whose header points into one image, and the release they are decoded as."""
+
+    image: object
+    hits: list
+    resolution: Resolution = None
+    version_from: str = None
+
+
+class _Scan:
+    def __init__(self, src, wasmtime, progress, include_freed, exe, sysroot):
+        self.src, self.progress, self.include_freed = src, progress, include_freed
+        self.given = None
+        if wasmtime is not None:
+            try:
+                self.given = resolve_release(wasmtime)
+            except UnknownReleaseError as e:
+                raise ScanError(f"{src.description}: --wasmtime {wasmtime}: {e}") from e
+        self.exe, self.sysroot = exe, sysroot
+        self.notes = []
+
+    def run(self):
+        src = self.src
+        loaded = file_mappings(src, exe=self.exe, sysroot=self.sysroot)
+        mappings = loaded.mappings
+        self.memory = AddressMap(mappings, guest_code=bool(src.emulated))
+        self.images = Images(src, mappings, loaded.local)
+        self.heaps = Heaps(src)
+        self.notes = _missing_notes(src) + loaded.notes
+        hits = self._candidates([m for m in mappings if m.readable and m.writable])
+        self.heaps.finish()
+        groups = self._groups(hits)
+        if not groups:
+            return self._without_contexts(hits)
+        contexts, copies, freed = [], 0, 0
+        for group in groups:
+            for ctx in self._contexts(group):
+                if ctx is None:
+                    copies += 1
+                elif ctx.state == FREED:
+                    freed += 1
+                    if self.include_freed:
+                        contexts.append(ctx)
+                else:
+                    contexts.append(ctx)
+        self._name_pointers(contexts, groups)
+        if freed:
+            shown = "listed below, each marked" if self.include_freed else "not listed (--all lists them)"
+            self.notes.append(f"{freed} freed context{'s' * (freed != 1)} found: {shown}")
+        if copies:
+            self.notes.append(f"{copies} cop{'ies' if copies > 1 else 'y'} of a context left out: the "
+                              "ComponentInstance around it does not hold its address, or its vmctx fields name another")
+        version, version_from = self._summary(groups)
+        return ScanResult(src.description, version, version_from, contexts, self.notes, freed, src.live)
+
+    # ------------------------------------------------------------ candidates
+
+    def _candidates(self, writable):
+        """Every 16-aligned magic followed by 4 zero bytes in writable memory, with its first HEAD bytes; the
+        heaps are walked over the same blocks."""
+        total = sum(m.size for m in writable) or 1
+        done = 0
+        hits = []
+        pattern = np.uint64(VMCOMPONENT_MAGIC)  # the magic then its zero padding, as one little-endian u64
+        for m in writable:
+            walk = self.heaps.walker(m)
+            try:
+                for at, chunk in self.src.iter_chunks(m):
+                    walk.feed(at, chunk)
+                    whole = chunk[: len(chunk) // 16 * 16]
+                    for i in np.flatnonzero(np.frombuffer(whole, "<u8")[::2] == pattern).tolist():
+                        start = 16 * i
+                        head = chunk[start : start + HEAD] if start + HEAD <= len(chunk) else None
+                        hits.append((at + start, head))
+                    if self.progress:
+                        self.progress(done + (at + len(chunk) - m.start), total)
+            except UnreadableMemoryError as e:
+                self.notes.append(str(e))
+            done += m.size
+        out = []
+        for address, head in hits:
+            if head is None:
+                try:
+                    head = self.src.read(address, HEAD)
+                except UnreadableMemoryError:
+                    continue
+            out.append((address, head))
+        return out
+
+    def _image_of(self, head):
+        """The image a candidate's header points into (read-only, not writable), or None."""
+        for at in IMAGE_WORDS:
+            m = self.memory.find(_u64(head, at))
+            if m is not None and m.readable and not m.writable:
+                return self.images.image_of(m)
+        return None
+
+    def _groups(self, hits):
+        by_image = {}
+        for address, head in hits:
+            image = self._image_of(head)
+            if image is not None:
+                by_image.setdefault(id(image), _Group(image, [])).hits.append((address, head))
+        groups = []
+        for group in sorted(by_image.values(), key=lambda g: g.image.start):
+            if self._release(group):
+                groups.append(group)
+        return groups
+
+    def _without_contexts(self, hits):
+        """No context: the Wasmtime images found by their code, in a result that lists none; ScanError when
+        nothing says this is Wasmtime (no image, no --wasmtime, an intact target)."""
+        src = self.src
+        why = (f"{len(hits)} `comp` magic{'s' * (len(hits) != 1)} in writable memory, none with a header pointing "
+               "into a mapped image" if hits else "no component context magic in its writable memory")
+        found = self.images.wasmtime_images()
+        damaged = bool(src.damage() or src.missing())
+        if not found and self.given is None and not damaged:
+            raise ScanError(f"no Wasmtime in {src.description}: {why}, and no mapped file holds Wasmtime's code")
+        versions = {}
+        for image in found:
+            version, where = self.images.version(image)
+            versions.setdefault(version, []).append(where)
+        if self.given is not None:
+            version, version_from = self.given.version, "given with --wasmtime"
+        elif len(versions) == 1 and None not in versions:
+            [(version, wheres)] = versions.items()
+            version_from = wheres[0]
+            try:
+                note = resolve_release(version).note
+            except UnknownReleaseError as e:
+                note = str(e)
+            if note:
+                self.notes.append(note)
+        else:
+            version = None
+            version_from = ("unknown: the core is damaged (see the notes)" if not found else
+                            "; ".join(w for wheres in versions.values() for w in wheres))
+        where = (f"Wasmtime's code is mapped from {', '.join(image.describe() for image in found)}" if found else
+                 "no mapped file holds Wasmtime's code" + (" in what the core holds" if damaged else ""))
+        self.notes.append(f"no component context: {why}; {where}")
+        return ScanResult(src.description, version, version_from, [], self.notes, 0, src.live)
+
+    # --------------------------------------------------------------- release
+
+    def _release(self, group):
+        """Decide the group's release; False (with a note) when it cannot be decoded."""
+        image = group.image
+        found, where = self.images.version(image)
+        if self.given is not None:
+            group.resolution = self.given
+            group.version_from = "given with --wasmtime"
+            if found and found != self.given.version:
+                self.notes.append(f"{image.name}: the mapped Wasmtime says {found} ({where}); decoding as "
+                                  f"{self.given.version} as asked")
+            elif not found:
+                self.notes.append(f"{image.name}: no Wasmtime version could be read ({where}); decoding as "
+                                  f"{self.given.version} as asked")
+        elif found:
+            try:
+                group.resolution = resolve_release(found)
+            except UnknownReleaseError as e:
+                self.notes.append(f"{image.name} is Wasmtime {found} ({where}): {e}; give the release with "
+                                  f"--wasmtime to decode its {len(group.hits)} candidate contexts")
+                return False
+            group.version_from = where
+        else:
+            family = self._family(group)
+            if family is None:
+                self.notes.append(f"{image.name}: {len(group.hits)} candidate contexts point into it, but its "
+                                  f"Wasmtime release is unknown ({where}) and no layout reproduces their stored "
+                                  "offsets; give the release with --wasmtime")
+                return False
+            group.resolution, group.version_from = family
+        resolution = group.resolution
+        if resolution.note:
+            self.notes.append(f"{image.name}: {resolution.note}")
+        return True
+
+    def _family(self, group):
+        """(Resolution, how) from the layouts whose calculator reproduces the group's stored copies, or None."""
+        sample = []
+        for address, _ in group.hits[:FAMILY_SAMPLE]:
+            window = self._window(address)
+            if window is not None:
+                sample.append((address, window))
+        fitting = []
+        for layout in LAYOUTS:
+            if layout is SEED:
+                continue
+            copies = [find_copy(w, start, layout, address) for address, (start, w) in sample]
+            found = [c for c in copies if c is not None]
+            if found and all(c is not None for c in copies) and any(c.intact for c in found):
+                fitting.append(layout)
+        if not fitting:
+            return None
+        releases = tuple(r for layout in fitting for r in layout.releases)
+        ids = sorted({layout.id for layout in fitting}, key=lambda i: (len(i), i))
+        newest = fitting[-1]
+        text = (f"{'/'.join(ids)}: v{releases[0]} - v{releases[-1]}" if len(releases) > 1 else f"v{releases[0]}")
+        resolution = Resolution(
+            f"{releases[0]} - {releases[-1]}", newest.last, newest, "family",
+            f"the release is one of {text} (the layouts that reproduce every stored offset of its contexts); "
+            f"decoded as {newest.last}", releases)
+        return resolution, f"stored VMComponentOffsets copies ({len(sample)} contexts): {text}"
+
+    # -------------------------------------------------------------- contexts
+
+    def _window(self, address):
+        """(start, bytes) just before `address`, at most STORED_WINDOW, within its mapping; None if unreadable."""
+        m = self.memory.find(address)
+        start = max(address - STORED_WINDOW, m.start if m else 0)
+        try:
+            return start, self.src.read(start, address - start)
+        except UnreadableMemoryError:
+            return None
+
+    def _contexts(self, group):
+        layout = group.resolution.layout
+        empty = layout.offsets(PTR)
+        header_fields = [f for f in layout.declared_fields() if f.header_name()]
+        header_end = max(empty.region(f.name).end for f in header_fields)
+        holes = _header_holes(empty, header_end)
+        self_at = self_pointer_at(group.resolution.stands_for)
+        for address, head in group.hits:
+            if _header_fits(head, layout, empty, group.image, self.memory, holes):
+                yield self._context(group, address, head, self_at)
+
+    def _context(self, group, address, head, self_at):
+        """The LiveContext at `address` (None: a copy of a context, not one)."""
+        layout, resolution = group.resolution.layout, group.resolution
+        ctx = LiveContext(address, resolution.version, layout, image=group.image.describe())
+        window = self._window(address)
+        copy = None if window is None else find_copy(window[1], window[0], layout, address)
+        counts = copy.counts if copy is not None else None
+        size = layout.offsets(PTR, **counts).size_of_vmctx() if counts is not None else None
+        allocation = self.heaps.allocation(address, None if size is None else address + size)
+        own = self._self_pointer(address, self_at)
+        store = self._store(head, layout)
+        ctx.liveness = judge(address, allocation, copy, own, store)
+        if own is False and ctx.state != FREED:
+            return None
+        if ctx.state == FREED and not self.include_freed:
+            return ctx
+        guessed = None
+        if copy is not None:
+            ctx.shape_from = copy.describe(address)
+        elif resolution.how == "newer":
+            ctx.notes.append(f"shape not recovered: no stored VMComponentOffsets copy that {layout.name} "
+                             f"reproduces, and Wasmtime {resolution.version} is newer than the table: not decoded")
+        elif ctx.state == FREED:
+            ctx.notes.append("shape not recovered: no stored VMComponentOffsets copy survives, and a freed "
+                             "context's shape is not guessed: not decoded")
+        else:
+            counts, how, guessed = self._inferred(layout, address, window)
+            if counts is None:
+                ctx.notes.append(how)
+            else:
+                ctx.shape_from = how
+        if counts is None:
+            return ctx
+        ctx.counts = counts
+        size = layout.offsets(PTR, **counts).size_of_vmctx()
+        try:
+            data = self.src.read(address, size)
+        except UnreadableMemoryError as e:
+            ctx.notes.append(f"the {size} bytes of the context cannot be read: {e}")
+            return ctx
+        dumped = DumpedContext(data, layout.component(**counts), PTR, ORDER, address=address,
+                               debug_assertions=False, wasmtime=resolution.release,
+                               source=f"{self.src.description} at {address:#x}")
+        ctx.decoded = decode(dumped)
+        if guessed:
+            ctx.decoded.anomalies.insert(0, Anomaly("guessed_shape", 0, guessed))
+        codes = ctx.decoded.records["interp"]
+        if (codes == Interp.OTHER_VMCTX).any() and ctx.state != FREED:
+            return None
+        if own is None and not (codes == Interp.OWN_VMCTX).any():
+            ctx.notes.append("no vmctx field is set and where this release keeps the context's own address is not "
+                             "known: this may be a copy of a context, not one")
+        return ctx
+
+    def _self_pointer(self, address, at):
+        """Whether the word where the runtime keeps a context's own address holds `address` (None: unknown)."""
+        if at is None:
+            return None
+        try:
+            return _u64(self.src.read(address + at, PTR), 0) == address
+        except UnreadableMemoryError:
+            return False
+
+    def _store(self, head, layout):
+        """(address, Allocation) of the store context the header names, when it lies in a walked heap."""
+        for f in layout.declared_fields():
+            name = f.header_name()
+            if name is None or name in IMAGE_HEADERS:
+                continue
+            region = layout.offsets(PTR).region(f.name)
+            value = _u64(head, region.offset)
+            where = self.heaps.allocation(value)
+            return (value, where) if where.state != "unknown" else None
+        return None
+
+    def _inferred(self, layout, address, window):
+        """(counts, how, guessed) from `infer` over the size a stored copy ends with, else (None, why, None).
+
+        `guessed` is the text of the `guessed_shape` anomaly the decoded context carries.
+        """
+        from ..dumps.infer import InferError, infer
+
+        if window is None:
+            return None, ("shape not recovered: the bytes before it, where its stored VMComponentOffsets copy would "
+                          "be, cannot be read: not decoded"), None
+        why = (f"no copy of VMComponentOffsets in the {len(window[1])} bytes before it whose offsets our "
+               f"{layout.name} calculator reproduces")
+        lost = f"shape not recovered: {why}"
+        room = self.memory.find(address).end - address
+        sizes = [size for size in _stored_sizes(np.frombuffer(window[1][: len(window[1]) // 4 * 4], "<u4"),
+                                                layout.offsets(PTR).size_of_vmctx()) if size <= room]
+        tried = []
+        for size in sizes[:INFER_SIZES_TRIED]:
+            try:
+                found = infer(self.src.read(address, size), PTR, ORDER, wasmtime=layout, address=address,
+                              debug_assertions=False, limit=INFER_LISTED, pointers=self.memory.pointers)
+            except (UnreadableMemoryError, InferError) as e:
+                tried.append(f"{size} bytes: {e}")
+                continue
+            if found.count:
+                best = dict(found.candidates[0].counts)
+                how = f"inferred ({why}): the only {layout.name} shape of the {size} bytes its stored copy ends with"
+                if found.count > 1:
+                    others = "; ".join(", ".join(f"{k}={v}" for k, v in c.counts if v) or "all counts 0"
+                                       for c in found.candidates[1:])
+                    how = (f"inferred ({why}): the most plausible of {found.count} {layout.name} shapes of the "
+                           f"{size} bytes its stored copy ends with; next: {others}")
+                guessed = (f"shape guessed, not stored: {found.count} candidate shape"
+                           f"{'s' * (found.count != 1)} fit the {size} bytes; the most plausible is decoded")
+                return best, how, guessed
+            tried.append(f"no {layout.name} shape is {size} bytes")
+        if not sizes:
+            return None, f"{lost}; no stored size to infer it from: not decoded", None
+        return None, f"{lost}; infer: {', '.join(tried)}: not decoded", None
+
+    # ---------------------------------------------------------------- naming
+
+    def _name_pointers(self, contexts, groups):
+        addresses = {c.address for c in contexts}
+        namers = {}
+        for ctx in contexts:
+            if ctx.decoded is None:
+                continue
+            layout = ctx.layout
+            if layout.id not in namers:
+                func_ref_type = next((f.elem_type for f in layout.declared_fields()
+                                      if f.elem_type.role_sub("array_call") or f.elem_type.role_sub("func_ptr")), None)
+                namers[layout.id] = PointerNamer(self.src, self.memory, self.images, addresses, func_ref_type)
+            namer = namers[layout.id]
+            recs = ctx.decoded.records
+            for col, offset, value in zip(recs["column"].tolist(), recs["offset"].tolist(), recs["value"].tolist()):
+                column = ctx.decoded.columns[col]
+                if column.kind != "ptr":
+                    continue
+                text = namer.name(value, column.role, ctx.address)
+                if text:
+                    ctx.points_to[offset] = text
+
+    def _summary(self, groups):
+        versions = list(dict.fromkeys(g.resolution.version for g in groups))
+        if len(groups) == 1:
+            return versions[0], groups[0].version_from
+        froms = "; ".join(f"{g.resolution.version} ({g.version_from})" for g in groups)
+        return " and ".join(versions), f"{len(groups)} Wasmtime images: {froms}"
+
+
+def _header_holes(offsets, end):
     """The padding between the header's fields (after the magic, say): zero in every context."""
     covered = sorted((r.offset, r.end) for r in offsets.regions() if r.end <= end and r.size)
     holes, at = [], 0
@@ -166,11 +531,12 @@ def _header_holes(layout, offsets, end):
     return holes
 
 
-def _header_fits(data, layout, offsets, image, memory, holes=()):
+def _header_fits(head, layout, offsets, image, memory, holes=()):
     """Zero padding, and every header pointer where the release's runtime points it: the static
-    tables into the Wasmtime image's data (not its code), the rest into writable memory."""
-    if any(any(data[a:b]) for a, b in holes):
+    tables into the Wasmtime image's read-only data (not its code), the rest into writable memory."""
+    if any(any(head[a:b]) for a, b in holes):
         return False
+    readonly = image.readonly()
     for f in layout.declared_fields():
         name = f.header_name()
         if name is None:
@@ -178,60 +544,18 @@ def _header_fits(data, layout, offsets, image, memory, holes=()):
         region = offsets.region(f.name)
         for sub in f.elem_type.subfields:
             at = region.offset + f.sub_offset(sub.name, PTR)
-            if at + PTR > len(data):
+            if at + PTR > len(head):
                 return False
-            value = _u64(data, at)
+            value = _u64(head, at)
             m = memory.find(value)
             if m is None:
                 return False
             if name in IMAGE_HEADERS or sub.name == "vtable":
-                if not any(i.start <= value < i.end and not i.executable for i in image):
+                if not any(i.start <= value < i.end and not i.executable for i in readonly):
                     return False
             elif not m.writable:
                 return False
     return True
-
-
-def _stored_variants(layout, offsets):
-    """What Rust stores after the counts: every region's offset then the size, or (v49+) from the flags on."""
-    regions = offsets.regions()
-    names = [r.name for r in regions]
-    flags = names.index(layout.flags_field().name)
-    size = offsets.size_of_vmctx()
-    return ([r.offset for r in regions] + [size], [r.offset for r in regions[flags:]] + [size])
-
-
-def _stored_shape(src, layout, address):
-    """(counts, where) from the stored `VMComponentOffsets` copy, or (None, why)."""
-    start = max(0, address - STORED_WINDOW)
-    try:
-        window = src.read(start, address - start)
-    except UnreadableMemoryError as e:
-        return None, f"the {address - start} bytes before it cannot be read ({e})"
-    words = np.frombuffer(window[: len(window) // 4 * 4], "<u4")
-    names = layout.count_names
-    n = len(names)
-    # What a copy stores first does not depend on the counts: magic's 0, or (v49+) the flags' offset.
-    empty = layout.offsets(PTR)
-    firsts = {stored[0] for stored in _stored_variants(layout, empty)}
-    for q in range(len(words) - n - 1, -1, -1):
-        if int(words[q + n]) not in firsts:
-            continue
-        counts = words[q : q + n]
-        if (counts >= PLAUSIBLE_COUNT).any():
-            continue
-        shape = dict(zip(names, (int(c) for c in counts)))
-        try:
-            offsets = layout.offsets(PTR, **shape)
-        except (LayoutOverflowError, VMCtxEmuError):
-            continue
-        for stored in _stored_variants(layout, offsets):
-            after = words[q + n : q + n + len(stored)]
-            if len(after) == len(stored) and after.tolist() == stored:
-                return shape, (f"VMComponentOffsets stored at ctx-{address - (start + 4 * q)} "
-                               f"({n} counts, {len(stored)} offsets, all reproduced)")
-    return None, (f"no copy of VMComponentOffsets in the {address - start} bytes before it "
-                  f"whose offsets our {layout.name} calculator reproduces")
 
 
 def _stored_sizes(words, smallest):
@@ -255,308 +579,3 @@ def _stored_sizes(words, smallest):
         if words[j] <= STORED_FIRST_MAX and len(set(words[j : i + 1])) >= STORED_DISTINCT:
             out.append(size)
     return out
-
-
-def _inferred_shape(src, layout, ctx, memory, why):
-    """(counts, how) from `infer` over the size a stored copy ends with, else (None, why).
-
-    Several shapes may fit those bytes: the most plausible is decoded and
-    `how` says it was inferred and names the next ones.
-    """
-    from ..dumps.infer import InferError, infer
-
-    lost = f"shape not recovered: {why}"
-    start = max(0, ctx.address - STORED_WINDOW)
-    try:
-        before = src.read(start, ctx.address - start)
-    except UnreadableMemoryError as e:
-        return None, f"{lost}; no size to infer it from ({e})"
-    room = memory.find(ctx.address).end - ctx.address
-    sizes = [size for size in _stored_sizes(np.frombuffer(before[: len(before) // 4 * 4], "<u4"),
-                                            layout.offsets(PTR).size_of_vmctx()) if size <= room]
-    tried = []
-    for size in sizes[:INFER_SIZES_TRIED]:
-        try:
-            found = infer(src.read(ctx.address, size), PTR, ORDER, wasmtime=layout, address=ctx.address,
-                          debug_assertions=False, limit=INFER_LISTED, pointers=memory.pointers)
-        except (UnreadableMemoryError, InferError) as e:
-            tried.append(f"{size} bytes: {e}")
-            continue
-        if found.count:
-            best = dict(found.candidates[0].counts)
-            how = f"inferred ({why}): the only {layout.name} shape of the {size} bytes its stored copy ends with"
-            if found.count > 1:
-                others = "; ".join(", ".join(f"{k}={v}" for k, v in c.counts if v) or "all counts 0"
-                                   for c in found.candidates[1:])
-                how = (f"inferred ({why}): the most plausible of {found.count} {layout.name} shapes of the "
-                       f"{size} bytes its stored copy ends with; next: {others}")
-            return best, how
-        tried.append(f"no {layout.name} shape is {size} bytes")
-    if not sizes:
-        return None, f"{lost}; no stored size to infer it from: not decoded"
-    return None, f"{lost}; infer: {', '.join(tried)}: not decoded"
-
-
-def _candidates(src, writable, progress, head_size, padded):
-    """Every 16-byte-aligned magic in writable memory (`padded`: followed by 4 zero bytes), with its
-    first `head_size` bytes when the chunk holds them, mapping by mapping, chunk by chunk."""
-    total = sum(m.size for m in writable) or 1
-    done = 0
-    for m in writable:
-        try:
-            for at, chunk in src.iter_chunks(m):
-                whole = chunk[: len(chunk) // 16 * 16]
-                if padded:  # one 8-byte compare per 16 bytes: the magic and its zero padding
-                    hits = np.frombuffer(whole, "<u8")[::2] == VMCOMPONENT_MAGIC
-                else:
-                    hits = np.frombuffer(whole, "<u4")[::4] == VMCOMPONENT_MAGIC
-                for i in np.flatnonzero(hits).tolist():
-                    start = 16 * i
-                    head = chunk[start : start + head_size] if start + head_size <= len(chunk) else None
-                    yield at + start, head
-                if progress:
-                    progress(done + (at + len(chunk) - m.start), total)
-        except UnreadableMemoryError as e:
-            yield e, None
-        done += m.size
-
-
-def _role_of(decoded):
-    """Record offset -> (column role, sub-field kind) for every pointer record."""
-    recs = decoded.records
-    out = {}
-    for col, offset, value in zip(recs["column"].tolist(), recs["offset"].tolist(), recs["value"].tolist()):
-        column = decoded.columns[col]
-        if column.kind == "ptr":
-            out[offset] = (column.role, value)
-    return out
-
-
-class _Namer:
-    """What a pointer found in the target points at, in the words of gdb's `info symbol`."""
-
-    def __init__(self, src, memory, contexts, func_ref_type):
-        self.src, self.memory, self.contexts, self.func_ref_type = src, memory, contexts, func_ref_type
-        self._files = {}  # path -> (its mappings, its ElfSymbols) or None: not the file the target mapped
-
-    def where(self, value):
-        m = self.memory.find(value)
-        if m is None:
-            return "not mapped"
-        if value in self.contexts:
-            return f"component context at {value:#x}"
-        if m.path:
-            named = self._symbol(value, m.path)
-            return named or f"{os.path.basename(m.path)} + {value - m.start + m.offset:#x} ({m.perms})"
-        if m.executable:
-            return "JIT code"
-        return f"anonymous {m.perms} memory"
-
-    def _symbol(self, value, path):
-        """`info symbol` text from the file at `path`, when it is the very file the target mapped."""
-        if path not in self._files:
-            self._files[path] = self._same_file(path)
-        known = self._files[path]
-        return known and name_address(value, known[0], symbols=known[1])
-
-    def _same_file(self, path):
-        """(mappings, symbols) when this machine's `path` begins with the bytes the target mapped from it.
-
-        A core may come from another machine or an older build: its first page
-        (ELF and program headers, build-id note) must match the file's, or the
-        names would be another build's. A target that kept no first page is
-        trusted only when it is a live process (its path is what it mapped).
-        """
-        maps = [m for m in self.memory.mappings if m.path == path]
-        try:
-            elf = ElfSymbols.open(path)
-        except SymbolFileError:
-            return None
-        if elf is None:
-            return None
-        head = next((m for m in maps if m.offset == 0), None)
-        size = 0 if head is None else min(4096, head.end - head.start)
-        theirs = self._read(head.start, size) if size else None
-        if theirs is None:
-            return (maps, elf) if self.src.pid is not None else None
-        try:
-            with open(path, "rb") as f:
-                ours = f.read(size)
-        except OSError:
-            return None
-        return (maps, elf) if ours == theirs else None
-
-    def name(self, value, role, own):
-        if value in (0, own) or role in ("flags", "magic"):
-            return None
-        if role == "memory":
-            return self._memory(value)
-        if role == "func_ref":
-            return self._func_ref(value)
-        return self.where(value)
-
-    def _read(self, value, size):
-        try:
-            return self.src.read(value, size)
-        except UnreadableMemoryError:
-            return None
-
-    def _memory(self, value):
-        data = self._read(value, 2 * PTR)
-        if data is None:
-            return f"VMMemoryDefinition at {value:#x} (unreadable)"
-        base, length = _u64(data, 0), _u64(data, PTR)
-        return f"VMMemoryDefinition: base {base:#x}, current_length {length}"
-
-    def _func_ref(self, value):
-        etype = self.func_ref_type
-        if etype is None:
-            return self.where(value)
-        data = self._read(value, etype.size_for(PTR))
-        if data is None:
-            return f"VMFuncRef at {value:#x} (unreadable)"
-        parts = []
-        for sub in etype.subfields:
-            at = etype.offset_of(sub.name, PTR)
-            if sub.kind == "ptr":
-                word = _u64(data, at)
-                what = "null" if not word else self.where(word) if sub.role in CODE_ROLES + ("vmctx",) else ""
-                parts.append(f"{sub.name} {word:#x}" + (f" ({what})" if what else ""))
-            else:
-                parts.append(f"{sub.name} {int.from_bytes(data[at : at + 4], ORDER)}")
-        return "VMFuncRef: " + ", ".join(parts)
-
-
-def scan(source=None, *, wasmtime=None, progress=None):
-    """Every component context in `source` (None: this process; a pid; a core file path), decoded.
-
-    `wasmtime` overrides the release read from the target. `progress(done,
-    total)` is called as writable memory is read.
-    """
-    with open_source(source) as src:
-        return _scan(src, wasmtime, progress)
-
-
-def _missing_notes(src):
-    """Why the source is damaged, then what is missing: each range, or a summary when there are many."""
-    missing = src.missing()
-    if len(missing) <= MISSING_LISTED:
-        return src.damage() + [f"{start:#x}..{end:#x}: {why}" for start, end, why in missing]
-    lost = sum(end - start for start, end, _ in missing)
-    whys = "; ".join(dict.fromkeys(why for _, _, why in missing))
-    return src.damage() + [f"{len(missing)} address ranges ({lost >> 20} MiB) are missing from "
-                           f"{missing[0][0]:#x} to {missing[-1][1]:#x}: {whys}"]
-
-
-def _scan(src, wasmtime, progress):
-    if wasmtime is not None:
-        try:
-            wasmtime_layout(wasmtime)
-        except UnknownReleaseError as e:
-            raise ScanError(f"{src.description}: --wasmtime {wasmtime}: {e}") from e
-    mappings = src.mappings()
-    memory = _Map(mappings)
-    images = _image_mappings(mappings)
-    notes = _missing_notes(src)
-    if not images:
-        damage = src.damage()
-        raise ScanError(f"no Wasmtime library is mapped in {src.description}"
-                        + (f" ({'; '.join(damage)})" if damage else ""))
-    found, found_from = _find_version(src, images)
-    if wasmtime is not None:
-        version, version_from = str(wasmtime), "given with --wasmtime"
-        if found and found != version:
-            notes.append(f"the mapped Wasmtime says {found}; decoding as {version} as asked")
-    elif found:
-        version, version_from = found, found_from
-    else:
-        raise ScanError(f"no Wasmtime version string in the Wasmtime image mapped in {src.description} "
-                        f"({images[0].path}); give the release with --wasmtime")
-    try:
-        layout = wasmtime_layout(version)
-    except UnknownReleaseError as e:
-        raise ScanError(f"{src.description} runs Wasmtime {version} ({version_from}): {e}") from e
-
-    writable = [m for m in mappings if m.readable and m.writable]
-    empty = layout.offsets(PTR)
-    header_end = max(r.end for r in empty.regions()
-                     if r.name in {f.name for f in layout.declared_fields() if f.header_name()})
-    holes = _header_holes(layout, empty, header_end)
-    contexts = []
-    # The u32 after the magic is padding (at every pointer size 8): candidates are screened for it in bulk.
-    magic_end = empty.regions()[0].end
-    padded = any(a <= magic_end and b >= magic_end + 4 for a, b in holes)
-    for hit, head in _candidates(src, writable, progress, header_end, padded):
-        if isinstance(hit, UnreadableMemoryError):
-            notes.append(str(hit))
-            continue
-        if head is None:
-            try:
-                head = src.read(hit, header_end)
-            except UnreadableMemoryError:
-                continue
-        if _header_fits(head, layout, empty, images, memory, holes):
-            contexts.append(LiveContext(hit, version, layout))
-
-    addresses = {c.address for c in contexts}
-    func_ref_type = next((f.elem_type for f in layout.declared_fields() if f.elem_type.role_sub("array_call")
-                          or f.elem_type.role_sub("func_ptr")), None)
-    namer = _Namer(src, memory, addresses, func_ref_type)
-    copies = []
-    # Where the ComponentInstance keeps the context's address is the running runtime's fact.
-    self_at = _self_pointer_at(found or version)
-    for ctx in contexts:
-        own = _self_pointer_holds(src, ctx.address, self_at)
-        if own is False:
-            copies.append(ctx)
-            continue
-        counts, how = _stored_shape(src, layout, ctx.address)
-        if counts is None:
-            counts, how = _inferred_shape(src, layout, ctx, memory, how)
-        if counts is None:
-            ctx.notes.append(how)
-            continue
-        ctx.counts, ctx.shape_from = counts, how
-        size = layout.offsets(PTR, **counts).size_of_vmctx()
-        try:
-            data = src.read(ctx.address, size)
-        except UnreadableMemoryError as e:
-            ctx.notes.append(f"the {size} bytes of the context cannot be read: {e}")
-            continue
-        dumped = DumpedContext(data, layout.component(**counts), PTR, ORDER, address=ctx.address,
-                               debug_assertions=False, wasmtime=version,
-                               source=f"{src.description} at {ctx.address:#x}")
-        ctx.decoded = decode(dumped)
-        codes = ctx.decoded.records["interp"]
-        if (codes == Interp.OTHER_VMCTX).any():
-            copies.append(ctx)
-            continue
-        if own is None and not (codes == Interp.OWN_VMCTX).any():
-            ctx.notes.append(f"no vmctx field is set and where Wasmtime {found or version} keeps the context's "
-                             "own address is not known: this may be a copy of a context, not one")
-        for offset, (role, value) in _role_of(ctx.decoded).items():
-            text = namer.name(value, role, ctx.address)
-            if text:
-                ctx.points_to[offset] = text
-    if copies:
-        notes.append(f"{len(copies)} cop{'ies' if len(copies) > 1 else 'y'} of a context left out: the "
-                     "ComponentInstance around it does not hold its address, or its vmctx fields name another")
-        contexts = [c for c in contexts if not any(c is k for k in copies)]
-    return ScanResult(src.description, version, version_from, contexts, notes)
-
-
-def _self_pointer_at(version):
-    """Where this release's `ComponentInstance` keeps the context's address, or None when not known."""
-    major = int(str(version).split(".")[0]) if str(version).split(".")[0].isdigit() else 0
-    known = [at for first, at in SELF_POINTER_AT if major >= first]
-    return known[-1] if known else None
-
-
-def _self_pointer_holds(src, address, at):
-    """Whether the word where the runtime keeps a context's own address holds `address` (None: unknown)."""
-    if at is None:
-        return None
-    try:
-        return _u64(src.read(address + at, PTR), 0) == address
-    except UnreadableMemoryError:
-        return False

@@ -15,6 +15,7 @@ import errno
 import gzip
 import operator
 import os
+import re
 import stat
 import struct
 import tempfile
@@ -22,6 +23,7 @@ import weakref
 import zlib
 from dataclasses import dataclass
 
+from .elf import EHDR, ELF_MAGIC, PF_R, PF_W, PF_X, PHDR, PT_LOAD, PT_NOTE, SHDR
 from ..errors import (AccessDeniedError, ArgumentTypeError, ArgumentValueError, ClosedError, CoreFileError,
                       LiveError, NoSuchProcessError, ProcessGoneError, UnreadableMemoryError,
                       UnsupportedTargetError)
@@ -30,24 +32,21 @@ __all__ = ["Mapping", "MemorySource", "ProcessSource", "CoreFileSource", "open_s
 
 DEFAULT_CHUNK = 1 << 20
 
-# ELF constants (elf.h) this module needs.
-_ELF_MAGIC = b"\x7fELF"
+# ELF constants (elf.h) this module needs beyond elf.py's.
 _GZIP_MAGIC = b"\x1f\x8b"
 _ELFCLASS64, _ELFDATA2LSB, _ET_CORE = 2, 1, 4
-_PT_LOAD, _PT_NOTE = 1, 4
-_PF_X, _PF_W, _PF_R = 1, 2, 4
 _PN_XNUM = 0xFFFF
-_NT_PRSTATUS, _NT_PRPSINFO, _NT_FILE = 1, 3, 0x46494C45
-_EHDR = struct.Struct("<16sHHIQQQIHHHHHH")  # Elf64_Ehdr, 64 bytes
-_PHDR = struct.Struct("<IIQQQQQQ")  # Elf64_Phdr, 56 bytes
-_SHDR = struct.Struct("<IIQQQQIIQQ")  # Elf64_Shdr, 64 bytes (only section 0, for PN_XNUM)
+_NT_PRSTATUS, _NT_PRPSINFO, _NT_AUXV, _NT_FILE = 1, 3, 6, 0x46494C45
 _ET_NAMES = {0: "ET_NONE", 1: "ET_REL", 2: "ET_EXEC", 3: "ET_DYN", 4: "ET_CORE"}
 _MACHINE_NAMES = {3: "x86", 8: "MIPS", 20: "PowerPC", 21: "PowerPC64", 22: "S/390", 40: "ARM",
                   43: "SPARC V9", 50: "IA-64", 62: "x86-64", 183: "AArch64", 243: "RISC-V", 258: "LoongArch"}
 _ARCH_OF_MACHINE = {62: "x86_64", 183: "aarch64"}
 _ARCH_OF_UNAME = {"x86_64": "x86_64", "amd64": "x86_64", "aarch64": "aarch64", "arm64": "aarch64"}
-# pid_t offsets in the 64-bit Linux note layouts (same on x86-64 and aarch64).
-_PRPSINFO_PID, _PRSTATUS_PID = 24, 32
+# Offsets in the 64-bit Linux note layouts (same on x86-64 and aarch64): elf_prpsinfo's pr_pid,
+# pr_fname[16] and pr_psargs[80]; elf_prstatus's pr_pid.
+_PRPSINFO_PID, _PRPSINFO_FNAME, _PRPSINFO_PSARGS, _PRSTATUS_PID = 24, 40, 56, 32
+# qemu-user runs a guest program in a host process: /proc/PID/exe is the emulator, named for the guest.
+_QEMU_USER = re.compile(r"^qemu-([a-z0-9_]+?)(?:-static)?$")
 # pread's offset is a signed off_t: /proc/PID/mem cannot be read at or above 2**63 (kernel space anyway).
 _PREAD_LIMIT = 1 << 63
 # A note segment larger than this is damage, not notes; reading it whole would only waste memory.
@@ -118,6 +117,11 @@ class MemorySource:
     arch = "x86_64"
     byte_order = "little"
     ptr_size = 8
+    live = False  # a running process (its files may be opened as mapped); never true of a core
+    emulated = None  # the emulator running the target's code (qemu-user), whose guest code is mapped r--
+    auxv = {}  # the auxiliary vector: AT_* type -> value (a core's NT_AUXV, a process's /proc/PID/auxv)
+    command = None  # the program's name and arguments as the kernel recorded them (a core's NT_PRPSINFO)
+    file_names = True  # whether the mappings carry the files behind them (a core without NT_FILE: no)
 
     def __init__(self):
         self._fds = []
@@ -272,7 +276,7 @@ def _read_all(fd):
 
 def _elf_arch(header, what):
     """`arch` for a live process's executable header, None when it does not look like ELF."""
-    if len(header) < 20 or header[:4] != _ELF_MAGIC:
+    if len(header) < 20 or header[:4] != ELF_MAGIC:
         return None
     if header[4] != _ELFCLASS64:
         raise UnsupportedTargetError(f"{what} is a 32-bit process; only 64-bit x86-64 and aarch64 are supported")
@@ -296,6 +300,8 @@ class ProcessSource(MemorySource):
     The /proc/PID directory is held open, so a pid reused after the target
     exits cannot redirect reads to another process. `proc` exists for tests.
     """
+
+    live = True
 
     def __init__(self, pid, *, proc="/proc"):
         super().__init__()
@@ -352,7 +358,22 @@ class ProcessSource(MemorySource):
             f"and /proc/sys/kernel/yama/ptrace_scope{scope} must allow it (1 = only descendants, 0 = same user)")
 
     def _arch(self):
-        """The target's own arch (from its executable), so a 32-bit or foreign process is refused early."""
+        """The target's own arch (from its executable), so a 32-bit or foreign process is refused early.
+
+        Under qemu-user the executable is the emulator, named for the guest
+        it runs (`qemu-aarch64`): the guest's arch is the target's.
+        """
+        try:
+            exe = os.path.basename(os.readlink("exe", dir_fd=self._dir))
+        except OSError:
+            exe = ""
+        guest = _QEMU_USER.match(exe)
+        if guest:
+            self.emulated = exe
+            if guest.group(1) not in _ARCH_OF_UNAME:
+                raise UnsupportedTargetError(f"{self.description} runs {guest.group(1)} code under {exe}; only "
+                                             "64-bit little-endian x86-64 and aarch64 are supported")
+            return _ARCH_OF_UNAME[guest.group(1)]
         try:
             fd = os.open("exe", os.O_RDONLY | os.O_CLOEXEC, dir_fd=self._dir)
         except OSError:  # kernel threads have no exe; the host decides
@@ -507,6 +528,7 @@ class CoreFileSource(MemorySource):
     """
 
     _gzip_cut = None  # why the decompressed core is shorter than the original, when it is
+    file_names_why = None  # why the mappings carry no file names, when they do not
 
     def __init__(self, path):
         super().__init__()
@@ -595,8 +617,8 @@ class CoreFileSource(MemorySource):
 
     def _parse(self):
         file_size = os.fstat(self._fd).st_size
-        head = self._pread(_EHDR.size, 0)
-        if head[:4] != _ELF_MAGIC:
+        head = self._pread(EHDR.size, 0)
+        if head[:4] != ELF_MAGIC:
             raise self._error("not an ELF file" + (" (it is empty)" if not head else ""))
         if len(head) >= 5 and head[4] != _ELFCLASS64:
             raise self._error("a 32-bit ELF; only 64-bit cores are supported" if head[4] == 1
@@ -604,9 +626,9 @@ class CoreFileSource(MemorySource):
         if len(head) >= 6 and head[5] != _ELFDATA2LSB:
             raise self._error("big-endian; only little-endian cores are supported" if head[5] == 2
                               else f"not a valid ELF file (data encoding {head[5]})")
-        if len(head) < _EHDR.size:
-            raise self._error(f"truncated: the ELF header needs {_EHDR.size} bytes, file has {file_size}")
-        (_, e_type, machine, _, _, phoff, shoff, _, _, phentsize, phnum, _, _, _) = _EHDR.unpack(head)
+        if len(head) < EHDR.size:
+            raise self._error(f"truncated: the ELF header needs {EHDR.size} bytes, file has {file_size}")
+        (_, e_type, machine, _, _, phoff, shoff, _, _, phentsize, phnum, _, _, _) = EHDR.unpack(head)
         if e_type != _ET_CORE:
             raise self._error(f"not a core file ({_ET_NAMES.get(e_type, f'type {e_type}')})")
         if machine not in _ARCH_OF_MACHINE:
@@ -614,32 +636,32 @@ class CoreFileSource(MemorySource):
                               "only x86-64 and aarch64 are")
         self.arch = _ARCH_OF_MACHINE[machine]
         if phnum == _PN_XNUM:  # more than 65534 segments: the real count is section 0's sh_info
-            section0 = self._pread(_SHDR.size, shoff)
-            if len(section0) < _SHDR.size:
-                raise self._error(f"truncated: section header 0 at file offset {shoff} needs {_SHDR.size} bytes, "
+            section0 = self._pread(SHDR.size, shoff)
+            if len(section0) < SHDR.size:
+                raise self._error(f"truncated: section header 0 at file offset {shoff} needs {SHDR.size} bytes, "
                                   f"file has {file_size}")
-            phnum = _SHDR.unpack(section0)[7]
-        if phnum and phentsize != _PHDR.size:
-            raise self._error(f"program headers of {phentsize} bytes; ELF64 has {_PHDR.size}")
-        table = self._pread(phnum * _PHDR.size, phoff)
-        if len(table) < phnum * _PHDR.size:
-            raise self._error(f"truncated: program headers at file offset {phoff} need {phnum * _PHDR.size} bytes, "
+            phnum = SHDR.unpack(section0)[7]
+        if phnum and phentsize != PHDR.size:
+            raise self._error(f"program headers of {phentsize} bytes; ELF64 has {PHDR.size}")
+        table = self._pread(phnum * PHDR.size, phoff)
+        if len(table) < phnum * PHDR.size:
+            raise self._error(f"truncated: program headers at file offset {phoff} need {phnum * PHDR.size} bytes, "
                               f"file has {file_size}")
         segments, entries = [], []
         notes = cut_notes = cut_loads = 0
         for index in range(phnum):
-            p_type, flags, offset, vaddr, _, filesz, memsz, align = _PHDR.unpack_from(table, index * _PHDR.size)
-            filesz = min(filesz, memsz) if p_type == _PT_LOAD else filesz
+            p_type, flags, offset, vaddr, _, filesz, memsz, align = PHDR.unpack_from(table, index * PHDR.size)
+            filesz = min(filesz, memsz) if p_type == PT_LOAD else filesz
             present = max(0, min(filesz, file_size - offset))
-            if p_type == _PT_NOTE:
+            if p_type == PT_NOTE:
                 notes += 1
                 if present < filesz:
                     cut_notes += 1
                     self._damage.append(f"truncated core file: the notes (segment {index}) at file offset {offset} "
                                         f"need {filesz} bytes, file has {file_size}")
                 self._read_notes(self._pread(min(present, _MAX_NOTES), offset), 8 if align == 8 else 4, entries)
-            elif p_type == _PT_LOAD and memsz and vaddr + memsz <= 1 << 64:
-                perms = "".join(c if flags & bit else "-" for c, bit in (("r", _PF_R), ("w", _PF_W), ("x", _PF_X)))
+            elif p_type == PT_LOAD and memsz and vaddr + memsz <= 1 << 64:
+                perms = "".join(c if flags & bit else "-" for c, bit in (("r", PF_R), ("w", PF_W), ("x", PF_X)))
                 truncated = (f"truncated core file: segment {index} at file offset {offset} needs {filesz} bytes, "
                              f"file has {file_size}")
                 segments.append((_Segment(vaddr, vaddr + memsz, offset, vaddr + present, vaddr + filesz, truncated),
@@ -652,9 +674,9 @@ class CoreFileSource(MemorySource):
             self._damage.append(f"truncated core file: {cut_loads} of its {len(segments)} memory segments are cut "
                                 f"short or absent (the file has {file_size} bytes)")
         if segments and not entries:
-            why = ("the notes that name them are cut off" if cut_notes else "the core has no notes" if not notes
-                   else "the core has no NT_FILE note")
-            self._damage.append(f"the files behind its mappings are unknown: {why}")
+            self.file_names = False
+            self.file_names_why = ("the notes that name them are cut off" if cut_notes else "the core has no notes"
+                                   if not notes else "the core has no NT_FILE note")
         entries.sort()
         ends = [e[1] for e in entries]
         self._mappings = [m for s, perms in segments for m in _split(s.start, s.end, perms, entries, ends)]
@@ -672,8 +694,15 @@ class CoreFileSource(MemorySource):
                 continue
             if ntype == _NT_FILE:
                 entries.extend(_file_entries(desc))
+            elif ntype == _NT_AUXV and not self.auxv:
+                self.auxv = {kind: value for kind, value in struct.iter_unpack("<QQ", desc[: len(desc) // 16 * 16])
+                             if kind}
             elif ntype == _NT_PRPSINFO and len(desc) >= _PRPSINFO_PID + 4:
                 self.pid = struct.unpack_from("<i", desc, _PRPSINFO_PID)[0]
+                if len(desc) >= _PRPSINFO_PSARGS:
+                    fname = bytes(desc[_PRPSINFO_FNAME:_PRPSINFO_PSARGS]).split(b"\0")[0]
+                    args = bytes(desc[_PRPSINFO_PSARGS:_PRPSINFO_PSARGS + 80]).split(b"\0")[0]
+                    self.command = os.fsdecode(args or fname) or None
             elif ntype == _NT_PRSTATUS and prstatus_pid is None and len(desc) >= _PRSTATUS_PID + 4:
                 prstatus_pid = struct.unpack_from("<i", desc, _PRSTATUS_PID)[0]
         if self.pid is None and prstatus_pid:
