@@ -10,6 +10,9 @@ gcore core and check:
   its counts;
 * every context's shape came from the runtime's stored `VMComponentOffsets` copy
   (at the distance measured for each release), none unrecovered, no anomaly;
+* the counts in that stored copy, read here without the scanner, are the shapes'
+  counts one to one (from 45.0.0 the component-model-async shapes' are printed:
+  runtime callbacks, unsafe intrinsics, trampolines per release);
 * every decoded record's bytes are the bytes at its address in the child
   (`/proc/PID/mem`, read here independently of the scanner);
 * the core gives the same contexts, counts, shapes and records;
@@ -22,6 +25,7 @@ gcore core and check:
 """
 
 import re
+import struct
 import warnings
 from pathlib import Path
 
@@ -174,12 +178,35 @@ def _assign(contexts, report, release):
             [contexts[c] for c in range(len(contexts)) if c not in matched])
 
 
+def _stored_words(pid, address, major):
+    """The u32 words from where the runtime's stored `VMComponentOffsets` copy starts to the context
+    (the counts in the Rust struct's order, then the offsets and the size), read here, not by scan."""
+    at = STORED_AT.get(major)
+    if at is None:
+        return None
+    with open(f"/proc/{pid}/mem", "rb") as mem:
+        mem.seek(address - at)
+        raw = mem.read(at)
+    return list(struct.unpack(f"<{len(raw) // 4}I", raw[: len(raw) // 4 * 4]))
+
+
+def _stored_counts(pid, address, layout, major):
+    """The counts Wasmtime itself stored before the context at `address`, or None where not measured."""
+    words = _stored_words(pid, address, major)
+    return None if words is None else dict(zip(layout.count_names, words))
+
+
 def _describe(ctx, pid=None):
-    """One context in a failure message; with `pid`, an undecoded one's first bytes and mapping too."""
+    """One context in a failure message; with `pid`, an undecoded one's first bytes, mapping and stored copy too."""
     counts = {k: v for k, v in (ctx.counts or {}).items() if v}
     text = f"{ctx.address:#x} counts {counts} shape_from {ctx.shape_from!r} notes {ctx.notes}"
     if pid is not None and ctx.decoded is None:
         text += f" [{_around(pid, ctx.address)}]"
+        try:
+            words = _stored_words(pid, ctx.address, Version(ctx.wasmtime).major)
+        except OSError as e:
+            words = f"unreadable: {e}"
+        text += f" [stored copy's words from ctx-{STORED_AT.get(Version(ctx.wasmtime).major)}: {words}]"
     return text
 
 
@@ -226,6 +253,29 @@ def test_shapes_from_stored_offsets(child, live_scan):
         assert not [n for n in ctx.notes if "not recovered" in n], f"{_where(child, live_scan)}: {_describe(ctx)}"
         if at is not None:
             assert ctx.shape_from.startswith(f"VMComponentOffsets stored at ctx-{at} "), _describe(ctx)
+
+
+ASYNC_SHAPES = ("async_callback", "context", "context_get", "waitable_set", "streams_futures", "task_builtins",
+                "stackful", "async_fused", "cancellable", "async_lower_host")
+
+
+def test_stored_counts_are_the_shapes(child, live_scan, say):
+    """The counts Wasmtime stored before each context (read here, not by scan) are its shape's, one to
+    one; each component-model-async shape's are printed, so every run records them."""
+    major = Version(live_scan.wasmtime).major
+    if major not in STORED_AT:
+        pytest.skip(f"where Wasmtime {live_scan.wasmtime} stores its VMComponentOffsets copy is not measured")
+    layout = wasmtime_layout(live_scan.wasmtime)
+    stored = [_stored_counts(child.pid, ctx.address, layout, major) for ctx in live_scan.contexts]
+    owner = _match(stored, child.report, child.release)
+    slots = _slots(child.report)
+    for s, c in sorted(owner.items()):
+        if slots[s] in ASYNC_SHAPES:
+            say(f"{child.release}: {slots[s]} stored counts: " + (", ".join(
+                f"{k}={v}" for k, v in stored[c].items() if v) or "all 0"))
+    missing = [slots[s] for s in range(len(slots)) if s not in owner]
+    extra = [f"{ctx.address:#x}: {stored[c]}" for c, ctx in enumerate(live_scan.contexts) if c not in owner.values()]
+    assert (missing, extra) == ([], []), _where(child, live_scan)
 
 
 def test_no_unexpected_anomalies(child, live_scan):
