@@ -178,6 +178,9 @@ def test_count_names(version, names):
     ("48", "L10", "48.0.0"), ("v47.0.4", "L10", "47.0.0"), ("38", "L8", "36.0.0"),
     ("35", "L8", "34.0.0"), ("49", "L11", "49.0.0"), ("50.0.1", "L11", "49.0.0"),
     ("51", "L11", "49.0.0"), ("v51.0.0", "L11", "49.0.0"),
+    # patch releases after 2026-08-20 (RELEASE_PATCHES says where each is known from)
+    ("48.0.1", "L10", "48.0.0"), ("48.0.10", "L10", "48.0.0"), ("36.0.22", "L8", "36.0.0"),
+    ("49.0.7", "L11", "49.0.0"), ("50.0.4", "L11", "49.0.0"),
 ])
 def test_version_lookup(text, layout_id, first):
     layout = wasmtime_layout(text)
@@ -201,8 +204,8 @@ def test_release_boundaries(older, newer):
 @pytest.mark.parametrize("version, first, last", [
     ("0.40.0", "0.40.0", "0.40.1"), ("3", "1.0.0", "8.0.1"), ("10", "9.0.0", "11.0.2"), ("16", "12.0.0", "21.0.2"),
     ("22", "22.0.0", "29.0.1"), ("29", "22.0.0", "29.0.1"), ("30", "30.0.0", "31.0.0"), ("31", "30.0.0", "31.0.0"),
-    ("33", "32.0.0", "33.0.2"), ("36", "34.0.0", "38.0.4"), ("40", "39.0.0", "41.0.4"), ("42", "42.0.0", "48.0.0"),
-    ("48", "42.0.0", "48.0.0"), ("50", "49.0.0", "51.0.0"), ("51", "49.0.0", "51.0.0"),
+    ("33", "32.0.0", "33.0.2"), ("36", "34.0.0", "38.0.4"), ("40", "39.0.0", "41.0.4"), ("42", "42.0.0", "48.0.10"),
+    ("48", "42.0.0", "48.0.10"), ("50", "49.0.0", "51.0.0"), ("51", "49.0.0", "51.0.0"),
 ])
 def test_releases_cover_the_table_row(version, first, last):
     releases = wasmtime_layout(version).releases
@@ -213,7 +216,7 @@ def test_releases_cover_the_table_row(version, first, last):
 def test_unknown_versions_list_supported_ranges(text):
     with pytest.raises(ValueError) as e:
         wasmtime_layout(text)
-    assert "supported: seed, v0.40.0 - v0.40.1 (L1)" in str(e.value) and "v48.0.0 - v48.0.0 (L10)" in str(e.value)
+    assert "supported: seed, v0.40.0 - v0.40.1 (L1)" in str(e.value) and "v48.0.0 - v48.0.10 (L10)" in str(e.value)
     assert str(e.value).endswith("v49.0.0 - v51.0.0 (L11)")
 
 

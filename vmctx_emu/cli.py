@@ -46,7 +46,7 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _release_runs(layouts):
-    """`layouts` (in release order) as contiguous runs: "L4 - L11 (v12.0.0 - v50.0.1)"."""
+    """`layouts` (in release order) as contiguous runs: "L4 - L11 (v12.0.0 - v51.0.0)"."""
     wanted = {id(layout) for layout in layouts}
     indexes = [i for i, layout in enumerate(LAYOUTS) if id(layout) in wanted]
     runs, start = [], None

@@ -233,7 +233,10 @@ def child(request, release, release_python, tmp_path_factory):
             pytest.fail(f"{release}: the child did not get ready (stdout {line!r}, exit {proc.returncode}):\n"
                         f"{text[-3000:]}", pytrace=False)
         report = json.loads(line[len("ready "):])
-        skipped = "; ".join(f"{k}: {v}" for k, v in report["skipped"].items()) or "none"
+        why = {}
+        for shape, reason in report["skipped"].items():
+            why.setdefault(reason, []).append(shape)
+        skipped = "; ".join(f"{', '.join(shapes)}: {reason}" for reason, shapes in why.items()) or "none"
         progress(config, f"{release}: child pid {proc.pid} ready ({report['api']} API): "
                          f"{report['instances']} component instances in {len(report['shapes'])} shapes "
                          f"(skipped: {skipped})")

@@ -10,6 +10,9 @@ gcore core and check:
   its counts;
 * every context's shape came from the runtime's stored `VMComponentOffsets` copy
   (at the distance measured for each release), none unrecovered, no anomaly;
+* the counts in that stored copy, read here without the scanner, are the shapes'
+  counts one to one (from 45.0.0 the component-model-async shapes' are printed:
+  runtime callbacks, unsafe intrinsics, trampolines per release);
 * every decoded record's bytes are the bytes at its address in the child
   (`/proc/PID/mem`, read here independently of the scanner);
 * the core gives the same contexts, counts, shapes and records;
@@ -22,6 +25,7 @@ gcore core and check:
 """
 
 import re
+import struct
 import warnings
 from pathlib import Path
 
@@ -47,16 +51,33 @@ ANY = object()
 PSEUDO_PATH = re.compile(r"\[[a-z:_ -]+\] \+ 0x[0-9a-f]+ \(([rwxps-]{4})\)")
 
 
-def _resources(host):
+def _resources(host, major):
     return {"num_lowerings": int(host), "num_runtime_component_instances": 1,
             "num_trampolines": 4 if host else 3, "num_resources": 2}
 
 
+def _measured(table, major):
+    """A count measured per runtime major; ANY past the wheels measured (a new release may change it)."""
+    return table[major] if major <= MEASURED_UP_TO.major else ANY
+
+
+# context.get/context.set are unsafe intrinsics, and the context holds a func ref for every
+# intrinsic up to the highest index used: `UnsafeIntrinsic` puts store-data-address and 8 native
+# loads/stores (and from 47 8 checked ones) before context-get-i32-0, then context-set-i32-0.
+# Measured: the stored num_unsafe_intrinsics is this + 1 with context.get alone, + 2 with both.
+CONTEXT_GET_INTRINSIC = {45: 9, 46: 9, 47: 17, 48: 17, 49: 17, 50: 17, 51: 17}
+# The trampolines of child.py's ASYNC_FUSED (an async lower of a sibling's async lift with a
+# callback, plus task.return and subtask.drop): measured per runtime major.
+ASYNC_FUSED_TRAMPOLINES = {45: 5, 46: 5, 47: 5, 48: 5, 49: 6, 50: 6, 51: 7}
+ONE = {"num_runtime_component_instances": 1}
+
 # The counts each shape of child.py gives its context (absent counts are 0), with and without
-# its host imports (child.py builds it without them where the C API has no host functions).
+# its host imports (child.py builds it without them where the C API has no host functions),
+# for the wheel's runtime major.
 SHAPE_COUNTS = {
-    "lower_lift": lambda host: {"num_lowerings": 1, "num_runtime_component_instances": 1, "num_trampolines": 1},
-    "strings": lambda host: (
+    "lower_lift": lambda host, major: {"num_lowerings": 1, "num_runtime_component_instances": 1,
+                                       "num_trampolines": 1},
+    "strings": lambda host, major: (
         {"num_lowerings": 2, "num_runtime_memories": 2, "num_runtime_reallocs": 1, "num_runtime_post_returns": 3,
          "num_runtime_component_instances": 1, "num_trampolines": 2} if host else
         {"num_runtime_memories": 1, "num_runtime_reallocs": 1, "num_runtime_post_returns": 3,
@@ -64,11 +85,34 @@ SHAPE_COUNTS = {
     "resources": _resources,
     "two_in_one_store": _resources,
     # How many trampolines the adapter brings changes with the release (1 to 5 seen with the host import).
-    "fused_adapter": lambda host: {"num_lowerings": int(host), "num_runtime_component_instances": 3,
-                                   "num_trampolines": ANY},
-    "lift_only": lambda host: {"num_runtime_component_instances": 1},
-    "async_callback": lambda host: {"num_runtime_callbacks": 1, "num_runtime_component_instances": 1},
+    "fused_adapter": lambda host, major: {"num_lowerings": int(host), "num_runtime_component_instances": 3,
+                                          "num_trampolines": ANY},
+    "lift_only": lambda host, major: ONE,
+    # Component-model async (45+, child.py's async engine).
+    "async_callback": lambda host, major: {"num_runtime_callbacks": 1, **ONE},
+    "context": lambda host, major: {"num_unsafe_intrinsics": _plus(_measured(CONTEXT_GET_INTRINSIC, major), 2),
+                                    **ONE},
+    "context_get": lambda host, major: {"num_unsafe_intrinsics": _plus(_measured(CONTEXT_GET_INTRINSIC, major), 1),
+                                        **ONE},
+    "waitable_set": lambda host, major: {"num_runtime_memories": 1, "num_trampolines": 5, **ONE},
+    "streams_futures": lambda host, major: {"num_runtime_memories": 1, "num_trampolines": 14, **ONE},
+    "task_builtins": lambda host, major: {"num_runtime_callbacks": 1, "num_trampolines": 7, **ONE},
+    "stackful": lambda host, major: {"num_trampolines": 1, **ONE},
+    "async_fused": lambda host, major: {"num_runtime_callbacks": 1, "num_runtime_component_instances": 3,
+                                        "num_trampolines": _measured(ASYNC_FUSED_TRAMPOLINES, major)},
+    "cancellable": lambda host, major: {"num_runtime_memories": 1, "num_trampolines": 2, **ONE},
+    "async_lower_host": lambda host, major: {"num_lowerings": 1, "num_runtime_memories": 1, "num_trampolines": 1,
+                                             **ONE},
 }
+
+
+def _plus(count, n):
+    return ANY if count is ANY else count + n
+
+
+def _spec(report, shape, release):
+    """The counts `shape` of the child's report gives its context in wheel `release`."""
+    return SHAPE_COUNTS[shape](bool(report["shapes"][shape]["host_imports"]), Version(release).major)
 
 
 def _runtime_version(child):
@@ -92,19 +136,24 @@ def _key(ctx):
     return ctx.address, tuple(sorted((ctx.counts or {}).items()))
 
 
-def _matches(ctx, spec):
-    counts = ctx.counts or {}
+def _matches(counts, spec):
+    counts = counts or {}
     if any(name not in counts and value not in (0, ANY) for name, value in spec.items()):
         return False
     return all(spec.get(name, 0) in (ANY, value) for name, value in counts.items())
 
 
-def _assign(contexts, report):
-    """Contexts matched one to one to the child's instances by their counts, or (instances, contexts) left over."""
-    slots = [name for name, shape in report["shapes"].items() for _ in range(shape["instances"])]
-    specs = [SHAPE_COUNTS[name](bool(report["shapes"][name]["host_imports"])) for name in slots]
-    fits = [[i for i, spec in enumerate(specs) if _matches(ctx, spec)] for ctx in contexts]
-    owner = {}  # slot -> context index
+def _slots(report):
+    """One shape name per component instance the child made."""
+    return [name for name, shape in report["shapes"].items() for _ in range(shape["instances"])]
+
+
+def _match(counts, report, release):
+    """Count dicts matched one to one to the child's instances: {slot index: index into counts}."""
+    slots = _slots(report)
+    specs = [_spec(report, name, release) for name in slots]
+    fits = [[i for i, spec in enumerate(specs) if _matches(c, spec)] for c in counts]
+    owner = {}  # slot -> counts index
 
     def augment(c, seen):
         for s in fits[c]:
@@ -115,19 +164,49 @@ def _assign(contexts, report):
                     return True
         return False
 
-    for c in range(len(contexts)):
+    for c in range(len(counts)):
         augment(c, set())
+    return owner
+
+
+def _assign(contexts, report, release):
+    """Contexts matched one to one to the child's instances by their counts, or (instances, contexts) left over."""
+    slots = _slots(report)
+    owner = _match([ctx.counts for ctx in contexts], report, release)
     matched = set(owner.values())
     return ([slots[s] for s in range(len(slots)) if s not in owner],
             [contexts[c] for c in range(len(contexts)) if c not in matched])
 
 
+def _stored_words(pid, address, major):
+    """The u32 words from where the runtime's stored `VMComponentOffsets` copy starts to the context
+    (the counts in the Rust struct's order, then the offsets and the size), read here, not by scan."""
+    at = STORED_AT.get(major)
+    if at is None:
+        return None
+    with open(f"/proc/{pid}/mem", "rb") as mem:
+        mem.seek(address - at)
+        raw = mem.read(at)
+    return list(struct.unpack(f"<{len(raw) // 4}I", raw[: len(raw) // 4 * 4]))
+
+
+def _stored_counts(pid, address, layout, major):
+    """The counts Wasmtime itself stored before the context at `address`, or None where not measured."""
+    words = _stored_words(pid, address, major)
+    return None if words is None else dict(zip(layout.count_names, words))
+
+
 def _describe(ctx, pid=None):
-    """One context in a failure message; with `pid`, an undecoded one's first bytes and mapping too."""
+    """One context in a failure message; with `pid`, an undecoded one's first bytes, mapping and stored copy too."""
     counts = {k: v for k, v in (ctx.counts or {}).items() if v}
     text = f"{ctx.address:#x} counts {counts} shape_from {ctx.shape_from!r} notes {ctx.notes}"
     if pid is not None and ctx.decoded is None:
         text += f" [{_around(pid, ctx.address)}]"
+        try:
+            words = _stored_words(pid, ctx.address, Version(ctx.wasmtime).major)
+        except OSError as e:
+            words = f"unreadable: {e}"
+        text += f" [stored copy's words from ctx-{STORED_AT.get(Version(ctx.wasmtime).major)}: {words}]"
     return text
 
 
@@ -162,7 +241,7 @@ def test_one_context_per_instance(child, live_scan):
         f"{_where(child, live_scan)}: expected {child.report['instances']} contexts "
         f"({ {k: v['instances'] for k, v in child.report['shapes'].items()} }), found {len(found)}: "
         + "; ".join(_describe(c, child.pid) for c in found) + f"; scan notes: {live_scan.notes}")
-    missing, extra = _assign(found, child.report)
+    missing, extra = _assign(found, child.report, child.release)
     assert (missing, [_describe(c, child.pid) for c in extra]) == ([], []), _where(child, live_scan)
 
 
@@ -174,6 +253,29 @@ def test_shapes_from_stored_offsets(child, live_scan):
         assert not [n for n in ctx.notes if "not recovered" in n], f"{_where(child, live_scan)}: {_describe(ctx)}"
         if at is not None:
             assert ctx.shape_from.startswith(f"VMComponentOffsets stored at ctx-{at} "), _describe(ctx)
+
+
+ASYNC_SHAPES = ("async_callback", "context", "context_get", "waitable_set", "streams_futures", "task_builtins",
+                "stackful", "async_fused", "cancellable", "async_lower_host")
+
+
+def test_stored_counts_are_the_shapes(child, live_scan, say):
+    """The counts Wasmtime stored before each context (read here, not by scan) are its shape's, one to
+    one; each component-model-async shape's are printed, so every run records them."""
+    major = Version(live_scan.wasmtime).major
+    if major not in STORED_AT:
+        pytest.skip(f"where Wasmtime {live_scan.wasmtime} stores its VMComponentOffsets copy is not measured")
+    layout = wasmtime_layout(live_scan.wasmtime)
+    stored = [_stored_counts(child.pid, ctx.address, layout, major) for ctx in live_scan.contexts]
+    owner = _match(stored, child.report, child.release)
+    slots = _slots(child.report)
+    for s, c in sorted(owner.items()):
+        if slots[s] in ASYNC_SHAPES:
+            say(f"{child.release}: {slots[s]} stored counts: " + (", ".join(
+                f"{k}={v}" for k, v in stored[c].items() if v) or "all 0"))
+    missing = [slots[s] for s in range(len(slots)) if s not in owner]
+    extra = [f"{ctx.address:#x}: {stored[c]}" for c, ctx in enumerate(live_scan.contexts) if c not in owner.values()]
+    assert (missing, extra) == ([], []), _where(child, live_scan)
 
 
 def test_no_unexpected_anomalies(child, live_scan):
@@ -259,8 +361,8 @@ def _flag_contexts(child, live_scan):
     """shape -> its one context in the scan, for the flag shapes the child can call."""
     found = {}
     for shape in child.report["flag_shapes"]:
-        spec = SHAPE_COUNTS[shape](bool(child.report["shapes"][shape]["host_imports"]))
-        fits = [ctx for ctx in live_scan.contexts if ctx.decoded is not None and _matches(ctx, spec)]
+        spec = _spec(child.report, shape, child.release)
+        fits = [ctx for ctx in live_scan.contexts if ctx.decoded is not None and _matches(ctx.counts, spec)]
         assert len(fits) == 1, f"{_where(child, live_scan)}: {shape}: {[_describe(c) for c in fits]}"
         found[shape] = fits[0]
     return found

