@@ -119,7 +119,9 @@ def wasmtime_context():
     kept = []
 
     def run(wat, host=None):
-        known = {c.address for c in scan().contexts}
+        # Only live contexts count: freed ones (and unknown ones, whose block was reused) come and go as the
+        # process allocates.
+        known = {c.address for c in scan().contexts if c.state == "live"}
         engine = wasmtime.Engine()
         store = wasmtime.Store(engine)
         linker = Linker(engine)
@@ -128,7 +130,7 @@ def wasmtime_context():
                 root.add_func(name, lambda store, *args, impl=impl: impl(*args))
         instance = linker.instantiate(store, Component(engine, wat))
         kept.append((engine, store, instance))
-        new = [c for c in scan().contexts if c.address not in known]
+        new = [c for c in scan().contexts if c.address not in known and c.state == "live"]
         if len(new) != 1:
             found = "; ".join(f"{c.address:#x} ({c.shape_from or ', '.join(c.notes)})" for c in new)
             raise VMCtxEmuError(f"expected one new component context after instantiating, found {len(new)}: {found}")
