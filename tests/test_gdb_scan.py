@@ -12,7 +12,7 @@ pytest.importorskip("wasmtime")
 if sys.platform != "linux" or platform.machine() != "x86_64":
     pytest.skip("reads /proc and x86-64 cores", allow_module_level=True)
 
-from conftest import gcore  # noqa: E402
+from cores import gcore  # noqa: E402
 
 
 @pytest.fixture(scope="module")

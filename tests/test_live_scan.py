@@ -26,13 +26,14 @@ from vmctx_emu.cli import main  # noqa: E402
 from vmctx_emu.live import ScanError, scan  # noqa: E402
 from vmctx_emu.live.sources import open_source  # noqa: E402
 
-from conftest import gcore  # noqa: E402
+from cores import SMALL_MEMORIES, gcore  # noqa: E402
 from test_real_wasmtime import LOWER_LIFT, MEMORY_REALLOC_POST_RETURN, NESTED_FUSED_ADAPTER, RESOURCE_DTOR  # noqa: E402
 
 CHILD = textwrap.dedent("""
     import sys, time, wasmtime
     from wasmtime.component import Component, Linker
-    engine = wasmtime.Engine()
+    {small}
+    engine = small_engine(wasmtime)
     keep = []
     for wat, host in {shapes!r}:
         store = wasmtime.Store(engine)
@@ -67,7 +68,8 @@ def here():
 
 @pytest.fixture(scope="module")
 def child():
-    proc = subprocess.Popen([sys.executable, "-c", CHILD.format(shapes=CHILD_SHAPES)], stdout=subprocess.PIPE,
+    proc = subprocess.Popen([sys.executable, "-c", CHILD.format(shapes=CHILD_SHAPES, small=SMALL_MEMORIES)],
+                            stdout=subprocess.PIPE,
                             text=True)
     try:
         assert proc.stdout.readline().strip() == "ready"

@@ -53,7 +53,7 @@ from vmctx_emu.errors import AccessDeniedError, CoreFileError, NoSuchProcessErro
 from vmctx_emu.live import ScanError, identify, scan, sources
 from vmctx_emu.live.sources import open_source
 
-from conftest import gcore
+from cores import gcore, made
 
 if sys.platform != "linux" or platform.machine() != "x86_64":
     pytest.skip("reads /proc and x86-64 cores", allow_module_level=True)
@@ -225,6 +225,7 @@ def patched(path, edits):
 @pytest.fixture(scope="module")
 def gz_core(example_core, tmp_path_factory):
     path = tmp_path_factory.mktemp("gz") / "example.core.gz"
+    made(path)
     with open(example_core, "rb") as src, gzip.open(path, "wb", compresslevel=1) as dst:
         shutil.copyfileobj(src, dst, 1 << 20)
     return path
@@ -276,6 +277,7 @@ def layout(example_core):
 
 def prefix(src, dest, size):
     """The first `size` bytes of `src` as `dest`."""
+    made(dest)
     with open(src, "rb") as f, open(dest, "wb") as g:
         left = size
         while left:
@@ -300,6 +302,7 @@ def notes_first(layout, dest, size):
     """The core laid out as the Linux kernel writes one (headers, notes, then memory), cut to `size` bytes."""
     order, offsets = notes_first_offsets(layout)
     table = b"".join(PHDR.pack(*p[:2], offsets[i], *p[3:]) for i, p in enumerate(layout.phdrs))
+    made(dest)
     with open(layout.path, "rb") as src, open(dest, "wb") as dst:
         dst.write(layout.header + table)
         for i in order:

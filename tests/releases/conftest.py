@@ -33,6 +33,8 @@ from pathlib import Path
 import pytest
 from packaging.version import InvalidVersion, Version
 
+from cores import check_core_size
+
 ROOT = Path(__file__).resolve().parents[2]
 VENVS = ROOT / ".venv-releases"
 CHILD = Path(__file__).with_name("child.py")
@@ -275,7 +277,11 @@ def core_file(request, child, tmp_path_factory):
     gcore = shutil.which("gcore")
     if gcore is None:
         pytest.skip("gcore (from gdb) is not installed; make test-releases installs it where it can")
-    prefix = tmp_path_factory.mktemp(f"core-{child.release}") / "child"
+    folder = tmp_path_factory.mktemp(f"core-{child.release}")
+    too_large = check_core_size(child.pid, folder)
+    if too_large:
+        pytest.fail(f"{child.release}: {too_large}", pytrace=False)
+    prefix = folder / "child"
     started = time.monotonic()
     done = subprocess.run([gcore, "-o", str(prefix), str(child.pid)], capture_output=True, text=True, timeout=600)
     path = Path(f"{prefix}.{child.pid}")

@@ -71,6 +71,7 @@ class Images:
         self._unnamed = {}
         self._trust = {}
         self._versions = {}
+        self.notes = []  # files supplied for the target (exe, sysroot) that were refused, one line each
 
     def image_of(self, mapping):
         """The image a mapping belongs to: its file's, or for an unnamed read-only mapping, that mapping alone."""
@@ -108,6 +109,8 @@ class Images:
             if verdict is None and what == "the file it maps":
                 return path, f"{what} (the kernel's link to the mapped inode)"
             why_not.append(f"{what}: {verdict}" if verdict else f"{what}: cannot be compared")
+            if what.startswith("the file given") and verdict:
+                self.notes.append(f"{what} for {image.path} is refused: it {verdict}")
         return None, "; ".join(why_not)
 
     def _compare(self, image, path):
@@ -119,7 +122,7 @@ class Images:
             return f"cannot be read ({e.strerror or e})"
         if mismatch is not None:
             offset, _ = mismatch
-            return f"differs from the target's bytes at file offset {offset:#x} (the target maps another build)"
+            return f"differs from the target's bytes at file offset {offset:#x} (the target mapped another build)"
         return True if compared else None
 
     # ------------------------------------------------------------- wasmtime

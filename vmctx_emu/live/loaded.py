@@ -169,7 +169,8 @@ class _Loader:
             _, _, _, phoff, _, phnum = header
             with open(loaded.exe_file, "rb") as f:
                 f.seek(phoff)
-                file_headers = (phoff, program_headers(f.read(phnum * PHDR.size), phnum))
+                raw = f.read(phnum * PHDR.size)
+            file_headers = (phoff, program_headers(raw, phnum), raw)
         if data is None and file_headers is None:
             self.note(f"the files behind its mappings are unknown: {src.file_names_why}, and the executable's "
                       f"program headers (at {phdr_at:#x}, from its auxiliary vector) are not in the core; give the "
@@ -177,11 +178,13 @@ class _Loader:
             return None
         headers = program_headers(data, count) if data is not None else file_headers[1]
         phoff = file_headers[0] if file_headers else STANDARD_PHOFF
-        if data is not None and file_headers is not None and headers != file_headers[1]:
-            raise FileMismatchError(f"the executable given ({loaded.exe_file}) is not the one in "
-                                    f"{src.description}: its program headers differ from the ones the core holds at "
-                                    f"{phdr_at:#x} (file offset {phoff:#x})", path=loaded.exe_file, offset=phoff,
-                                    address=phdr_at)
+        if data is not None and file_headers is not None and data != file_headers[2]:
+            first = next((i for i, (a, b) in enumerate(zip(data, file_headers[2])) if a != b),
+                         min(len(data), len(file_headers[2])))
+            raise FileMismatchError(f"the executable given ({loaded.exe_file}) is not the one in {src.description}: "
+                                    f"its byte at file offset {phoff + first:#x} (in its program headers) differs from "
+                                    f"the target's at {phdr_at + first:#x}", path=loaded.exe_file,
+                                    offset=phoff + first, address=phdr_at + first)
         bias = _bias(headers, phdr_at, phoff)
         if bias is None:
             self.note(f"the executable's program headers at {phdr_at:#x} name no loadable segment: files unknown")

@@ -192,6 +192,7 @@ class _Scan:
                 else:
                     contexts.append(ctx)
         self._name_pointers(contexts, groups)
+        self.notes += self.images.notes
         if freed:
             shown = "listed below, each marked" if self.include_freed else "not listed (--all lists them)"
             self.notes.append(f"{freed} freed context{'s' * (freed != 1)} found: {shown}")
