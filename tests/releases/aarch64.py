@@ -64,8 +64,10 @@ APT_PACKAGES = ("qemu-user", "libc6-arm64-cross", "libgcc-s1-arm64-cross")
 GUEST_ENV = {"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8"}
 # RLIMIT_AS of every guest. Measured: `wasmtime serve` under qemu without one went to a VSZ of
 # 4.3 TB within a second and RSS grew by ~1.4 GB/s until the kernel's OOM killer stopped it at
-# 24 GB; with 4 or 16 GiB it starts at ~710 MB and serves (the guest asks for no large mapping
-# under -strace). `run` needs ~700 MB.
+# 24 GB; with 4 or 16 GiB it starts at ~710 MB and serves. The likely cause: serve's
+# `use_pooling_allocator_by_default` probe creates a 64-bit memory reserving 2^42 bytes (even with
+# `-O pooling-allocator=n`), and qemu 7.2 keeps per-page state for the whole guest reservation.
+# Under the limit the probe fails and serve goes on without pooling. `run` needs ~700 MB.
 GUEST_AS_LIMIT = 8 << 30
 READY_TIMEOUT = 240  # seconds for qemu to compile the component and block in `run`
 PIP_TIMEOUT = 900
