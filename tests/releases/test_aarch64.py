@@ -12,46 +12,17 @@ each live and through qemu's guest core. Two kinds of test:
   and what qemu's guest core holds (notes, auxv, PT_LOADs, the dynamic linker's
   list) and lacks (the executable's first segment: its headers, .text and
   .rodata with the version string; the file names: no NT_FILE).
-* **Scanner**: what a correct `vmctx_emu.live.scan` reports for the live qemu
-  process and for its guest core: the release, every context at the address
-  found here, its shape from the stored copy, each marked live, JIT code named.
-  Where today's scanner was measured to fail they are `xfail(strict=False)`
-  with the reason.
+* **Scanner**: what `vmctx_emu.live.scan` reports for the live qemu process and
+  for its guest core: every context at the address found here, its shape from
+  the stored copy, each live, JIT code named; the release exactly by pid, as the
+  layouts its stored copies fit from the core alone (no version string is in
+  it), and exactly again with the executable given (checked against the core:
+  its dynamic section and entry point) and the guest's sysroot.
 """
-
-import struct
 
 import pytest
 
 import aarch64 as A
-
-# ------------------------------------------------------------ why scan fails
-# Measured with the scanner at the branch point (see AARCH64.md).
-NOT_IN_TABLE = ("scan raises ScanError: the guest's Wasmtime {v} is not in the release table "
-                "(its L10 range ends at 48.0.0), though decoding it as 48.0.0 reproduces the stored copy")
-NO_LIVE_MARK = "LiveContext has no `live` mark: scan lists the contexts it finds without saying live or freed"
-JIT_NAMED = ("the guest's JIT code is mapped r--p on the host (qemu runs translated code; no guest mapping "
-             "is host-executable): scan names it 'anonymous r--p memory', not 'JIT code'")
-CORE_NO_IMAGE = ("scan raises ScanError 'no Wasmtime library is mapped in core ... the core has no NT_FILE "
-                 "note': qemu's guest core names no file and lacks the executable's first segment (headers, "
-                 ".text, .rodata with the version string), even with wasmtime= given")
-
-
-def _supported(version):
-    from vmctx_emu.errors import UnknownReleaseError
-    from vmctx_emu.layouts.releases import wasmtime_layout
-
-    try:
-        wasmtime_layout(version)
-    except UnknownReleaseError:
-        return False
-    return True
-
-
-def _xfail(request, reason):
-    if reason:
-        request.applymarker(pytest.mark.xfail(strict=False, reason=reason))
-
 
 # ------------------------------------------------------------------ fixtures
 
@@ -230,89 +201,94 @@ def test_core_contexts_are_the_live_ones(aarch64_core, core):
 
 # ------------------------------------------------------ the scanner: live pid
 
-def _pid_xfail(request, guest, reason_if_supported=None):
-    if not _supported(guest.version):
-        _xfail(request, NOT_IN_TABLE.format(v=guest.version))
-    else:
-        _xfail(request, reason_if_supported)
+def _by_address(result):
+    return {c.address: c for c in result.contexts}
 
 
-def test_scan_pid_names_the_release(request, aarch64_guest, pid_scan):
-    _pid_xfail(request, aarch64_guest)
-    assert _result(pid_scan).wasmtime == aarch64_guest.version
+def _check_contexts(result, guest):
+    """Every context found here, at its address, with the stored shape, live, decoded without anomalies."""
+    assert sorted(_by_address(result)) == [c.address for c in guest.contexts], result.notes
+    found = _by_address(result)
+    for ctx in guest.contexts:
+        scanned = found[ctx.address]
+        assert scanned.counts == ctx.counts and scanned.decoded is not None, scanned.notes
+        assert scanned.shape_from.startswith("VMComponentOffsets stored at ctx-"), scanned.shape_from
+        assert scanned.state == "live", scanned.liveness.evidence
+        assert scanned.decoded.anomalies == []
+    assert result.freed == 0
 
 
-def test_scan_pid_finds_every_context(request, aarch64_guest, pid_scan):
-    _pid_xfail(request, aarch64_guest)
+def test_scan_pid_names_the_release(aarch64_guest, pid_scan):
     result = _result(pid_scan)
-    assert sorted(c.address for c in result.contexts) == [c.address for c in aarch64_guest.contexts]
+    assert result.wasmtime == aarch64_guest.version
+    assert result.wasmtime_from.startswith(f"version string in {aarch64_guest.binary}")
 
 
-def test_scan_pid_shapes_from_the_stored_copy(request, aarch64_guest, pid_scan):
-    _pid_xfail(request, aarch64_guest)
+def test_scan_pid_finds_every_context_live(aarch64_guest, pid_scan):
+    _check_contexts(_result(pid_scan), aarch64_guest)
+
+
+def test_scan_pid_names_jit_code(aarch64_guest, pid_scan):
+    """qemu maps guest code r--p on the host; a code pointer there is still JIT code."""
     result = _result(pid_scan)
-    by_address = {c.address: c for c in result.contexts}
     for ctx in aarch64_guest.contexts:
-        found = by_address[ctx.address]
-        assert found.counts == ctx.counts
-        assert found.decoded is not None
-
-
-def test_scan_pid_marks_every_context_live(request, aarch64_guest, pid_scan):
-    _xfail(request, NO_LIVE_MARK)
-    result = _result(pid_scan)
-    assert result.contexts and all(getattr(c, "live", None) is True for c in result.contexts)
-
-
-def test_scan_pid_names_jit_code(request, aarch64_guest, pid_scan):
-    _pid_xfail(request, aarch64_guest, JIT_NAMED)
-    result = _result(pid_scan)
-    by_address = {c.address: c for c in result.contexts}
-    for ctx in aarch64_guest.contexts:
-        assert by_address[ctx.address].points_to.get(ctx.self_slot - 24) == "JIT code"
+        assert _by_address(result)[ctx.address].points_to.get(ctx.self_slot - 24) == "JIT code"
 
 
 # --------------------------------------------------------- the scanner: core
 
-def test_scan_core_names_the_release(request, aarch64_core, core_scan):
-    _xfail(request, CORE_NO_IMAGE)
-    guest, _ = aarch64_core
-    assert _result(core_scan).wasmtime == guest.version
+def test_scan_core_names_the_layouts_its_copies_fit(aarch64_core, core_scan):
+    """No version string is in qemu's core: the release is the layouts that reproduce the stored copies."""
+    from vmctx_emu.layouts.releases import release_key, resolve_release
 
-
-def test_scan_core_finds_every_context(request, aarch64_core, core_scan):
-    _xfail(request, CORE_NO_IMAGE)
     guest, _ = aarch64_core
     result = _result(core_scan)
-    assert sorted(c.address for c in result.contexts) == [c.address for c in guest.contexts]
+    first, _, last = result.wasmtime.partition(" - ")
+    assert release_key(first) <= release_key(resolve_release(guest.version).release) <= release_key(last)
+    assert result.wasmtime_from.startswith("stored VMComponentOffsets copies")
+    assert any("give the executable with --exe" in n for n in result.notes), result.notes
 
 
-def test_scan_core_shapes_from_the_stored_copy(request, aarch64_core, core_scan):
-    _xfail(request, CORE_NO_IMAGE)
+def test_scan_core_finds_every_context_live(aarch64_core, core_scan):
     guest, _ = aarch64_core
-    by_address = {c.address: c for c in _result(core_scan).contexts}
-    for ctx in guest.contexts:
-        assert by_address[ctx.address].counts == ctx.counts
-        assert by_address[ctx.address].decoded is not None
+    _check_contexts(_result(core_scan), guest)
 
 
-def test_scan_core_marks_every_context_live(request, aarch64_core, core_scan):
-    _xfail(request, CORE_NO_IMAGE + "; " + NO_LIVE_MARK)
-    result = _result(core_scan)
-    assert result.contexts and all(getattr(c, "live", None) is True for c in result.contexts)
-
-
-def test_scan_core_with_the_release_given(request, aarch64_core):
-    """Told the release (as a user would who knows the binary), the scan still finds the contexts."""
-    _xfail(request, CORE_NO_IMAGE)
+def test_scan_core_with_its_executable_and_sysroot(aarch64_core):
+    """The executable given is checked against the core (its dynamic section as the loader relocated it, its
+    entry point); then the release and the symbols are its, and the dynamic linker's list names the libraries."""
     from vmctx_emu.live import scan
 
     guest, path = aarch64_core
-    given = guest.version if _supported(guest.version) else "48.0.0"
-    result = scan(str(path), wasmtime=given)
-    assert sorted(c.address for c in result.contexts) == [c.address for c in guest.contexts]
-    assert all(c.counts == g.counts for c, g in zip(sorted(result.contexts, key=lambda c: c.address),
-                                                      guest.contexts))
+    result = scan(str(path), exe=str(guest.binary), sysroot=str(A.SYSROOT))
+    assert result.wasmtime == guest.version, result.wasmtime_from
+    assert "read from the executable given, checked against the core: its dynamic section" in result.wasmtime_from
+    _check_contexts(result, guest)
+    for ctx in result.contexts:
+        assert ctx.points_to[8].endswith("BUILTINS in section .data.rel.ro of wasmtime"), ctx.points_to[8]
+    assert any("libc.so.6" in n and "dynamic linker's list" in n for n in result.notes), result.notes
+
+
+def test_scan_core_refuses_an_executable_that_is_not_its_own(aarch64_core):
+    """Another build (here the x86-64 CLI of the test extra) is refused at its first differing byte."""
+    from vmctx_emu.errors import FileMismatchError
+    from vmctx_emu.live import scan
+
+    wasmtime_cli = pytest.importorskip("wasmtime_cli")
+    guest, path = aarch64_core
+    with pytest.raises(FileMismatchError) as info:
+        scan(str(path), exe=str(wasmtime_cli._binary_path()))
+    assert info.value.offset is not None and "is not the one in core" in str(info.value)
+
+
+def test_scan_core_with_the_release_given(aarch64_core):
+    """Told the release (as a user would who knows the binary), the scan decodes every context as it."""
+    from vmctx_emu.live import scan
+
+    guest, path = aarch64_core
+    result = scan(str(path), wasmtime=guest.version)
+    assert result.wasmtime == guest.version and result.wasmtime_from == "given with --wasmtime"
+    _check_contexts(result, guest)
 
 
 # ------------------------------------------- several contexts: `wasmtime serve`
@@ -362,27 +338,16 @@ def test_serve_core_holds_every_context(aarch64_serve_core):
         assert core.read(ctx.raw_start, len(ctx.raw)) == ctx.raw
 
 
-def test_scan_serve_pid_finds_every_context(request, aarch64_serve, serve_scan):
-    _pid_xfail(request, aarch64_serve)
+def test_scan_serve_pid_finds_every_context_live(aarch64_serve, serve_scan):
     result = _result(serve_scan)
     assert result.wasmtime == aarch64_serve.version
-    assert sorted(c.address for c in result.contexts) == [c.address for c in aarch64_serve.contexts]
-    assert all(c.counts == A.serve_counts(aarch64_serve.version) and c.decoded is not None
-               for c in result.contexts)
+    _check_contexts(result, aarch64_serve)
+    assert all(c.counts == A.serve_counts(aarch64_serve.version) for c in result.contexts)
 
 
-def test_scan_serve_pid_marks_every_context_live(request, aarch64_serve, serve_scan):
-    _xfail(request, NO_LIVE_MARK)
-    result = _result(serve_scan)
-    assert len(result.contexts) == A.SERVE_REQUESTS
-    assert all(getattr(c, "live", None) is True for c in result.contexts)
-
-
-def test_scan_serve_core_finds_every_context(request, aarch64_serve_core, serve_core_scan):
-    _xfail(request, CORE_NO_IMAGE)
+def test_scan_serve_core_finds_every_context_live(aarch64_serve_core, serve_core_scan):
+    """Three contexts in glibc thread arenas (NON_MAIN_ARENA heaps), each live."""
     guest, _ = aarch64_serve_core
     result = _result(serve_core_scan)
-    assert result.wasmtime == guest.version
-    assert sorted(c.address for c in result.contexts) == [c.address for c in guest.contexts]
-    assert all(c.counts == A.serve_counts(guest.version) and c.decoded is not None for c in result.contexts)
-    assert all(getattr(c, "live", None) is True for c in result.contexts)
+    _check_contexts(result, guest)
+    assert all("glibc arena heap" in c.liveness.evidence[0] for c in result.contexts)

@@ -8,7 +8,7 @@ import struct
 from dataclasses import dataclass
 
 __all__ = ["EHDR", "PHDR", "SHDR", "DYN", "ProgramHeader", "program_headers", "elf_header", "dynamic_entries",
-           "ELF_MAGIC", "PT_LOAD", "PT_DYNAMIC", "PT_NOTE", "PT_PHDR", "PF_X", "PF_W", "PF_R",
+           "ELF_MAGIC", "PT_LOAD", "PT_DYNAMIC", "PT_INTERP", "PT_NOTE", "PT_PHDR", "MACHINE_NAMES", "ARCH_OF_MACHINE", "PF_X", "PF_W", "PF_R",
            "AT_PHDR", "AT_PHENT", "AT_PHNUM", "AT_BASE", "AT_ENTRY", "AT_EXECFN", "DT_NULL", "DT_DEBUG",
            "R_DEBUG_MAP", "LINK_MAP"]
 
@@ -17,7 +17,11 @@ EHDR = struct.Struct("<16sHHIQQQIHHHHHH")  # Elf64_Ehdr, 64 bytes
 PHDR = struct.Struct("<IIQQQQQQ")  # Elf64_Phdr, 56 bytes
 SHDR = struct.Struct("<IIQQQQIIQQ")  # Elf64_Shdr, 64 bytes
 DYN = struct.Struct("<qQ")  # Elf64_Dyn: d_tag, d_val
-PT_LOAD, PT_DYNAMIC, PT_NOTE, PT_PHDR = 1, 2, 4, 6
+PT_LOAD, PT_DYNAMIC, PT_INTERP, PT_NOTE, PT_PHDR = 1, 2, 3, 4, 6
+# e_machine values (elf.h): their names, and the architectures a scan reads.
+MACHINE_NAMES = {3: "x86", 8: "MIPS", 20: "PowerPC", 21: "PowerPC64", 22: "S/390", 40: "ARM",
+                 43: "SPARC V9", 50: "IA-64", 62: "x86-64", 183: "AArch64", 243: "RISC-V", 258: "LoongArch"}
+ARCH_OF_MACHINE = {62: "x86_64", 183: "aarch64"}
 PF_X, PF_W, PF_R = 1, 2, 4
 # Auxiliary vector entries (elf.h).
 AT_PHDR, AT_PHENT, AT_PHNUM, AT_BASE, AT_ENTRY, AT_EXECFN = 3, 4, 5, 7, 9, 31

@@ -17,10 +17,12 @@ malloc/malloc.c and malloc/arena.c, 64-bit (x86-64 and aarch64), glibc 2.26
 * Chunks of a heap follow each other: chunk + size is the next chunk, up to
   the top chunk, which ends where the heap does. The main arena's heap is
   the brk heap ("[heap]"), its first chunk at its start; another arena's
-  heap starts on a 64 MiB boundary with a 32-byte `heap_info`, followed, in
+  heap starts on a 64 MiB boundary with its `heap_info`, followed, in
   an arena's first heap, by its `malloc_state`; its first chunk comes after
   them (found here by following the chain from each 16-byte position of the
-  first page: the one that reaches the heap's end is it).
+  first page: the one that reaches the heap's end is it). A brk heap that
+  shares its mapping with the executable's bss (so under qemu-user) starts
+  on a later page boundary.
 * A chunk in a regular bin (unsorted, small, large) or merged with a
   neighbour has its successor's PREV_INUSE bit clear; the bin links (fd, bk)
   overwrite its first 16 bytes (32 for large bins). A chunk merged into the
@@ -122,6 +124,7 @@ class HeapWalk:
         self.top = None
         self.broken = None  # why this is not (or no longer) a heap
         self.next_address = mapping.start
+        self.heap_end = mapping.end  # where the top chunk ends: the mapping's end, or (qemu's brk) a page before
 
     @property
     def valid(self):
@@ -139,7 +142,11 @@ class HeapWalk:
 
     def feed(self, address, data):
         """The mapping's bytes [address, address + len(data)), the blocks in order."""
-        if self.broken is not None or self.top is not None:
+        if self.broken is not None:
+            return
+        if self.top is not None:
+            if self.heap_end < self.end and data.count(0) != len(data):
+                self.broken = f"bytes past the heap's end {self.heap_end:#x} are not zero (at {address:#x}..)"
             return
         if address != self.next_address:
             self.broken = (f"its bytes at {self.next_address:#x}..{address:#x} are not in the source"
@@ -183,6 +190,11 @@ class HeapWalk:
         if self.state.broken and self.reread is not None and self._grew():
             # A live heap grew after its mapping was listed: this chunk, past the end we know of, is the top.
             self.top = (self.state.pos, self.end - self.state.pos)
+        elif self.state.broken and _brk_end(self.state) and data.count(0, self.state.pos - address) == \
+                len(data) - (self.state.pos - address):
+            # The top chunk ends at the program break and the mapping goes on with zero pages (qemu-user
+            # maps the guest's brk area ahead): the heap ends there.
+            self.top, self.heap_end = (self.state.last, self.state.last_size), self.state.pos
         elif self.state.broken:
             self.broken = (f"the chunk at {self.state.pos:#x} has an impossible size word {self.state.bad_word:#x} "
                            f"(after {self.state.chunks} chunks)")
@@ -197,16 +209,25 @@ class HeapWalk:
                 and self.state.pos + 2 * SIZE_SZ <= self.end)
 
     def _first_chunk(self, address, data):
-        """The first chunk: the first 16-byte position of the first page whose chain runs through this block."""
+        """The first chunk: the first 16-byte position of the first page whose chain runs through this block;
+        failing that, a later page start that begins a chunk (prev_size 0, PREV_INUSE set), where a brk heap
+        begins when it shares its mapping with the executable's bss (so under qemu-user)."""
         block_end = address + len(data)
         buf = ffi.from_buffer("uint8_t[]", data)
         cap = len(data) // MINSIZE + 1
         scratch = np.empty(cap, np.uint64)
         out = ffi.from_buffer("uint64_t[]", scratch)
-        for offset in range(0, min(FIRST_CHUNK_SEARCH, len(data)), 16):
+        words = np.frombuffer(data[: len(data) // 8 * 8], "<u8")
+        pages = np.arange(FIRST_CHUNK_SEARCH // 8, len(words) - 1, FIRST_CHUNK_SEARCH // 8)
+        sizes = words[pages + 1]
+        later = pages[(words[pages] == 0) & (sizes & PREV_INUSE != 0) & (sizes & ~np.uint64(SIZE_BITS) >= MINSIZE)
+                      & (sizes % 16 == PREV_INUSE)]
+        offsets = list(range(0, min(FIRST_CHUNK_SEARCH, len(data)), 16)) + (later * 8).tolist()
+        for offset in offsets:
             state = ffi.new("vmctx_chain *", {"pos": address + offset})
             lib.vmctx_chunk_chain(buf, len(data), address, self.end, state, ffi.NULL, 0, 0, out, out, cap)
-            if not state.broken and state.chunks >= 2 and (state.pos >= block_end or state.pos == self.end):
+            if state.chunks >= 2 and (not state.broken and (state.pos >= block_end or state.pos == self.end)
+                                      or state.broken and _brk_end(state)):
                 return address + offset
         return None
 
@@ -222,7 +243,7 @@ class HeapWalk:
 
     def chunk_at(self, address):
         """The start of the chunk holding `address` (the last chunk start at or before it), or None."""
-        if not self.valid or not self.first <= address < self.end:
+        if not self.valid or not self.first <= address < self.heap_end:
             return None
         bit = (address - self.start) >> 4
         byte = bit >> 3
@@ -241,12 +262,17 @@ class HeapWalk:
 
     def free_chunk_holding(self, address):
         """(start, size) of the free chunk (in a bin, or the top) holding `address`, or None."""
-        if self.top and self.top[0] <= address < self.end:
+        if self.top and self.top[0] <= address < self.heap_end:
             return self.top
         i = int(np.searchsorted(self.free_starts, np.uint64(address), side="right")) - 1
         if i >= 0 and address < int(self.free_starts[i]) + int(self.free_sizes[i]):
             return int(self.free_starts[i]), int(self.free_sizes[i])
         return None
+
+
+def _brk_end(state):
+    """Whether a chain broke on a zero size word at a page boundary after its top chunk: the program break."""
+    return state.broken and state.bad_word == 0 and state.pos % 4096 == 0 and state.last
 
 
 class Heaps:
@@ -382,7 +408,9 @@ class Heaps:
         heap = walk.describe()
         chunk = walk.chunk_at(address)
         if chunk is None:
-            return Allocation("unknown", None, None, heap, f"{address:#x} lies before the first chunk of the {heap}")
+            where = (f"before the first chunk of the {heap}" if address < walk.heap_end else
+                     f"past the end of the {heap} (its top chunk ends at {walk.heap_end:#x})")
+            return Allocation("unknown", None, None, heap, f"{address:#x} lies {where}")
         free = walk.free_chunk_holding(address)
         if free is not None:
             start, size = free

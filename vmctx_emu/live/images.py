@@ -60,9 +60,10 @@ class Image:
 class Images:
     """The images of a target's mappings, with trust decisions and versions made once each."""
 
-    def __init__(self, src, mappings, locate=None):
+    def __init__(self, src, mappings, locate=None, verified=None):
         self.src = src
         self.locate = locate or (lambda path: path)  # the target's file name -> the file to read here
+        self.verified = verified or {}  # the target's file name -> (a file checked otherwise, how)
         self.mappings = sorted(mappings, key=lambda m: m.start)
         self.images = {}
         for m in self.mappings:
@@ -93,6 +94,8 @@ class Images:
         return self._trust[image.path]
 
     def _decide(self, image):
+        if image.path in self.verified:
+            return self.verified[image.path]
         candidates = []
         if getattr(self.src, "live", False):
             for m in image.mappings:

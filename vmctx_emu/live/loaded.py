@@ -20,8 +20,9 @@ import os
 from dataclasses import dataclass, field
 
 from ..errors import ArgumentTypeError, FileMismatchError
-from .elf import (AT_ENTRY, AT_EXECFN, AT_PHDR, AT_PHNUM, LINK_MAP, PHDR, PT_DYNAMIC, PT_LOAD, PT_PHDR, R_DEBUG_MAP,
-                  DT_DEBUG, dynamic_entries, elf_header, program_headers)
+from .elf import (ARCH_OF_MACHINE, AT_BASE, AT_ENTRY, AT_EXECFN, AT_PHDR, AT_PHNUM, DT_DEBUG, DYN, LINK_MAP,
+                  MACHINE_NAMES, PHDR, PT_DYNAMIC, PT_INTERP, PT_LOAD, PT_PHDR, R_DEBUG_MAP, dynamic_entries, elf_header,
+                  program_headers)
 from .images import compare_file
 from .sources import Mapping, UnreadableMemoryError
 
@@ -44,6 +45,7 @@ class LoadedFiles:
     exe: str = None  # the target's name for its executable, when known
     exe_file: str = None  # the file given for it
     sysroot: str = None
+    verified: dict = field(default_factory=dict)  # target name -> (local file, how the loader checked it)
 
     def local(self, path):
         """The file on this machine to read for the target's `path`: the given executable, under the sysroot, or
@@ -109,6 +111,7 @@ class _Loader:
         self.src, self.loaded = src, loaded
         self.page = src.auxv.get(AT_PAGESZ) or 4096
         self.objects = []  # (name, bias, PT_LOAD headers)
+        self.interp = None
 
     def note(self, text):
         self.loaded.notes.append(text)
@@ -166,6 +169,11 @@ class _Loader:
             if header is None:
                 raise FileMismatchError(f"the executable given ({loaded.exe_file}) is not a 64-bit little-endian "
                                         "ELF file", path=loaded.exe_file)
+            if ARCH_OF_MACHINE.get(header[1]) != src.arch:
+                raise FileMismatchError(f"the executable given ({loaded.exe_file}) is not the one in "
+                                        f"{src.description}: it is for machine {header[1]} "
+                                        f"({MACHINE_NAMES.get(header[1], 'unknown')}), the core for {src.arch} "
+                                        "(e_machine, file offset 0x12)", path=loaded.exe_file, offset=0x12)
             _, _, _, phoff, _, phnum = header
             with open(loaded.exe_file, "rb") as f:
                 f.seek(phoff)
@@ -194,10 +202,55 @@ class _Loader:
             loaded.exe = name
             segments = [Mapping(bias + (p.vaddr & -self.page), bias + p.vaddr + p.filesz, p.perms + "p",
                                 p.offset & -self.page, name) for p in headers if p.type == PT_LOAD and p.filesz]
-            if not _check_exe(self.src, loaded.exe_file, [s for s in _pieces(loaded.mappings, segments)]):
+            pages = _check_exe(self.src, loaded.exe_file, _pieces(loaded.mappings, segments))
+            entries = self._check_dynamic(loaded.exe_file, headers, bias)
+            if pages or entries:
+                how = ", ".join(filter(None, (f"{pages} page{'s' * (pages != 1)} of its code and headers" if pages
+                                              else "", f"its dynamic section ({entries} entries, as the loader "
+                                                       "relocated them) and entry point" if entries else "")))
+                loaded.verified[name] = (loaded.exe_file, f"the executable given, checked against the core: {how}")
+            else:
                 self.note(f"the executable given ({loaded.exe_file}) cannot be checked: the core holds none of its "
-                          "read-only bytes; it is used as given")
+                          "bytes that a load leaves as they are; it names the segments, but gives no version or "
+                          "symbols")
+        self.interp = _interpreter(loaded.exe_file, headers, self._read, bias)
         return name, bias, headers
+
+    def _check_dynamic(self, path, headers, bias):
+        """Entries of the executable's dynamic section the core holds that match `path`'s (0: none held).
+
+        The loader rewrites pointer entries in place (value + load bias) and
+        DT_DEBUG; every other word must be the file's, and AT_ENTRY its entry
+        point plus the bias. FileMismatchError names the first that is not.
+        """
+        with open(path, "rb") as f:
+            head = f.read(COMPARE_PAGE)
+        entry = self.src.auxv.get(AT_ENTRY)
+        e_entry = elf_header(head)[2]
+        if entry is not None and entry != e_entry + bias:
+            raise FileMismatchError(f"the executable given ({path}) is not the one in {self.src.description}: its "
+                                    f"entry point {e_entry:#x} (e_entry, file offset 0x18) + load bias {bias:#x} is "
+                                    f"not the core's AT_ENTRY {entry:#x}", path=path, offset=0x18, address=entry)
+        dynamic = next((p for p in headers if p.type == PT_DYNAMIC), None)
+        theirs = None if dynamic is None else self._read(bias + dynamic.vaddr, dynamic.filesz)
+        if theirs is None:
+            return 0
+        with open(path, "rb") as f:
+            f.seek(dynamic.offset)
+            ours = f.read(dynamic.filesz)
+        compared = 0
+        for i, ((tag, value), (their_tag, their_value)) in enumerate(zip(DYN.iter_unpack(ours[: len(ours) // 16 * 16]),
+                                                                        DYN.iter_unpack(theirs[: len(theirs) // 16 * 16]))):
+            if tag != their_tag or not (value == their_value or value + bias == their_value or tag == DT_DEBUG):
+                at = i * DYN.size + (8 if tag == their_tag else 0)
+                raise FileMismatchError(f"the executable given ({path}) is not the one in {self.src.description}: its "
+                                        f"byte at file offset {dynamic.offset + at:#x} (in its dynamic section) differs "
+                                        f"from the target's at {bias + dynamic.vaddr + at:#x}", path=path,
+                                        offset=dynamic.offset + at, address=bias + dynamic.vaddr + at)
+            compared += 1
+            if tag == 0:
+                break
+        return compared
 
     def _shared_objects(self, bias, headers):
         dynamic = next((p for p in headers if p.type == PT_DYNAMIC), None)
@@ -221,6 +274,8 @@ class _Loader:
                 return
             l_addr, l_name, _, l_next, _ = LINK_MAP.unpack(entry)
             name = self._string(l_name) if l_name else None
+            if not name and l_addr and l_addr == self.src.auxv.get(AT_BASE):
+                name = self.interp  # the dynamic linker's own name lives in the executable's PT_INTERP
             if name:
                 found = self._object_headers(name, l_addr)
                 if found is not None:
@@ -228,7 +283,8 @@ class _Loader:
             node = l_next
 
     def _object_headers(self, name, bias):
-        """The PT_LOAD headers of a shared object loaded at `bias`: from its ELF header in memory, else the file."""
+        """The PT_LOAD headers of a shared object loaded at `bias`: from its ELF header in memory, else its file
+        (under the sysroot), which must be for the core's machine."""
         head = self._read(bias, COMPARE_PAGE)
         header = elf_header(head) if head is not None else None
         source = head
@@ -242,10 +298,28 @@ class _Loader:
             header = elf_header(source)
             if header is None:
                 return None
+            if ARCH_OF_MACHINE.get(header[1]) != self.src.arch:
+                self.note(f"{local} (for {name}) is for machine {header[1]} "
+                          f"({MACHINE_NAMES.get(header[1], 'unknown')}), not the core's {self.src.arch}: not used"
+                          + ("" if self.loaded.sysroot else "; give the target's files with --sysroot"))
+                return None
         _, _, _, phoff, _, phnum = header
         if phoff + phnum * PHDR.size > len(source):
             return None
         return [p for p in program_headers(source[phoff:], phnum) if p.type == PT_LOAD]
+
+
+def _interpreter(path, headers, read, bias):
+    """The dynamic linker's name from the executable's PT_INTERP (in memory, else in `path`), or None."""
+    interp = next((p for p in headers if p.type == PT_INTERP), None)
+    if interp is None:
+        return None
+    data = read(bias + interp.vaddr, interp.filesz)
+    if data is None and path:
+        with open(path, "rb") as f:
+            f.seek(interp.offset)
+            data = f.read(interp.filesz)
+    return os.fsdecode(data.split(b"\0")[0]) if data else None
 
 
 def _bias(headers, phdr_at, phoff):

@@ -71,7 +71,8 @@ class PointerNamer:
         self.contexts, self.func_ref_type = contexts, func_ref_type
         self._symbols = {}  # path -> ElfSymbols or None
 
-    def where(self, value):
+    def where(self, value, code=False):
+        """`value` named; `code`: it is a code pointer (so under an emulator, guest code mapped r-- is code)."""
         m = self.memory.find(value)
         if m is None:
             return "not mapped"
@@ -80,10 +81,8 @@ class PointerNamer:
         if m.path and not m.path.startswith("["):
             named = self._symbol(value, m)
             return named or f"{os.path.basename(m.path)} + {value - m.start + m.offset:#x} ({m.perms})"
-        if m.executable:
+        if m.executable or (code and self.memory.is_code(m)):
             return "JIT code"
-        if self.memory.is_code(m):
-            return f"anonymous {m.perms} memory (code, if the emulated guest made it executable: JIT code)"
         return f"anonymous {m.perms} memory"
 
     def _symbol(self, value, mapping):
@@ -108,7 +107,7 @@ class PointerNamer:
             return self._memory(value)
         if role == "func_ref":
             return self._func_ref(value)
-        return self.where(value)
+        return self.where(value, code=role in CODE_ROLES)
 
     def _read(self, value, size):
         try:
@@ -135,7 +134,8 @@ class PointerNamer:
             at = etype.offset_of(sub.name, PTR)
             if sub.kind == "ptr":
                 word = _u64(data, at)
-                what = "null" if not word else self.where(word) if sub.role in CODE_ROLES + ("vmctx",) else ""
+                what = ("null" if not word else self.where(word, code=sub.role in CODE_ROLES)
+                        if sub.role in CODE_ROLES + ("vmctx",) else "")
                 parts.append(f"{sub.name} {word:#x}" + (f" ({what})" if what else ""))
             else:
                 parts.append(f"{sub.name} {int.from_bytes(data[at : at + 4], ORDER)}")

@@ -172,7 +172,7 @@ class _Scan:
         loaded = file_mappings(src, exe=self.exe, sysroot=self.sysroot)
         mappings = loaded.mappings
         self.memory = AddressMap(mappings, guest_code=bool(src.emulated))
-        self.images = Images(src, mappings, loaded.local)
+        self.images = Images(src, mappings, loaded.local, loaded.verified)
         self.heaps = Heaps(src)
         self.notes = _missing_notes(src) + loaded.notes
         hits = self._candidates([m for m in mappings if m.readable and m.writable])

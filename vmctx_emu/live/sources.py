@@ -23,7 +23,7 @@ import weakref
 import zlib
 from dataclasses import dataclass
 
-from .elf import EHDR, ELF_MAGIC, PF_R, PF_W, PF_X, PHDR, PT_LOAD, PT_NOTE, SHDR
+from .elf import ARCH_OF_MACHINE, EHDR, ELF_MAGIC, MACHINE_NAMES, PF_R, PF_W, PF_X, PHDR, PT_LOAD, PT_NOTE, SHDR
 from ..errors import (AccessDeniedError, ArgumentTypeError, ArgumentValueError, ClosedError, CoreFileError,
                       LiveError, NoSuchProcessError, ProcessGoneError, UnreadableMemoryError,
                       UnsupportedTargetError)
@@ -38,9 +38,6 @@ _ELFCLASS64, _ELFDATA2LSB, _ET_CORE = 2, 1, 4
 _PN_XNUM = 0xFFFF
 _NT_PRSTATUS, _NT_PRPSINFO, _NT_AUXV, _NT_FILE = 1, 3, 6, 0x46494C45
 _ET_NAMES = {0: "ET_NONE", 1: "ET_REL", 2: "ET_EXEC", 3: "ET_DYN", 4: "ET_CORE"}
-_MACHINE_NAMES = {3: "x86", 8: "MIPS", 20: "PowerPC", 21: "PowerPC64", 22: "S/390", 40: "ARM",
-                  43: "SPARC V9", 50: "IA-64", 62: "x86-64", 183: "AArch64", 243: "RISC-V", 258: "LoongArch"}
-_ARCH_OF_MACHINE = {62: "x86_64", 183: "aarch64"}
 _ARCH_OF_UNAME = {"x86_64": "x86_64", "amd64": "x86_64", "aarch64": "aarch64", "arm64": "aarch64"}
 # Offsets in the 64-bit Linux note layouts (same on x86-64 and aarch64): elf_prpsinfo's pr_pid,
 # pr_fname[16] and pr_psargs[80]; elf_prstatus's pr_pid.
@@ -281,10 +278,10 @@ def _elf_arch(header, what):
     if header[4] != _ELFCLASS64:
         raise UnsupportedTargetError(f"{what} is a 32-bit process; only 64-bit x86-64 and aarch64 are supported")
     machine = struct.unpack_from("<H" if header[5] == _ELFDATA2LSB else ">H", header, 18)[0]
-    if machine not in _ARCH_OF_MACHINE or header[5] != _ELFDATA2LSB:
-        raise UnsupportedTargetError(f"{what} runs machine {machine} ({_MACHINE_NAMES.get(machine, 'unknown')}) "
+    if machine not in ARCH_OF_MACHINE or header[5] != _ELFDATA2LSB:
+        raise UnsupportedTargetError(f"{what} runs machine {machine} ({MACHINE_NAMES.get(machine, 'unknown')}) "
                                      "code; only x86-64 and aarch64 are supported")
-    return _ARCH_OF_MACHINE[machine]
+    return ARCH_OF_MACHINE[machine]
 
 
 def _host_arch(what):
@@ -631,10 +628,10 @@ class CoreFileSource(MemorySource):
         (_, e_type, machine, _, _, phoff, shoff, _, _, phentsize, phnum, _, _, _) = EHDR.unpack(head)
         if e_type != _ET_CORE:
             raise self._error(f"not a core file ({_ET_NAMES.get(e_type, f'type {e_type}')})")
-        if machine not in _ARCH_OF_MACHINE:
-            raise self._error(f"machine {machine} ({_MACHINE_NAMES.get(machine, 'unknown')}) is not supported; "
+        if machine not in ARCH_OF_MACHINE:
+            raise self._error(f"machine {machine} ({MACHINE_NAMES.get(machine, 'unknown')}) is not supported; "
                               "only x86-64 and aarch64 are")
-        self.arch = _ARCH_OF_MACHINE[machine]
+        self.arch = ARCH_OF_MACHINE[machine]
         if phnum == _PN_XNUM:  # more than 65534 segments: the real count is section 0's sh_info
             section0 = self._pread(SHDR.size, shoff)
             if len(section0) < SHDR.size:
