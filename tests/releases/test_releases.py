@@ -245,6 +245,19 @@ def test_one_context_per_instance(child, live_scan):
     assert (missing, [_describe(c, child.pid) for c in extra]) == ([], []), _where(child, live_scan)
 
 
+def test_dropped_stores_are_not_listed_as_live(child, live_scan, core_scan, say):
+    """The child dropped some stores before it was ready (39+): every context listed is live, by pid and core,
+    and the contexts the drops left behind are counted as freed (unless their memory was reused since)."""
+    for result in (live_scan, core_scan):
+        states = {c.state for c in result.contexts}
+        assert states <= {"live"}, [(hex(c.address), c.liveness.evidence) for c in result.contexts
+                                     if c.state != "live"]
+    dropped = child.report.get("dropped", 0)
+    say(f"{child.release}: {dropped} stores dropped before the scan; freed contexts found: "
+        f"pid {live_scan.freed}, core {core_scan.freed}")
+    assert live_scan.freed <= dropped and core_scan.freed == live_scan.freed
+
+
 def test_shapes_from_stored_offsets(child, live_scan):
     """Every context's counts come from the runtime's own stored copy, at the measured distance."""
     at = STORED_AT.get(Version(live_scan.wasmtime).major)

@@ -133,9 +133,7 @@ class HeapWalk:
 
     @property
     def kind(self):
-        if self.first == self.start:
-            return "heap"
-        return "arena heap" if self.start % HEAP_MAX_SIZE == 0 else "heap"
+        return "arena heap" if self.start % HEAP_MAX_SIZE == 0 and self.first != self.start else "heap"
 
     def describe(self):
         return f"glibc {self.kind} {self.start:#x}-{self.end:#x}"
