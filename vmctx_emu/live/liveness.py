@@ -18,7 +18,7 @@ a reader sees why (another allocator, evidence that conflicts).
 
 from dataclasses import dataclass, field
 
-from .stored import FREE_LINKS
+from .stored import FREE_LINKS, ID_BYTES
 
 __all__ = ["Liveness", "judge", "LIVE", "FREED", "UNKNOWN"]
 
@@ -87,7 +87,7 @@ def judge(ctx, allocation, copy, own, store):
 def _within_links(copy, allocation):
     """Whether every overwritten count lies where a free writes its links (the block's first 32 bytes)."""
     if allocation.user is None:
-        return all(at < copy.at + FREE_LINKS for _, at in copy.clobbered)
+        return all(at < copy.at - ID_BYTES + FREE_LINKS for _, at in copy.clobbered)
     return all(allocation.user <= at < allocation.user + FREE_LINKS for _, at in copy.clobbered)
 
 

@@ -30,8 +30,10 @@ STORED_WINDOW = 512
 # Counts above this are not a component's (a stored copy is u32 counts of real arrays).
 PLAUSIBLE_COUNT = 1 << 24
 # How many bytes at the start of a freed block glibc's free writes: fd/bk (tcache next/key), and
-# fd_nextsize/bk_nextsize in a large bin. The copy starts a word into the block, after the id.
+# fd_nextsize/bk_nextsize in a large bin. The block begins with ComponentInstance's u32 id, so the copy
+# starts ID_BYTES into it: only its words before FREE_LINKS - ID_BYTES can be a free's.
 FREE_LINKS = 32
+ID_BYTES = 4
 # Where `ComponentInstance` keeps the context's own address, relative to the context, from each
 # release on (measured live in the wheels 33.0.0-51.0.0; unknown before 33, whose runtime has no C API).
 SELF_POINTER_AT = ((33, -72), (34, -128), (35, -16))
@@ -163,6 +165,6 @@ def _solved_copy(words, q, n, stored, layout, window_start):
     clobbered = tuple((name, window_start + 4 * (q + k)) for k, name in enumerate(layout.count_names)
                       if int(words[q + k]) != counts[name])
     # Counts overwritten beyond where a free writes are damage of another kind: no shape from such a copy.
-    if any(at >= window_start + 4 * q + FREE_LINKS for _, at in clobbered):
+    if any(at >= window_start + 4 * q + FREE_LINKS - ID_BYTES for _, at in clobbered):
         return None
     return StoredCopy(window_start + 4 * q, counts, clobbered, n + len(stored))
