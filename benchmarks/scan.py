@@ -1,9 +1,11 @@
 """`scan --pid` against reading the same writable mappings raw, side by side (issue 10's goal: <= 2x).
 
-Starts the example Wasmtime process (`vmctx_emu.live.example`) twice: as it
-is (small: fixed costs such as finding the version string and parsing the
-library's symbols weigh most) and holding 64 MiB of touched heap besides
-(large: reading dominates). For each it times, alternating, a raw read of every
+Starts the example Wasmtime process (`vmctx_emu.live.example`) three times: as
+it is (small: fixed costs such as finding the version string and parsing the
+library's symbols weigh most), holding 64 MiB in one block besides (large:
+reading dominates; glibc mmaps such a block on its own), and holding 64 MiB in
+1 KiB blocks (about 60,000 chunks in glibc's heap, each one step of the heap
+walk that decides live or freed). For each it times, alternating, a raw read of every
 readable writable mapping (`iter_chunks`, nothing kept) and a full `scan`;
 prints the medians and their ratio, a scan that parses the library's symbols
 (as each CLI run does once; later scans in one process reuse them), and the
@@ -21,7 +23,8 @@ from vmctx_emu.live import scan, symbols
 from vmctx_emu.live.sources import open_source
 
 ROUNDS = 5
-BALLAST_MIB = (0, 64)
+# (MiB held besides the example, in blocks of how many bytes: None is one block)
+BALLAST = ((0, None), (64, None), (64, 1024))
 
 
 def raw_read(pid):
@@ -48,16 +51,17 @@ def timed(fn, *args, before=lambda: None):
     return took, peak
 
 
-def child_with(ballast_mib):
-    code = (f"ballast = bytearray(b'\\x01') * ({ballast_mib} << 20)\n"
-            "from vmctx_emu.live.example import main\nmain(['--seconds', '120'])")
+def child_with(ballast_mib, block):
+    held = (f"ballast = bytearray(b'\\x01') * ({ballast_mib} << 20)\n" if block is None else
+            f"ballast = [bytearray(b'\\x01') * {block} for _ in range(({ballast_mib} << 20) // {block})]\n")
+    code = held + "from vmctx_emu.live.example import main\nmain(['--seconds', '120'])"
     child = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
     child.stdout.readline()
     return child
 
 
-def measure(ballast_mib):
-    child = child_with(ballast_mib)
+def measure(ballast_mib, block):
+    child = child_with(ballast_mib, block)
     try:
         scan(child.pid)  # imports done; then the library's symbols parsed again, as a CLI run pays once
         first = timed(scan, child.pid, before=symbols._cache.clear)
@@ -83,8 +87,8 @@ def measure(ballast_mib):
 def main():
     print("| writable memory | raw read | scan | scan/raw | scan parsing symbols | scan peak | peak/largest mapping |")
     print("|---|---:|---:|---:|---:|---:|---:|")
-    for ballast in BALLAST_MIB:
-        print(measure(ballast), flush=True)
+    for ballast, block in BALLAST:
+        print(measure(ballast, block), flush=True)
 
 
 if __name__ == "__main__":

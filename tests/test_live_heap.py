@@ -178,13 +178,20 @@ def test_a_damaged_chain_is_no_evidence_before_the_damage():
     assert found.state == "unknown" and "no chain of chunks" in found.why
 
 
-def test_tcache_entries_are_found_by_their_lists_and_by_the_key():
+def test_tcache_entries_are_found_by_their_key_or_their_lists():
     heap = Heap([(0x130, "tcache"), (0x40, "used"), (0x130, "tcache"), (0x40, "used"), (0x130, "used")])
     heaps_ = walked(Target(heap))
     tcached = [c for c, _, s in heap.starts if s == "tcache"]
-    assert sorted(heaps_.tcached()) == [c + 16 for c in tcached] and heaps_.tcache_keys == {KEY}
+    assert heaps_.tcached() == {} and heaps_.tcache_keys == {KEY}  # the key learned from the list's head
+    assert all("holds the tcache key" in heaps_.allocation(c + 32).why for c in tcached)
+    # glibc 2.26-2.28 keeps no key: then the lists are followed.
+    for chunk in tcached:
+        struct.pack_into("<Q", heap.data, chunk - heap.start + 24, 0)
+    heaps_ = walked(Target(heap))
+    assert sorted(heaps_.tcached()) == [c + 16 for c in tcached] and heaps_.tcache_keys == set()
     assert "entry 2" in heaps_.allocation(tcached[1] + 32).why
     # A chunk in a tcache this scan did not reach (its thread's struct elsewhere) still holds the key.
+    heap = Heap([(0x130, "tcache"), (0x40, "used"), (0x130, "tcache"), (0x40, "used"), (0x130, "used")])
     last = heap.starts[5][0]
     struct.pack_into("<QQ", heap.data, last - heap.start + 16, (last + 16) >> 12, KEY)
     found = walked(Target(heap)).allocation(last + 32)

@@ -220,7 +220,13 @@ class HeapWalk:
         sizes = words[pages + 1]
         later = pages[(words[pages] == 0) & (sizes & PREV_INUSE != 0) & (sizes & ~np.uint64(SIZE_BITS) >= MINSIZE)
                       & (sizes % 16 == PREV_INUSE)]
-        offsets = list(range(0, min(FIRST_CHUNK_SEARCH, len(data)), 16)) + (later * 8).tolist()
+        # In the first page, only positions whose size word could be a chunk's are followed.
+        heads = np.arange(0, min(FIRST_CHUNK_SEARCH, len(words) * 8 - 8), 16) // 8
+        first = words[heads + 1]
+        size = first & ~np.uint64(SIZE_BITS)
+        room = np.uint64(self.end - address) - (heads * 8).astype(np.uint64)
+        heads = heads[(size >= MINSIZE) & (size % 16 == 0) & (first & IS_MMAPPED == 0) & (size <= room)]
+        offsets = (heads * 8).tolist() + (later * 8).tolist()
         for offset in offsets:
             state = ffi.new("vmctx_chain *", {"pos": address + offset})
             lib.vmctx_chunk_chain(buf, len(data), address, self.end, state, ffi.NULL, 0, 0, out, out, cap)
@@ -309,7 +315,8 @@ class Heaps:
     # ----------------------------------------------------------------- tcache
 
     def tcached(self):
-        """{user address: why} of every chunk in a thread's tcache, from each heap's tcache_perthread_struct."""
+        """{user address: why} of the tcache entries found by following lists (glibc without keys); the keys
+        (`tcache_keys`) learned from each heap's tcache_perthread_struct identify the rest."""
         if self._tcache is None:
             self._tcache = {}
             self.tcache_keys = set()
@@ -342,7 +349,12 @@ class Heaps:
         return None if word is None else word & ~SIZE_BITS
 
     def _tcache_lists(self, struct_at, struct_size, shape):
-        """Follow every list of the tcache_perthread_struct at `struct_at`; False when it is not one."""
+        """Read the tcache_perthread_struct at `struct_at`; False when it is not one.
+
+        Each list head's key (glibc 2.29+: at user + 8) is learned, which
+        identifies every entry of every tcache of the process by itself
+        (`_keyed`). Only without keys (2.26-2.28) are the lists followed.
+        """
         width, bins, _ = shape
         try:
             data = self.src.read(struct_at, bins * (width + SIZE_SZ))
@@ -357,18 +369,17 @@ class Heaps:
                 sizes[index] = self._chunk_size(head)
                 if sizes[index] is None or index < TCACHE_SMALL_BINS and sizes[index] != 32 + 16 * index:
                     return False
-        found = {}
+        keys = {self._word(head + SIZE_SZ) for head in heads if head} - {None, 0}
+        if keys and (len(keys) == 1 or keys == {struct_at}):
+            self.tcache_keys |= keys
+            return True
         for index, head in enumerate(heads):
             entry, seen = head, 0
             while entry and seen < TCACHE_LIST_MAX:
                 seen += 1
-                found[entry] = (f"in the tcache at {struct_at:#x} (bin {index} of {sizes[index]}-byte chunks, "
-                                f"entry {seen})")
-                key = self._word(entry + SIZE_SZ)
-                if key is not None:
-                    self.tcache_keys.add(key)
+                self._tcache[entry] = (f"in the tcache at {struct_at:#x} (bin {index} of {sizes[index]}-byte "
+                                       f"chunks, entry {seen})")
                 entry = self._next_entry(entry, sizes[index] if index < TCACHE_SMALL_BINS else None)
-        self._tcache.update(found)
         return True
 
     def _next_entry(self, entry, size):

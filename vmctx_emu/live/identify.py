@@ -124,6 +124,11 @@ class VersionCounter:
         keep = min(len(buf), 2 * self._LOOKAHEAD)
         self._tail, self._tail_at = buf[len(buf) - keep:], end - keep
 
+    @property
+    def definitive(self):
+        """Whether a version was found in the `bug!` message (Wasmtime >= 45): no later block can outrank it."""
+        return bool(self._anchored)
+
     def cut(self):
         """End the current stream: what is fed next is not contiguous with it. The scores stay."""
         self.feed(b"", final=True)

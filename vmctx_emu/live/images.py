@@ -165,9 +165,13 @@ class Images:
                 for _, chunk in self.src.iter_chunks(m):
                     counter.feed(chunk)
                     read += len(chunk)
+                    if counter.definitive:
+                        break
             except UnreadableMemoryError:
                 pass
             counter.cut()  # mappings are not contiguous: no match spans two
+            if counter.definitive:
+                break
         found = best_version(counter.finish())
         if found:
             return found, f"version string in {image.describe()}"
