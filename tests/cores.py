@@ -97,7 +97,8 @@ def _core_notes(data):
 def rewrite_core(src, dst, *, drop_notes=(), drop_file_backed=False):
     """A copy of core `src` at `dst` without the notes of types `drop_notes` and, with `drop_file_backed`, with
     no bytes for the segments NT_FILE says are file-backed (p_filesz 0, as a kernel writes segments it does not
-    dump). The file's other bytes stay where they were."""
+    dump; "entirely": no program header for them either, as some crash handlers write). The file's other bytes
+    stay where they were."""
     made(dst)
     shutil.copyfile(src, dst)
     with open(dst, "r+b") as f:
@@ -125,6 +126,8 @@ def rewrite_core(src, dst, *, drop_notes=(), drop_file_backed=False):
                 p[5] = len(kept)
             elif p[0] == 1 and drop_file_backed and any(lo < p[3] + p[6] and p[3] < hi for lo, hi in file_ranges):
                 p[5] = 0
+                if drop_file_backed == "entirely":
+                    p[0] = 0  # PT_NULL
         for i, p in enumerate(phdrs):
             _PHDR.pack_into(table, i * _PHDR.size, *p)
         f.seek(phoff)

@@ -332,3 +332,18 @@ def test_a_release_newer_than_the_table_is_decoded_only_where_the_newest_layout_
             "with L11 (v49.0.0 - v51.0.0) only where that layout reproduces every stored offset") in result.notes
     [ctx] = result.contexts
     assert counts(ctx) == LOWER_LIFT_COUNTS and ctx.shape_from.startswith("VMComponentOffsets stored at ctx-188")
+
+
+def test_a_core_that_left_the_image_out_entirely_decodes_with_the_release_given(example_core, tmp_path, capsys):
+    """No program header at all for the file-backed segments: the builtins pointer lands in no mapping. Only
+    the release given decodes it, and only a context whose stored copy our calculator reproduces."""
+    proc, core = example_core
+    whole = scan(core)
+    gone = rewrite_core(core, tmp_path / "gone", drop_notes=(NT_FILE,), drop_file_backed="entirely")
+    status, _, err = run_cli(["scan", "--core", gone], capsys)
+    assert status == 2 and "no Wasmtime in core " in err
+    result = scan(gone, wasmtime="50.0.1")
+    assert [(c.address, counts(c)) for c in result.contexts] == [(c.address, counts(c)) for c in whole.contexts]
+    assert result.contexts[0].image == "no mapping the target describes"
+    assert any("point into memory core " in n and "decoded as 50.0.1 as asked, each only if its stored copy is "
+               "reproduced" in n for n in result.notes), result.notes

@@ -176,3 +176,21 @@ def test_look_alikes_are_no_contexts(head):
     assert result.contexts == [] and result.wasmtime == "50.0.0"
     assert set(result.notes) <= {"no component context: no component context magic in its writable memory; "
                                  "Wasmtime's code is mapped from /x/_libwasmtime.so mapped at 0x7f0000000000"}
+
+
+def test_a_header_pointing_nowhere_needs_its_stored_copy_even_with_the_release_given():
+    """Builtins in no mapping (an image the target does not describe): only a reproduced copy makes it a context."""
+    counts = {"num_runtime_component_instances": 1, "num_trampolines": 1}
+    nowhere = (0x6600_0000_0040).to_bytes(8, "little")
+    for stored, found in ((True, 1), (False, 0)):
+        heap = v50_context(counts, stored=stored)
+        heap[CTX - HEAP + 8 : CTX - HEAP + 16] = nowhere
+        result = scan_fake(heap, wasmtime="50.0.0")
+        assert len(result.contexts) == found, result.notes
+        if found:
+            [ctx] = result.contexts
+            assert {k: v for k, v in ctx.counts.items() if v} == counts
+            assert ctx.image == "no mapping the target describes"
+    heap = v50_context(counts)
+    heap[CTX - HEAP + 8 : CTX - HEAP + 16] = nowhere
+    assert scan_fake(heap).contexts == []  # without the release, a header pointing nowhere is no context

@@ -250,8 +250,12 @@ class _Scan:
             image = self._image_of(head)
             if image is not None:
                 by_image.setdefault(id(image), _Group(image, [])).hits.append((address, head))
+            elif self.given is not None and any(self.memory.find(_u64(head, at)) is None for at in IMAGE_WORDS):
+                # The header points where the target describes no memory (a core that left the image out):
+                # with the release given, such candidates are judged by their stored copies alone.
+                by_image.setdefault(None, _Group(None, [])).hits.append((address, head))
         groups = []
-        for group in sorted(by_image.values(), key=lambda g: g.image.start):
+        for group in sorted(by_image.values(), key=lambda g: g.image.start if g.image else -1):
             if self._release(group):
                 groups.append(group)
         return groups
@@ -295,6 +299,13 @@ class _Scan:
     def _release(self, group):
         """Decide the group's release; False (with a note) when it cannot be decoded."""
         image = group.image
+        if image is None:
+            group.resolution, group.version_from = self.given, "given with --wasmtime"
+            self.notes.append(f"{len(group.hits)} candidate context{'s' * (len(group.hits) != 1)} point into memory "
+                              f"{self.src.description} does not describe (no mapping holds their builtins): "
+                              f"decoded as {self.given.version} as asked, each only if its stored copy is "
+                              "reproduced")
+            return True
         found, where = self.images.version(image)
         if self.given is not None:
             group.resolution = self.given
@@ -378,9 +389,12 @@ class _Scan:
     def _context(self, group, address, head, self_at):
         """The LiveContext at `address` (None: a copy of a context, not one)."""
         layout, resolution = group.resolution.layout, group.resolution
-        ctx = LiveContext(address, resolution.version, layout, image=group.image.describe())
+        image = group.image.describe() if group.image else "no mapping the target describes"
+        ctx = LiveContext(address, resolution.version, layout, image=image)
         window = self._window(address)
         copy = None if window is None else find_copy(window[1], window[0], layout, address)
+        if group.image is None and copy is None:
+            return None  # nothing backs a candidate whose header points nowhere: not taken for a context
         counts = copy.counts if copy is not None else None
         size = layout.offsets(PTR, **counts).size_of_vmctx() if counts is not None else None
         allocation = self.heaps.allocation(address, None if size is None else address + size)
@@ -534,10 +548,12 @@ def _header_holes(offsets, end):
 
 def _header_fits(head, layout, offsets, image, memory, holes=()):
     """Zero padding, and every header pointer where the release's runtime points it: the static
-    tables into the Wasmtime image's read-only data (not its code), the rest into writable memory."""
+    tables into the Wasmtime image's read-only data (not its code), the rest into writable memory.
+    With no image (`image` None: the target does not describe it), the static tables' pointers must
+    land in no mapping at all."""
     if any(any(head[a:b]) for a, b in holes):
         return False
-    readonly = image.readonly()
+    readonly = image.readonly() if image is not None else None
     for f in layout.declared_fields():
         name = f.header_name()
         if name is None:
@@ -549,9 +565,13 @@ def _header_fits(head, layout, offsets, image, memory, holes=()):
                 return False
             value = _u64(head, at)
             m = memory.find(value)
-            if m is None:
+            static = name in IMAGE_HEADERS or sub.name == "vtable"
+            if readonly is None and static:
+                if m is not None or not value or value % PTR:
+                    return False
+            elif m is None:
                 return False
-            if name in IMAGE_HEADERS or sub.name == "vtable":
+            elif static:
                 if not any(i.start <= value < i.end and not i.executable for i in readonly):
                     return False
             elif not m.writable:
