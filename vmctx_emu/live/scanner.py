@@ -153,6 +153,7 @@ class _Group:
     hits: list
     resolution: Resolution = None
     version_from: str = None
+    found: int = 0  # contexts taken from it
 
 
 class _Scan:
@@ -180,17 +181,29 @@ class _Scan:
         groups = self._groups(hits)
         if not groups:
             return self._without_contexts(hits)
-        contexts, copies, freed = [], 0, 0
+        contexts, copies, freed, unbacked = [], 0, 0, 0
         for group in groups:
             for ctx in self._contexts(group):
                 if ctx is None:
-                    copies += 1
-                elif ctx.state == FREED:
+                    copies += group.image is not None
+                    unbacked += group.image is None
+                    continue
+                group.found += 1
+                if ctx.state == FREED:
                     freed += 1
                     if self.include_freed:
                         contexts.append(ctx)
                 else:
                     contexts.append(ctx)
+        groups = [g for g in groups if g.image is not None or g.found]
+        if not groups:
+            return self._without_contexts(hits)
+        for group in groups:
+            if group.image is None:
+                self.notes.append(f"{group.found} context{'s' * (group.found != 1)} whose header points into "
+                                  f"memory {src.description} does not describe (no mapping holds their builtins): "
+                                  f"decoded as {self.given.version} as asked, each backed by a stored copy our "
+                                  f"calculator reproduces ({unbacked} other candidates without one left out)")
         self._name_pointers(contexts, groups)
         self.notes += self.images.notes
         if freed:
@@ -301,10 +314,6 @@ class _Scan:
         image = group.image
         if image is None:
             group.resolution, group.version_from = self.given, "given with --wasmtime"
-            self.notes.append(f"{len(group.hits)} candidate context{'s' * (len(group.hits) != 1)} point into memory "
-                              f"{self.src.description} does not describe (no mapping holds their builtins): "
-                              f"decoded as {self.given.version} as asked, each only if its stored copy is "
-                              "reproduced")
             return True
         found, where = self.images.version(image)
         if self.given is not None:
@@ -529,7 +538,7 @@ class _Scan:
 
     def _summary(self, groups):
         versions = list(dict.fromkeys(g.resolution.version for g in groups))
-        if len(groups) == 1:
+        if len({(g.resolution.version, g.version_from) for g in groups}) == 1:
             return versions[0], groups[0].version_from
         froms = "; ".join(f"{g.resolution.version} ({g.version_from})" for g in groups)
         return " and ".join(versions), f"{len(groups)} Wasmtime images: {froms}"
