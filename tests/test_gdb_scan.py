@@ -78,9 +78,10 @@ def test_scan_an_attached_process_and_its_core(gdb, script, example, tmp_path):
 @pytest.mark.parametrize("command, message", [
     ("vmctx scan", "vmctx scan: no process and no core file: run or attach to a Wasmtime process, "
                    "or load its core with `core FILE`"),
-    ("vmctx scan --bogus", "vmctx scan: unexpected '--bogus'; usage: vmctx scan [--wasmtime VERSION] [--json]"),
-    ("vmctx scan --wasmtime", "vmctx scan: a value is needed after '--wasmtime'; usage: vmctx scan "
-                              "[--wasmtime VERSION] [--json]"),
+    ("vmctx scan --bogus", "vmctx scan: unexpected '--bogus'; usage: vmctx scan [--wasmtime VERSION] [--all] "
+                           "[--exe FILE] [--sysroot DIR] [--json]"),
+    ("vmctx scan --exe", "vmctx scan: a value is needed after '--exe'; usage: vmctx scan [--wasmtime VERSION] "
+                         "[--all] [--exe FILE] [--sysroot DIR] [--json]"),
 ])
 def test_scan_without_an_inferior_or_with_bad_options(gdb, script, command, message):
     proc = run_gdb(gdb, script, command)

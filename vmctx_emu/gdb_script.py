@@ -123,7 +123,8 @@ inferior's. The magic at offset 0 is checked before anything else is read."""
 
 # How `info target` names a core file: "Local core dump file:\n\t`PATH', file type ...".
 CORE_FILE_LINE = "Local core dump file:"
-SCAN_OPTIONS = {"--wasmtime": 1, "--json": 0}
+SCAN_OPTIONS = {"--wasmtime": 1, "--json": 0, "--all": 0, "--exe": 1, "--sysroot": 1}
+SCAN_USAGE = "vmctx scan [--wasmtime VERSION] [--all] [--exe FILE] [--sysroot DIR] [--json]"
 
 
 def _inferior_source():
@@ -147,10 +148,12 @@ def _inferior_source():
 class VmctxScanCommand(gdb.Command):
     """Find, identify and decode every component context of the inferior (live or core).
 
-Usage: vmctx scan [--wasmtime VERSION] [--json]
+Usage: vmctx scan [--wasmtime VERSION] [--all] [--exe FILE] [--sysroot DIR] [--json]
 Runs vmctx-emu's scan on this inferior: a live local process is read through
 /proc/PID/mem (never written), a core file loaded with `core FILE` from that
-file. The release is read from the mapped Wasmtime unless --wasmtime gives it."""
+file. The release is read from the mapped Wasmtime unless --wasmtime gives it;
+--all also lists freed contexts; --exe and --sysroot supply files a core does
+not name (checked against it), as `file` and `set sysroot` do for gdb."""
 
     def __init__(self):
         super().__init__("vmctx scan", gdb.COMMAND_DATA)
@@ -162,7 +165,7 @@ file. The release is read from the mapped Wasmtime unless --wasmtime gives it.""
             takes = SCAN_OPTIONS.get(options[i])
             if takes is None or i + takes >= len(options):
                 what = "unexpected" if takes is None else "a value is needed after"
-                raise gdb.GdbError(f"vmctx scan: {what} {options[i]!r}; usage: vmctx scan [--wasmtime VERSION] [--json]")
+                raise gdb.GdbError(f"vmctx scan: {what} {options[i]!r}; usage: {SCAN_USAGE}")
             i += 1 + takes
         gdb.write(_run(["scan", *_inferior_source(), *options]))
 
