@@ -7,7 +7,7 @@ is freed, but its bytes stay until reused: a scan finds the magic there as
 if the context were live. glibc records which blocks are in use, and that
 record is what this module reads. What it relies on, from glibc's
 malloc/malloc.c and malloc/arena.c, 64-bit (x86-64 and aarch64), glibc 2.26
-(tcache) and later:
+(tcache) to 2.43; measured on Debian's 2.36 (x86-64, and aarch64 under qemu):
 
 * A chunk is `prev_size`, `size` (8 bytes each), then the user's bytes at
   chunk + 16. The size is a multiple of 16, at least 32; its low bits are
@@ -17,28 +17,34 @@ malloc/malloc.c and malloc/arena.c, 64-bit (x86-64 and aarch64), glibc 2.26
 * Chunks of a heap follow each other: chunk + size is the next chunk, up to
   the top chunk, which ends where the heap does. The main arena's heap is
   the brk heap ("[heap]"), its first chunk at its start; another arena's
-  heap starts on a 64 MiB boundary with its `heap_info`, followed, in
-  an arena's first heap, by its `malloc_state`; its first chunk comes after
-  them (found here by following the chain from each 16-byte position of the
-  first page: the one that reaches the heap's end is it). A brk heap that
-  shares its mapping with the executable's bss (so under qemu-user) starts
-  on a later page boundary.
+  heap starts on a 64 MiB boundary with its `heap_info` (0x20 bytes, 0x30
+  from 2.35), followed, in an arena's first heap, by its `malloc_state`; its
+  first chunk comes after them (0x8b0 to 0x8d0 in, 0x870 in 2.43). The first
+  chunk is found by following the chain from each 16-byte position of the
+  first page whose size word could be a chunk's, then from each later page
+  start that could begin one: the position whose chain runs through is it.
+  Under qemu-user the brk heap shares its mapping with the executable's bss
+  (it starts on a later page) and ends before zero pages (the guest's break).
 * A chunk in a regular bin (unsorted, small, large) or merged with a
   neighbour has its successor's PREV_INUSE bit clear; the bin links (fd, bk)
   overwrite its first 16 bytes (32 for large bins). A chunk merged into the
   top chunk lies past the top's start.
 * A chunk in a tcache (2.26+) keeps PREV_INUSE set in its successor; `next`
   at user + 0 (safe-linked from 2.32: stored as `(address >> 12) ^ next`)
-  and, from 2.29, a key at user + 8 (2.29-2.33 the thread's
+  and, from 2.29, a key at user + 8: 2.29-2.33 the thread's
   `tcache_perthread_struct`, 2.34+ a random `tcache_key` shared by every
-  entry). Each thread's `tcache_perthread_struct` is a chunk (0x290 bytes
-  from 2.30: u16 counts[64] then entries[64]; 0x250 before: u8 counts)
-  allocated first in its arena, so usually the first chunk of a heap; its
-  `entries` are the heads of the lists, which are followed here.
-* Fastbins hold chunks of at most 0xa0 bytes (M_MXFAST's limit); no
-  ComponentInstance is that small, so they are not consulted.
+  entry of every thread (cleared when the chunk is reused). Each thread's
+  `tcache_perthread_struct` is a chunk (0x250 bytes: u8 counts[64] then
+  entries[64], 2.26-2.29; 0x290: u16 counts, 2.30-2.41; 0x300 or 0x310:
+  u16 num_slots[76] then entries[76], 2.42+) allocated first in its arena
+  up to 2.41, so the first chunk of a heap; its list heads give the key,
+  which then identifies every tcache entry. Without keys (2.26-2.28) the
+  lists are followed.
+* Fastbins hold chunks of at most 0xa0 bytes (M_MXFAST's limit; removed in
+  2.43); no ComponentInstance is that small, so they are not consulted.
 * Chunks of 128 KiB and more (the default, dynamic M_MMAP_THRESHOLD) are
-  mmapped on their own (IS_MMAPPED); free unmaps them, so one found is in use.
+  mmapped on their own (IS_MMAPPED; size the mapping's length, 2.43 its
+  length - 16); free unmaps them, so one found is in use.
 
 Other allocators (jemalloc, mimalloc, musl's mallocng) keep no such header
 before a block: memory outside a glibc heap gives no evidence, never a guess.
