@@ -20,7 +20,7 @@ import time
 import tracemalloc
 
 from vmctx_emu.live import scan, symbols
-from vmctx_emu.live.sources import open_source
+from vmctx_emu.live.target import open_source
 
 ROUNDS = 5
 # (MiB held besides the example, in blocks of how many bytes: None is one block)

@@ -14,7 +14,7 @@ if not version("wasmtime").startswith("50."):
 if sys.platform != "linux" or platform.machine() != "x86_64":
     pytest.skip("reads /proc/self/mem", allow_module_level=True)
 
-from vmctx_emu.live.sources import open_source  # noqa: E402
+from vmctx_emu.live.target import open_source  # noqa: E402
 from vmctx_emu.pytest_plugin import assert_same_context  # noqa: E402
 
 from test_real_wasmtime import LOWER_LIFT, MEMORY_REALLOC_POST_RETURN, NESTED_FUSED_ADAPTER, RESOURCE_DTOR  # noqa: E402

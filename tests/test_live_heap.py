@@ -12,7 +12,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from vmctx_emu.live.heap import Heaps, request2size
-from vmctx_emu.live.sources import Mapping, MemorySource, UnreadableMemoryError
+from vmctx_emu.errors import UnreadableMemoryError
+from vmctx_emu.live.source import Mapping, MemorySource
 
 BASE = 0x5555_0000_0000
 ARENA = 0x7F00_0000_0000  # on a 64 MiB boundary

@@ -24,7 +24,7 @@ from wasmtime.component import Component, Linker  # noqa: E402
 
 from vmctx_emu.cli import main  # noqa: E402
 from vmctx_emu.live import ScanError, scan  # noqa: E402
-from vmctx_emu.live.sources import open_source  # noqa: E402
+from vmctx_emu.live.target import open_source  # noqa: E402
 
 from cores import SMALL_MEMORIES, gcore  # noqa: E402
 from test_real_wasmtime import LOWER_LIFT, MEMORY_REALLOC_POST_RETURN, NESTED_FUSED_ADAPTER, RESOURCE_DTOR  # noqa: E402

@@ -10,7 +10,8 @@ import pytest
 
 from vmctx_emu.layouts.releases import wasmtime_layout
 from vmctx_emu.live import scanner
-from vmctx_emu.live.sources import Mapping, MemorySource
+from vmctx_emu.errors import UnreadableMemoryError
+from vmctx_emu.live.source import Mapping, MemorySource
 from vmctx_emu.live.stored import self_pointer_at
 from vmctx_emu.memory.instance import OwnedComponentInstance
 
@@ -40,7 +41,7 @@ class FakeSource(MemorySource):
         for start, data in self.regions.items():
             if start <= address and address + size <= start + len(data):
                 return data[address - start : address - start + size]
-        raise scanner.UnreadableMemoryError(f"unmapped {address:#x}", address=address, size=size, reason="unmapped")
+        raise UnreadableMemoryError(f"unmapped {address:#x}", address=address, size=size, reason="unmapped")
 
 
 def v50_context(counts, stored=True, offsets_differ=False):

@@ -17,8 +17,11 @@ from hypothesis import strategies as st
 
 from vmctx_emu.errors import (AccessDeniedError, ArgumentTypeError, ArgumentValueError, ClosedError, CoreFileError,
                               LiveError, NoSuchProcessError, ProcessGoneError, UnreadableMemoryError, VMCtxEmuError)
-from vmctx_emu.live import sources
-from vmctx_emu.live.sources import CoreFileSource, Mapping, ProcessSource, open_source, parse_maps
+from vmctx_emu.live import process
+from vmctx_emu.live.core import CoreFileSource
+from vmctx_emu.live.process import ProcessSource, parse_maps
+from vmctx_emu.live.source import Mapping
+from vmctx_emu.live.target import open_source
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="live sources read Linux /proc")
 
@@ -393,7 +396,7 @@ def test_access_denied_names_pid_and_ptrace_scope(tmp_path, monkeypatch):
             raise PermissionError(errno.EACCES, "Permission denied")
         return real_open(path, flags, mode, dir_fd=dir_fd)
 
-    monkeypatch.setattr(sources.os, "open", refusing_open)
+    monkeypatch.setattr(process.os, "open", refusing_open)
     with pytest.raises(AccessDeniedError) as info:
         ProcessSource(780, proc=root)
     message = str(info.value)

@@ -27,7 +27,9 @@ from hypothesis import strategies as st
 
 from vmctx_emu.errors import ArgumentTypeError, LiveError, SymbolFileError
 from vmctx_emu.live import symbols
-from vmctx_emu.live.sources import Mapping, MemorySource, UnreadableMemoryError, parse_maps
+from vmctx_emu.errors import UnreadableMemoryError
+from vmctx_emu.live.process import parse_maps
+from vmctx_emu.live.source import Mapping, MemorySource
 from vmctx_emu.live.symbols import ElfSymbols, SymbolHit, demangle, name_address
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="ELF files and /proc/self/maps")
@@ -788,7 +790,7 @@ def test_the_scanner_names_symbols_only_from_the_file_the_target_mapped(head, li
 def test_a_live_process_is_named_from_the_file_it_maps_even_when_its_path_changed(tmp_path):
     """/proc/PID/map_files is the mapped inode itself: a path that now holds another file does not matter."""
     from vmctx_emu.live.images import Images
-    from vmctx_emu.live.sources import ProcessSource
+    from vmctx_emu.live.process import ProcessSource
 
     with ProcessSource(os.getpid()) as src:
         libc = [m for m in src.mappings() if m.path and os.path.basename(m.path).startswith("libc.so")]

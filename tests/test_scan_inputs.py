@@ -50,8 +50,8 @@ import pytest
 
 from vmctx_emu import cli
 from vmctx_emu.errors import AccessDeniedError, CoreFileError, NoSuchProcessError, ProcessGoneError
-from vmctx_emu.live import ScanError, identify, scan, sources
-from vmctx_emu.live.sources import open_source
+from vmctx_emu.live import ScanError, identify, process, scan, source
+from vmctx_emu.live.target import open_source
 
 from cores import gcore, made
 
@@ -664,7 +664,7 @@ def doomed(monkeypatch):
     def arm(point):
         kind, test = point
         if kind == "chunk":
-            real = sources.MemorySource._chunks
+            real = source.MemorySource._chunks
 
             def chunks(self, mapping, ranges, chunk):
                 for item in real(self, mapping, ranges, chunk):
@@ -673,9 +673,9 @@ def doomed(monkeypatch):
                         fired.append(mapping)
                         _kill(proc)
 
-            monkeypatch.setattr(sources.MemorySource, "_chunks", chunks)
+            monkeypatch.setattr(source.MemorySource, "_chunks", chunks)
         else:
-            real = sources.ProcessSource._read
+            real = process.ProcessSource._read
 
             def read(self, address, size):
                 if not fired and test(address, size, ctx[0]):
@@ -683,7 +683,7 @@ def doomed(monkeypatch):
                     _kill(proc)
                 return real(self, address, size)
 
-            monkeypatch.setattr(sources.ProcessSource, "_read", read)
+            monkeypatch.setattr(process.ProcessSource, "_read", read)
 
     yield proc, arm, fired
     stop(proc)

@@ -59,7 +59,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .._native import ffi, lib
-from .sources import UnreadableMemoryError
+from ..errors import UnreadableMemoryError
 
 __all__ = ["Heaps", "HeapWalk", "Allocation", "request2size", "PREV_INUSE", "IS_MMAPPED", "NON_MAIN_ARENA"]
 

@@ -21,7 +21,7 @@ import stat
 from dataclasses import dataclass, field
 
 from .identify import VersionCounter, best_version
-from .sources import UnreadableMemoryError
+from ..errors import UnreadableMemoryError
 
 __all__ = ["Image", "Images", "compare_file", "unchanged_mappings"]
 

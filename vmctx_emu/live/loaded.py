@@ -24,7 +24,8 @@ from .elf import (ARCH_OF_MACHINE, AT_BASE, AT_ENTRY, AT_EXECFN, AT_PHDR, AT_PHN
                   MACHINE_NAMES, PHDR, PT_DYNAMIC, PT_INTERP, PT_LOAD, PT_PHDR, R_DEBUG_MAP, dynamic_entries, elf_header,
                   program_headers)
 from .images import compare_file
-from .sources import Mapping, UnreadableMemoryError
+from ..errors import UnreadableMemoryError
+from .source import Mapping
 
 __all__ = ["LoadedFiles", "file_mappings"]
 

@@ -13,7 +13,7 @@ import numpy as np
 
 from ..errors import SymbolFileError
 from ..layouts.types import CODE_ROLES
-from .sources import UnreadableMemoryError
+from ..errors import UnreadableMemoryError
 from .symbols import ElfSymbols, name_address
 
 __all__ = ["AddressMap", "PointerNamer"]

@@ -28,7 +28,9 @@ from .images import Images
 from .liveness import FREED, LIVE, UNKNOWN, judge
 from .loaded import file_mappings
 from .pointers import AddressMap, PointerNamer
-from .sources import MemorySource, UnreadableMemoryError, open_source
+from ..errors import UnreadableMemoryError
+from .source import MemorySource
+from .target import open_source
 from .stored import PLAUSIBLE_COUNT, STORED_WINDOW, find_copy, self_pointer_at
 
 __all__ = ["ScanError", "LiveContext", "ScanResult", "scan", "STORED_WINDOW"]

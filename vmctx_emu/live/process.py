@@ -1,0 +1,245 @@
+"""A running process, read through /proc/PID/mem without attaching to or stopping it.
+
+`pread` on /proc/PID/mem is allowed under the same rules as ptrace-attach but
+leaves the process running, so a live read is a snapshot of memory the
+process may be changing; callers that need consistency read a core file.
+A qemu-user process is read as its guest: qemu maps the guest at its own
+addresses.
+"""
+
+import errno
+import os
+import re
+import struct
+
+from ..errors import (AccessDeniedError, ArgumentValueError, LiveError, NoSuchProcessError, ProcessGoneError,
+                      UnsupportedTargetError)
+from .elf import ARCH_OF_MACHINE, ELF_MAGIC, MACHINE_NAMES
+from .source import Mapping, MemorySource, integer, unreadable
+
+__all__ = ["ProcessSource", "parse_maps"]
+
+_ELFCLASS64, _ELFDATA2LSB = 2, 1
+_ARCH_OF_UNAME = {"x86_64": "x86_64", "amd64": "x86_64", "aarch64": "aarch64", "arm64": "aarch64"}
+# qemu-user runs a guest program in a host process: /proc/PID/exe is the emulator, named for the guest.
+_QEMU_USER = re.compile(r"^qemu-([a-z0-9_]+?)(?:-static)?$")
+# pread's offset is a signed off_t: /proc/PID/mem cannot be read at or above 2**63 (kernel space anyway).
+_PREAD_LIMIT = 1 << 63
+
+
+def parse_maps(text):
+    """The mappings of a /proc/PID/maps text (str or bytes), sorted by start.
+
+    The pathname is everything after the inode column with the column padding
+    removed, so names with spaces and "(deleted)" survive; bytes are decoded
+    like file names (surrogateescape).
+    """
+    if isinstance(text, (bytes, bytearray)):
+        text = os.fsdecode(bytes(text))
+    out = []
+    for line in text.split("\n"):
+        if not line:
+            continue
+        fields = line.split(" ", 5)
+        try:
+            low, high = fields[0].split("-")
+            start, end, perms, offset = int(low, 16), int(high, 16), fields[1], int(fields[2], 16)
+            if len(fields) < 5 or len(perms) != 4:
+                raise ValueError
+        except (ValueError, IndexError):
+            raise LiveError(f"unexpected line in a maps file: {line[:120]!r}") from None
+        path = fields[5].lstrip(" ") if len(fields) == 6 else ""
+        out.append(Mapping(start, end, perms, offset, path or None))
+    out.sort(key=lambda m: m.start)
+    return out
+
+
+def _check_pid(pid):
+    pid = integer(pid, "pid")
+    if pid <= 0:
+        raise ArgumentValueError(f"a pid is a positive integer, got {pid}")
+    return pid
+
+
+def _read_all(fd):
+    parts = []
+    while True:
+        data = os.read(fd, 1 << 16)
+        if not data:
+            return b"".join(parts)
+        parts.append(data)
+
+
+def _elf_arch(header, what):
+    """`arch` for a live process's executable header, None when it does not look like ELF."""
+    if len(header) < 20 or header[:4] != ELF_MAGIC:
+        return None
+    if header[4] != _ELFCLASS64:
+        raise UnsupportedTargetError(f"{what} is a 32-bit process; only 64-bit x86-64 and aarch64 are supported")
+    machine = struct.unpack_from("<H" if header[5] == _ELFDATA2LSB else ">H", header, 18)[0]
+    if machine not in ARCH_OF_MACHINE or header[5] != _ELFDATA2LSB:
+        raise UnsupportedTargetError(f"{what} runs machine {machine} ({MACHINE_NAMES.get(machine, 'unknown')}) "
+                                     "code; only x86-64 and aarch64 are supported")
+    return ARCH_OF_MACHINE[machine]
+
+
+def _host_arch(what):
+    machine = os.uname().machine
+    if machine not in _ARCH_OF_UNAME:
+        raise UnsupportedTargetError(f"{what}: this host is {machine}; only x86-64 and aarch64 are supported")
+    return _ARCH_OF_UNAME[machine]
+
+
+class ProcessSource(MemorySource):
+    """A running process, read through /proc/PID/mem without attaching to or stopping it.
+
+    The /proc/PID directory is held open, so a pid reused after the target
+    exits cannot redirect reads to another process. `proc` exists for tests.
+    """
+
+    live = True
+
+    def __init__(self, pid, *, proc="/proc"):
+        super().__init__()
+        pid = _check_pid(pid)
+        self.pid = pid
+        self.description = f"this process (pid {pid})" if pid == os.getpid() else f"pid {pid}"
+        if not os.path.isdir(proc):
+            raise LiveError(f"{self.description}: live processes are read through {proc}, which this system lacks")
+        try:
+            self._dir = self._open_dir(proc)
+            self._mem = self._open("mem")
+            self.arch = self._arch()
+        except BaseException:
+            self.close()
+            raise
+
+    def _open_dir(self, proc):
+        return self._open_at(os.path.join(proc, str(self.pid)), os.O_DIRECTORY, None, f"/proc/{self.pid}")
+
+    def _open(self, name):
+        return self._open_at(name, 0, self._dir, f"/proc/{self.pid}/{name}")
+
+    def _open_at(self, path, flags, dir_fd, what):
+        """A read-only fd on the target's /proc entry, its errors named as the package's."""
+        try:
+            fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | flags, dir_fd=dir_fd)
+        except (FileNotFoundError, NotADirectoryError, ProcessLookupError):
+            # With /proc/PID open, a missing entry is a process that exited (a zombie has no mem), not no process.
+            gone = self._gone() if dir_fd is not None else None
+            raise gone or NoSuchProcessError(f"no such process: pid {self.pid}") from None
+        except PermissionError as e:
+            raise self._denied(e) from None
+        except OSError as e:
+            raise LiveError(f"{self.description}: cannot open {what}: {e.strerror}") from None
+        self._fds.append(fd)
+        return fd
+
+    def _denied(self, error):
+        """AccessDeniedError saying who owns the target and which kernel rule usually decides."""
+        owner = ""
+        try:
+            owner = f" (it runs as uid {os.stat(f'/proc/{self.pid}').st_uid}, we are uid {os.geteuid()})"
+        except OSError:
+            pass
+        scope = ""
+        try:
+            with open("/proc/sys/kernel/yama/ptrace_scope") as f:
+                scope = f" (it is {f.read().strip()} here)"
+        except OSError:
+            pass
+        return AccessDeniedError(
+            f"cannot read the memory of pid {self.pid}: {error.strerror or 'permission denied'}{owner}; "
+            "reading needs ptrace permission: the same user and a non-setuid target, or root/CAP_SYS_PTRACE, "
+            f"and /proc/sys/kernel/yama/ptrace_scope{scope} must allow it (1 = only descendants, 0 = same user)")
+
+    def _arch(self):
+        """The target's own arch (from its executable), so a 32-bit or foreign process is refused early.
+
+        Under qemu-user the executable is the emulator, named for the guest
+        it runs (`qemu-aarch64`): the guest's arch is the target's.
+        """
+        try:
+            exe = os.path.basename(os.readlink("exe", dir_fd=self._dir))
+        except OSError:
+            exe = ""
+        guest = _QEMU_USER.match(exe)
+        if guest:
+            self.emulated = exe
+            if guest.group(1) not in _ARCH_OF_UNAME:
+                raise UnsupportedTargetError(f"{self.description} runs {guest.group(1)} code under {exe}; only "
+                                             "64-bit little-endian x86-64 and aarch64 are supported")
+            return _ARCH_OF_UNAME[guest.group(1)]
+        try:
+            fd = os.open("exe", os.O_RDONLY | os.O_CLOEXEC, dir_fd=self._dir)
+        except OSError:  # kernel threads have no exe; the host decides
+            return _host_arch(self.description)
+        try:
+            header = os.pread(fd, 20, 0)
+        except OSError:
+            header = b""
+        finally:
+            os.close(fd)
+        return _elf_arch(header, self.description) or _host_arch(self.description)
+
+    def _state(self):
+        """The process state letter from /proc/PID/stat, or None once the process is gone."""
+        try:
+            fd = os.open("stat", os.O_RDONLY | os.O_CLOEXEC, dir_fd=self._dir)
+            try:
+                text = os.read(fd, 4096)
+            finally:
+                os.close(fd)
+        except OSError:
+            return None
+        fields = text[text.rfind(b")") + 1:].split()
+        return fields[0].decode("ascii", "replace") if fields else None
+
+    def _gone(self):
+        """ProcessGoneError if the target has exited (or is a zombie, whose memory is already freed)."""
+        state = self._state()
+        if state is None or state in "XxZ":
+            detail = " (a zombie: exited, not yet reaped)" if state == "Z" else ""
+            return ProcessGoneError(f"{self.description} has exited{detail}; its memory can no longer be read")
+        return None
+
+    def mappings(self):
+        self._check_open()
+        try:
+            fd = os.open("maps", os.O_RDONLY | os.O_CLOEXEC, dir_fd=self._dir)
+            try:
+                text = _read_all(fd)
+            finally:
+                os.close(fd)
+        except PermissionError as e:
+            raise self._denied(e) from None
+        except OSError as e:
+            raise self._gone() or LiveError(f"{self.description}: cannot read maps: {e.strerror}") from None
+        found = parse_maps(text)
+        if not found and (gone := self._gone()):
+            raise gone
+        return found
+
+    def _read(self, address, size):
+        if address + size > _PREAD_LIMIT:
+            raise unreadable(self, address, size, f"0x{max(address, _PREAD_LIMIT):x} is in kernel address space, "
+                                                   "which /proc/PID/mem cannot read")
+        parts, pos, end = [], address, address + size
+        while pos < end:
+            try:
+                data, error = os.pread(self._mem, end - pos, pos), None
+            except OSError as e:
+                data, error = b"", e
+            if not data:
+                if gone := self._gone():
+                    raise gone from None
+                if error is None:
+                    why = f"no memory at 0x{pos:x} (the read returned nothing)"
+                elif error.errno in (errno.EIO, errno.EFAULT):
+                    why = f"0x{pos:x} is not mapped or the kernel will not read it ({errno.errorcode[error.errno]})"
+                else:
+                    why = f"0x{pos:x}: {errno.errorcode.get(error.errno, error.errno)}: {error.strerror}"
+                raise unreadable(self, address, size, why) from None
+            parts.append(data)
+            pos += len(data)
+        return parts[0] if len(parts) == 1 else b"".join(parts)
