@@ -30,7 +30,8 @@ from vmctx_emu.live import symbols
 from vmctx_emu.errors import UnreadableMemoryError
 from vmctx_emu.live.process import parse_maps
 from vmctx_emu.live.source import Mapping, MemorySource
-from vmctx_emu.live.symbols import ElfSymbols, SymbolHit, demangle, name_address
+from vmctx_emu.live.demangle import demangle
+from vmctx_emu.live.symbols import ElfSymbols, SymbolHit, name_address
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="ELF files and /proc/self/maps")
 

@@ -22,6 +22,7 @@ __all__ = [
     "UnreadableMemoryError",
     "UnsupportedTargetError",
     "FileMismatchError",
+    "ElfFormatError",
 ]
 
 
@@ -95,7 +96,18 @@ class CoreFileError(LiveError, ValueError):
     """A file that is not a core file this package can read: not ELF, 32-bit, big-endian, other machine."""
 
 
-class SymbolFileError(LiveError, ValueError):
+class ElfFormatError(LiveError, ValueError):
+    """An ELF file whose headers or tables are damaged: truncated, offsets past its end, bad sizes or indices.
+
+    `path` is the file, `offset` and `size` the read that failed (when one did).
+    """
+
+    def __init__(self, message, *, path=None, offset=None, size=None):
+        super().__init__(message)
+        self.path, self.offset, self.size = path, offset, size
+
+
+class SymbolFileError(ElfFormatError):
     """An ELF file whose headers or symbol tables are damaged: truncated, offsets past its end, bad indices."""
 
 

@@ -16,14 +16,13 @@ import zlib
 from dataclasses import dataclass
 
 from ..errors import AccessDeniedError, ArgumentTypeError, CoreFileError
-from .elf import ARCH_OF_MACHINE, EHDR, ELF_MAGIC, MACHINE_NAMES, PF_R, PF_W, PF_X, PHDR, PT_LOAD, PT_NOTE, SHDR
+from . import elf
 from .source import DEFAULT_CHUNK, Mapping, MemorySource, unreadable
 
 __all__ = ["CoreFileSource"]
 
 _GZIP_MAGIC = b"\x1f\x8b"
-_ELFCLASS64, _ELFDATA2LSB, _ET_CORE = 2, 1, 4
-_PN_XNUM = 0xFFFF
+_ET_CORE = 4
 _NT_PRSTATUS, _NT_PRPSINFO, _NT_AUXV, _NT_FILE = 1, 3, 6, 0x46494C45
 _ET_NAMES = {0: "ET_NONE", 1: "ET_REL", 2: "ET_EXEC", 3: "ET_DYN", 4: "ET_CORE"}
 # Offsets in the 64-bit Linux note layouts (same on x86-64 and aarch64): elf_prpsinfo's pr_pid,
@@ -43,18 +42,6 @@ class _Segment:
     data_end: int
     file_end: int  # where the bytes would end if the file were whole (p_filesz)
     truncated: str  # the reason for [data_end, file_end)
-
-
-def _notes(data, align):
-    """(name, type, desc) of each complete note in a PT_NOTE's bytes; a damaged tail ends the walk."""
-    pos = 0
-    while pos + 12 <= len(data):
-        namesz, descsz, ntype = struct.unpack_from("<III", data, pos)
-        desc = pos + 12 + -(-namesz // align) * align
-        if desc + descsz > len(data):
-            return
-        yield bytes(data[pos + 12:pos + 12 + namesz]).rstrip(b"\0"), ntype, data[desc:desc + descsz]
-        pos = desc + -(-descsz // align) * align
 
 
 def _file_entries(desc):
@@ -199,51 +186,61 @@ class CoreFileSource(MemorySource):
 
     def _parse(self):
         file_size = os.fstat(self._fd).st_size
-        head = self._pread(EHDR.size, 0)
-        if head[:4] != ELF_MAGIC:
+        head_size = elf.dtype("ELF header", 64, "<").itemsize
+        head = self._pread(head_size, 0)
+        kind = elf.ident(head)
+        if kind is None:
             raise self._error("not an ELF file" + (" (it is empty)" if not head else ""))
-        if len(head) >= 5 and head[4] != _ELFCLASS64:
-            raise self._error("a 32-bit ELF; only 64-bit cores are supported" if head[4] == 1
+        bits, order = kind
+        if bits != 64:
+            raise self._error("a 32-bit ELF; only 64-bit cores are supported" if bits == 32
                               else f"not a valid ELF file (class {head[4]})")
-        if len(head) >= 6 and head[5] != _ELFDATA2LSB:
-            raise self._error("big-endian; only little-endian cores are supported" if head[5] == 2
+        if order != "<":
+            raise self._error("big-endian; only little-endian cores are supported" if order == ">"
                               else f"not a valid ELF file (data encoding {head[5]})")
-        if len(head) < EHDR.size:
-            raise self._error(f"truncated: the ELF header needs {EHDR.size} bytes, file has {file_size}")
-        (_, e_type, machine, _, _, phoff, shoff, _, _, phentsize, phnum, _, _, _) = EHDR.unpack(head)
+        if len(head) < head_size:
+            raise self._error(f"truncated: the ELF header needs {head_size} bytes, file has {file_size}")
+        eh = elf.header(head, 64, "<")
+        e_type, machine = int(eh["type"]), int(eh["machine"])
+        phoff, shoff, phentsize = int(eh["phoff"]), int(eh["shoff"]), int(eh["phentsize"])
         if e_type != _ET_CORE:
             raise self._error(f"not a core file ({_ET_NAMES.get(e_type, f'type {e_type}')})")
-        if machine not in ARCH_OF_MACHINE:
-            raise self._error(f"machine {machine} ({MACHINE_NAMES.get(machine, 'unknown')}) is not supported; "
+        if machine not in elf.ARCH_OF_MACHINE:
+            raise self._error(f"machine {machine} ({elf.MACHINE_NAMES.get(machine, 'unknown')}) is not supported; "
                               "only x86-64 and aarch64 are")
-        self.arch = ARCH_OF_MACHINE[machine]
-        if phnum == _PN_XNUM:  # more than 65534 segments: the real count is section 0's sh_info
-            section0 = self._pread(SHDR.size, shoff)
-            if len(section0) < SHDR.size:
-                raise self._error(f"truncated: section header 0 at file offset {shoff} needs {SHDR.size} bytes, "
+        self.arch = elf.ARCH_OF_MACHINE[machine]
+        section0 = None
+        if int(eh["phnum"]) == elf.XNUM:  # more than 65534 segments: the real count is section 0's sh_info
+            shdr_size = elf.dtype("section headers", 64, "<").itemsize
+            raw = self._pread(shdr_size, shoff)
+            if len(raw) < shdr_size:
+                raise self._error(f"truncated: section header 0 at file offset {shoff} needs {shdr_size} bytes, "
                                   f"file has {file_size}")
-            phnum = SHDR.unpack(section0)[7]
-        if phnum and phentsize != PHDR.size:
-            raise self._error(f"program headers of {phentsize} bytes; ELF64 has {PHDR.size}")
-        table = self._pread(phnum * PHDR.size, phoff)
-        if len(table) < phnum * PHDR.size:
-            raise self._error(f"truncated: program headers at file offset {phoff} need {phnum * PHDR.size} bytes, "
+            section0 = elf.section_headers(raw, 1)[0]
+        phnum = elf.resolve_xnum(eh, section0)[0]
+        phdr_size = elf.dtype("program headers", 64, "<").itemsize
+        if phnum and phentsize != phdr_size:
+            raise self._error(f"program headers of {phentsize} bytes; ELF64 has {phdr_size}")
+        raw = self._pread(phnum * phdr_size, phoff)
+        if len(raw) < phnum * phdr_size:
+            raise self._error(f"truncated: program headers at file offset {phoff} need {phnum * phdr_size} bytes, "
                               f"file has {file_size}")
+        table = elf.program_headers(raw, phnum).tolist()
         segments, entries = [], []
         notes = cut_notes = cut_loads = 0
-        for index in range(phnum):
-            p_type, flags, offset, vaddr, _, filesz, memsz, align = PHDR.unpack_from(table, index * PHDR.size)
-            filesz = min(filesz, memsz) if p_type == PT_LOAD else filesz
+        for index, (p_type, flags, offset, vaddr, _, filesz, memsz, align) in enumerate(table):
+            filesz = min(filesz, memsz) if p_type == elf.PT_LOAD else filesz
             present = max(0, min(filesz, file_size - offset))
-            if p_type == PT_NOTE:
+            if p_type == elf.PT_NOTE:
                 notes += 1
                 if present < filesz:
                     cut_notes += 1
                     self._damage.append(f"truncated core file: the notes (segment {index}) at file offset {offset} "
                                         f"need {filesz} bytes, file has {file_size}")
                 self._read_notes(self._pread(min(present, _MAX_NOTES), offset), 8 if align == 8 else 4, entries)
-            elif p_type == PT_LOAD and memsz and vaddr + memsz <= 1 << 64:
-                perms = "".join(c if flags & bit else "-" for c, bit in (("r", PF_R), ("w", PF_W), ("x", PF_X)))
+            elif p_type == elf.PT_LOAD and memsz and vaddr + memsz <= 1 << 64:
+                perms = "".join(c if flags & bit else "-"
+                                for c, bit in (("r", elf.PF_R), ("w", elf.PF_W), ("x", elf.PF_X)))
                 truncated = (f"truncated core file: segment {index} at file offset {offset} needs {filesz} bytes, "
                              f"file has {file_size}")
                 segments.append((_Segment(vaddr, vaddr + memsz, offset, vaddr + present, vaddr + filesz, truncated),
@@ -271,7 +268,7 @@ class CoreFileSource(MemorySource):
 
     def _read_notes(self, data, align, entries):
         prstatus_pid = None
-        for name, ntype, desc in _notes(memoryview(data), align):
+        for name, ntype, desc in elf.notes(data, "<", align):
             if name != b"CORE":
                 continue
             if ntype == _NT_FILE:

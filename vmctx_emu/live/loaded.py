@@ -20,16 +20,18 @@ import os
 from dataclasses import dataclass, field
 
 from ..errors import ArgumentTypeError, FileMismatchError
-from .elf import (ARCH_OF_MACHINE, AT_BASE, AT_ENTRY, AT_EXECFN, AT_PHDR, AT_PHNUM, DT_DEBUG, DYN, LINK_MAP,
-                  MACHINE_NAMES, PHDR, PT_DYNAMIC, PT_INTERP, PT_LOAD, PT_PHDR, R_DEBUG_MAP, dynamic_entries, elf_header,
-                  program_headers)
+import numpy as np
+
+from .elf import (ARCH_OF_MACHINE, AT_BASE, AT_ENTRY, AT_EXECFN, AT_PAGESZ, AT_PHDR, AT_PHNUM, DT_DEBUG, DYN, LINK_MAP,
+                  MACHINE_NAMES, PT_DYNAMIC, PT_INTERP, PT_LOAD, PT_PHDR, R_DEBUG_MAP, dtype, dynamic_entries,
+                  elf_header, program_header_list)
 from .images import compare_file
 from ..errors import UnreadableMemoryError
 from .source import Mapping
 
 __all__ = ["LoadedFiles", "file_mappings"]
 
-AT_PAGESZ = 6
+PHDR_SIZE = dtype("program headers", 64, "<").itemsize
 STRING_MAX = 4096
 LINK_MAP_MAX = 4096  # objects followed in the dynamic linker's list: more is a cycle or damage
 DYNAMIC_MAX = 1 << 16
@@ -159,7 +161,7 @@ class _Loader:
     def _executable(self):
         src, loaded = self.src, self.loaded
         phdr_at, count = src.auxv[AT_PHDR], src.auxv.get(AT_PHNUM, 0)
-        data = self._read(phdr_at, count * PHDR.size)
+        data = self._read(phdr_at, count * PHDR_SIZE)
         name = self._string(src.auxv[AT_EXECFN]) if AT_EXECFN in src.auxv else None
         name = name or (src.command.split()[0] if src.command else "the executable")
         file_headers = None
@@ -178,14 +180,14 @@ class _Loader:
             _, _, _, phoff, _, phnum = header
             with open(loaded.exe_file, "rb") as f:
                 f.seek(phoff)
-                raw = f.read(phnum * PHDR.size)
-            file_headers = (phoff, program_headers(raw, phnum), raw)
+                raw = f.read(phnum * PHDR_SIZE)
+            file_headers = (phoff, program_header_list(raw, phnum), raw)
         if data is None and file_headers is None:
             self.note(f"the files behind its mappings are unknown: {src.file_names_why}, and the executable's "
                       f"program headers (at {phdr_at:#x}, from its auxiliary vector) are not in the core; give the "
                       "executable with --exe")
             return None
-        headers = program_headers(data, count) if data is not None else file_headers[1]
+        headers = program_header_list(data, count) if data is not None else file_headers[1]
         phoff = file_headers[0] if file_headers else STANDARD_PHOFF
         if data is not None and file_headers is not None and data != file_headers[2]:
             first = next((i for i, (a, b) in enumerate(zip(data, file_headers[2])) if a != b),
@@ -240,10 +242,11 @@ class _Loader:
             f.seek(dynamic.offset)
             ours = f.read(dynamic.filesz)
         compared = 0
-        for i, ((tag, value), (their_tag, their_value)) in enumerate(zip(DYN.iter_unpack(ours[: len(ours) // 16 * 16]),
-                                                                        DYN.iter_unpack(theirs[: len(theirs) // 16 * 16]))):
+        pairs = zip(np.frombuffer(ours[: len(ours) // 16 * 16], DYN).tolist(),
+                    np.frombuffer(theirs[: len(theirs) // 16 * 16], DYN).tolist())
+        for i, ((tag, value), (their_tag, their_value)) in enumerate(pairs):
             if tag != their_tag or not (value == their_value or value + bias == their_value or tag == DT_DEBUG):
-                at = i * DYN.size + (8 if tag == their_tag else 0)
+                at = i * DYN.itemsize + (8 if tag == their_tag else 0)
                 raise FileMismatchError(f"the executable given ({path}) is not the one in {self.src.description}: its "
                                         f"byte at file offset {dynamic.offset + at:#x} (in its dynamic section) differs "
                                         f"from the target's at {bias + dynamic.vaddr + at:#x}", path=path,
@@ -269,11 +272,11 @@ class _Loader:
         node, seen = int.from_bytes(head, "little"), set()
         while node and node not in seen and len(seen) < LINK_MAP_MAX:
             seen.add(node)
-            entry = self._read(node, LINK_MAP.size)
+            entry = self._read(node, LINK_MAP.itemsize)
             if entry is None:
                 self.note(f"the dynamic linker's list is cut at {node:#x} (not in the core)")
                 return
-            l_addr, l_name, _, l_next, _ = LINK_MAP.unpack(entry)
+            l_addr, l_name, _, l_next, _ = np.frombuffer(entry, LINK_MAP, 1)[0].tolist()
             name = self._string(l_name) if l_name else None
             if not name and l_addr and l_addr == self.src.auxv.get(AT_BASE):
                 name = self.interp  # the dynamic linker's own name lives in the executable's PT_INTERP
@@ -305,9 +308,9 @@ class _Loader:
                           + ("" if self.loaded.sysroot else "; give the target's files with --sysroot"))
                 return None
         _, _, _, phoff, _, phnum = header
-        if phoff + phnum * PHDR.size > len(source):
+        if phoff + phnum * PHDR_SIZE > len(source):
             return None
-        return [p for p in program_headers(source[phoff:], phnum) if p.type == PT_LOAD]
+        return [p for p in program_header_list(source[phoff:], phnum) if p.type == PT_LOAD]
 
 
 def _interpreter(path, headers, read, bias):

@@ -10,16 +10,14 @@ addresses.
 import errno
 import os
 import re
-import struct
 
 from ..errors import (AccessDeniedError, ArgumentValueError, LiveError, NoSuchProcessError, ProcessGoneError,
                       UnsupportedTargetError)
-from .elf import ARCH_OF_MACHINE, ELF_MAGIC, MACHINE_NAMES
+from . import elf
 from .source import Mapping, MemorySource, integer, unreadable
 
 __all__ = ["ProcessSource", "parse_maps"]
 
-_ELFCLASS64, _ELFDATA2LSB = 2, 1
 _ARCH_OF_UNAME = {"x86_64": "x86_64", "amd64": "x86_64", "aarch64": "aarch64", "arm64": "aarch64"}
 # qemu-user runs a guest program in a host process: /proc/PID/exe is the emulator, named for the guest.
 _QEMU_USER = re.compile(r"^qemu-([a-z0-9_]+?)(?:-static)?$")
@@ -70,17 +68,19 @@ def _read_all(fd):
         parts.append(data)
 
 
-def _elf_arch(header, what):
+def _elf_arch(head, what):
     """`arch` for a live process's executable header, None when it does not look like ELF."""
-    if len(header) < 20 or header[:4] != ELF_MAGIC:
+    kind = elf.ident(head)
+    if kind is None or len(head) < 20:
         return None
-    if header[4] != _ELFCLASS64:
+    bits, order = kind
+    if bits != 64:
         raise UnsupportedTargetError(f"{what} is a 32-bit process; only 64-bit x86-64 and aarch64 are supported")
-    machine = struct.unpack_from("<H" if header[5] == _ELFDATA2LSB else ">H", header, 18)[0]
-    if machine not in ARCH_OF_MACHINE or header[5] != _ELFDATA2LSB:
-        raise UnsupportedTargetError(f"{what} runs machine {machine} ({MACHINE_NAMES.get(machine, 'unknown')}) "
+    machine = int.from_bytes(head[18:20], "big" if order == ">" else "little")
+    if machine not in elf.ARCH_OF_MACHINE or order != "<":
+        raise UnsupportedTargetError(f"{what} runs machine {machine} ({elf.MACHINE_NAMES.get(machine, 'unknown')}) "
                                      "code; only x86-64 and aarch64 are supported")
-    return ARCH_OF_MACHINE[machine]
+    return elf.ARCH_OF_MACHINE[machine]
 
 
 def _host_arch(what):
