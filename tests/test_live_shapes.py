@@ -12,7 +12,7 @@ from vmctx_emu.layouts.releases import wasmtime_layout
 from vmctx_emu.live import scanner
 from vmctx_emu.errors import UnreadableMemoryError
 from vmctx_emu.live.source import Mapping, MemorySource
-from vmctx_emu.live.stored import self_pointer_at
+from vmctx_emu.live.shape import self_pointer_at, stored_sizes
 from vmctx_emu.memory.instance import OwnedComponentInstance
 
 IMAGE, HEAP, CTX = 0x7F00_0000_0000, 0x5500_0000_0000, 0x5500_0000_1000
@@ -139,13 +139,13 @@ REAL_WINDOWS = [
 @pytest.mark.parametrize("release, words, size", REAL_WINDOWS, ids=[w[0] for w in REAL_WINDOWS])
 def test_the_stored_size_is_found_without_the_layout(release, words, size):
     smallest = wasmtime_layout(release).offsets(8).size_of_vmctx()
-    assert scanner._stored_sizes(np.array(words, "<u4"), smallest)[0] == size
+    assert stored_sizes(np.array(words, "<u4"), smallest)[0] == size
 
 
 @pytest.mark.parametrize("words", [[0, 0, 0, 0, 304, 0], [0, 8, 16, 305, 0], [0, 8, 16, 32, 40], [100, 200, 300, 400, 0]],
                          ids=["two distinct values", "not pointer-aligned", "run goes on", "starts too high"])
 def test_words_that_are_no_stored_size(words):
-    assert scanner._stored_sizes(np.array(words, "<u4"), 32) == []
+    assert stored_sizes(np.array(words, "<u4"), 32) == []
 
 
 @pytest.mark.parametrize("release, at", [("33.0.2", -72), ("34.0.0", -128), ("35.0.0", -16), ("50.0.0", -16),

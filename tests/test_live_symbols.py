@@ -769,7 +769,7 @@ class _Target(MemorySource):
 ])
 def test_the_scanner_names_symbols_only_from_the_file_the_target_mapped(head, live, named):
     from vmctx_emu.live.images import Images
-    from vmctx_emu.live.pointers import AddressMap, PointerNamer
+    from vmctx_emu.live.namer import AddressMap, PointerNamer
 
     path = os.path.realpath(sys.executable)
     elf = ElfSymbols.open(path)

@@ -18,7 +18,7 @@ a reader sees why (another allocator, evidence that conflicts).
 
 from dataclasses import dataclass, field
 
-from .stored import FREE_LINKS, ID_BYTES
+from .shape import FREE_LINKS, ID_BYTES
 
 __all__ = ["Liveness", "judge", "LIVE", "FREED", "UNKNOWN"]
 

@@ -22,16 +22,16 @@ from ..constants import VMCOMPONENT_MAGIC
 from ..dumps.decode import Anomaly, Interp, decode
 from ..dumps.dump import DumpedContext
 from ..errors import UnknownReleaseError, VMCtxEmuError
-from ..layouts.releases import LAYOUTS, SEED, Resolution, resolve_release
+from ..layouts.releases import LAYOUTS, Resolution, resolve_release
 from .heap import Heaps
 from .images import Images
 from .liveness import FREED, LIVE, UNKNOWN, judge
 from .loaded import file_mappings
-from .pointers import AddressMap, PointerNamer
+from .namer import AddressMap, PointerNamer
 from ..errors import UnreadableMemoryError
 from .source import MemorySource
 from .target import open_source
-from .stored import PLAUSIBLE_COUNT, STORED_WINDOW, find_copy, self_pointer_at
+from .shape import STORED_WINDOW, find_copy, inferred_shape, layout_family, self_pointer_at
 
 __all__ = ["ScanError", "LiveContext", "ScanResult", "scan", "STORED_WINDOW"]
 
@@ -46,17 +46,10 @@ HEAD = max(r.end for layout in LAYOUTS for r, f in zip(layout.offsets(PTR).regio
 # The words after the magic that may point into the image: +8 (builtins, libcalls, transcode_libcalls) or,
 # for the seed and v0.40, the store's vtable at +16.
 IMAGE_WORDS = (8, 16)
-# When no stored copy is found, `infer` tries the sizes a copy seems to end with: a non-decreasing run
-# of at least STORED_DISTINCT values from at most STORED_FIRST_MAX (the first stored offset is magic's 0
-# or, v49+, the flags' offset). At most INFER_SIZES_TRIED sizes are tried and INFER_LISTED shapes listed.
-STORED_DISTINCT = 3
-STORED_FIRST_MAX = 64
-INFER_SIZES_TRIED = 3
-INFER_LISTED = 3
-# Missing ranges listed one per note; more are summarized in one.
-MISSING_LISTED = 8
 # Candidates whose stored copies decide a layout family when no version can be read.
 FAMILY_SAMPLE = 16
+# Missing ranges listed one per note; more are summarized in one.
+MISSING_LISTED = 8
 
 
 class ScanError(VMCtxEmuError):
@@ -350,30 +343,9 @@ class _Scan:
 
     def _family(self, group):
         """(Resolution, how) from the layouts whose calculator reproduces the group's stored copies, or None."""
-        sample = []
-        for address, _ in group.hits[:FAMILY_SAMPLE]:
-            window = self._window(address)
-            if window is not None:
-                sample.append((address, window))
-        fitting = []
-        for layout in LAYOUTS:
-            if layout is SEED:
-                continue
-            copies = [find_copy(w, start, layout, address) for address, (start, w) in sample]
-            found = [c for c in copies if c is not None]
-            if found and all(c is not None for c in copies) and any(c.intact for c in found):
-                fitting.append(layout)
-        if not fitting:
-            return None
-        releases = tuple(r for layout in fitting for r in layout.releases)
-        ids = sorted({layout.id for layout in fitting}, key=lambda i: (len(i), i))
-        newest = fitting[-1]
-        text = (f"{'/'.join(ids)}: v{releases[0]} - v{releases[-1]}" if len(releases) > 1 else f"v{releases[0]}")
-        resolution = Resolution(
-            f"{releases[0]} - {releases[-1]}", newest.last, newest, "family",
-            f"the release is one of {text} (the layouts that reproduce every stored offset of its contexts); "
-            f"decoded as {newest.last}", releases)
-        return resolution, f"stored VMComponentOffsets copies ({len(sample)} contexts): {text}"
+        windows = [(address, window) for address, _ in group.hits[:FAMILY_SAMPLE]
+                   if (window := self._window(address)) is not None]
+        return layout_family(windows)
 
     # -------------------------------------------------------------- contexts
 
@@ -426,7 +398,7 @@ class _Scan:
             ctx.notes.append("shape not recovered: no stored VMComponentOffsets copy survives, and a freed "
                              "context's shape is not guessed: not decoded")
         else:
-            counts, how, guessed = self._inferred(layout, address, window)
+            counts, how, guessed = inferred_shape(self.src, self.memory, layout, address, window)
             if counts is None:
                 ctx.notes.append(how)
             else:
@@ -474,46 +446,6 @@ class _Scan:
             where = self.heaps.allocation(value)
             return (value, where) if where.state != "unknown" else None
         return None
-
-    def _inferred(self, layout, address, window):
-        """(counts, how, guessed) from `infer` over the size a stored copy ends with, else (None, why, None).
-
-        `guessed` is the text of the `guessed_shape` anomaly the decoded context carries.
-        """
-        from ..dumps.infer import InferError, infer
-
-        if window is None:
-            return None, ("shape not recovered: the bytes before it, where its stored VMComponentOffsets copy would "
-                          "be, cannot be read: not decoded"), None
-        why = (f"no copy of VMComponentOffsets in the {len(window[1])} bytes before it whose offsets our "
-               f"{layout.name} calculator reproduces")
-        lost = f"shape not recovered: {why}"
-        room = self.memory.find(address).end - address
-        sizes = [size for size in _stored_sizes(np.frombuffer(window[1][: len(window[1]) // 4 * 4], "<u4"),
-                                                layout.offsets(PTR).size_of_vmctx()) if size <= room]
-        tried = []
-        for size in sizes[:INFER_SIZES_TRIED]:
-            try:
-                found = infer(self.src.read(address, size), PTR, ORDER, wasmtime=layout, address=address,
-                              debug_assertions=False, limit=INFER_LISTED, pointers=self.memory.pointers)
-            except (UnreadableMemoryError, InferError) as e:
-                tried.append(f"{size} bytes: {e}")
-                continue
-            if found.count:
-                best = dict(found.candidates[0].counts)
-                how = f"inferred ({why}): the only {layout.name} shape of the {size} bytes its stored copy ends with"
-                if found.count > 1:
-                    others = "; ".join(", ".join(f"{k}={v}" for k, v in c.counts if v) or "all counts 0"
-                                       for c in found.candidates[1:])
-                    how = (f"inferred ({why}): the most plausible of {found.count} {layout.name} shapes of the "
-                           f"{size} bytes its stored copy ends with; next: {others}")
-                guessed = (f"shape guessed, not stored: {found.count} candidate shape"
-                           f"{'s' * (found.count != 1)} fit the {size} bytes; the most plausible is decoded")
-                return best, how, guessed
-            tried.append(f"no {layout.name} shape is {size} bytes")
-        if not sizes:
-            return None, f"{lost}; no stored size to infer it from: not decoded", None
-        return None, f"{lost}; infer: {', '.join(tried)}: not decoded", None
 
     # ---------------------------------------------------------------- naming
 
@@ -588,26 +520,3 @@ def _header_fits(head, layout, offsets, image, memory, holes=()):
             elif not m.writable:
                 return False
     return True
-
-
-def _stored_sizes(words, smallest):
-    """Sizes a stored `VMComponentOffsets` copy may end with, nearest the context first.
-
-    Read without trusting our layout: a copy's offsets run non-decreasing
-    from a small first one (magic's 0, or the flags' offset) through several
-    distinct values to the size, a multiple of the pointer size; the word
-    after it is no offset (smaller, or a pointer).
-    """
-    words = words.tolist()
-    out = []
-    for i in range(len(words) - 2, 0, -1):
-        size = words[i]
-        if (size in out or not smallest <= size < PLAUSIBLE_COUNT or size % PTR
-                or size <= words[i + 1] < PLAUSIBLE_COUNT):
-            continue
-        j = i
-        while j > 0 and words[j - 1] <= words[j]:
-            j -= 1
-        if words[j] <= STORED_FIRST_MAX and len(set(words[j : i + 1])) >= STORED_DISTINCT:
-            out.append(size)
-    return out

@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from vmctx_emu.layouts.releases import LAYOUTS, SEED
 from vmctx_emu.live.heap import Allocation
 from vmctx_emu.live.liveness import FREED, LIVE, UNKNOWN, judge
-from vmctx_emu.live.stored import FREE_LINKS, StoredCopy, find_copy
+from vmctx_emu.live.shape import FREE_LINKS, StoredCopy, find_copy
 
 LAYOUTS_WITH_COPIES = [layout for layout in LAYOUTS if layout is not SEED]
 CTX = 0x5555_0000_1000

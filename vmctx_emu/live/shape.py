@@ -1,4 +1,5 @@
-"""What Wasmtime's `ComponentInstance` keeps around a context: its copy of `VMComponentOffsets` and its own address.
+"""A context's shape and release from what Wasmtime's `ComponentInstance` keeps around it: its copy of
+`VMComponentOffsets` and its own address; failing a copy, the shapes `infer` finds in the bytes.
 
 `ComponentInstance` is `#[repr(C)]`: an id, a copy of the `VMComponentOffsets`
 the context was laid out with (the u32 counts in struct order, then the
@@ -20,11 +21,14 @@ from functools import lru_cache
 
 import numpy as np
 
-from ..errors import LayoutOverflowError, VMCtxEmuError
+from ..errors import LayoutOverflowError, UnreadableMemoryError, VMCtxEmuError
+from ..layouts.releases import LAYOUTS, SEED, Resolution
 
-__all__ = ["StoredCopy", "find_copy", "self_pointer_at", "STORED_WINDOW", "SELF_POINTER_AT", "FREE_LINKS"]
+__all__ = ["StoredCopy", "find_copy", "self_pointer_at", "inferred_shape", "layout_family", "stored_sizes",
+           "STORED_WINDOW", "SELF_POINTER_AT", "FREE_LINKS", "ID_BYTES"]
 
 PTR = 8
+ORDER = "little"
 # How far before a context the stored `VMComponentOffsets` copy is looked for.
 STORED_WINDOW = 512
 # Counts above this are not a component's (a stored copy is u32 counts of real arrays).
@@ -34,6 +38,13 @@ PLAUSIBLE_COUNT = 1 << 24
 # starts ID_BYTES into it: only its words before FREE_LINKS - ID_BYTES can be a free's.
 FREE_LINKS = 32
 ID_BYTES = 4
+# When no stored copy is found, `infer` tries the sizes a copy seems to end with: a non-decreasing run
+# of at least STORED_DISTINCT values from at most STORED_FIRST_MAX (the first stored offset is magic's 0
+# or, v49+, the flags' offset). At most INFER_SIZES_TRIED sizes are tried and INFER_LISTED shapes listed.
+STORED_DISTINCT = 3
+STORED_FIRST_MAX = 64
+INFER_SIZES_TRIED = 3
+INFER_LISTED = 3
 # Where `ComponentInstance` keeps the context's own address, relative to the context, from each
 # release on (measured live in the wheels 33.0.0-51.0.0; unknown before 33, whose runtime has no C API).
 SELF_POINTER_AT = ((33, -72), (34, -128), (35, -16))
@@ -168,3 +179,91 @@ def _solved_copy(words, q, n, stored, layout, window_start):
     if any(at >= window_start + 4 * q + FREE_LINKS - ID_BYTES for _, at in clobbered):
         return None
     return StoredCopy(window_start + 4 * q, counts, clobbered, n + len(stored))
+
+
+def layout_family(windows):
+    """(Resolution, how) from the layouts whose calculator reproduces every stored copy in `windows`
+    ([(context address, (window start, bytes before it))]), or None."""
+    fitting = []
+    for layout in LAYOUTS:
+        if layout is SEED:
+            continue
+        copies = [find_copy(w, start, layout, address) for address, (start, w) in windows]
+        found = [c for c in copies if c is not None]
+        if found and all(c is not None for c in copies) and any(c.intact for c in found):
+            fitting.append(layout)
+    if not fitting:
+        return None
+    releases = tuple(r for layout in fitting for r in layout.releases)
+    ids = sorted({layout.id for layout in fitting}, key=lambda i: (len(i), i))
+    newest = fitting[-1]
+    text = (f"{'/'.join(ids)}: v{releases[0]} - v{releases[-1]}" if len(releases) > 1 else f"v{releases[0]}")
+    resolution = Resolution(
+        f"{releases[0]} - {releases[-1]}", newest.last, newest, "family",
+        f"the release is one of {text} (the layouts that reproduce every stored offset of its contexts); "
+        f"decoded as {newest.last}", releases)
+    return resolution, f"stored VMComponentOffsets copies ({len(windows)} contexts): {text}"
+
+
+def inferred_shape(src, memory, layout, address, window):
+    """(counts, how, guessed) from `infer` over the size a stored copy ends with, else (None, why, None).
+
+    `guessed` is the text of the `guessed_shape` anomaly the decoded context carries.
+    """
+    from ..dumps.infer import InferError, infer
+
+    if window is None:
+        return None, ("shape not recovered: the bytes before it, where its stored VMComponentOffsets copy would "
+                      "be, cannot be read: not decoded"), None
+    why = (f"no copy of VMComponentOffsets in the {len(window[1])} bytes before it whose offsets our "
+           f"{layout.name} calculator reproduces")
+    lost = f"shape not recovered: {why}"
+    room = memory.find(address).end - address
+    sizes = [size for size in stored_sizes(np.frombuffer(window[1][: len(window[1]) // 4 * 4], "<u4"),
+                                           layout.offsets(PTR).size_of_vmctx()) if size <= room]
+    tried = []
+    for size in sizes[:INFER_SIZES_TRIED]:
+        try:
+            found = infer(src.read(address, size), PTR, ORDER, wasmtime=layout, address=address,
+                          debug_assertions=False, limit=INFER_LISTED, pointers=memory.pointers)
+        except (UnreadableMemoryError, InferError) as e:
+            tried.append(f"{size} bytes: {e}")
+            continue
+        if found.count:
+            best = dict(found.candidates[0].counts)
+            how = f"inferred ({why}): the only {layout.name} shape of the {size} bytes its stored copy ends with"
+            if found.count > 1:
+                others = "; ".join(", ".join(f"{k}={v}" for k, v in c.counts if v) or "all counts 0"
+                                   for c in found.candidates[1:])
+                how = (f"inferred ({why}): the most plausible of {found.count} {layout.name} shapes of the "
+                       f"{size} bytes its stored copy ends with; next: {others}")
+            guessed = (f"shape guessed, not stored: {found.count} candidate shape"
+                       f"{'s' * (found.count != 1)} fit the {size} bytes; the most plausible is decoded")
+            return best, how, guessed
+        tried.append(f"no {layout.name} shape is {size} bytes")
+    if not sizes:
+        return None, f"{lost}; no stored size to infer it from: not decoded", None
+    return None, f"{lost}; infer: {', '.join(tried)}: not decoded", None
+
+
+def stored_sizes(words, smallest):
+    """Sizes a stored `VMComponentOffsets` copy may end with, nearest the context first.
+
+    Read without trusting our layout: a copy's offsets run non-decreasing
+    from a small first one (magic's 0, or the flags' offset) through several
+    distinct values to the size, a multiple of the pointer size; the word
+    after it is no offset (smaller, or a pointer).
+    """
+    words = words.tolist()
+    out = []
+    for i in range(len(words) - 2, 0, -1):
+        size = words[i]
+        if (size in out or not smallest <= size < PLAUSIBLE_COUNT or size % PTR
+                or size <= words[i + 1] < PLAUSIBLE_COUNT):
+            continue
+        j = i
+        while j > 0 and words[j - 1] <= words[j]:
+            j -= 1
+        if words[j] <= STORED_FIRST_MAX and len(set(words[j : i + 1])) >= STORED_DISTINCT:
+            out.append(size)
+    return out
