@@ -1,94 +1,116 @@
-"""`scan --pid` against reading the same writable mappings raw, side by side (issue 10's goal: <= 2x).
+"""`vmctx-emu scan` as a user runs it, against the command a user would otherwise run, side by side.
 
-Starts the example Wasmtime process (`vmctx_emu.live.example`) three times: as
-it is (small: fixed costs such as finding the version string and parsing the
-library's symbols weigh most), holding 64 MiB in one block besides (large:
-reading dominates; glibc mmaps such a block on its own), and holding 64 MiB in
-1 KiB blocks (about 60,000 chunks in glibc's heap, each one step of the heap
-walk that decides live or freed). For each it times, alternating, a raw read of every
-readable writable mapping (`iter_chunks`, nothing kept) and a full `scan`;
-prints the medians and their ratio, a scan that parses the library's symbols
-(as each CLI run does once; later scans in one process reuse them), and the
-peak memory a scan adds (tracemalloc, the parse included) against the largest
-mapping.
+Targets are `python -m vmctx_emu.live.example` with 0, 100, 1,000 and 5,000 more
+contexts, and one holding 3 GiB of touched memory. For each, medians of
+interleaved runs of whole commands (interpreter start-up and imports included):
+
+* `scan --pid P > /dev/null` (text and `--json`) against a Python `pread` loop
+  over the same writable mappings (`benchmarks/pread_mappings.py`);
+* `scan --core C > /dev/null` against `cat C > /dev/null`, and a gzip'd core
+  against `zcat C.gz > /dev/null` (one core, of the 5,000-context target);
+* each command's peak resident memory (`wait4`), against the baseline's.
+
+`python benchmarks/scan.py [--rounds N] [--quick]` prints a Markdown table;
+`--quick` skips the 3 GiB target and the cores.
 """
 
+import argparse
+import os
+import shutil
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
-import tracemalloc
+from pathlib import Path
 
-from vmctx_emu.live import scan, symbols
-from vmctx_emu.live.target import open_source
-
-ROUNDS = 5
-# (MiB held besides the example, in blocks of how many bytes: None is one block)
-BALLAST = ((0, None), (64, None), (64, 1024))
-
-
-def raw_read(pid):
-    with open_source(pid) as src:
-        n = 0
-        for m in src.mappings():
-            if m.readable and m.writable:
-                for _, chunk in src.iter_chunks(m):
-                    n += len(chunk)
-        return n
+HERE = Path(__file__).resolve().parent
+PYTHON = sys.executable
+VMCTX = [PYTHON, "-m", "vmctx_emu.cli"]
+PREAD = [PYTHON, str(HERE / "pread_mappings.py")]
+TARGETS = [("1 context", 0, 0), ("101 contexts", 100, 0), ("1,001 contexts", 1000, 0),
+           ("5,001 contexts", 5000, 0), ("1 context, 3 GiB", 0, 3072)]
+CORE_TARGET = "5,001 contexts"
 
 
-def timed(fn, *args, before=lambda: None):
-    """(seconds untraced, peak bytes traced): two runs, so tracemalloc's overhead is not timed."""
-    before()
-    start = time.perf_counter()
-    fn(*args)
-    took = time.perf_counter() - start
-    before()
-    tracemalloc.start()
-    fn(*args)
-    peak = tracemalloc.get_traced_memory()[1]
-    tracemalloc.stop()
-    return took, peak
+def run(argv, stdin=None):
+    """(seconds, peak RSS in KiB) of one command, its output to /dev/null."""
+    with open(os.devnull, "wb") as null:
+        start = time.perf_counter()
+        proc = subprocess.Popen(argv, stdout=null, stderr=subprocess.PIPE, stdin=stdin)
+        _, status, usage = os.wait4(proc.pid, 0)
+        took = time.perf_counter() - start
+        err = proc.stderr.read().decode(errors="replace")
+        proc.stderr.close()
+    if os.waitstatus_to_exitcode(status) != 0:
+        raise SystemExit(f"{' '.join(map(str, argv))} failed: {err.strip()[-500:]}")
+    return took, usage.ru_maxrss
 
 
-def child_with(ballast_mib, block):
-    held = (f"ballast = bytearray(b'\\x01') * ({ballast_mib} << 20)\n" if block is None else
-            f"ballast = [bytearray(b'\\x01') * {block} for _ in range(({ballast_mib} << 20) // {block})]\n")
-    code = held + "from vmctx_emu.live.example import main\nmain(['--seconds', '120'])"
-    child = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
-    child.stdout.readline()
+def compare(ours, baseline, rounds):
+    """Medians of interleaved runs: (ours s, baseline s, ours KiB, baseline KiB)."""
+    a, b = [], []
+    for _ in range(rounds):
+        a.append(run(ours))
+        b.append(run(baseline))
+    return (statistics.median(t for t, _ in a), statistics.median(t for t, _ in b),
+            max(m for _, m in a), max(m for _, m in b))
+
+
+def row(what, ours, base, result):
+    t_ours, t_base, m_ours, m_base = result
+    return (f"| {what} | `{ours}` {t_ours * 1e3:.0f} ms | `{base}` {t_base * 1e3:.0f} ms | {t_ours / t_base:.2f}x "
+            f"| {m_ours / 1024:.0f} MiB | {m_base / 1024:.0f} MiB |")
+
+
+def start(instances, ballast):
+    child = subprocess.Popen([PYTHON, "-m", "vmctx_emu.live.example", "--seconds", "3600", "--instances",
+                              str(instances), "--ballast-mib", str(ballast)], stdout=subprocess.PIPE, text=True)
+    line = child.stdout.readline()
+    if "ready" not in line:
+        raise SystemExit(f"the example did not start: {line!r}")
     return child
 
 
-def measure(ballast_mib, block):
-    child = child_with(ballast_mib, block)
-    try:
-        scan(child.pid)  # imports done; then the library's symbols parsed again, as a CLI run pays once
-        first = timed(scan, child.pid, before=symbols.ElfSymbols.forget)
-        raw, full = [], []
-        for _ in range(ROUNDS):
-            raw.append(timed(raw_read, child.pid))
-            full.append(timed(scan, child.pid))
-        with open_source(child.pid) as src:
-            writable = [m for m in src.mappings() if m.readable and m.writable]
-    finally:
-        child.kill()
-        child.wait()
-    largest = max(m.size for m in writable)
-    total = sum(m.size for m in writable)
-    r = statistics.median(t for t, _ in raw)
-    s = statistics.median(t for t, _ in full)
-    peak = max(p for _, p in full + [first])
-    return (f"| {total / 2**20:.1f} MiB in {len(writable)} mappings (largest {largest / 2**20:.1f} MiB) "
-            f"| {r * 1e3:.1f} ms | {s * 1e3:.1f} ms | {s / r:.2f}x | {first[0] * 1e3:.1f} ms "
-            f"| +{peak / 2**20:.1f} MiB | {peak / largest:.2f} |")
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--quick", action="store_true", help="skip the 3 GiB target and the cores")
+    args = parser.parse_args(argv)
+    print("| target | ours | baseline | ratio | our peak | baseline peak |")
+    print("|---|---|---|---:|---:|---:|")
+    for name, instances, ballast in TARGETS:
+        if args.quick and ballast:
+            continue
+        child = start(instances, ballast)
+        try:
+            pid = str(child.pid)
+            for extra in ([], ["--json"]):
+                result = compare(VMCTX + ["scan", "--pid", pid] + extra, PREAD + [pid], args.rounds)
+                print(row(f"{name}, by pid", f"scan --pid{' --json' if extra else ''}", "pread loop", result),
+                      flush=True)
+            if name == CORE_TARGET and not args.quick:
+                cores(child.pid, args.rounds)
+        finally:
+            child.kill()
+            child.wait()
 
 
-def main():
-    print("| writable memory | raw read | scan | scan/raw | scan parsing symbols | scan peak | peak/largest mapping |")
-    print("|---|---:|---:|---:|---:|---:|---:|")
-    for ballast, block in BALLAST:
-        print(measure(ballast, block), flush=True)
+def cores(pid, rounds):
+    gcore = shutil.which("gcore")
+    if gcore is None:
+        print("| cores | gcore (gdb) is not installed | | | | |")
+        return
+    with tempfile.TemporaryDirectory() as folder:
+        prefix = os.path.join(folder, "core")
+        subprocess.run([gcore, "-o", prefix, str(pid)], check=True, capture_output=True)
+        core = f"{prefix}.{pid}"
+        subprocess.run(["gzip", "-1", "-k", core], check=True)
+        size = os.path.getsize(core) >> 20
+        result = compare(VMCTX + ["scan", "--core", core], ["cat", core], rounds)
+        print(row(f"{CORE_TARGET}, core ({size} MiB)", "scan --core", "cat", result), flush=True)
+        result = compare(VMCTX + ["scan", "--core", core + ".gz"], ["zcat", core + ".gz"], rounds)
+        print(row(f"{CORE_TARGET}, gzip core", "scan --core", "zcat", result), flush=True)
 
 
 if __name__ == "__main__":

@@ -195,3 +195,11 @@ def test_a_header_pointing_nowhere_needs_its_stored_copy_even_with_the_release_g
     heap = v50_context(counts)
     heap[CTX - HEAP + 8 : CTX - HEAP + 16] = nowhere
     assert scan_fake(heap).contexts == []  # without the release, a header pointing nowhere is no context
+
+
+def test_the_header_bytes_read_with_each_candidate_hold_every_layouts_header():
+    from vmctx_emu.layouts.releases import LAYOUTS
+
+    ends = [r.end for layout in LAYOUTS for r, f in zip(layout.offsets(8).regions(), layout.declared_fields())
+            if f.header_name()]
+    assert scanner.HEAD == max(ends)
