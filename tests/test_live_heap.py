@@ -95,7 +95,8 @@ def walked(target, block=1 << 20):
 
 
 STATE_OF = {"used": "in use", "free": "free", "tcache": "tcache", "top": "free"}
-chunk_sizes = st.integers(2, 80).map(lambda n: 16 * n)
+# Mostly small chunks; some far larger than the chunk lookup's first window (512 chunk positions).
+chunk_sizes = st.one_of(st.integers(2, 80), st.integers(2, 80), st.integers(81, 4096)).map(lambda n: 16 * n)
 
 
 @st.composite
@@ -123,6 +124,7 @@ def test_every_chunk_is_read_back_whatever_the_blocks(heap, block):
         for address in (chunk + 16, chunk + size - 1):
             found = heaps_.allocation(address)
             assert (found.state, found.chunk) == (STATE_OF[state], chunk), (hex(address), state, found.why)
+            assert found.size == (heap.top if state == "top" else size), (hex(address), state, found.why)
 
 
 def test_the_chunk_must_be_the_allocation_of_the_block_asked_about():

@@ -252,23 +252,39 @@ class HeapWalk:
             self.bitmap = None  # no use for it, and it may be large
 
     def chunk_at(self, address):
-        """The start of the chunk holding `address` (the last chunk start at or before it), or None."""
+        """(start, size) of the chunk holding `address`, or None; the size is the distance to the next chunk
+        (the chain is contiguous, so no size word need be read)."""
         if not self.valid or not self.first <= address < self.heap_end:
             return None
         bit = (address - self.start) >> 4
+        start = self._set_bit(bit, back=True)
+        if start is None:
+            return None
+        following = self._set_bit(bit + 1, back=False)
+        end = self.heap_end if following is None else self.start + (following << 4)
+        return self.start + (start << 4), end - self.start - (start << 4)
+
+    def _set_bit(self, bit, back):
+        """The last set bit at or before `bit` (back) or the first at or after it, looking in growing windows:
+        most queries land a few hundred bytes from their chunk's edges, and the bitmap is never unpacked."""
         byte = bit >> 3
-        head = int(self.bitmap[byte]) & ((2 << (bit & 7)) - 1)
-        if head:
-            return self.start + ((byte * 8 + head.bit_length() - 1) << 4)
-        window = 64  # most queries are a few hundred bytes past their chunk's start: look back in growing steps
-        while byte > 0:
-            low = max(0, byte - window)
-            nonzero = np.flatnonzero(self.bitmap[low:byte])
+        if byte >= len(self.bitmap):
+            return None
+        here = int(self.bitmap[byte]) & (((2 << (bit & 7)) - 1) if back else (0xFF << (bit & 7)) & 0xFF)
+        if here:
+            return byte * 8 + (here.bit_length() - 1 if back else (here & -here).bit_length() - 1)
+        window = 64
+        while True:
+            low, high = (max(0, byte - window), byte) if back else (byte + 1, min(len(self.bitmap), byte + 1 + window))
+            if low >= high:
+                return None
+            nonzero = np.flatnonzero(self.bitmap[low:high])
             if len(nonzero):
-                found = low + int(nonzero[-1])
-                return self.start + ((found * 8 + int(self.bitmap[found]).bit_length() - 1) << 4)
-            byte, window = low, window * 4
-        return None
+                found = low + int(nonzero[-1 if back else 0])
+                value = int(self.bitmap[found])
+                return found * 8 + (value.bit_length() - 1 if back else (value & -value).bit_length() - 1)
+            byte = low if back else high - 1
+            window *= 4
 
     def free_chunk_holding(self, address):
         """(start, size) of the free chunk (in a bin, or the top) holding `address`, or None."""
@@ -312,7 +328,11 @@ class Heaps:
         walk = self.walks[self._starts[i]]
         return walk if address < walk.end else None
 
-    def _word(self, address):
+    def _word(self, address, near=None):
+        """The u64 at `address`: from `near` ((address, bytes) held already) when it is there, else read."""
+        if near is not None and near[0] <= address and address + SIZE_SZ <= near[0] + len(near[1]):
+            at = address - near[0]
+            return int.from_bytes(near[1][at:at + SIZE_SZ], "little")
         try:
             return int.from_bytes(self.src.read(address, SIZE_SZ), "little")
         except UnreadableMemoryError:
@@ -348,11 +368,8 @@ class Heaps:
     def _chunk_size(self, user):
         """The size of the chunk whose user address is `user`, when a walked heap has a chunk starting there."""
         walk = self._walk_holding(user)
-        chunk = user - 2 * SIZE_SZ
-        if walk is None or walk.chunk_at(chunk) != chunk:
-            return None
-        word = self._word(chunk + SIZE_SZ)
-        return None if word is None else word & ~SIZE_BITS
+        found = None if walk is None else walk.chunk_at(user - 2 * SIZE_SZ)
+        return found[1] if found and found[0] == user - 2 * SIZE_SZ else None
 
     def _tcache_lists(self, struct_at, struct_size, shape):
         """Read the tcache_perthread_struct at `struct_at`; False when it is not one.
@@ -404,11 +421,12 @@ class Heaps:
 
     # ----------------------------------------------------------------- asking
 
-    def allocation(self, address, end=None):
+    def allocation(self, address, end=None, near=None):
         """What glibc says of the block holding [address, end): `end` (None: not known) checks its size.
 
         A block is Wasmtime's own allocation when the chunk holding `address`
-        is exactly the size a request ending at `end` takes.
+        is exactly the size a request ending at `end` takes. `near` is
+        (address, bytes) the caller already holds around it, read first.
         """
         walk = self._walk_holding(address)
         if walk is None:
@@ -421,8 +439,8 @@ class Heaps:
                               f"not in a glibc malloc heap: the mapping {walk.start:#x}-{walk.end:#x} is no chain of "
                               f"chunks ({walk.broken}); another allocator (jemalloc, mimalloc) keeps no header there")
         heap = walk.describe()
-        chunk = walk.chunk_at(address)
-        if chunk is None:
+        found = walk.chunk_at(address)
+        if found is None:
             where = (f"before the first chunk of the {heap}" if address < walk.heap_end else
                      f"past the end of the {heap} (its top chunk ends at {walk.heap_end:#x})")
             return Allocation("unknown", None, None, heap, f"{address:#x} lies {where}")
@@ -432,15 +450,12 @@ class Heaps:
             where = "the top chunk (unallocated)" if walk.top and start == walk.top[0] else "a free chunk"
             return Allocation("free", start, size, heap,
                               f"inside {where} of {size} bytes at {start:#x} in the {heap}")
-        word = self._word(chunk + SIZE_SZ)
-        size = None if word is None else word & ~SIZE_BITS
-        if size is None:
-            return Allocation("unknown", chunk, None, heap, f"the size word of the chunk at {chunk:#x} is unreadable")
+        chunk, size = found
         user = chunk + 2 * SIZE_SZ
         tcached = self.tcached().get(user)
         if tcached is not None:
             return Allocation("tcache", chunk, size, heap, f"chunk {chunk:#x} of {size} bytes is {tcached}")
-        keyed = self._keyed(user)
+        keyed = self._keyed(user, near)
         if keyed is not None:
             return Allocation("tcache", chunk, size, heap, f"chunk {chunk:#x} of {size} bytes {keyed}")
         fits = "" if end is None else self._fits(user, size, end)
@@ -460,7 +475,7 @@ class Heaps:
             return f"is {size} bytes, where a block ending at {end:#x} would take {need}"
         return ""
 
-    def _keyed(self, user):
+    def _keyed(self, user, near=None):
         """Why the chunk at `user` is tcache-freed by its key alone (a tcache this scan did not reach), else None.
 
         2.34+ every entry holds the process's one random `tcache_key`,
@@ -468,7 +483,7 @@ class Heaps:
         address of its thread's tcache_perthread_struct.
         """
         self.tcached()
-        key = self._word(user + SIZE_SZ)
+        key = self._word(user + SIZE_SZ, near)
         if not key:
             return None
         if key in self.tcache_keys:
