@@ -31,7 +31,7 @@ from .namer import AddressMap, PointerNamer
 from ..errors import UnreadableMemoryError
 from .source import MemorySource
 from .target import open_source
-from .shape import STORED_WINDOW, find_copy, inferred_shape, layout_family, self_pointer_at
+from .shape import STORED_WINDOW, find_copy, offsets_for, inferred_shape, layout_family, self_pointer_at
 
 __all__ = ["ScanError", "LiveContext", "ScanResult", "scan", "STORED_WINDOW"]
 
@@ -360,7 +360,7 @@ class _Scan:
 
     def _contexts(self, group):
         layout = group.resolution.layout
-        empty = layout.offsets(PTR)
+        empty = offsets_for(layout)
         header_fields = [f for f in layout.declared_fields() if f.header_name()]
         header_end = max(empty.region(f.name).end for f in header_fields)
         holes = _header_holes(empty, header_end)
@@ -379,7 +379,7 @@ class _Scan:
         if group.image is None and copy is None:
             return None  # nothing backs a candidate whose header points nowhere: not taken for a context
         counts = copy.counts if copy is not None else None
-        size = layout.offsets(PTR, **counts).size_of_vmctx() if counts is not None else None
+        size = offsets_for(layout, counts).size_of_vmctx() if counts is not None else None
         allocation = self.heaps.allocation(address, None if size is None else address + size)
         own = self._self_pointer(address, self_at)
         store = self._store(head, layout)
@@ -406,7 +406,7 @@ class _Scan:
         if counts is None:
             return ctx
         ctx.counts = counts
-        size = layout.offsets(PTR, **counts).size_of_vmctx()
+        size = offsets_for(layout, counts).size_of_vmctx()
         try:
             data = self.src.read(address, size)
         except UnreadableMemoryError as e:
@@ -441,7 +441,7 @@ class _Scan:
             name = f.header_name()
             if name is None or name in IMAGE_HEADERS:
                 continue
-            region = layout.offsets(PTR).region(f.name)
+            region = offsets_for(layout).region(f.name)
             value = _u64(head, region.offset)
             where = self.heaps.allocation(value)
             return (value, where) if where.state != "unknown" else None

@@ -25,7 +25,7 @@ from ..errors import LayoutOverflowError, UnreadableMemoryError, VMCtxEmuError
 from ..layouts.releases import LAYOUTS, SEED, Resolution
 
 __all__ = ["StoredCopy", "find_copy", "self_pointer_at", "inferred_shape", "layout_family", "stored_sizes",
-           "STORED_WINDOW", "SELF_POINTER_AT", "FREE_LINKS", "ID_BYTES"]
+           "offsets_for", "STORED_WINDOW", "SELF_POINTER_AT", "FREE_LINKS", "ID_BYTES"]
 
 PTR = 8
 ORDER = "little"
@@ -97,16 +97,33 @@ def _stored_offsets(layout, offsets):
 @lru_cache(maxsize=64)
 def _plan(layout):
     """(first stored word, number of stored words, [(count name, elem size, index of its region's offset)])."""
-    empty = layout.offsets(PTR)
+    empty = offsets_for(layout)
     kept = [r for r, f in zip(empty.regions(), layout.declared_fields()) if f.offset_stored]
     stored = _stored_offsets(layout, empty)
     steps = [(r.count_name, r.elem_size, i) for i, r in enumerate(kept) if r.count_name]
     return stored[0], len(stored), steps
 
 
+_OFFSETS = {}
+_OFFSETS_KEPT = 4096
+
+
+def offsets_for(layout, counts=()):
+    """`layout.offsets(PTR, **counts)`, computed once per shape: a scan asks for the same few shapes for
+    every context, and a layout's offsets take as long to compute as the rest of a context's checks."""
+    key = (id(layout), tuple(sorted(dict(counts).items())))
+    found = _OFFSETS.get(key)
+    if found is None:
+        if len(_OFFSETS) >= _OFFSETS_KEPT:
+            _OFFSETS.clear()
+        # The layout is kept with its offsets, so the id in the key names it for as long as the entry lives.
+        found = _OFFSETS[key] = (layout, layout.offsets(PTR, **dict(counts)))
+    return found[1]
+
+
 def _offsets_of(layout, counts):
     try:
-        return layout.offsets(PTR, **counts)
+        return offsets_for(layout, counts)
     except (LayoutOverflowError, VMCtxEmuError):
         return None
 
@@ -220,7 +237,7 @@ def inferred_shape(src, memory, layout, address, window):
     lost = f"shape not recovered: {why}"
     room = memory.find(address).end - address
     sizes = [size for size in stored_sizes(np.frombuffer(window[1][: len(window[1]) // 4 * 4], "<u4"),
-                                           layout.offsets(PTR).size_of_vmctx()) if size <= room]
+                                           offsets_for(layout).size_of_vmctx()) if size <= room]
     tried = []
     for size in sizes[:INFER_SIZES_TRIED]:
         try:
