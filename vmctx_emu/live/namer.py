@@ -70,6 +70,7 @@ class PointerNamer:
         self.src, self.memory, self.images = src, memory, images
         self.contexts, self.func_ref_type = contexts, func_ref_type
         self._symbols = {}  # path -> ElfSymbols or None
+        self._names = {}  # (value, role) -> name: contexts of one shape share most of their pointers
 
     def where(self, value, code=False):
         """`value` named; `code`: it is a code pointer (so under an emulator, guest code mapped r-- is code)."""
@@ -101,13 +102,14 @@ class PointerNamer:
         return elf is not None and name_address(value, image.mappings, symbols=elf)
 
     def name(self, value, role, own):
+        """What the pointer `value` in a sub-field of `role` names; None for nothing to say (null, its own context)."""
         if value in (0, own) or role in ("flags", "magic"):
             return None
-        if role == "memory":
-            return self._memory(value)
-        if role == "func_ref":
-            return self._func_ref(value)
-        return self.where(value, code=role in CODE_ROLES)
+        key = (value, role)
+        if key not in self._names:
+            self._names[key] = (self._memory(value) if role == "memory" else self._func_ref(value)
+                                if role == "func_ref" else self.where(value, code=role in CODE_ROLES))
+        return self._names[key]
 
     def _read(self, value, size):
         try:
