@@ -48,6 +48,8 @@ HEAD = 40
 IMAGE_WORDS = (8, 16)
 # Candidates whose stored copies decide a layout family when no version can be read.
 FAMILY_SAMPLE = 16
+# The bytes read after a candidate with the STORED_WINDOW before it, in one read: most contexts end by then.
+AROUND_AFTER = 2048
 # Missing ranges listed one per note; more are summarized in one.
 MISSING_LISTED = 8
 
@@ -351,10 +353,17 @@ class _Scan:
 
     def _window(self, address):
         """(start, bytes) just before `address`, at most STORED_WINDOW, within its mapping; None if unreadable."""
+        around = self._around(address, 0)
+        return None if around is None else (around[0], around[1][: address - around[0]])
+
+    def _around(self, address, after):
+        """(start, bytes) from STORED_WINDOW before `address` (within its mapping) to `after` bytes past it
+        (fewer at the mapping's end): everything one context's checks read, in one read; None if unreadable."""
         m = self.memory.find(address)
         start = max(address - STORED_WINDOW, m.start if m else 0)
+        end = min(address + after, m.end) if m else address + after
         try:
-            return start, self.src.read(start, address - start)
+            return start, self.src.read(start, end - start)
         except UnreadableMemoryError:
             return None
 
@@ -374,14 +383,15 @@ class _Scan:
         layout, resolution = group.resolution.layout, group.resolution
         image = group.image.describe() if group.image else "no mapping the target describes"
         ctx = LiveContext(address, resolution.version, layout, image=image)
-        window = self._window(address)
+        around = self._around(address, AROUND_AFTER)
+        window = None if around is None else (around[0], around[1][: address - around[0]])
         copy = None if window is None else find_copy(window[1], window[0], layout, address)
         if group.image is None and copy is None:
             return None  # nothing backs a candidate whose header points nowhere: not taken for a context
         counts = copy.counts if copy is not None else None
         size = offsets_for(layout, counts).size_of_vmctx() if counts is not None else None
-        allocation = self.heaps.allocation(address, None if size is None else address + size)
-        own = self._self_pointer(address, self_at)
+        allocation = self.heaps.allocation(address, None if size is None else address + size, near=around)
+        own = self._self_pointer(address, self_at, around)
         store = self._store(head, layout)
         ctx.liveness = judge(address, allocation, copy, own, store)
         if own is False and ctx.state != FREED:
@@ -408,7 +418,8 @@ class _Scan:
         ctx.counts = counts
         size = offsets_for(layout, counts).size_of_vmctx()
         try:
-            data = self.src.read(address, size)
+            held = None if around is None else around[1][address - around[0] : address - around[0] + size]
+            data = held if held is not None and len(held) == size else self.src.read(address, size)
         except UnreadableMemoryError as e:
             ctx.notes.append(f"the {size} bytes of the context cannot be read: {e}")
             return ctx
@@ -426,10 +437,12 @@ class _Scan:
                              "known: this may be a copy of a context, not one")
         return ctx
 
-    def _self_pointer(self, address, at):
+    def _self_pointer(self, address, at, around=None):
         """Whether the word where the runtime keeps a context's own address holds `address` (None: unknown)."""
         if at is None:
             return None
+        if around is not None and around[0] <= address + at and address + at + PTR <= around[0] + len(around[1]):
+            return _u64(around[1], address + at - around[0]) == address
         try:
             return _u64(self.src.read(address + at, PTR), 0) == address
         except UnreadableMemoryError:

@@ -160,6 +160,16 @@ def _solve(layout, stored):
     return counts
 
 
+@lru_cache(maxsize=4096)
+def _reproduces(layout, counts, stored):
+    """Whether our calculator turns `counts` (u32 in struct order) into exactly the `stored` offsets; asked
+    once per shape, though a scan asks for every context."""
+    if any(c >= PLAUSIBLE_COUNT for c in counts):
+        return False
+    offsets = _offsets_of(layout, dict(zip(layout.count_names, counts)))
+    return offsets is not None and list(stored) == _stored_offsets(layout, offsets)
+
+
 def find_copy(window, window_start, layout, ctx):
     """The stored copy nearest the context in `window` (the bytes just before it), or None.
 
@@ -174,11 +184,8 @@ def find_copy(window, window_start, layout, ctx):
     for q in np.flatnonzero(words[n : len(words) - length + 1] == first)[::-1].tolist():
         counts = words[q : q + n]
         stored = words[q + n : q + n + length]
-        if not (counts >= PLAUSIBLE_COUNT).any():
-            shape = dict(zip(layout.count_names, counts.tolist()))
-            offsets = _offsets_of(layout, shape)
-            if offsets is not None and stored.tolist() == _stored_offsets(layout, offsets):
-                return StoredCopy(window_start + 4 * q, shape, (), n + length)
+        if _reproduces(layout, tuple(counts.tolist()), tuple(stored.tolist())):
+            return StoredCopy(window_start + 4 * q, dict(zip(layout.count_names, counts.tolist())), (), n + length)
         if solved is None:
             solved = _solved_copy(words, q, n, stored, layout, window_start)
     return solved
