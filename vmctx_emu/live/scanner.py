@@ -15,6 +15,7 @@ the allocator's record, the copy, the self pointer and the store context.
 """
 
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 import numpy as np
 
@@ -164,6 +165,7 @@ class _Scan:
                 raise ScanError(f"{src.description}: --wasmtime {wasmtime}: {e}") from e
         self.exe, self.sysroot = exe, sysroot
         self.notes = []
+        self.stores = {}  # store context address -> what _store found
 
     def run(self):
         src = self.src
@@ -368,14 +370,10 @@ class _Scan:
             return None
 
     def _contexts(self, group):
-        layout = group.resolution.layout
-        empty = offsets_for(layout)
-        header_fields = [f for f in layout.declared_fields() if f.header_name()]
-        header_end = max(empty.region(f.name).end for f in header_fields)
-        holes = _header_holes(empty, header_end)
+        header = _HeaderCheck(group.resolution.layout, group.image, self.memory)
         self_at = self_pointer_at(group.resolution.stands_for)
         for address, head in group.hits:
-            if _header_fits(head, layout, empty, group.image, self.memory, holes):
+            if header.fits(head):
                 yield self._context(group, address, head, self_at)
 
     def _context(self, group, address, head, self_at):
@@ -450,15 +448,14 @@ class _Scan:
 
     def _store(self, head, layout):
         """(address, Allocation) of the store context the header names, when it lies in a walked heap."""
-        for f in layout.declared_fields():
-            name = f.header_name()
-            if name is None or name in IMAGE_HEADERS:
-                continue
-            region = offsets_for(layout).region(f.name)
-            value = _u64(head, region.offset)
+        at = _store_at(layout)
+        if at is None:
+            return None
+        value = _u64(head, at)
+        if value not in self.stores:  # contexts of one store name the same one
             where = self.heaps.allocation(value)
-            return (value, where) if where.state != "unknown" else None
-        return None
+            self.stores[value] = (value, where) if where.state != "unknown" else None
+        return self.stores[value]
 
     # ---------------------------------------------------------------- naming
 
@@ -491,45 +488,65 @@ class _Scan:
         return " and ".join(versions), f"{len(groups)} Wasmtime images: {froms}"
 
 
-def _header_holes(offsets, end):
-    """The padding between the header's fields (after the magic, say): zero in every context."""
-    covered = sorted((r.offset, r.end) for r in offsets.regions() if r.end <= end and r.size)
-    holes, at = [], 0
-    for start, stop in covered:
-        if start > at:
-            holes.append((at, start))
-        at = max(at, stop)
-    return holes
-
-
-def _header_fits(head, layout, offsets, image, memory, holes=()):
-    """Zero padding, and every header pointer where the release's runtime points it: the static
-    tables into the Wasmtime image's read-only data (not its code), the rest into writable memory.
-    With no image (`image` None: the target does not describe it), the static tables' pointers must
-    land in no mapping at all."""
-    if any(any(head[a:b]) for a, b in holes):
-        return False
-    readonly = image.readonly() if image is not None else None
+@lru_cache(maxsize=64)
+def _store_at(layout):
+    """Where the header keeps the store context's address (the first header pointer outside the image)."""
     for f in layout.declared_fields():
         name = f.header_name()
-        if name is None:
-            continue
-        region = offsets.region(f.name)
-        for sub in f.elem_type.subfields:
-            at = region.offset + f.sub_offset(sub.name, PTR)
+        if name is not None and name not in IMAGE_HEADERS:
+            return offsets_for(layout).region(f.name).offset
+    return None
+
+
+class _HeaderCheck:
+    """Whether a candidate's header is one the release's runtime writes: zero padding, and every header
+    pointer where the runtime points it: the static tables into the Wasmtime image's read-only data (not
+    its code), the rest into writable memory. With no image (None: the target does not describe it), the
+    static tables' pointers must land in no mapping at all. Contexts of one image share most header
+    values, so each value is judged once."""
+
+    def __init__(self, layout, image, memory):
+        offsets = offsets_for(layout)
+        self.pointers = []  # (offset in the header, static)
+        for f in layout.declared_fields():
+            name = f.header_name()
+            if name is None:
+                continue
+            region = offsets.region(f.name)
+            for sub in f.elem_type.subfields:
+                self.pointers.append((region.offset + f.sub_offset(sub.name, PTR),
+                                      name in IMAGE_HEADERS or sub.name == "vtable"))
+        end = max(offsets.region(f.name).end for f in layout.declared_fields() if f.header_name())
+        covered = sorted((r.offset, r.end) for r in offsets.regions() if r.end <= end and r.size)
+        self.holes, at = [], 0  # the padding between the header's fields (after the magic, say)
+        for start, stop in covered:
+            if start > at:
+                self.holes.append((at, start))
+            at = max(at, stop)
+        self.readonly = image.readonly() if image is not None else None
+        self.memory = memory
+        self.judged = {}
+
+    def fits(self, head):
+        if any(any(head[a:b]) for a, b in self.holes):
+            return False
+        for at, static in self.pointers:
             if at + PTR > len(head):
                 return False
-            value = _u64(head, at)
-            m = memory.find(value)
-            static = name in IMAGE_HEADERS or sub.name == "vtable"
-            if readonly is None and static:
-                if m is not None or not value or value % PTR:
-                    return False
-            elif m is None:
+            key = (_u64(head, at), static)
+            ok = self.judged.get(key)
+            if ok is None:
+                ok = self.judged[key] = self._points_right(*key)
+            if not ok:
                 return False
-            elif static:
-                if not any(i.start <= value < i.end and not i.executable for i in readonly):
-                    return False
-            elif not m.writable:
-                return False
-    return True
+        return True
+
+    def _points_right(self, value, static):
+        m = self.memory.find(value)
+        if self.readonly is None and static:
+            return m is None and bool(value) and not value % PTR
+        if m is None:
+            return False
+        if static:
+            return any(i.start <= value < i.end and not i.executable for i in self.readonly)
+        return m.writable

@@ -121,6 +121,11 @@ def offsets_for(layout, counts=()):
     return found[1]
 
 
+@lru_cache(maxsize=64)
+def _count_names(layout):
+    return layout.count_names
+
+
 def _offsets_of(layout, counts):
     try:
         return offsets_for(layout, counts)
@@ -178,14 +183,15 @@ def find_copy(window, window_start, layout, ctx):
     (some stored counts overwritten) is returned with them named.
     """
     words = np.frombuffer(window[: len(window) // 4 * 4], "<u4")
-    n = len(layout.count_names)
     first, length, _ = _plan(layout)
+    names = _count_names(layout)
+    n = len(names)
     solved = None
     for q in np.flatnonzero(words[n : len(words) - length + 1] == first)[::-1].tolist():
         counts = words[q : q + n]
         stored = words[q + n : q + n + length]
         if _reproduces(layout, tuple(counts.tolist()), tuple(stored.tolist())):
-            return StoredCopy(window_start + 4 * q, dict(zip(layout.count_names, counts.tolist())), (), n + length)
+            return StoredCopy(window_start + 4 * q, dict(zip(names, counts.tolist())), (), n + length)
         if solved is None:
             solved = _solved_copy(words, q, n, stored, layout, window_start)
     return solved
