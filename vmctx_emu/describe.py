@@ -182,15 +182,12 @@ def _ndigits(values):
 
 def _fast_block(decoded, field, region, first, start, stop):
     """Elements `start:stop` of an array region as pieces of text, or None when they need the line-by-line path."""
-    from .dumps.decode import _as_u64, _interp
-
     ctx = decoded.ctx
     subs = field.elem_type.subfields
     if field.count is None or region.end >= _OFFSET_LIMIT or any(s.role in ("magic", "flags") for s in subs):
         return None
     n = stop - start
-    values = [_as_u64(decoded.values[(field.name, s.name)][start:stop], s.kind) for s in subs]
-    codes = [_interp(s, v, ctx).astype(np.uint8) for s, v in zip(subs, values)]
+    values, codes = zip(*decoded.element_columns(field, start, stop))
     # Lines keep one shape while codes (and a value's digit count) stay the same, and between
     # the points where an index or an offset gains a digit.
     if len(subs) > 4:

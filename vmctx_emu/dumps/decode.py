@@ -11,7 +11,8 @@ from ..constants import VMCOMPONENT_MAGIC
 from ..memory.magic import magic_mismatch_message
 from ..layouts.fields import Header
 
-__all__ = ["Interp", "RECORD_DTYPE", "Column", "Anomaly", "Decoded", "decode", "padding_differences"]
+__all__ = ["Interp", "RECORD_DTYPE", "Column", "Anomaly", "Decoded", "decode", "padding_differences",
+           "interpretation_codes", "as_u64"]
 
 
 class Interp:
@@ -101,15 +102,22 @@ class Decoded:
         rec = np.empty((n, len(subs)), dtype=RECORD_DTYPE)
         index = np.arange(start, stop, dtype=np.uint32)
         starts = region.offset + index * np.uint32(region.elem_size)
-        for k, sub in enumerate(subs):
-            values = _as_u64(self.values[(field.name, sub.name)][start:stop], sub.kind)
+        for k, (sub, (values, codes)) in enumerate(zip(subs, self.element_columns(field, start, stop))):
             col = rec[:, k]
             col["column"] = first + k
             col["index"] = index
             col["offset"] = starts + np.uint32(field.sub_offset(sub.name, ctx.ptr))
             col["value"] = values
-            col["interp"] = _interp(sub, values, ctx)
+            col["interp"] = codes
         return rec.reshape(-1)
+
+    def element_columns(self, field, start, stop):
+        """Per sub-field of `field`, (values as u64, `Interp` codes as u8) of its elements `start:stop`."""
+        out = []
+        for sub in field.elem_type.subfields:
+            values = as_u64(self.values[(field.name, sub.name)][start:stop], sub.kind)
+            out.append((values, interpretation_codes(sub, values, self.ctx).astype(np.uint8)))
+        return out
 
     def chunks(self, size=1 << 16):
         """The records in memory order as structured arrays of about `size` rows (for streaming)."""
@@ -163,7 +171,8 @@ def _columns_and_blocks(ctx):
     return columns, blocks
 
 
-def _interp(sub, values, ctx):
+def interpretation_codes(sub, values, ctx):
+    """The `Interp` code of each of `values` (one sub-field's, as u64) in `ctx`."""
     if sub.role == "magic":
         return np.where(values == VMCOMPONENT_MAGIC, Interp.MAGIC_OK, Interp.MAGIC_BAD)
     if sub.role == "flags":
@@ -176,7 +185,8 @@ def _interp(sub, values, ctx):
     return np.where(values == ctx._invalid, Interp.POISON, np.where(values == 0, Interp.NULL, set_code))
 
 
-def _as_u64(arr, kind):
+def as_u64(arr, kind):
+    """A sub-field's values as u64: an i32 (the flag word) as its unsigned 32 bits."""
     if kind == "i32":
         arr = arr.astype(np.int64) & 0xFFFFFFFF
     return arr.astype(np.uint64)
@@ -194,7 +204,7 @@ def decode(ctx):
             view = ctx.subview(field.name, sub.name)
             # Pointers and u32s are compared as they are (no copy); the i32 flag
             # word is read as its unsigned 32 bits, as records store it.
-            values_by[(field.name, sub.name)] = _as_u64(view, sub.kind) if sub.kind == "i32" else view
+            values_by[(field.name, sub.name)] = as_u64(view, sub.kind) if sub.kind == "i32" else view
     anomalies = _anomalies(ctx, raw, blocks, values_by)
     return Decoded(ctx, columns, blocks, values_by, anomalies)
 
