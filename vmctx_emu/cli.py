@@ -5,7 +5,6 @@ them, so `--help`, `layout` and `versions` start without numpy.
 """
 
 import argparse
-import json
 import os
 import sys
 import textwrap
@@ -213,8 +212,18 @@ def offsets_from_args(args):
     return args.layout.offsets(args.ptr_size, **_counts(args))
 
 
+def write_chunks(out, chunks):
+    """Write a renderer's pieces to `out`: `chunks(binary)` gives ASCII bytes-like pieces for a binary
+    stream (`out.buffer`: hundreds of megabytes are never decoded and re-encoded), text otherwise."""
+    binary = getattr(out, "buffer", None)
+    if binary is not None:
+        out.flush()
+    for chunk in chunks(binary is not None):
+        (binary or out).write(chunk)
+
+
 def cmd_layout(args, out):
-    from .render import layout_json, layout_table
+    from .describe.layout import layout_json, layout_table
 
     offsets = offsets_from_args(args)
     out.write((layout_json(offsets) if args.json else layout_table(offsets)) + "\n")
@@ -222,34 +231,26 @@ def cmd_layout(args, out):
 
 def cmd_decode(args, out):
     """Exit status 1 with --strict when the decode reports anomalies."""
-    from .describe import decoded_json_chunks, decoded_table_chunks
+    from .describe.records import decoded_json_chunks, decoded_table_chunks
     from .dumps.decode import decode
 
     decoded = decode(load_from_args(args, args.dump))
     # Streamed: a large dump never becomes one string (nor, as JSON, one dict per record).
-    if args.json:
-        for chunk in decoded_json_chunks(decoded):
-            out.write(chunk)
-    else:
-        # The table's pieces are ASCII: straight to a binary stream if there is one.
-        binary = getattr(out, "buffer", None)
-        if binary is not None:
-            out.flush()
-        for chunk in decoded_table_chunks(decoded, binary=binary is not None):
-            (binary or out).write(chunk)
+    render = decoded_json_chunks if args.json else decoded_table_chunks
+    write_chunks(out, lambda binary: render(decoded, binary=binary))
     return 1 if args.strict and decoded.anomalies else 0
 
 
 def cmd_hexdump(args, out):
-    from .describe import hexdump_lines
+    from .describe.hexdump import hexdump_chunks
 
-    for line in hexdump_lines(load_from_args(args, args.dump)):
-        out.write(line + "\n")
+    ctx = load_from_args(args, args.dump)
+    write_chunks(out, lambda binary: hexdump_chunks(ctx, binary=binary))
 
 
 def cmd_diff(args, out):
     """Exit status as diff(1): 0 when the dumps decode the same, 1 when they differ."""
-    from .describe import diff_json, diff_rows, diff_table
+    from .describe.diff import diff_json, diff_rows, diff_table
     from .dumps.decode import decode, padding_differences
     from .dumps.dump import DumpError
 
@@ -267,6 +268,8 @@ def cmd_diff(args, out):
 
 
 def cmd_infer(args, out):
+    """Exit status 1 when no release layout fits."""
+    from .describe.infer import infer_json, infer_text
     from .dumps.dump import read_dump_bytes
     from .dumps.infer import INFER_MAX_BYTES, infer_releases
 
@@ -276,32 +279,10 @@ def cmd_infer(args, out):
     counts = {name: getattr(args, name) for name in _infer_count_names(args) if getattr(args, name) is not None}
     results = infer_releases(data, args.ptr_size, args.byte_order, layouts=only, address=args.address,
                              counts=counts, debug_assertions=not args.release, limit=args.limit)
-    if args.json:
-        doc = {"schema_version": 2, "size": len(data), "ptr_size": int(args.ptr_size),
-               "byte_order": args.byte_order, "debug_assertions": not args.release,
-               "releases": [{"layout": r.layout.id, "releases": r.range_text, "candidates": r.count,
-                             "listed": len(r.candidates), "notes": r.notes,
-                             "shapes": [{"counts": dict(c.counts), "cost": round(c.cost, 3)}
-                                        for c in r.candidates]} for r in results]}
-        out.write(json.dumps(doc, indent=1) + "\n")
-        return 0 if results else 1
-    build = "release-build" if args.release else "debug-initialized"
-    out.write(f"{len(data)} bytes, ptr_size={int(args.ptr_size)}, {args.byte_order}-endian, {build}: ")
-    if not results:
-        out.write("no release layout has a shape that fits\n")
-        return 1
-    out.write("1 release layout fits\n" if len(results) == 1 else f"{len(results)} release layouts fit\n")
-    for r in results:
-        verdict = "unambiguous" if r.count == 1 else f"ambiguous: {r.count:,} candidate shapes, most plausible first"
-        out.write(f"{r.layout.id} ({r.range_text}): {verdict}\n")
-        for note in r.notes:
-            out.write(f"  note: {note}\n")
-        for c in r.candidates:
-            out.write("  " + " ".join(f"--{count_option(n)} {v}" for n, v in c.counts) + "\n")
-        if r.count > len(r.candidates):
-            out.write(f"  ... {r.count - len(r.candidates):,} more (raise --limit or give known "
-                      "counts to narrow them)\n")
-    return 0
+    render = infer_json if args.json else infer_text
+    out.write(render(results, size=len(data), ptr_size=args.ptr_size, byte_order=args.byte_order,
+                     debug_assertions=not args.release) + "\n")
+    return 0 if results else 1
 
 
 def _infer_count_names(args):
@@ -309,7 +290,7 @@ def _infer_count_names(args):
 
 
 def cmd_scan(args, out):
-    from .describe import decoded_table
+    from .describe.scan import scan_json_chunks, scan_text_chunks
     from .live import scan
 
     source = args.pid if args.pid is not None else args.core
@@ -320,24 +301,9 @@ def cmd_scan(args, out):
     finally:
         if progress:
             progress.clear()
-    if args.json:
-        out.write(json.dumps(result.to_dict(), indent=1) + "\n")
-        return 0
-    states = result.to_dict()["liveness"]
-    counted = ", ".join(f"{n} {state}" for state, n in states.items() if n or state == "live")
-    out.write(f"{result.source}: Wasmtime {result.wasmtime or 'unknown'} ({result.wasmtime_from}), "
-              f"{len(result.contexts)} component context{'s' * (len(result.contexts) != 1)} listed ({counted})\n")
-    for note in result.notes:
-        out.write(f"note: {note}\n")
-    for ctx in result.contexts:
-        out.write(f"\nVMComponentContext at {ctx.address:#x}: {ctx.state.upper()}\n")
-        for line in ctx.liveness.evidence:
-            out.write(f"  {line}\n")
-        if ctx.decoded is not None:
-            out.write(f"shape: {ctx.shape_from}\n")
-            out.write(decoded_table(ctx.decoded, ctx.points_to) + "\n")
-        for note in ctx.notes:
-            out.write(f"  note: {note}\n")
+    # Streamed, a context at a time: the text of thousands of contexts is never held whole.
+    for chunk in (scan_json_chunks if args.json else scan_text_chunks)(result):
+        out.write(chunk)
     return 0
 
 

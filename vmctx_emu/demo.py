@@ -5,14 +5,15 @@ import tempfile
 
 from .layouts.releases import Component
 from .dumps.decode import decode, padding_differences
-from .describe import decoded_table, diff_table
+from .describe.diff import diff_table
+from .describe.records import decoded_table
 from .runtime.adapter import FusedAdapter
 from .dumps.dump import load_dump
 from .memory.flags import flag_names
 from .memory.instance import OwnedComponentInstance
 from .layouts.ptr import HostPtr
 from .memory.reader import VMLowering
-from .render import layout_table
+from .describe.layout import layout_table
 
 __all__ = ["run_demo", "SAMPLE_COMPONENT"]
 

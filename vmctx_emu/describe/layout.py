@@ -1,10 +1,10 @@
-"""Text and JSON renderings of a layout; no layout arithmetic lives here."""
+"""A layout (`VMComponentOffsets`) as a pahole-style table and as JSON; no layout arithmetic lives here."""
 
 import json
 
-__all__ = ["SCHEMA_VERSION", "layout_dict", "layout_json", "layout_table"]
+from .schema import SCHEMA_VERSION
 
-SCHEMA_VERSION = 1
+__all__ = ["layout_dict", "layout_json", "layout_table"]
 
 
 def layout_dict(offsets):
