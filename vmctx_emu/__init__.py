@@ -4,6 +4,8 @@ Every release's layout is declared once (`vmctx_emu.layouts.releases`);
 offsets, memory, setters, decoding and everything else derive from it.
 """
 
+__version__ = "0.1.0"  # setup.cfg reads it: the one place the version is written
+
 from .constants import (
     FLAG_MAY_ENTER,
     FLAG_MAY_LEAVE,
@@ -67,6 +69,7 @@ def __dir__():
 
 
 __all__ = [
+    "__version__",
     "ArgumentTypeError",
     "ArgumentValueError",
     "ClosedError",
