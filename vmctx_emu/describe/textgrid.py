@@ -67,8 +67,9 @@ def dec_right(values, n=8):
 
 def hex_digits(values, n):
     """(len(values), n) lowercase hex digits of `values` (u64), zero-padded to `n` <= 16."""
-    big = np.asarray(values).astype(">u8").view(np.uint8).reshape(-1, 8)
-    return hex_pairs()[big].reshape(-1, 16)[:, 16 - n:]
+    nbytes = (n + 1) // 2
+    big = np.asarray(values).astype(">u8").view(np.uint8).reshape(-1, 8)[:, 8 - nbytes:]
+    return hex_pairs()[big].reshape(-1, 2 * nbytes)[:, 2 * nbytes - n:]
 
 
 def decimal_widths(values):
