@@ -16,16 +16,26 @@ __all__ = ["Row", "dec_digits", "dec_right", "hex_digits", "hex_pairs", "decimal
 @lru_cache(maxsize=None)
 def _tables():
     """Four decimal digits per entry as one 4-byte word: zero-padded, space-padded; four blanks."""
-    return (np.frombuffer(b"".join(f"{i:04d}".encode() for i in range(10_000)), np.uint32),
-            np.frombuffer(b"".join(f"{i:4d}".encode() for i in range(10_000)), np.uint32),
-            np.frombuffer(b"    ", np.uint32)[0])
+    n = np.arange(10_000)
+    zero = np.stack([48 + n // 10**(3 - k) % 10 for k in range(4)], axis=1).astype(np.uint8)
+    spaced = zero.copy()
+    for k in range(3):  # a leading zero is a blank, the last digit never
+        spaced[:, k][n < 10**(3 - k)] = ord(" ")
+    return zero.view(np.uint32)[:, 0], spaced.view(np.uint32)[:, 0], np.frombuffer(b"    ", np.uint32)[0]
+
+
+@lru_cache(maxsize=None)
+def _hex4():
+    """Four lowercase hex digits per 16-bit value, as one 4-byte word each."""
+    n = np.arange(1 << 16)
+    chars = np.frombuffer(b"0123456789abcdef", np.uint8)
+    return np.stack([chars[n >> 4 * (3 - k) & 15] for k in range(4)], axis=1).view(np.uint32)[:, 0]
 
 
 @lru_cache(maxsize=None)
 def hex_pairs():
     """(256, 2) ASCII: the two lowercase hex digits of each byte value."""
-    return np.frombuffer(b"".join(f"{b:02x}".encode() for b in range(256)), np.uint8).reshape(256, 2)
-
+    return _hex4()[:256].view(np.uint8).reshape(256, 4)[:, 2:]
 
 
 def _dec8(values, spaced=False):
@@ -67,9 +77,9 @@ def dec_right(values, n=8):
 
 def hex_digits(values, n):
     """(len(values), n) lowercase hex digits of `values` (u64), zero-padded to `n` <= 16."""
-    nbytes = (n + 1) // 2
-    big = np.asarray(values).astype(">u8").view(np.uint8).reshape(-1, 8)[:, 8 - nbytes:]
-    return hex_pairs()[big].reshape(-1, 2 * nbytes)[:, 2 * nbytes - n:]
+    words = (n + 3) // 4  # 16-bit words, four digits each
+    big = np.asarray(values).astype(">u8").view(">u2").reshape(-1, 4)[:, 4 - words:]
+    return _hex4()[big].view(np.uint8).reshape(-1, 4 * words)[:, 4 * words - n:]
 
 
 def decimal_widths(values):
