@@ -280,10 +280,10 @@ class _Poisoned(dict):
 
     def __init__(self, values_by, invalid):
         super().__init__()
-        self._values, self._invalid = values_by, invalid
+        self._values, self.invalid = values_by, invalid
 
     def __missing__(self, key):
-        mask = self[key] = self._values[key] == self._invalid
+        mask = self[key] = self._values[key] == self.invalid
         return mask
 
     def __contains__(self, key):
@@ -302,7 +302,7 @@ def _anomalies(ctx, raw, blocks, values_by):
             found.append(Anomaly("padding", start, f"non-zero padding bytes at offsets {start}..{stop - 1} "
                                                    f"(in {_where(ctx, start)}): {bytes(raw[start:stop]).hex(' ')}"))
 
-    name = ctx._flags_field.name
+    name = ctx.layout.flags_field().name
     flags = values_by.get((name, "flags"))
     if flags is not None:
         bad = np.flatnonzero(flags & ~np.uint64(ctx.layout.flag_mask))
@@ -324,7 +324,7 @@ def _anomalies(ctx, raw, blocks, values_by):
 
     for field, _, _ in blocks:
         for sub, value in field.init:
-            if isinstance(value, Header) and values_by[(field.name, sub)][0] == poisoned._invalid:
+            if isinstance(value, Header) and values_by[(field.name, sub)][0] == poisoned.invalid:
                 found.append(Anomaly("poison_elsewhere", _offset_of(ctx, field.name, sub, 0),
                                      f"{field.name}.{sub} holds INVALID_PTR, which the runtime never writes there"))
 
@@ -336,7 +336,7 @@ def _anomalies(ctx, raw, blocks, values_by):
             region, first = field.name, field.elem_type.subfields[0].name
             vm = values_by[(region, vmctx_sub.name)]
             fp = values_by[(region, first)]
-            idx = np.flatnonzero((fp != poisoned._invalid) & (fp != 0) & (vm != np.uint64(ctx.vmctx)))
+            idx = np.flatnonzero((fp != poisoned.invalid) & (fp != 0) & (vm != np.uint64(ctx.vmctx)))
             found += _listed("foreign_vmctx", idx, lambda i, r=region, v=vm, s=vmctx_sub.name: Anomaly(
                 "foreign_vmctx", _offset_of(ctx, r, s, i),
                 f"{r}[{i}].{s} = {int(v[i]):#x} is not this context "
