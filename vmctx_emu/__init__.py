@@ -27,6 +27,8 @@ from .errors import (
     VMCtxEmuError,
 )
 
+from .lazy import lazy_names
+
 # Everything else is imported on first use (PEP 562), so that `import vmctx_emu`
 # (and so every CLI command) does not pay for numpy and the memory emulation
 # unless it needs them.
@@ -53,19 +55,7 @@ _LAZY = {
 }
 
 
-def __getattr__(name):
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    from importlib import import_module
-
-    value = getattr(import_module(f".{module}", __name__), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__():
-    return sorted(set(globals()) | set(_LAZY))
+__getattr__, __dir__ = lazy_names(__name__, _LAZY)
 
 
 __all__ = [

@@ -18,6 +18,7 @@ CLI) and Python callers use the same functions: `vmctx_emu.describe.scan_text(re
 Names are imported on first use, so `layout` and `--help` do not pay for numpy.
 """
 
+from ..lazy import lazy_names
 from .schema import SCHEMA_VERSION
 
 _MODULES = {
@@ -36,16 +37,4 @@ _LAZY = {name: module for module, names in _MODULES.items() for name in names}
 __all__ = ["SCHEMA_VERSION", *_LAZY]
 
 
-def __getattr__(name):
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    from importlib import import_module
-
-    value = getattr(import_module(f".{module}", __name__), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__():
-    return sorted(set(globals()) | set(_LAZY))
+__getattr__, __dir__ = lazy_names(__name__, _LAZY)

@@ -129,22 +129,26 @@ def _table_pieces(decoded, points_to, rows):
     yield "\n".join([anomaly_summary(decoded.anomalies)] + [f"  @{a.offset}: {a.message}" for a in decoded.anomalies]) + "\n"
 
 
+def _run_parts(decoded, field, region, first, values, codes, a, b, start):
+    """A run's Row, its index digits, and per sub-field (column, values, code, offsets) of elements a:b."""
+    index = np.arange(a, b, dtype=np.int64)
+    subs = []
+    for k, sub in enumerate(field.elem_type.subfields):
+        offsets = region.offset + index * region.elem_size + field.sub_offset(sub.name, decoded.ctx.ptr)
+        subs.append((decoded.columns[first + k], values[k][a - start:b - start], int(codes[k][a - start]),
+                     offsets.astype(np.uint64)))
+    return Row(b - a), dec_digits(index, len(str(a))), subs
+
+
 def _table_run(decoded, field, region, first, values, codes, a, b, start):
     """Elements a:b (one line shape) as an (elements, bytes) matrix: one line per sub-field each."""
     ctx = decoded.ctx
-    m = b - a
-    index = np.arange(a, b, dtype=np.int64)
-    digits = dec_digits(index, len(str(a)))
-    row = Row(m)
-    for k, sub in enumerate(field.elem_type.subfields):
-        column = decoded.columns[first + k]
-        v, code = values[k][a - start:b - start], int(codes[k][a - start])
-        sub_offset = field.sub_offset(sub.name, ctx.ptr)
-        row.fill(dec_right(region.offset + index * region.elem_size + sub_offset, 8))
-        label = column.label(a)
-        row.text(f"  {field.name}[")
+    row, digits, subs = _run_parts(decoded, field, region, first, values, codes, a, b, start)
+    for column, v, code, offsets in subs:
+        row.fill(dec_right(offsets, 8))
+        row.text(f"  {column.region}[")
         row.fill(digits)
-        row.text(f"]{'' if column.single else '.' + sub.name}" + " " * (34 - len(label)) + " 0x")
+        row.text(f"]{'' if column.single else '.' + column.sub}" + " " * (34 - len(column.label(a))) + " 0x")
         _fill_hex(row, v, 2 * hex_width(column, ctx))
         row.text(" " * (16 - 2 * hex_width(column, ctx)) + "  ")
         _fill_text(row, v, code)
@@ -301,14 +305,8 @@ def _json_cuts(ctx, field, region):
 def _json_run(decoded, field, region, first, values, codes, a, b, start, pad, keys):
     """Elements a:b (one record shape) as an (elements, bytes) matrix: one record per sub-field each."""
     ctx = decoded.ctx
-    m = b - a
-    index = np.arange(a, b, dtype=np.int64)
-    digits = dec_digits(index, len(str(a)))
-    row = Row(m)
-    for k, sub in enumerate(field.elem_type.subfields):
-        column = decoded.columns[first + k]
-        v, code = values[k][a - start:b - start], int(codes[k][a - start])
-        offsets = (region.offset + index * region.elem_size + field.sub_offset(sub.name, ctx.ptr)).astype(np.uint64)
+    row, digits, subs = _run_parts(decoded, field, region, first, values, codes, a, b, start)
+    for column, v, code, offsets in subs:
         row.text(f",\n{pad}  {{{keys[0]}{_enc(column.region)},{keys[1]}")
         row.fill(digits)
         row.text(f",{keys[2]}{_enc(column.sub)},{keys[3]}\"{column.region}[")
