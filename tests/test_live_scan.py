@@ -23,7 +23,7 @@ if sys.platform != "linux" or platform.machine() != "x86_64":
 from wasmtime.component import Component, Linker  # noqa: E402
 
 from vmctx_emu.cli import main  # noqa: E402
-from vmctx_emu.describe import SCHEMA_VERSION  # noqa: E402
+from vmctx_emu.describe import SCHEMA_VERSION, context_doc  # noqa: E402
 from vmctx_emu.live import ScanError, scan  # noqa: E402
 from vmctx_emu.live.sources import open_source  # noqa: E402
 
@@ -94,7 +94,7 @@ def check_against_memory(result, source):
         for ctx in result.contexts:
             assert ctx.state == "live", (hex(ctx.address), ctx.liveness.evidence)
             assert ctx.shape_from.startswith("VMComponentOffsets stored at ctx-188 (10 counts"), ctx.shape_from
-            doc = ctx.to_dict()
+            doc = context_doc(ctx)
             assert doc["layout"]["address"] == f"{ctx.address:#x}" and doc["layout"]["wasmtime"] == "50.0.0"
             assert doc["layout"]["counts"] == ctx.counts
             for record in doc["records"]:
