@@ -373,7 +373,8 @@ def bench_cli_hexdump(path, n, rounds):
         log("hexdump is not installed; skipping that baseline")
         return None
     return bench_cli_against(f"CLI `hexdump`, {n:,} lowerings: vs `hexdump -C` of the same file",
-                             [CLI, "hexdump", path], ["hexdump", "-C", path], rounds, goal=1 if n >= 1_000_000 else None)
+                             [CLI, "hexdump", path], ["hexdump", "-C", path], rounds,
+                             goal=1 if n >= 1_000_000 else None)
 
 
 # -- memory rows (each measured in a fresh process) --------------------------

@@ -62,7 +62,8 @@ CASES = [
     ("hexdump", _hexdump, ["hexdump", "after"]),
     ("diff", _diff(False), ["diff", "before", "after"]),
     ("diff-json", _diff(True), ["diff", "before", "after", "--json"]),
-    ("infer", _infer(False, num_lowerings=3), ["infer", "after", "--ptr-size", "8", "--limit", "5", "--lowerings", "3"]),
+    ("infer", _infer(False, num_lowerings=3),
+     ["infer", "after", "--ptr-size", "8", "--limit", "5", "--lowerings", "3"]),
     ("infer-json", _infer(True), ["infer", "after", "--ptr-size", "8", "--limit", "5", "--json"]),
 ]
 

@@ -44,7 +44,8 @@ class Parser(argparse.ArgumentParser):
 
     def error(self, message):
         if message.startswith("unrecognized arguments: ") and self.layout is not None:
-            message += "".join(f"; {hint}" for hint in _unrecognized_hints(self.layout, message.split(": ", 1)[1].split()))
+            words = message.split(": ", 1)[1].split()
+            message += "".join(f"; {hint}" for hint in _unrecognized_hints(self.layout, words))
         self.exit(2, f"{self.prog}: error: {message}\n")
 
 

@@ -126,7 +126,8 @@ def _table_pieces(decoded, points_to, rows):
                 lines.append((f"{ctx.vmctx + offset:#018x}  " if address else "")
                              + f"{offset:8d}  {column.label(index):<34} {hex_value(column, value, ctx):<18}  {text}\n")
             yield "".join(lines)
-    yield "\n".join([anomaly_summary(decoded.anomalies)] + [f"  @{a.offset}: {a.message}" for a in decoded.anomalies]) + "\n"
+    anomalies = [anomaly_summary(decoded.anomalies)] + [f"  @{a.offset}: {a.message}" for a in decoded.anomalies]
+    yield "\n".join(anomalies) + "\n"
 
 
 def _run_parts(decoded, field, region, first, values, codes, a, b, start):
@@ -262,7 +263,8 @@ def _json_record_pieces(decoded, points_to, rows, pad):
             if runs is not None:
                 values, codes, bounds = runs
                 for a, b in zip(bounds, bounds[1:]):
-                    yield _json_run(decoded, field, region, first, values, codes, a, b, start, pad, keys), (b - a) * subs
+                    run = _json_run(decoded, field, region, first, values, codes, a, b, start, pad, keys)
+                    yield run, (b - a) * subs
                 continue
             recs = decoded.block_records(field, region, first, start, stop)
             yield "".join(_json_record(ctx, keys, pad, row, points_to) for row in record_rows(decoded, recs)), len(recs)
