@@ -83,15 +83,17 @@ def option_strings(parser):
     return found
 
 
-def commands_taking(layout, option, explicit=False):
-    """The commands (sorted) whose options include `option`, with `layout`'s count options."""
-    found = option_strings(build_parser(layout, explicit))
+def commands_taking(layout, option, explicit=False, found=None):
+    """The commands (sorted) whose options include `option`, with `layout`'s count options (`found`:
+    `option_strings` of that parser, when already known)."""
+    found = found or option_strings(build_parser(layout, explicit))
     return sorted(name for name, options in found.items() if name is not None and option in options)
 
 
 def _unrecognized_hints(layout, words):
     """Where each unrecognized `--option` belongs: other releases' counts, or other commands."""
     hints = []
+    found = option_strings(build_parser(layout))  # every command's options: only now, on an error
     for word in words:
         if not word.startswith("--"):
             continue
@@ -103,7 +105,7 @@ def _unrecognized_hints(layout, words):
                          "choose one of those with --wasmtime VERSION (`vmctx-emu versions` lists each "
                          "release's counts)")
         else:
-            commands = commands_taking(layout, option)
+            commands = commands_taking(layout, option, found=found)
             if commands:
                 hints.append(f"{option} is an option of {', '.join(commands)}")
     return hints
@@ -591,7 +593,7 @@ def main(argv=None, out=None):
               "layout", file=sys.stderr)
         return 2
     try:
-        status = globals()[f"cmd_{args.command}"](args, out)
+        status = globals()[f"cmd_{args.command}"](args, out)  # COMMANDS' NAME runs cmd_NAME
         out.flush()
     except BrokenPipeError:
         # The reader went away (`| head`): stop quietly, as cat(1) does.
