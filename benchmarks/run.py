@@ -8,7 +8,10 @@ the issues set goals on. Baselines are the floors the goals name:
   then `.value` read or written (the cheapest Python access to those bytes);
 * the C initializer (`c_alloc_init`, its Python plan included);
 * `python -c pass` for start-up;
-* `construct` timed over as many rounds as ours.
+* `construct` timed over as many rounds as ours;
+* for commands, what a user would run instead: a Python process copying the dump to stdout
+  (`decode`), `cat` of the very output (`decode --json`), `hexdump -C` of the same file
+  (`hexdump`), each with its output to /dev/null as ours.
 
 Times are CPU seconds (user + system: `time.process_time` in this process,
 `wait4`'s rusage for a child), so other work on the machine does not inflate
@@ -302,9 +305,12 @@ def run_timed(argv, rounds, stdout=subprocess.DEVNULL):
     return statistics.median(times)
 
 
+STARTUP = ["--version", "--help", "layout", "versions", "decode --help"]
+
+
 def bench_startup(rounds):
-    """`vmctx-emu --help/layout/versions` against `python -c pass`, interleaved."""
-    cases = [("--help", [CLI, "--help"]), ("layout", [CLI, "layout"]), ("versions", [CLI, "versions"])]
+    """Commands that read no dump (`--version`, `--help`, `layout`, ...) against `python -c pass`, interleaved."""
+    cases = [(name, [CLI, *name.split()]) for name in STARTUP]
     log(f"start-up: {rounds} rounds")
     floor = [sys.executable, "-c", "pass"]
     subprocess.run(floor, check=True)
@@ -318,7 +324,7 @@ def bench_startup(rounds):
             samples[name].append(run_timed(argv, 1))
     f = statistics.median(floors)
     return [Row(f"start-up: `vmctx-emu {name}` vs `python -c pass`", statistics.median(samples[name]), f, "s",
-                goal=2.5) for name, _ in cases]
+                goal=2) for name, _ in cases]
 
 
 COPY_TO_STDOUT = "import sys; sys.stdout.buffer.write(open(sys.argv[1], 'rb').read())"
@@ -332,7 +338,43 @@ def bench_cli_decode(path, n, rounds):
         base.append(run_timed([sys.executable, "-c", COPY_TO_STDOUT, path], 1))
         ours.append(run_timed([CLI, "decode", path], 1))
     return Row(f"CLI `decode` to text, {n:,} lowerings: vs a process copying the dump to stdout once",
-               statistics.median(ours), statistics.median(base), "s", goal=10 if n >= 1_000_000 else None)
+               statistics.median(ours), statistics.median(base), "s", goal=3)
+
+
+def bench_cli_against(label, ours_argv, base_argv, rounds, goal=None):
+    """`ours_argv` against `base_argv`, each a fresh process with its output to /dev/null, interleaved."""
+    log(f"{label}: {rounds} rounds")
+    ours, base = [], []
+    for _ in range(rounds):
+        base.append(run_timed(base_argv, 1))
+        ours.append(run_timed(ours_argv, 1))
+    return Row(label, statistics.median(ours), statistics.median(base), "s", goal=goal)
+
+
+def bench_cli_json(path, n, rounds, directory):
+    """`vmctx-emu decode --json DUMP` against `cat` of that very output."""
+    output = os.path.join(directory, f"decode{n}.json")
+    with open(output, "wb") as f:
+        subprocess.run([CLI, "decode", "--json", path], stdout=f, check=True)
+    size = os.path.getsize(output)
+    try:
+        return bench_cli_against(f"CLI `decode --json`, {n:,} lowerings ({size / 2**20:,.1f} MiB): vs `cat` of its "
+                                 "output", [CLI, "decode", "--json", path], ["cat", output], rounds,
+                                 goal=10 if n >= 1_000_000 else None)
+    finally:
+        os.unlink(output)
+
+
+def bench_cli_hexdump(path, n, rounds):
+    """`vmctx-emu hexdump DUMP` against `hexdump -C DUMP` (util-linux or BSD)."""
+    import shutil
+
+    if shutil.which("hexdump") is None:
+        log("hexdump is not installed; skipping that baseline")
+        return None
+    return bench_cli_against(f"CLI `hexdump`, {n:,} lowerings: vs `hexdump -C` of the same file",
+                             [CLI, "hexdump", path], ["hexdump", "-C", path], rounds,
+                             goal=1 if n >= 1_000_000 else None)
 
 
 # -- memory rows (each measured in a fresh process) --------------------------
@@ -431,6 +473,20 @@ def compile_package():
     compileall.compile_dir(os.path.dirname(vmctx_emu.__file__), quiet=1)
 
 
+def bench_commands(args, small, large, tmp):
+    """The rows that time commands, each against what a user would run instead."""
+    rows = bench_startup(max(args.rounds, 11))
+    rows.append(bench_cli_decode(small, args.small, args.rounds))
+    rows.append(bench_cli_decode(large, args.n, args.cli_rounds))
+    rows.append(bench_cli_json(small, args.small, args.rounds, tmp))
+    rows.append(bench_cli_json(large, args.n, args.cli_rounds, tmp))
+    for n, path, rounds in ((args.small, small, args.rounds), (args.n, large, args.cli_rounds)):
+        row = bench_cli_hexdump(path, n, rounds)
+        if row:
+            rows.append(row)
+    return rows
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--n", type=int, default=1_000_000, help="lowerings of the large dump and arrays of the large init")
@@ -441,6 +497,10 @@ def main(argv=None):
     parser.add_argument("--no-construct", action="store_true", help="skip the construct baseline")
     parser.add_argument("--readme", default=README, help="README whose table is regenerated")
     parser.add_argument("--no-readme", action="store_true", help="print only")
+    parser.add_argument("--only", choices=("all", "commands"), default="all",
+                        help="commands: only the rows that time commands (start-up, decode, decode --json, hexdump); "
+                             "with PYTHONPATH=CHECKOUT they time another checkout's package (the README is then "
+                             "left alone)")
     parser.add_argument("--worker", nargs=2, metavar=("KIND", "PATH"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.worker:
@@ -451,6 +511,11 @@ def main(argv=None):
     with tempfile.TemporaryDirectory() as tmp:
         small, large = make_dump(args.small, tmp), make_dump(args.n, tmp)
         gc.collect()
+        if args.only == "commands":
+            args.no_readme = True
+            rows = bench_commands(args, small, large, tmp)
+            print(table(rows), flush=True)
+            return
         for n in (args.small, args.n):
             rows.append(bench_init(n, args.rounds))
         for n, path in ((args.small, small), (args.n, large)):
@@ -463,9 +528,7 @@ def main(argv=None):
                 if row:
                     rows.append(row)
         rows += bench_access(args.access_ops)
-        rows += bench_startup(max(args.rounds, 11))
-        rows.append(bench_cli_decode(small, args.small, args.rounds))
-        rows.append(bench_cli_decode(large, args.n, args.cli_rounds))
+        rows += bench_commands(args, small, large, tmp)
         for n, path in ((args.small, small), (args.n, large)):
             rows.append(bench_peak(path, n, "cli"))
         rows.append(bench_instance_memory())

@@ -7,6 +7,8 @@ import sys
 import pytest
 from conftest import run_cli as run
 
+from vmctx_emu.describe import SCHEMA_VERSION
+
 
 SAMPLE_ARGS = ["layout", "--ptr-size", "8", "--lowerings", "3", "--memories", "1", "--reallocs", "1",
                "--post-returns", "1", "--instances", "2", "--always-trap", "1"]
@@ -40,7 +42,7 @@ def test_layout_json(capsys):
     status, out, _ = run(SAMPLE_ARGS + ["--json"], capsys)
     assert status == 0
     doc = json.loads(out)
-    assert doc["schema_version"] == 1 and doc["ptr_size"] == 8 and doc["size_of_vmctx"] == 232
+    assert doc["schema_version"] == SCHEMA_VERSION and doc["ptr_size"] == 8 and doc["size_of_vmctx"] == 232
     assert doc["counts"]["num_runtime_component_instances"] == 2
     assert [(r["name"], r["offset"], r["size"], r["count"], r["padding_before"]) for r in doc["regions"]] == [
         ("magic", 0, 4, 1, 0), ("store", 8, 16, 1, 4), ("flags", 32, 32, 2, 8),

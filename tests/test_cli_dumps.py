@@ -8,6 +8,7 @@ import pytest
 from conftest import run_cli as run
 
 from vmctx_emu import Component, OwnedComponentInstance
+from vmctx_emu.describe import SCHEMA_VERSION
 
 SAMPLE = Component(num_lowerings=3, num_runtime_memories=1, num_runtime_reallocs=1,
                    num_runtime_post_returns=1, num_runtime_component_instances=2, num_always_trap=1)
@@ -39,7 +40,7 @@ def test_decode_json_uses_hex_strings(dumps, capsys):
     _, a, _ = dumps
     status, out, _ = run(["decode", a, "--json"], capsys)
     doc = json.loads(out)
-    assert status == 0 and doc["schema_version"] == 1 and doc["anomalies"] == []
+    assert status == 0 and doc["schema_version"] == SCHEMA_VERSION and doc["anomalies"] == []
     rec = {r["field"]: r for r in doc["records"]}
     assert rec["memories[0]"]["value"] == "0xdeaddeadbeefbeef"
     assert rec["memories[0]"]["interpretation"] == "unset_poison"
@@ -140,7 +141,7 @@ def test_infer_says_when_ambiguous_and_known_counts_narrow(dumps, capsys):
     status, out, _ = run(["infer", a, "--ptr-size", "8", "--json", "--limit", "500"], capsys)
     doc = json.loads(out)
     seed = next(r for r in doc["releases"] if r["layout"] == "seed")
-    assert doc["schema_version"] == 2 and seed["candidates"] == 125 == len(seed["shapes"]) == seed["listed"]
+    assert doc["schema_version"] == SCHEMA_VERSION and seed["candidates"] == 125 == len(seed["shapes"]) == seed["listed"]
     assert SAMPLE.counts() in [s["counts"] for s in seed["shapes"]]
     costs = [s["cost"] for s in seed["shapes"]]
     assert costs == sorted(costs)

@@ -3,8 +3,11 @@
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+import pytest
+
+import vmctx_emu.describe.hexdump as hexdump
 from vmctx_emu import OwnedComponentInstance
-from vmctx_emu.describe import hexdump_lines
+from vmctx_emu.describe import hexdump_chunks, hexdump_lines
 from vmctx_emu.layouts.releases import LAYOUTS
 
 
@@ -41,11 +44,22 @@ def reference_lines(ctx):
     yield f"{len(raw):08x}"
 
 
+@pytest.mark.parametrize("min_lines", [0, hexdump.MIN_LINES], ids=["matrices", "default"])
 @settings(max_examples=80, deadline=None)
 @given(layout=st.sampled_from(LAYOUTS), ptr=st.sampled_from([4, 8]), debug=st.booleans(),
-       counts=st.lists(st.integers(0, 5), min_size=12, max_size=12),
-       edits=st.lists(st.tuples(st.integers(0, 1 << 12), st.integers(0, 255)), max_size=8))
-def test_hexdump_is_the_reference(layout, ptr, debug, counts, edits):
+       counts=st.lists(st.one_of(st.integers(0, 5), st.integers(60, 1100)), min_size=12, max_size=12),
+       edits=st.lists(st.tuples(st.integers(0, 1 << 16), st.integers(0, 255)), max_size=8))
+def test_hexdump_is_the_reference(min_lines, layout, ptr, debug, counts, edits):
+    """Every line, label and fold as the plain reference gives them; with `min_lines` 0 every run of
+    array lines goes through the matrix path, short or long."""
+    hexdump.MIN_LINES, saved = min_lines, hexdump.MIN_LINES
+    try:
+        _check(layout, ptr, debug, counts, edits)
+    finally:
+        hexdump.MIN_LINES = saved
+
+
+def _check(layout, ptr, debug, counts, edits):
     shape = dict(zip(layout.count_names, counts))
     header = {name: (0x1000, 0x2000) if name == "store" else 0x1000 + 0x10 * k
               for k, name in enumerate(layout.header_names())}
@@ -54,4 +68,7 @@ def test_hexdump_is_the_reference(layout, ptr, debug, counts, edits):
         raw = inst._live()
         for at, value in edits:  # printable and unprintable bytes, runs broken at random
             raw[at % len(raw)] = value
-        assert list(hexdump_lines(inst)) == list(reference_lines(inst))
+        expected = list(reference_lines(inst))
+        assert list(hexdump_lines(inst)) == expected
+        pieces = [bytes(p) for p in hexdump_chunks(inst, lines=7, binary=True)]
+        assert b"".join(pieces) == "".join(line + "\n" for line in expected).encode()

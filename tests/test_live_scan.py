@@ -23,6 +23,7 @@ if sys.platform != "linux" or platform.machine() != "x86_64":
 from wasmtime.component import Component, Linker  # noqa: E402
 
 from vmctx_emu.cli import main  # noqa: E402
+from vmctx_emu.describe import SCHEMA_VERSION, context_doc  # noqa: E402
 from vmctx_emu.live import ScanError, scan  # noqa: E402
 from vmctx_emu.live.target import open_source  # noqa: E402
 
@@ -93,7 +94,7 @@ def check_against_memory(result, source):
         for ctx in result.contexts:
             assert ctx.state == "live", (hex(ctx.address), ctx.liveness.evidence)
             assert ctx.shape_from.startswith("VMComponentOffsets stored at ctx-188 (10 counts"), ctx.shape_from
-            doc = ctx.to_dict()
+            doc = context_doc(ctx)
             assert doc["layout"]["address"] == f"{ctx.address:#x}" and doc["layout"]["wasmtime"] == "50.0.0"
             assert doc["layout"]["counts"] == ctx.counts
             for record in doc["records"]:
@@ -128,7 +129,7 @@ def test_scan_a_child_by_pid_and_its_core(child, core):
 def test_cli_scan_json_and_text(child, capsys):
     assert main(["scan", "--pid", str(child.pid), "--json"]) == 0
     doc = json.loads(capsys.readouterr().out)
-    assert doc["schema_version"] == 2 and doc["source"] == f"pid {child.pid}"
+    assert doc["schema_version"] == SCHEMA_VERSION and doc["source"] == f"pid {child.pid}"
     assert doc["wasmtime"]["version"] == "50.0.0" and len(doc["contexts"]) == len(CHILD_SHAPES)
     assert doc["liveness"] == {"live": len(CHILD_SHAPES), "unknown": 0, "freed": 0}
     assert {"layout", "records", "anomalies", "shape_from", "notes", "liveness", "image"} <= set(doc["contexts"][0])

@@ -25,6 +25,7 @@ NO_SUCH_PID = 2**22 + 12345  # above the default pid_max: no process has it
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from vmctx_emu.describe import context_doc
 from vmctx_emu.errors import ArgumentTypeError, LiveError, SymbolFileError
 from vmctx_emu.live import symbols
 from vmctx_emu.errors import UnreadableMemoryError
@@ -698,7 +699,7 @@ def test_a_real_builtins_pointer_and_callee():
     contexts = [c for c in scan().contexts if c.decoded is not None]
     assert contexts
     for ctx in contexts:
-        records = {r["field"]: r for r in ctx.to_dict()["records"]}
+        records = {r["field"]: r for r in context_doc(ctx)["records"]}
         builtins = records["builtins"]
         assert name_address(int(builtins["value"], 16), maps) == \
             builtins["points_to"] == f"{BUILTINS} in section .data.rel.ro of _libwasmtime.so"

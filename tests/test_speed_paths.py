@@ -11,12 +11,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-import vmctx_emu.describe as describe
+import vmctx_emu.describe.records as records
 import vmctx_emu.memory.instance as instance_module
 from vmctx_emu import (ArgumentTypeError, ClosedError, Component, ComponentIndexError, OwnedComponentInstance,
                        VMContextError, VMLowering, load_dump, wasmtime_layout)
 from vmctx_emu.cli import main
-from vmctx_emu.describe import _hex, decoded_table, decoded_table_chunks, interpretation
+from vmctx_emu.describe import decoded_table, decoded_table_chunks, hex_value, interpretation
 from vmctx_emu.dumps.decode import Anomaly, Interp, _covered, _runs, _where, decode
 from vmctx_emu.dumps.dump import DumpedContext
 
@@ -47,7 +47,7 @@ def _reference_table(decoded, points_to=None):
         if offset in points_to:
             text = points_to[offset] if code == Interp.POINTER else f"{text}: {points_to[offset]}"
         lines.append((f"{ctx.vmctx + offset:#018x}  " if points_to else "")
-                     + f"{offset:8d}  {column.label(int(r['index'])):<34} {_hex(column, value, ctx):<18}  {text}")
+                     + f"{offset:8d}  {column.label(int(r['index'])):<34} {hex_value(column, value, ctx):<18}  {text}")
     lines.append("anomalies: none" if not decoded.anomalies else f"anomalies: {len(decoded.anomalies)}")
     lines += [f"  @{a.offset}: {a.message}" for a in decoded.anomalies]
     return "\n".join(lines)
@@ -89,10 +89,10 @@ def test_padding_anomalies_match_the_full_byte_mask(ptr, order, flips):
     assert [a for a in decode(ctx).anomalies if a.kind == "padding"] == _padding_reference(ctx)
 
 
-@pytest.mark.parametrize("min_run", [0, describe._MIN_RUN, 10**9])
+@pytest.mark.parametrize("min_run", [0, records.MIN_RUN, 10**9])
 @pytest.mark.parametrize("ptr,order,debug", [(8, "little", True), (4, "big", True), (8, "little", False)])
 def test_table_chunks_match_the_line_by_line_table(monkeypatch, min_run, ptr, order, debug):
-    monkeypatch.setattr(describe, "_MIN_RUN", min_run)
+    monkeypatch.setattr(records, "MIN_RUN", min_run)
     inst = _instance(ptr, order, debug, n=1203)  # indices gain digits at 10, 100 and 1000
     limit = 1 << (8 * ptr)
     for i in range(0, 1203, 3):

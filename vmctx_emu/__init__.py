@@ -4,6 +4,8 @@ Every release's layout is declared once (`vmctx_emu.layouts.releases`);
 offsets, memory, setters, decoding and everything else derive from it.
 """
 
+__version__ = "0.1.0"  # setup.cfg reads it: the one place the version is written
+
 from .constants import (
     FLAG_MAY_ENTER,
     FLAG_MAY_LEAVE,
@@ -24,6 +26,8 @@ from .errors import (
     VMContextError,
     VMCtxEmuError,
 )
+
+from .lazy import lazy_names
 
 # Everything else is imported on first use (PEP 562), so that `import vmctx_emu`
 # (and so every CLI command) does not pay for numpy and the memory emulation
@@ -51,22 +55,11 @@ _LAZY = {
 }
 
 
-def __getattr__(name):
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    from importlib import import_module
-
-    value = getattr(import_module(f".{module}", __name__), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__():
-    return sorted(set(globals()) | set(_LAZY))
+__getattr__, __dir__ = lazy_names(__name__, _LAZY)
 
 
 __all__ = [
+    "__version__",
     "ArgumentTypeError",
     "ArgumentValueError",
     "ClosedError",

@@ -1,21 +1,23 @@
 """`vmctx-emu`: a thin command line over the package; all work is done by the library.
 
-Modules that need numpy (dumps, decoding, scanning) are imported inside the commands that use
-them, so `--help`, `layout` and `versions` start without numpy.
+Parse, call, render: each command reads its input with the library and prints it with
+`vmctx_emu.describe`. Start-up pays only for what the command line asks: modules that need numpy
+(dumps, decoding, scanning) are imported inside the commands that use them, and only the
+command given gets its options built (`build_parser(commands=...)`), so `--help`, `--version`,
+`layout` and `versions` start without numpy.
 """
 
 import argparse
-import json
 import os
 import sys
-import textwrap
 
+from . import __version__
 from .errors import ArgumentValueError, UnknownReleaseError, VMCtxEmuError
 from .layouts.component import check_u32, count_option
 from .layouts.ptr import HostPtr, PtrSize
 from .layouts.releases import COUNT_ORDER, LAYOUTS, SEED, resolve_release
 
-__all__ = ["main", "add_layout_options", "count_option", "count_options"]
+__all__ = ["main", "Parser", "build_parser", "add_layout_options", "count_option", "count_options"]
 
 
 def count_options(layout=SEED):
@@ -23,11 +25,12 @@ def count_options(layout=SEED):
     return {count_option(name): name for name in layout.count_names}
 
 
-# Every count some release has: infer without --wasmtime takes any of them.
-ALL_COUNT_NAMES = tuple(n for n in COUNT_ORDER if any(n in layout.count_names for layout in LAYOUTS))
+def all_count_names():
+    """Every count some release has, in the Rust order: infer without --wasmtime takes any of them."""
+    return tuple(n for n in COUNT_ORDER if any(n in layout.count_names for layout in LAYOUTS))
 
 
-class _Parser(argparse.ArgumentParser):
+class Parser(argparse.ArgumentParser):
     """Bad arguments: one line on stderr and exit status 2, no usage dump; no abbreviated options.
 
     An unrecognized option that is a count of other releases, or an option of other commands, is
@@ -41,7 +44,8 @@ class _Parser(argparse.ArgumentParser):
 
     def error(self, message):
         if message.startswith("unrecognized arguments: ") and self.layout is not None:
-            message += "".join(f"; {hint}" for hint in _unrecognized_hints(self, message.split(": ", 1)[1].split()))
+            words = message.split(": ", 1)[1].split()
+            message += "".join(f"; {hint}" for hint in _unrecognized_hints(self.layout, words))
         self.exit(2, f"{self.prog}: error: {message}\n")
 
 
@@ -66,34 +70,44 @@ def _release_runs(layouts):
     return ", ".join(runs)
 
 
-def _command_options(parser):
-    """Option string -> the commands that take it."""
-    commands = {}
-    for action in parser._actions:
-        if isinstance(action, argparse._SubParsersAction):
-            for name, sub in action.choices.items():
-                for option in sub._option_string_actions:
-                    if option not in ("-h", "--help"):
-                        commands.setdefault(option, []).append(name)
-    return commands
+def option_strings(parser):
+    """{None: the top-level options, COMMAND: that command's options} of a parser from `build_parser`.
+
+    argparse lists no parser's options publicly: this reads its `_actions` (each Action's
+    `option_strings` is public), here and nowhere else. The commands are the ones
+    `build_parser` recorded in `parser.commands`.
+    """
+    found = {None: {o for action in parser._actions for o in action.option_strings}}
+    for name, sub in parser.commands.items():
+        found[name] = {o for action in sub._actions for o in action.option_strings} - {"-h", "--help"}
+    return found
 
 
-def _unrecognized_hints(parser, words):
+def commands_taking(layout, option, explicit=False, found=None):
+    """The commands (sorted) whose options include `option`, with `layout`'s count options (`found`:
+    `option_strings` of that parser, when already known)."""
+    found = found or option_strings(build_parser(layout, explicit))
+    return sorted(name for name, options in found.items() if name is not None and option in options)
+
+
+def _unrecognized_hints(layout, words):
     """Where each unrecognized `--option` belongs: other releases' counts, or other commands."""
     hints = []
-    commands = _command_options(parser)
+    found = option_strings(build_parser(layout))  # every command's options: only now, on an error
     for word in words:
         if not word.startswith("--"):
             continue
         option = word.split("=", 1)[0]
         names = [n for n in COUNT_ORDER if f"--{count_option(n)}" == option]
-        having = [layout for layout in LAYOUTS if any(n in layout.count_names for n in names)]
+        having = [other for other in LAYOUTS if any(n in other.count_names for n in names)]
         if having:
-            hints.append(f"{option} is a count of {_release_runs(having)}, not of {parser.layout.name}: "
+            hints.append(f"{option} is a count of {_release_runs(having)}, not of {layout.name}: "
                          "choose one of those with --wasmtime VERSION (`vmctx-emu versions` lists each "
                          "release's counts)")
-        elif option in commands:
-            hints.append(f"{option} is an option of {', '.join(sorted(set(commands[option])))}")
+        else:
+            commands = commands_taking(layout, option, found=found)
+            if commands:
+                hints.append(f"{option} is an option of {', '.join(commands)}")
     return hints
 
 
@@ -213,8 +227,18 @@ def offsets_from_args(args):
     return args.layout.offsets(args.ptr_size, **_counts(args))
 
 
+def write_chunks(out, chunks):
+    """Write a renderer's pieces to `out`: `chunks(binary)` gives ASCII bytes-like pieces for a binary
+    stream (`out.buffer`: hundreds of megabytes are never decoded and re-encoded), text otherwise."""
+    binary = getattr(out, "buffer", None)
+    if binary is not None:
+        out.flush()
+    for chunk in chunks(binary is not None):
+        (binary or out).write(chunk)
+
+
 def cmd_layout(args, out):
-    from .render import layout_json, layout_table
+    from .describe.layout import layout_json, layout_table
 
     offsets = offsets_from_args(args)
     out.write((layout_json(offsets) if args.json else layout_table(offsets)) + "\n")
@@ -222,34 +246,26 @@ def cmd_layout(args, out):
 
 def cmd_decode(args, out):
     """Exit status 1 with --strict when the decode reports anomalies."""
-    from .describe import decoded_json_chunks, decoded_table_chunks
+    from .describe.records import decoded_json_chunks, decoded_table_chunks
     from .dumps.decode import decode
 
     decoded = decode(load_from_args(args, args.dump))
     # Streamed: a large dump never becomes one string (nor, as JSON, one dict per record).
-    if args.json:
-        for chunk in decoded_json_chunks(decoded):
-            out.write(chunk)
-    else:
-        # The table's pieces are ASCII: straight to a binary stream if there is one.
-        binary = getattr(out, "buffer", None)
-        if binary is not None:
-            out.flush()
-        for chunk in decoded_table_chunks(decoded, binary=binary is not None):
-            (binary or out).write(chunk)
+    render = decoded_json_chunks if args.json else decoded_table_chunks
+    write_chunks(out, lambda binary: render(decoded, binary=binary))
     return 1 if args.strict and decoded.anomalies else 0
 
 
 def cmd_hexdump(args, out):
-    from .describe import hexdump_lines
+    from .describe.hexdump import hexdump_chunks
 
-    for line in hexdump_lines(load_from_args(args, args.dump)):
-        out.write(line + "\n")
+    ctx = load_from_args(args, args.dump)
+    write_chunks(out, lambda binary: hexdump_chunks(ctx, binary=binary))
 
 
 def cmd_diff(args, out):
     """Exit status as diff(1): 0 when the dumps decode the same, 1 when they differ."""
-    from .describe import diff_json, diff_rows, diff_table
+    from .describe.diff import diff_json, diff_rows, diff_table
     from .dumps.decode import decode, padding_differences
     from .dumps.dump import DumpError
 
@@ -267,6 +283,8 @@ def cmd_diff(args, out):
 
 
 def cmd_infer(args, out):
+    """Exit status 1 when no release layout fits."""
+    from .describe.infer import infer_json, infer_text
     from .dumps.dump import read_dump_bytes
     from .dumps.infer import INFER_MAX_BYTES, infer_releases
 
@@ -276,40 +294,18 @@ def cmd_infer(args, out):
     counts = {name: getattr(args, name) for name in _infer_count_names(args) if getattr(args, name) is not None}
     results = infer_releases(data, args.ptr_size, args.byte_order, layouts=only, address=args.address,
                              counts=counts, debug_assertions=not args.release, limit=args.limit)
-    if args.json:
-        doc = {"schema_version": 2, "size": len(data), "ptr_size": int(args.ptr_size),
-               "byte_order": args.byte_order, "debug_assertions": not args.release,
-               "releases": [{"layout": r.layout.id, "releases": r.range_text, "candidates": r.count,
-                             "listed": len(r.candidates), "notes": r.notes,
-                             "shapes": [{"counts": dict(c.counts), "cost": round(c.cost, 3)}
-                                        for c in r.candidates]} for r in results]}
-        out.write(json.dumps(doc, indent=1) + "\n")
-        return 0 if results else 1
-    build = "release-build" if args.release else "debug-initialized"
-    out.write(f"{len(data)} bytes, ptr_size={int(args.ptr_size)}, {args.byte_order}-endian, {build}: ")
-    if not results:
-        out.write("no release layout has a shape that fits\n")
-        return 1
-    out.write("1 release layout fits\n" if len(results) == 1 else f"{len(results)} release layouts fit\n")
-    for r in results:
-        verdict = "unambiguous" if r.count == 1 else f"ambiguous: {r.count:,} candidate shapes, most plausible first"
-        out.write(f"{r.layout.id} ({r.range_text}): {verdict}\n")
-        for note in r.notes:
-            out.write(f"  note: {note}\n")
-        for c in r.candidates:
-            out.write("  " + " ".join(f"--{count_option(n)} {v}" for n, v in c.counts) + "\n")
-        if r.count > len(r.candidates):
-            out.write(f"  ... {r.count - len(r.candidates):,} more (raise --limit or give known "
-                      "counts to narrow them)\n")
-    return 0
+    render = infer_json if args.json else infer_text
+    out.write(render(results, size=len(data), ptr_size=args.ptr_size, byte_order=args.byte_order,
+                     debug_assertions=not args.release) + "\n")
+    return 0 if results else 1
 
 
 def _infer_count_names(args):
-    return args.layout.count_names if args.wasmtime is not None else ALL_COUNT_NAMES
+    return args.layout.count_names if args.wasmtime is not None else all_count_names()
 
 
 def cmd_scan(args, out):
-    from .describe import decoded_table
+    from .describe.scan import scan_json_chunks, scan_text_chunks
     from .live import scan
 
     source = args.pid if args.pid is not None else args.core
@@ -320,24 +316,9 @@ def cmd_scan(args, out):
     finally:
         if progress:
             progress.clear()
-    if args.json:
-        out.write(json.dumps(result.to_dict(), indent=1) + "\n")
-        return 0
-    states = result.to_dict()["liveness"]
-    counted = ", ".join(f"{n} {state}" for state, n in states.items() if n or state == "live")
-    out.write(f"{result.source}: Wasmtime {result.wasmtime or 'unknown'} ({result.wasmtime_from}), "
-              f"{len(result.contexts)} component context{'s' * (len(result.contexts) != 1)} listed ({counted})\n")
-    for note in result.notes:
-        out.write(f"note: {note}\n")
-    for ctx in result.contexts:
-        out.write(f"\nVMComponentContext at {ctx.address:#x}: {ctx.state.upper()}\n")
-        for line in ctx.liveness.evidence:
-            out.write(f"  {line}\n")
-        if ctx.decoded is not None:
-            out.write(f"shape: {ctx.shape_from}\n")
-            out.write(decoded_table(ctx.decoded, ctx.points_to) + "\n")
-        for note in ctx.notes:
-            out.write(f"  note: {note}\n")
+    # Streamed, a context at a time: the text of thousands of contexts is never held whole.
+    for chunk in (scan_json_chunks if args.json else scan_text_chunks)(result):
+        out.write(chunk)
     return 0
 
 
@@ -375,47 +356,19 @@ class _ProgressLine:
             self.shown = None
 
 
-VERSIONS_WIDTH = 80
-
-
 def cmd_versions(args, out):
-    """One block per layout, wrapped to 80 columns: id and releases, what changes, count options."""
-    indent = " " * 6
-    for layout in LAYOUTS:
-        out.write(f"{layout.id:<5} {layout.range_text}\n")
-        for text in (layout.changes,
-                     "counts: " + " ".join(f"--{count_option(n)}" for n in layout.count_names)):
-            out.write(textwrap.fill(text, VERSIONS_WIDTH, initial_indent=indent, subsequent_indent=indent + "  ",
-                                    break_long_words=False, break_on_hyphens=False) + "\n")
-    out.write("Choose one with --wasmtime VERSION: 0.40.1, v21.0.2, 21 (the newest 21.x), seed.\n")
+    from .describe.layout import versions_text
 
-
-DEMO_STORE = (0x5555_0000_1000, 0x5555_0000_2000)
-
-
-def write_demo_dumps(directory, out):
-    """ctx.bin (as initialized), before.bin (a few slots set), after.bin (later): the dumps the README uses."""
-    from .demo import SAMPLE_COMPONENT
-    from .memory.instance import OwnedComponentInstance
-    from .memory.reader import VMLowering
-
-    os.makedirs(directory, exist_ok=True)
-    with OwnedComponentInstance(SAMPLE_COMPONENT, store=DEMO_STORE) as inst:
-        paths = [inst.dump(os.path.join(directory, "ctx.bin"))]
-        inst.set_runtime_memory(0, 0x7000_0000_1000)
-        inst.set_lowering(0, VMLowering(callee=0x6000_0000_0100, data=0x6000_0000_0200), 0x6000_0000_0300, 17)
-        paths.append(inst.dump(os.path.join(directory, "before.bin")))
-        inst.set_always_trap(0, 0x6000_0000_0400, 18)
-        inst.instance_flags(1).may_enter = False
-        inst.instance_flags(1).needs_post_return = True
-        paths.append(inst.dump(os.path.join(directory, "after.bin")))
-    for path in paths:
-        out.write(f"wrote {path} and {path}.json\n")
+    out.write(versions_text(LAYOUTS) + "\n")
 
 
 def cmd_demo(args, out):
     if args.dump is not None:
-        return write_demo_dumps(args.dump, out)
+        from .demo import write_sample_dumps
+
+        for path in write_sample_dumps(args.dump):
+            out.write(f"wrote {path} and {path}.json\n")
+        return 0
     from .demo import run_demo
 
     run_demo(out)
@@ -433,14 +386,8 @@ class _VersionAction(argparse.Action):
 
 
 def version_text():
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        mine = version("vmctx-emu")
-    except PackageNotFoundError:
-        mine = "unknown (not installed)"
     newest = LAYOUTS[-1]
-    return (f"vmctx-emu {mine}; Wasmtime layouts: seed (commit 97894bc65e) and v{LAYOUTS[1].first} - "
+    return (f"vmctx-emu {__version__}; Wasmtime layouts: seed (commit 97894bc65e) and v{LAYOUTS[1].first} - "
             f"v{newest.last} (newest known release: {newest.last})")
 
 
@@ -455,52 +402,31 @@ exit status:
 """
 
 
-def build_parser(layout=SEED, explicit=False):
-    """The CLI parser; the count options are those of `layout` (chosen with --wasmtime: `explicit`)."""
-    parser = _Parser(
-        prog="vmctx-emu",
-        description="Emulate and inspect Wasmtime's VMComponentContext memory.",
-        epilog=EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    parser.layout = layout
-    parser.add_argument("--traceback", action="store_true",
-                        help="show the Python traceback on errors (accepted anywhere on the line)")
-    parser.add_argument("--version", action=_VersionAction,
-                        help="print the package version and the newest Wasmtime release it knows")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
-
-    def command(name, help, **kwargs):
-        return sub.add_parser(name, help=help, description=help[0].upper() + help[1:] + ".", **kwargs)
-
-    p = command("layout", "print the field layout for a pointer size and shape")
+def _layout_options(p, layout, explicit):
     add_layout_options(p, layout)
     p.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
-    p.set_defaults(func=cmd_layout)
 
-    p = command("decode", "decode a dump into fields, values and anomalies",
-                epilog="exit status: 0; 1 with --strict when there are anomalies; 2 bad input")
+
+def _decode_options(p, layout, explicit):
     p.add_argument("dump", help="the raw context bytes (sidecar DUMP.json read if present)")
     add_layout_options(p, layout, for_dump=True)
     p.add_argument("--json", action="store_true", help="print JSON records instead of a table")
     p.add_argument("--strict", action="store_true", help="exit with status 1 when there are anomalies")
-    p.set_defaults(func=cmd_decode)
 
-    p = command("hexdump", "hexdump -C style lines with field names in the margin")
+
+def _hexdump_options(p, layout, explicit):
     p.add_argument("dump", help="the raw context bytes (sidecar DUMP.json read if present)")
     add_layout_options(p, layout, for_dump=True)
-    p.set_defaults(func=cmd_hexdump)
 
-    p = command("diff", "the fields that differ between two dumps of one layout",
-                epilog="exit status, as diff(1): 0 the dumps decode the same; 1 they differ; 2 bad input")
+
+def _diff_options(p, layout, explicit):
     p.add_argument("old", help="the earlier dump")
     p.add_argument("new", help="the later dump, of the same layout")
     add_layout_options(p, layout, for_dump=True)
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
-    p.set_defaults(func=cmd_diff)
 
-    p = command("infer", "release layouts and component shapes that fit a dump, most plausible first",
-                epilog="exit status: 0 some layout fits; 1 none fits; 2 bad input")
+
+def _infer_options(p, layout, explicit):
     p.add_argument("dump", help="the raw context bytes")
     p.add_argument("--wasmtime", default=None, metavar="VERSION",
                    help="check only this release's layout (default: every release); "
@@ -516,12 +442,12 @@ def build_parser(layout=SEED, explicit=False):
                    help="candidate shapes to list per release (default 20; a u32)")
     p.add_argument("--json", action="store_true", help="print one JSON object instead of text")
     known = p.add_argument_group("known counts (narrow the candidates)")
-    for name in (layout.count_names if explicit else ALL_COUNT_NAMES):
+    for name in (layout.count_names if explicit else all_count_names()):
         known.add_argument(f"--{count_option(name)}", dest=name, type=_u32(count_option(name)), default=None,
                            metavar="N", help=f"{name} is N")
-    p.set_defaults(func=cmd_infer)
 
-    p = command("scan", "find and decode every component context in a live Wasmtime process or core")
+
+def _scan_options(p, layout, explicit):
     target = p.add_mutually_exclusive_group(required=True)
     target.add_argument("--pid", type=_pid, metavar="PID", help="a running process (read-only, never stopped)")
     target.add_argument("--core", metavar="FILE", help="a core file (ELF; gzip-compressed is read too)")
@@ -537,16 +463,57 @@ def build_parser(layout=SEED, explicit=False):
                    help="look for the target's files under DIR (as gdb's `set sysroot`); each checked against the "
                         "core's bytes")
     p.add_argument("--json", action="store_true", help="print one JSON object instead of tables")
-    p.set_defaults(func=cmd_scan)
 
-    p = command("versions", "the supported Wasmtime releases and their count options")
-    p.set_defaults(func=cmd_versions)
 
-    p = command("demo", "show the package at work on built-in defaults")
+def _demo_options(p, layout, explicit):
     p.add_argument("--dump", metavar="DIR", default=None,
                    help="instead, write the demo's dumps into DIR: ctx.bin (as initialized), before.bin "
                         "(a few slots set), after.bin (later), each with its .json sidecar")
-    p.set_defaults(func=cmd_demo)
+
+
+# name: (help, epilog, its options); each runs `cmd_NAME(args, out)`.
+COMMANDS = {
+    "layout": ("print the field layout for a pointer size and shape", None, _layout_options),
+    "decode": ("decode a dump into fields, values and anomalies",
+               "exit status: 0; 1 with --strict when there are anomalies; 2 bad input", _decode_options),
+    "hexdump": ("hexdump -C style lines with field names in the margin", None, _hexdump_options),
+    "diff": ("the fields that differ between two dumps of one layout",
+             "exit status, as diff(1): 0 the dumps decode the same; 1 they differ; 2 bad input",
+             _diff_options),
+    "infer": ("release layouts and component shapes that fit a dump, most plausible first",
+              "exit status: 0 some layout fits; 1 none fits; 2 bad input", _infer_options),
+    "scan": ("find and decode every component context in a live Wasmtime process or core", None,
+             _scan_options),
+    "versions": ("the supported Wasmtime releases and their count options", None, None),
+    "demo": ("show the package at work on built-in defaults", None, _demo_options),
+}
+
+
+def build_parser(layout=SEED, explicit=False, commands=None):
+    """The CLI parser; the count options are those of `layout` (chosen with --wasmtime: `explicit`).
+
+    Every command is listed, but only those in `commands` (default: all) get their options: the
+    one command a command line runs is all its start-up needs to build. `parser.commands` maps
+    each command to its parser.
+    """
+    parser = Parser(
+        prog="vmctx-emu",
+        description="Emulate and inspect Wasmtime's VMComponentContext memory.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.layout = layout
+    parser.add_argument("--traceback", action="store_true",
+                        help="show the Python traceback on errors (accepted anywhere on the line)")
+    parser.add_argument("--version", action=_VersionAction,
+                        help="print the package version and the newest Wasmtime release it knows")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
+    parser.commands = {}
+    for name, (help, epilog, options) in COMMANDS.items():
+        p = parser.commands[name] = sub.add_parser(name, help=help, description=help[0].upper() + help[1:] + ".",
+                                                   epilog=epilog)
+        if options is not None and (commands is None or name in commands):
+            options(p, layout, explicit)
     return parser
 
 
@@ -591,6 +558,10 @@ def _quiet_stdout():
 def main(argv=None, out=None):
     """Run the CLI; returns the exit status (0; 1 as each command documents; 2 bad input; 141 broken pipe)."""
     out = sys.stdout if out is None else out
+    # numpy's wheels bundle OpenBLAS, whose thread pool (one thread per CPU) starts spinning as
+    # numpy is imported: about 90 ms of CPU per command on 2 CPUs, for nothing (no command does
+    # linear algebra). One thread, unless the user set it; before any command imports numpy.
+    os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
     argv, traceback = take_traceback_flag(sys.argv[1:] if argv is None else list(argv))
     try:
         release = requested_release(argv)
@@ -601,12 +572,16 @@ def main(argv=None, out=None):
         print(f"vmctx-emu: error: argument --wasmtime: {e}", file=sys.stderr)
         return 2
     layout = resolution.layout
-    parser = build_parser(layout, explicit=release is not None)
+    explicit = release is not None
+    # The command is the first word that is not an option (the top level's options take no value).
+    parser = build_parser(layout, explicit, commands=[next((w for w in argv if not w.startswith("-")), None)])
     first = argv[0].split("=", 1)[0] if argv else ""
-    if first not in parser._option_string_actions and first in _command_options(parser):
-        print(f"vmctx-emu: error: {first} is an option of {', '.join(sorted(_command_options(parser)[first]))}: "
-              f"put it after the COMMAND (vmctx-emu COMMAND {first} ...)", file=sys.stderr)
-        return 2
+    if first.startswith("-") and first not in option_strings(parser)[None]:
+        commands = commands_taking(layout, first, explicit)
+        if commands:
+            print(f"vmctx-emu: error: {first} is an option of {', '.join(commands)}: "
+                  f"put it after the COMMAND (vmctx-emu COMMAND {first} ...)", file=sys.stderr)
+            return 2
     args = parser.parse_args(argv)
     if args.command is None:
         sys.stderr.write(parser.format_help() + "vmctx-emu: error: no COMMAND given; choose one of the above\n")
@@ -618,7 +593,7 @@ def main(argv=None, out=None):
               "layout", file=sys.stderr)
         return 2
     try:
-        status = args.func(args, out)
+        status = globals()[f"cmd_{args.command}"](args, out)  # COMMANDS' NAME runs cmd_NAME
         out.flush()
     except BrokenPipeError:
         # The reader went away (`| head`): stop quietly, as cat(1) does.

@@ -5,16 +5,17 @@ import tempfile
 
 from .layouts.releases import Component
 from .dumps.decode import decode, padding_differences
-from .describe import decoded_table, diff_table
+from .describe.diff import diff_table
+from .describe.records import decoded_table
 from .runtime.adapter import FusedAdapter
 from .dumps.dump import load_dump
 from .memory.flags import flag_names
 from .memory.instance import OwnedComponentInstance
 from .layouts.ptr import HostPtr
 from .memory.reader import VMLowering
-from .render import layout_table
+from .describe.layout import layout_table
 
-__all__ = ["run_demo", "SAMPLE_COMPONENT"]
+__all__ = ["run_demo", "write_sample_dumps", "SAMPLE_COMPONENT", "SAMPLE_STORE"]
 
 # The shape `make demo` shows: a little of everything.
 SAMPLE_COMPONENT = Component(
@@ -25,13 +26,30 @@ SAMPLE_COMPONENT = Component(
     num_runtime_component_instances=2,
     num_always_trap=1,
 )
+SAMPLE_STORE = (0x5555_0000_1000, 0x5555_0000_2000)
+
+
+def write_sample_dumps(directory):
+    """ctx.bin (as initialized), before.bin (a few slots set), after.bin (later), each with its sidecar, in
+    `directory` (made if missing): the dumps the README uses. Their paths."""
+    os.makedirs(directory, exist_ok=True)
+    with OwnedComponentInstance(SAMPLE_COMPONENT, store=SAMPLE_STORE) as inst:
+        paths = [inst.dump(os.path.join(directory, "ctx.bin"))]
+        inst.set_runtime_memory(0, 0x7000_0000_1000)
+        inst.set_lowering(0, VMLowering(callee=0x6000_0000_0100, data=0x6000_0000_0200), 0x6000_0000_0300, 17)
+        paths.append(inst.dump(os.path.join(directory, "before.bin")))
+        inst.set_always_trap(0, 0x6000_0000_0400, 18)
+        inst.instance_flags(1).may_enter = False
+        inst.instance_flags(1).needs_post_return = True
+        paths.append(inst.dump(os.path.join(directory, "after.bin")))
+    return paths
 
 
 def run_demo(out):
     def say(title):
         out.write(f"\n== {title}\n")
 
-    inst = OwnedComponentInstance(SAMPLE_COMPONENT, store=(0x5555_0000_1000, 0x5555_0000_2000))
+    inst = OwnedComponentInstance(SAMPLE_COMPONENT, store=SAMPLE_STORE)
     say(f"1. Layout of a sample component on this host ({int(HostPtr)}-byte pointers)")
     out.write(layout_table(inst.offsets) + "\n")
 

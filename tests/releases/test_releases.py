@@ -33,6 +33,7 @@ import pytest
 from packaging.version import Version
 
 from vmctx_emu import OwnedComponentInstance
+from vmctx_emu.describe import context_doc
 from vmctx_emu.layouts.releases import wasmtime_layout
 from vmctx_emu.live.identify import wasmtime_version_in
 from vmctx_emu.runtime.adapter import FusedAdapter, HostCallError, host_call, host_post_return
@@ -305,7 +306,7 @@ def test_records_are_the_childs_bytes(child, live_scan):
         for ctx in live_scan.contexts:
             if ctx.decoded is None:
                 continue
-            for record in ctx.to_dict()["records"]:
+            for record in context_doc(ctx)["records"]:
                 width = (len(record["value"]) - 2) // 2
                 mem.seek(int(record["address"], 16))
                 raw = mem.read(width)
@@ -344,7 +345,7 @@ def _records(ctx, core):
     (a kernel pseudo-path, also inside a followed VMFuncRef's text) the core scan says
     "anonymous rw-p memory".
     """
-    records = ctx.to_dict()["records"]
+    records = context_doc(ctx)["records"]
     if not core:
         for record in records:
             if record.get("points_to"):

@@ -1,10 +1,11 @@
-"""Text and JSON renderings of a layout; no layout arithmetic lives here."""
+"""A layout (`VMComponentOffsets`) as a pahole-style table and as JSON, and the releases' layouts as a
+list (`versions`); no layout arithmetic lives here."""
 
-import json
+from .schema import SCHEMA_VERSION
 
-__all__ = ["SCHEMA_VERSION", "layout_dict", "layout_json", "layout_table"]
+__all__ = ["layout_dict", "layout_json", "layout_table", "versions_text"]
 
-SCHEMA_VERSION = 1
+VERSIONS_WIDTH = 80
 
 
 def layout_dict(offsets):
@@ -22,6 +23,8 @@ def layout_dict(offsets):
 
 
 def layout_json(offsets):
+    import json  # here: `layout` without --json starts without it
+
     return json.dumps(layout_dict(offsets), indent=2)
 
 
@@ -44,4 +47,21 @@ def layout_table(offsets):
     lines.append("")
     lines.append(f"                               /* total size (bytes): {offsets.size_of_vmctx():5d} */")
     lines.append("                             }")
+    return "\n".join(lines)
+
+
+def versions_text(layouts):
+    """One block per layout, wrapped to 80 columns: id and releases, what changes, its count options."""
+    import textwrap
+
+    from ..layouts.component import count_option
+
+    indent = " " * 6
+    lines = []
+    for layout in layouts:
+        lines.append(f"{layout.id:<5} {layout.range_text}")
+        for text in (layout.changes, "counts: " + " ".join(f"--{count_option(n)}" for n in layout.count_names)):
+            lines.append(textwrap.fill(text, VERSIONS_WIDTH, initial_indent=indent, subsequent_indent=indent + "  ",
+                                       break_long_words=False, break_on_hyphens=False))
+    lines.append("Choose one with --wasmtime VERSION: 0.40.1, v21.0.2, 21 (the newest 21.x), seed.")
     return "\n".join(lines)

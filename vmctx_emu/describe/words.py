@@ -1,0 +1,43 @@
+"""The words for one decoded value: its interpretation and its raw hex, shared by every renderer."""
+
+from ..dumps.decode import Interp
+from ..memory.flags import flag_names
+from ..memory.magic import describe_magic_bytes
+
+__all__ = ["FIXED_TEXT", "interpretation", "hex_width", "hex_value", "anomaly_summary"]
+
+# Interpretations whose text does not depend on the value.
+FIXED_TEXT = {Interp.POISON: "unset (debug poison)", Interp.NULL: "null", Interp.POINTER: "pointer (not followed)",
+              Interp.OWN_VMCTX: "this context", Interp.OTHER_VMCTX: "NOT this context"}
+
+
+def _i32(value):
+    return value - (1 << 32) if value & 0x8000_0000 else value
+
+
+def interpretation(code, value, ctx):
+    """What the `Interp` `code` of `value` means in `ctx`, in words."""
+    if code == Interp.MAGIC_OK:
+        return "VMCOMPONENT_MAGIC (ok)"
+    if code == Interp.MAGIC_BAD:
+        raw = value.to_bytes(4, ctx.byte_order)
+        what = describe_magic_bytes(raw, ctx.byte_order, ctx.ptr)
+        return f"BAD MAGIC {raw!r}" + (f": {what}" if what else "")
+    if code == Interp.FLAGS:
+        return flag_names(_i32(value), ctx.layout.flag_bits)
+    text = FIXED_TEXT.get(code)
+    return str(value) if text is None else text
+
+
+def hex_width(column, ctx):
+    """Bytes of a column's raw value: a pointer's size, else 4."""
+    return int(ctx.ptr) if column.kind == "ptr" else 4
+
+
+def hex_value(column, value, ctx):
+    """The raw value as 0x and every hex digit of its width (`0x0000555500001000`)."""
+    return f"{value:#0{2 + 2 * hex_width(column, ctx)}x}"
+
+
+def anomaly_summary(anomalies):
+    return "anomalies: none" if not anomalies else f"anomalies: {len(anomalies)}"
