@@ -360,12 +360,17 @@ class _Scan:
 
     def _around(self, address, after):
         """(start, bytes) from STORED_WINDOW before `address` (within its mapping) to `after` bytes past it
-        (fewer at the mapping's end): everything one context's checks read, in one read; None if unreadable."""
+        (fewer at the mapping's end): everything one context's checks read, in one read; just the bytes before
+        it when those after cannot be read; None when those before cannot."""
         m = self.memory.find(address)
         start = max(address - STORED_WINDOW, m.start if m else 0)
         end = min(address + after, m.end) if m else address + after
         try:
             return start, self.src.read(start, end - start)
+        except UnreadableMemoryError:
+            pass
+        try:  # the bytes after it are not all there (a cut core): the window alone, the rest read as asked
+            return start, self.src.read(start, address - start)
         except UnreadableMemoryError:
             return None
 
