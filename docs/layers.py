@@ -24,7 +24,7 @@ EXTENSIONS = ("_native",)
 
 # (layer name, module name prefixes), bottom first; the longest matching prefix places a module.
 LAYERS = (
-    ("foundation", ("errors", "constants")),
+    ("foundation", ("errors", "constants", "lazy")),
     ("declaration", ("layouts",)),
     ("offsets", ("layouts.offsets", "layouts.component", "layouts.cmirror", "layouts.ptr")),
     ("memory and runtime", ("memory", "runtime", "checks", "_native")),

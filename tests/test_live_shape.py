@@ -122,4 +122,3 @@ def test_the_verdict_and_its_evidence(where, copy, own, store, verdict, last):
     assert found.state == verdict, found.evidence
     assert found.evidence[0] == f"allocator: {where.why}"
     assert last in found.evidence[-1], found.evidence
-    assert found.to_dict() == {"state": verdict, "evidence": found.evidence}

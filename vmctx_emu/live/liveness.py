@@ -32,9 +32,6 @@ class Liveness:
     state: str
     evidence: list = field(default_factory=list)
 
-    def to_dict(self):
-        return {"state": self.state, "evidence": list(self.evidence)}
-
 
 def judge(ctx, allocation, copy, own, store):
     """The Liveness of the context at `ctx`.

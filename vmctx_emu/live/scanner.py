@@ -38,7 +38,6 @@ __all__ = ["ScanError", "LiveContext", "ScanResult", "scan", "STORED_WINDOW"]
 
 PTR = 8
 ORDER = "little"
-SCHEMA_VERSION = 2
 # Header pointers into Wasmtime's own image (static tables); the rest point into writable memory.
 IMAGE_HEADERS = ("builtins", "libcalls", "transcode_libcalls")
 # The header bytes read with each candidate: every layout's header fields end by then (v1-v29: `limits` at 32;
@@ -78,19 +77,6 @@ class LiveContext:
     def state(self):
         return self.liveness.state if self.liveness is not None else UNKNOWN
 
-    def to_dict(self):
-        from ..describe import decoded_doc
-
-        doc = decoded_doc(self.decoded, self.points_to) if self.decoded is not None else {
-            "layout": {"layout": self.layout.id, "wasmtime": self.wasmtime, "address": f"{self.address:#x}",
-                       "counts": self.counts, "size_of_vmctx": None}, "records": [], "anomalies": []}
-        doc.pop("schema_version", None)
-        doc["liveness"] = self.liveness.to_dict() if self.liveness is not None else None
-        doc["shape_from"] = self.shape_from
-        doc["image"] = self.image
-        doc["notes"] = list(self.notes)
-        return doc
-
 
 @dataclass
 class ScanResult:
@@ -103,13 +89,6 @@ class ScanResult:
     notes: list
     freed: int = 0
     live: bool = False
-
-    def to_dict(self):
-        counts = {state: sum(c.state == state for c in self.contexts) for state in (LIVE, UNKNOWN)}
-        counts[FREED] = self.freed
-        return {"schema_version": SCHEMA_VERSION, "source": self.source,
-                "wasmtime": {"version": self.wasmtime, "from": self.wasmtime_from},
-                "liveness": counts, "contexts": [c.to_dict() for c in self.contexts], "notes": list(self.notes)}
 
 
 def scan(source=None, *, wasmtime=None, progress=None, include_freed=False, exe=None, sysroot=None):
