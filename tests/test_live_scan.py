@@ -126,6 +126,20 @@ def test_scan_a_child_by_pid_and_its_core(child, core):
         sorted((c.address, tuple(c.counts.items())) for c in live.contexts)
 
 
+def test_a_scan_that_does_not_decode_streams_the_same_decodes(core):
+    """`decode=False` keeps each context's bytes and pointer names; `decoded_contexts()` decodes them one at a
+    time into copies, equal to what a decoding scan holds, and keeps none."""
+    eager, lazy = scan(core), scan(core, decode=False)
+    assert all(c.decoded is None and c.data is not None for c in lazy.contexts)
+    streamed = list(lazy.decoded_contexts())
+    assert all(c.decoded is None for c in lazy.contexts)  # nothing kept
+    assert [c.address for c in streamed] == [c.address for c in eager.contexts]
+    for a, b in zip(streamed, eager.contexts):
+        assert (a.points_to, a.notes, a.shape_from, a.liveness) == (b.points_to, b.notes, b.shape_from, b.liveness)
+        assert (a.decoded.records == b.decoded.records).all() and a.decoded.anomalies == b.decoded.anomalies
+    assert lazy.notes == eager.notes
+
+
 def test_cli_scan_json_and_text(child, capsys):
     assert main(["scan", "--pid", str(child.pid), "--json"]) == 0
     doc = json.loads(capsys.readouterr().out)

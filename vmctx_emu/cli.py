@@ -312,11 +312,11 @@ def cmd_scan(args, out):
     progress = _ProgressLine(args) if _show_progress(args, out) else None
     try:
         result = scan(source, wasmtime=args.wasmtime, progress=progress, include_freed=args.all, exe=args.exe,
-                      sysroot=args.sysroot)
+                      sysroot=args.sysroot, decode=False)
     finally:
         if progress:
             progress.clear()
-    # Streamed, a context at a time: the text of thousands of contexts is never held whole.
+    # Streamed, a context decoded at a time: thousands of contexts' decodes and text are never held whole.
     for chunk in (scan_json_chunks if args.json else scan_text_chunks)(result):
         out.write(chunk)
     return 0

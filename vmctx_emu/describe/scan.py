@@ -1,7 +1,8 @@
 """A scan (`live.scan`'s `ScanResult` and its `LiveContext`s) as text and as JSON, streamed context by context.
 
 The `*_chunks` generators yield one context at a time (a large context's records in pieces
-too), so a scan of thousands of contexts is written without its whole text ever held.
+too), decoding each as it goes when the scan did not (`scan(decode=False)`), so a scan of
+thousands of contexts is written without their decodes or their whole text ever held.
 """
 
 import json
@@ -51,7 +52,7 @@ def _document(result, contexts):
 
 def scan_doc(result):
     """`scan --json`'s object, whole."""
-    return _document(result, [context_doc(c) for c in result.contexts])
+    return _document(result, [context_doc(c) for c in result.decoded_contexts()])
 
 
 def scan_json(result):
@@ -67,7 +68,7 @@ def scan_json_chunks(result, rows=1 << 13, binary=False):
     head, tail = text[:at] + marker[:-4], text[at + len(marker):]
     out = (lambda piece: piece.encode("ascii")) if binary else (lambda piece: piece)
     yield out(head + ("[" if result.contexts else "[]"))
-    for i, ctx in enumerate(result.contexts):
+    for i, ctx in enumerate(result.decoded_contexts()):
         yield out(",\n  " if i else "\n  ")
         if ctx.decoded is None:
             yield out(json.dumps(dict(_undecoded(ctx), **_after_records(ctx)), indent=1).replace("\n", "\n  "))
@@ -90,7 +91,7 @@ def scan_text_chunks(result, rows=1 << 15):
     yield (f"{result.source}: Wasmtime {result.wasmtime or 'unknown'} ({result.wasmtime_from}), "
               f"{n} component context{'s' * (n != 1)} listed ({counted})\n"
               + "".join(f"note: {note}\n" for note in result.notes))
-    for ctx in result.contexts:
+    for ctx in result.decoded_contexts():
         evidence = ctx.liveness.evidence if ctx.liveness is not None else []
         yield (f"\nVMComponentContext at {ctx.address:#x}: {ctx.state.upper()}\n"
                   + "".join(f"  {line}\n" for line in evidence)

@@ -14,15 +14,16 @@ its offsets); whether it is live, freed or unknown is `liveness.judge` of
 the allocator's record, the copy, the self pointer and the store context.
 """
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import lru_cache
 
 import numpy as np
 
 from ..constants import VMCOMPONENT_MAGIC
-from ..dumps.decode import Anomaly, Interp, decode
+from ..dumps.decode import Anomaly, decode
 from ..dumps.dump import DumpedContext
 from ..errors import UnknownReleaseError, VMCtxEmuError
+from ..layouts.ptr import invalid_ptr
 from ..layouts.releases import Resolution, resolve_release
 from .heap import Heaps
 from .images import Images
@@ -32,12 +33,13 @@ from .namer import AddressMap, PointerNamer
 from ..errors import UnreadableMemoryError
 from .source import MemorySource
 from .target import open_source
-from .shape import STORED_WINDOW, find_copy, offsets_for, inferred_shape, layout_family, self_pointer_at
+from .shape import STORED_WINDOW, find_copy, offsets_for, per_shape, inferred_shape, layout_family, self_pointer_at
 
 __all__ = ["ScanError", "LiveContext", "ScanResult", "scan", "STORED_WINDOW"]
 
 PTR = 8
 ORDER = "little"
+INVALID = np.uint64(invalid_ptr(PTR))  # what debug builds poison unset pointers with
 # Header pointers into Wasmtime's own image (static tables); the rest point into writable memory.
 IMAGE_HEADERS = ("builtins", "libcalls", "transcode_libcalls")
 # The header bytes read with each candidate: every layout's header fields end by then (v1-v29: `limits` at 32;
@@ -60,7 +62,12 @@ class ScanError(VMCtxEmuError):
 
 @dataclass
 class LiveContext:
-    """One context found: where, which release and shape (and how it was recovered), live or not, decoded."""
+    """One context found: where, which release and shape (and how it was recovered), live or not, decoded.
+
+    `data` holds its bytes as read (None: its shape or bytes are unknown, so it
+    is not decoded); `decoded` is their decode when the scan was asked to
+    decode (else `decode()` makes one); `points_to` names its pointers.
+    """
 
     address: int
     wasmtime: str
@@ -72,10 +79,27 @@ class LiveContext:
     notes: list = field(default_factory=list)
     liveness: object = None
     image: str = None
+    data: bytes = field(default=None, repr=False)
+    release: str = field(default=None, repr=False)  # the release its bytes are decoded as
+    guessed: str = field(default=None, repr=False)  # why its shape is a guess (the `guessed_shape` anomaly)
+    source: str = field(default=None, repr=False)
 
     @property
     def state(self):
         return self.liveness.state if self.liveness is not None else UNKNOWN
+
+    def decode(self):
+        """A new `Decoded` of `data` (None without it): nothing is kept, so a caller streaming thousands of
+        contexts holds one decode at a time."""
+        if self.data is None:
+            return None
+        dumped = DumpedContext(self.data, self.layout.component(**self.counts), PTR, ORDER, address=self.address,
+                               debug_assertions=False, wasmtime=self.release,
+                               source=f"{self.source} at {self.address:#x}")
+        decoded = decode(dumped)
+        if self.guessed:
+            decoded.anomalies.insert(0, Anomaly("guessed_shape", 0, self.guessed))
+        return decoded
 
 
 @dataclass
@@ -90,10 +114,17 @@ class ScanResult:
     freed: int = 0
     live: bool = False
 
+    def decoded_contexts(self):
+        """The contexts in order, each with `decoded` set when it has bytes: the scan's own objects when it
+        decoded them, else copies decoded one at a time and not kept (peak memory stays one decode's)."""
+        for ctx in self.contexts:
+            yield ctx if ctx.decoded is not None or ctx.data is None else replace(ctx, decoded=ctx.decode())
 
-def scan(source=None, *, wasmtime=None, progress=None, include_freed=False, exe=None, sysroot=None):
+
+def scan(source=None, *, wasmtime=None, progress=None, include_freed=False, exe=None, sysroot=None, decode=True):
     """Every component context in `source` (None: this process; a pid; a core file path; an open
-    `MemorySource`, which is left open), judged and decoded.
+    `MemorySource`, which is left open), judged and decoded (`decode` False: judged, its bytes and
+    pointer names kept, each decoded as `ScanResult.decoded_contexts` streams them).
 
     `wasmtime` overrides the release read from the target; `include_freed`
     also decodes the contexts found freed (they are counted either way);
@@ -102,9 +133,9 @@ def scan(source=None, *, wasmtime=None, progress=None, include_freed=False, exe=
     `progress(done, total)` is called as writable memory is read.
     """
     if isinstance(source, MemorySource):
-        return _Scan(source, wasmtime, progress, include_freed, exe, sysroot).run()
+        return _Scan(source, wasmtime, progress, include_freed, exe, sysroot, decode).run()
     with open_source(source) as src:
-        return _Scan(src, wasmtime, progress, include_freed, exe, sysroot).run()
+        return _Scan(src, wasmtime, progress, include_freed, exe, sysroot, decode).run()
 
 
 def _u64(data, at):
@@ -134,8 +165,8 @@ class _Group:
 
 
 class _Scan:
-    def __init__(self, src, wasmtime, progress, include_freed, exe, sysroot):
-        self.src, self.progress, self.include_freed = src, progress, include_freed
+    def __init__(self, src, wasmtime, progress, include_freed, exe, sysroot, decode=True):
+        self.src, self.progress, self.include_freed, self.decode = src, progress, include_freed, decode
         self.given = None
         if wasmtime is not None:
             try:
@@ -182,7 +213,10 @@ class _Scan:
                                   f"memory {src.description} does not describe (no mapping holds their builtins): "
                                   f"decoded as {self.given.version} as asked, each backed by a stored copy our "
                                   f"calculator reproduces ({unbacked} other candidates without one left out)")
-        self._name_pointers(contexts, groups)
+        self._name_pointers(contexts)
+        if self.decode:
+            for ctx in contexts:
+                ctx.decoded = ctx.decode()
         self.notes += self.images.notes
         if freed:
             shown = "listed below, each marked" if self.include_freed else "not listed (--all lists them)"
@@ -405,16 +439,11 @@ class _Scan:
         except UnreadableMemoryError as e:
             ctx.notes.append(f"the {size} bytes of the context cannot be read: {e}")
             return ctx
-        dumped = DumpedContext(data, layout.component(**counts), PTR, ORDER, address=address,
-                               debug_assertions=False, wasmtime=resolution.release,
-                               source=f"{self.src.description} at {address:#x}")
-        ctx.decoded = decode(dumped)
-        if guessed:
-            ctx.decoded.anomalies.insert(0, Anomaly("guessed_shape", 0, guessed))
-        codes = ctx.decoded.records["interp"]
-        if (codes == Interp.OTHER_VMCTX).any() and ctx.state != FREED:
+        ctx.data, ctx.release, ctx.guessed, ctx.source = data, resolution.release, guessed, self.src.description
+        vmctx = _words(layout, counts).vmctx(data)
+        if ((vmctx != 0) & (vmctx != INVALID) & (vmctx != address)).any() and ctx.state != FREED:
             return None
-        if own is None and not (codes == Interp.OWN_VMCTX).any():
+        if own is None and not (vmctx == address).any():
             ctx.notes.append("no vmctx field is set and where this release keeps the context's own address is not "
                              "known: this may be a copy of a context, not one")
         return ctx
@@ -443,11 +472,12 @@ class _Scan:
 
     # ---------------------------------------------------------------- naming
 
-    def _name_pointers(self, contexts, groups):
+    def _name_pointers(self, contexts):
+        """Each context's `points_to`: its pointers named (the notes this adds are known before any output)."""
         addresses = {c.address for c in contexts}
         namers = {}
         for ctx in contexts:
-            if ctx.decoded is None:
+            if ctx.data is None:
                 continue
             layout = ctx.layout
             if layout.id not in namers:
@@ -455,14 +485,11 @@ class _Scan:
                                       if f.elem_type.role_sub("array_call") or f.elem_type.role_sub("func_ptr")), None)
                 namers[layout.id] = PointerNamer(self.src, self.memory, self.images, addresses, func_ref_type)
             namer = namers[layout.id]
-            recs = ctx.decoded.records
-            for col, offset, value in zip(recs["column"].tolist(), recs["offset"].tolist(), recs["value"].tolist()):
-                column = ctx.decoded.columns[col]
-                if column.kind != "ptr":
-                    continue
-                text = namer.name(value, column.role, ctx.address)
-                if text:
-                    ctx.points_to[offset] = text
+            for role, start, stride, values in _words(layout, ctx.counts).pointers(ctx.data):
+                for i, value in enumerate(values):
+                    text = namer.name(value, role, ctx.address)
+                    if text:
+                        ctx.points_to[start + i * stride] = text
 
     def _summary(self, groups):
         versions = list(dict.fromkeys(g.resolution.version for g in groups))
@@ -470,6 +497,41 @@ class _Scan:
             return versions[0], groups[0].version_from
         froms = "; ".join(f"{g.resolution.version} ({g.version_from})" for g in groups)
         return " and ".join(versions), f"{len(groups)} Wasmtime images: {froms}"
+
+
+class _Words:
+    """Where one shape keeps its pointers: (role, start, count, stride) per pointer sub-field, read from a
+    context's bytes as strided numpy views (no decode)."""
+
+    def __init__(self, layout, counts):
+        offsets = offsets_for(layout, counts)
+        self.groups, self.vmctx_groups = [], []
+        for f, region in zip(layout.declared_fields(), offsets.regions()):
+            for sub in f.elem_type.subfields:
+                if sub.kind != "ptr" or not region.count:
+                    continue
+                group = (sub.role, region.offset + f.sub_offset(sub.name, PTR), region.count, region.elem_size)
+                self.groups.append(group)
+                if sub.role == "vmctx":
+                    self.vmctx_groups.append(group)
+
+    @staticmethod
+    def _view(data, start, count, stride):
+        return np.ndarray((count,), "<u8", data, start, (stride,))
+
+    def pointers(self, data):
+        """(role, start, stride, values as ints) per pointer sub-field."""
+        for role, start, count, stride in self.groups:
+            yield role, start, stride, self._view(data, start, count, stride).tolist()
+
+    def vmctx(self, data):
+        """Every vmctx sub-field's value, as one array."""
+        views = [self._view(data, start, count, stride) for _, start, count, stride in self.vmctx_groups]
+        return np.concatenate(views) if views else np.zeros(0, np.uint64)
+
+
+def _words(layout, counts):
+    return per_shape(_Words, layout, counts)
 
 
 @lru_cache(maxsize=64)

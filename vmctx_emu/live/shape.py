@@ -25,7 +25,7 @@ from ..errors import LayoutOverflowError, UnreadableMemoryError, VMCtxEmuError
 from ..layouts.releases import LAYOUTS, SEED, Resolution
 
 __all__ = ["StoredCopy", "find_copy", "self_pointer_at", "inferred_shape", "layout_family", "stored_sizes",
-           "offsets_for", "STORED_WINDOW", "SELF_POINTER_AT", "FREE_LINKS", "ID_BYTES"]
+           "offsets_for", "per_shape", "STORED_WINDOW", "SELF_POINTER_AT", "FREE_LINKS", "ID_BYTES"]
 
 PTR = 8
 ORDER = "little"
@@ -104,21 +104,30 @@ def _plan(layout):
     return stored[0], len(stored), steps
 
 
-_OFFSETS = {}
-_OFFSETS_KEPT = 4096
+_PER_SHAPE = {}
+_PER_SHAPE_KEPT = 4096
+
+
+def per_shape(build, layout, counts=()):
+    """`build(layout, counts)`, made once per (build, layout, shape): a scan asks the same few shapes the
+    same questions for every context, and a layout's offsets take as long as the rest of a context's checks."""
+    key = (build, id(layout), tuple(sorted(dict(counts).items())))
+    found = _PER_SHAPE.get(key)
+    if found is None:
+        if len(_PER_SHAPE) >= _PER_SHAPE_KEPT:
+            _PER_SHAPE.clear()
+        # The layout is kept with what was built, so the id in the key names it for as long as the entry lives.
+        found = _PER_SHAPE[key] = (layout, build(layout, dict(counts)))
+    return found[1]
+
+
+def _offsets(layout, counts):
+    return layout.offsets(PTR, **counts)
 
 
 def offsets_for(layout, counts=()):
-    """`layout.offsets(PTR, **counts)`, computed once per shape: a scan asks for the same few shapes for
-    every context, and a layout's offsets take as long to compute as the rest of a context's checks."""
-    key = (id(layout), tuple(sorted(dict(counts).items())))
-    found = _OFFSETS.get(key)
-    if found is None:
-        if len(_OFFSETS) >= _OFFSETS_KEPT:
-            _OFFSETS.clear()
-        # The layout is kept with its offsets, so the id in the key names it for as long as the entry lives.
-        found = _OFFSETS[key] = (layout, layout.offsets(PTR, **dict(counts)))
-    return found[1]
+    """`layout.offsets(PTR, **counts)`, once per shape."""
+    return per_shape(_offsets, layout, counts)
 
 
 @lru_cache(maxsize=64)
