@@ -106,28 +106,35 @@ def _table_pieces(decoded, points_to, rows):
         f"VMComponentContext{where}: ptr_size={int(ctx.ptr)}, {ctx.byte_order}-endian, "
         f"{ctx.offsets.size_of_vmctx()} bytes, {'debug' if ctx.debug_assertions else 'release'}",
         (f"{'address':>18}  " if address else "") + f"{'offset':>8}  {'field':<34} {'raw':<18}  interpretation"]) + "\n"
-    for field, region, first in decoded.blocks:
+    if points_to:  # a scan's context: each record its own line (its pointers' targets differ), in one pass
+        for part in decoded.chunks(rows):
+            yield _table_lines(decoded, part, points_to, address)
+    for field, region, first in () if points_to else decoded.blocks:
         step = max(1, rows // len(field.elem_type.subfields))
         for start in range(0, region.count, step):
             stop = min(region.count, start + step)
-            runs = None if points_to or region.end >= _OFFSET_LIMIT else _runs(
-                decoded, field, region, start, stop, _index_cuts())
+            runs = None if region.end >= _OFFSET_LIMIT else _runs(decoded, field, region, start, stop, _index_cuts())
             if runs is not None:
                 values, codes, bounds = runs
                 for a, b in zip(bounds, bounds[1:]):
                     yield _table_run(decoded, field, region, first, values, codes, a, b, start)
                 continue
-            lines = []
-            for column, index, offset, value, code in record_rows(
-                    decoded, decoded.block_records(field, region, first, start, stop)):
-                text = interpretation(code, value, ctx)
-                if offset in points_to:
-                    text = points_to[offset] if code == Interp.POINTER else f"{text}: {points_to[offset]}"
-                lines.append((f"{ctx.vmctx + offset:#018x}  " if address else "")
-                             + f"{offset:8d}  {column.label(index):<34} {hex_value(column, value, ctx):<18}  {text}\n")
-            yield "".join(lines)
+            yield _table_lines(decoded, decoded.block_records(field, region, first, start, stop), points_to, address)
     anomalies = [anomaly_summary(decoded.anomalies)] + [f"  @{a.offset}: {a.message}" for a in decoded.anomalies]
     yield "\n".join(anomalies) + "\n"
+
+
+def _table_lines(decoded, recs, points_to, address):
+    """The table's lines of records `recs`, one by one."""
+    ctx = decoded.ctx
+    lines = []
+    for column, index, offset, value, code in record_rows(decoded, recs):
+        text = interpretation(code, value, ctx)
+        if offset in points_to:
+            text = points_to[offset] if code == Interp.POINTER else f"{text}: {points_to[offset]}"
+        lines.append((f"{ctx.vmctx + offset:#018x}  " if address else "")
+                     + f"{offset:8d}  {column.label(index):<34} {hex_value(column, value, ctx):<18}  {text}\n")
+    return "".join(lines)
 
 
 def _run_parts(decoded, field, region, first, values, codes, a, b, start):
@@ -253,13 +260,16 @@ def _json_record_pieces(decoded, points_to, rows, pad):
     """(piece, records in it) of every record in order, each record as `,\\n  {...}` at `pad`."""
     ctx = decoded.ctx
     keys = [f'\n{pad}   "{k}": ' for k in _RECORD_KEYS]
+    if points_to is not None:  # a scan's context: each record filled in on its own, in one pass
+        for part in decoded.chunks(rows):
+            yield "".join(_json_record(ctx, keys, pad, row, points_to) for row in record_rows(decoded, part)), len(part)
+        return
     for field, region, first in decoded.blocks:
         step = max(1, rows // len(field.elem_type.subfields))
         subs = len(field.elem_type.subfields)
         for start in range(0, region.count, step):
             stop = min(region.count, start + step)
-            runs = None if points_to is not None else _runs(
-                decoded, field, region, start, stop, _json_cuts(ctx, field, region))
+            runs = _runs(decoded, field, region, start, stop, _json_cuts(ctx, field, region))
             if runs is not None:
                 values, codes, bounds = runs
                 for a, b in zip(bounds, bounds[1:]):

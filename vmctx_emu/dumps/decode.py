@@ -10,8 +10,9 @@ import numpy as np
 from ..constants import VMCOMPONENT_MAGIC
 from ..memory.magic import magic_mismatch_message
 from ..layouts.fields import Header
+from ..layouts.ptr import invalid_ptr
 
-__all__ = ["Interp", "RECORD_DTYPE", "Column", "Anomaly", "Decoded", "decode", "padding_differences",
+__all__ = ["Interp", "RECORD_DTYPE", "Column", "Anomaly", "Decoded", "decode", "decode_many", "padding_differences",
            "interpretation_codes", "as_u64"]
 
 
@@ -173,6 +174,11 @@ def _columns_and_blocks(ctx):
 
 def interpretation_codes(sub, values, ctx):
     """The `Interp` code of each of `values` (one sub-field's, as u64) in `ctx`."""
+    return _interp(sub, values, invalid_ptr(ctx.ptr), ctx.vmctx)
+
+
+def _interp(sub, values, invalid, vmctx):
+    """`vmctx`: the context's address (None: unknown), or a column of them for (contexts, elements) values."""
     if sub.role == "magic":
         return np.where(values == VMCOMPONENT_MAGIC, Interp.MAGIC_OK, Interp.MAGIC_BAD)
     if sub.role == "flags":
@@ -180,9 +186,9 @@ def interpretation_codes(sub, values, ctx):
     if sub.kind != "ptr":
         return np.full(values.shape, Interp.VALUE)
     set_code = Interp.POINTER
-    if sub.role == "vmctx" and ctx.vmctx is not None:
-        set_code = np.where(values == ctx.vmctx, Interp.OWN_VMCTX, Interp.OTHER_VMCTX)
-    return np.where(values == ctx._invalid, Interp.POISON, np.where(values == 0, Interp.NULL, set_code))
+    if sub.role == "vmctx" and vmctx is not None:
+        set_code = np.where(values == vmctx, Interp.OWN_VMCTX, Interp.OTHER_VMCTX)
+    return np.where(values == np.uint64(invalid), Interp.POISON, np.where(values == 0, Interp.NULL, set_code))
 
 
 def as_u64(arr, kind):
@@ -192,21 +198,132 @@ def as_u64(arr, kind):
     return arr.astype(np.uint64)
 
 
+class _Plan:
+    """What decoding any context of one shape needs, worked out once from one of them: its columns and
+    blocks, where each sub-field's values lie (start, count, stride, dtype), its padding bytes, and every
+    record's column, index and offset (a template the values and codes are filled into)."""
+
+    def __init__(self, ctx):
+        self.columns, self.blocks = _columns_and_blocks(ctx)
+        self.size = ctx.offsets.size_of_vmctx()
+        self.places = []  # (field, sub, start, count, stride, dtype, record positions)
+        at = 0
+        for field, region, _ in self.blocks:
+            subs = field.elem_type.subfields
+            if region.count:
+                for k, sub in enumerate(subs):
+                    dtype = ctx.subview(field.name, sub.name).dtype
+                    self.places.append((field, sub, region.offset + field.sub_offset(sub.name, ctx.ptr),
+                                        region.count, region.elem_size, dtype,
+                                        slice(at + k, at + region.count * len(subs), len(subs))))
+            at += region.count * len(subs)
+        self.records = at
+        self.small = self.size <= _BATCHED_SIZE
+        if self.small:  # what batches need; a large context is decoded alone
+            self.covered = _covered(ctx, self.blocks)
+            self.covered.flags.writeable = False
+            self.padding = np.flatnonzero(~self.covered)
+            self.template = Decoded(ctx, self.columns, self.blocks, _values(self, ctx.memory), []).records.copy()
+
+
+# Contexts up to this size are decoded in batches (`decode_many`); larger ones one at a time.
+_BATCHED_SIZE = 1 << 16
+_PLANS = {}
+_PLANS_KEPT = 256
+
+
+def _plan_of(ctx):
+    key = (id(ctx.layout), tuple(ctx.offsets.component.counts().values()), int(ctx.ptr), ctx.byte_order)
+    found = _PLANS.get(key)
+    if found is None:
+        if len(_PLANS) >= _PLANS_KEPT:
+            _PLANS.clear()
+        found = _PLANS[key] = (ctx.layout, _Plan(ctx))  # the layout kept: its id in the key stays its own
+    return found[1]
+
+
+def _values(plan, raw, rows=None):
+    """(region, sub) -> a strided view of that sub-field of every element over `raw` (one context's bytes,
+    or `rows` contexts' one after another: then each view is (rows, elements)). Pointers and u32s are
+    compared as they are (no copy); the i32 flag word is read as its unsigned 32 bits, as records store it."""
+    out = {}
+    for field, sub, start, count, stride, dtype, _ in plan.places:
+        shape, strides = ((count,), (stride,)) if rows is None else ((rows, count), (plan.size, stride))
+        view = np.ndarray(shape, dtype, raw, start, strides)
+        out[(field.name, sub.name)] = as_u64(view, sub.kind) if sub.kind == "i32" else view
+    return out
+
+
 def decode(ctx):
     """Decode a live instance or a loaded dump into a `Decoded` (views over its bytes, anomalies found)."""
+    plan = _plan_of(ctx)
     raw = ctx.memory
-    columns, blocks = _columns_and_blocks(ctx)
-    values_by = {}
-    for field, region, first in blocks:
-        if not region.count:
-            continue
-        for sub in field.elem_type.subfields:
-            view = ctx.subview(field.name, sub.name)
-            # Pointers and u32s are compared as they are (no copy); the i32 flag
-            # word is read as its unsigned 32 bits, as records store it.
-            values_by[(field.name, sub.name)] = as_u64(view, sub.kind) if sub.kind == "i32" else view
-    anomalies = _anomalies(ctx, raw, blocks, values_by)
-    return Decoded(ctx, columns, blocks, values_by, anomalies)
+    values_by = _values(plan, raw)
+    return Decoded(ctx, plan.columns, plan.blocks, values_by, _anomalies(ctx, raw, plan.blocks, values_by))
+
+
+def decode_many(ctxs):
+    """`[decode(c) for c in ctxs]`, for contexts of one shape (layout, counts, pointer size, byte order),
+    in one pass over their bytes side by side: the records of all at once, and the anomalies looked for
+    in a context only where a check over all of them flags it (the same checks `decode` makes)."""
+    ctxs = list(ctxs)
+    if not ctxs:
+        return []
+    plan = _plan_of(ctxs[0])
+    same = all(_plan_of(c) is plan for c in ctxs)
+    addresses = [c.vmctx for c in ctxs]
+    if len(ctxs) == 1 or not plan.small or not same or (None in addresses and any(addresses)):
+        return [decode(c) for c in ctxs]
+    n = len(ctxs)
+    raw = np.frombuffer(b"".join(c.memory for c in ctxs), np.uint8)
+    values = _values(plan, raw, n)
+    vmctx = None if addresses[0] is None else np.array(addresses, np.uint64)[:, None]
+    flagged = _flagged(ctxs[0], plan, raw.reshape(n, plan.size), values, vmctx)
+    records = np.empty((n, plan.records), RECORD_DTYPE)
+    records[:] = plan.template
+    invalid = invalid_ptr(ctxs[0].ptr)
+    for field, sub, _, _, _, _, at in plan.places:
+        v = values[(field.name, sub.name)]
+        records["value"][:, at] = v
+        records["interp"][:, at] = _interp(sub, v, invalid, vmctx)
+    out = []
+    for i, ctx in enumerate(ctxs):
+        row = {key: v[i] for key, v in values.items()}
+        found = _anomalies(ctx, ctx.memory, plan.blocks, row) if flagged[i] else []
+        decoded = Decoded(ctx, plan.columns, plan.blocks, row, found)
+        decoded._records, decoded._covered = records[i], plan.covered
+        out.append(decoded)
+    return out
+
+
+def _flagged(ctx, plan, rows, values, vmctx):
+    """Per context (a row of `rows`), whether any check `_anomalies` makes may find something in it: a
+    superset, so the others are known to have no anomaly. A debug build's setter checks are all made."""
+    n = len(rows)
+    if ctx.debug_assertions:
+        return np.ones(n, bool)
+    order = "<" if ctx.byte_order == "little" else ">"
+    flagged = rows[:, :4].copy().view(order + "u4")[:, 0] != VMCOMPONENT_MAGIC
+    if len(plan.padding):
+        flagged |= rows[:, plan.padding].any(axis=1)
+    flags = values.get((ctx.layout.flags_field().name, "flags"))
+    if flags is not None:
+        flagged |= (flags & ~np.uint64(ctx.layout.flag_mask) != 0).any(axis=1)
+        bits = {name: bit for bit, name in ctx.layout.flag_bits}
+        if "MAY_ENTER" in bits and "NEEDS_POST_RETURN" in bits:
+            both = np.uint64(bits["MAY_ENTER"] | bits["NEEDS_POST_RETURN"])
+            flagged |= ((flags & both) == both).any(axis=1)
+    invalid = np.uint64(invalid_ptr(ctx.ptr))
+    for v in values.values():
+        flagged |= (v == invalid).any(axis=1)
+    if vmctx is not None:
+        for field, _, _ in plan.blocks:
+            vmctx_sub = field.elem_type.role_sub("vmctx")
+            if vmctx_sub is None or (field.name, vmctx_sub.name) not in values:
+                continue
+            first = values[(field.name, field.elem_type.subfields[0].name)]
+            flagged |= ((first != invalid) & (first != 0) & (values[(field.name, vmctx_sub.name)] != vmctx)).any(axis=1)
+    return flagged
 
 
 def padding_differences(old, new):

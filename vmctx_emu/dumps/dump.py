@@ -25,6 +25,7 @@ once, against `SIDECAR_SCHEMA`, in `load_dump`. A dump is only ever read as
 bytes: nothing found in it is dereferenced.
 """
 
+import copy
 import json
 import os
 import re
@@ -400,6 +401,19 @@ class DumpedContext(ContextReader):
         if size != expected or len(data) != expected:
             _wrong_size(self.source, size, expected, self.ptr, self.offsets.component)
         self._raw = memoryview(data).cast("B")
+
+    def with_bytes(self, data, *, address=None, source=None):
+        """A context of this one's layout, shape, pointer size, byte order and build over other bytes (of
+        its size): what the constructor gives for them, without working the layout out again (a scan
+        decodes thousands of contexts of one shape)."""
+        if not isinstance(data, (bytes, bytearray, memoryview)):
+            raise ArgumentTypeError(f"data must be bytes, got {type(data).__name__}")
+        other = copy.copy(self)
+        other._forget_geometry()  # what this one cached refers to its own bytes
+        other.source = self.source if source is None else source
+        other.vmctx = None if address is None else check_ptr("address", address, self.ptr)
+        other._fill(bytes(data), len(data))
+        return other
 
     def __repr__(self):
         return f"<DumpedContext {self.source}, ptr={int(self.ptr)}, {self.byte_order}-endian, {len(self._raw)} bytes>"

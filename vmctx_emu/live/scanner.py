@@ -20,7 +20,7 @@ from functools import lru_cache
 import numpy as np
 
 from ..constants import VMCOMPONENT_MAGIC
-from ..dumps.decode import Anomaly, decode
+from ..dumps.decode import Anomaly, decode_many
 from ..dumps.dump import DumpedContext
 from ..errors import UnknownReleaseError, VMCtxEmuError
 from ..layouts.ptr import invalid_ptr
@@ -52,6 +52,8 @@ IMAGE_WORDS = (8, 16)
 FAMILY_SAMPLE = 16
 # The bytes read after a candidate with the STORED_WINDOW before it, in one read: most contexts end by then.
 AROUND_AFTER = 2048
+# Contexts of one shape decoded together (`decode_many`) when a scan's result is streamed.
+DECODE_BATCH = 256
 # Missing ranges listed one per note; more are summarized in one.
 MISSING_LISTED = 8
 
@@ -91,15 +93,43 @@ class LiveContext:
     def decode(self):
         """A new `Decoded` of `data` (None without it): nothing is kept, so a caller streaming thousands of
         contexts holds one decode at a time."""
-        if self.data is None:
-            return None
-        dumped = DumpedContext(self.data, self.layout.component(**self.counts), PTR, ORDER, address=self.address,
-                               debug_assertions=False, wasmtime=self.release,
-                               source=f"{self.source} at {self.address:#x}")
-        decoded = decode(dumped)
-        if self.guessed:
-            decoded.anomalies.insert(0, Anomaly("guessed_shape", 0, self.guessed))
-        return decoded
+        return None if self.data is None else _decode_all([self])[0]
+
+    def _dumped(self):
+        """Its bytes as a `DumpedContext`, from one made once per shape and release."""
+        proto = per_shape(_prototype, self.layout, self.counts, self.release)
+        return proto.with_bytes(self.data, address=self.address, source=f"{self.source} at {self.address:#x}")
+
+
+def _prototype(layout, counts, release):
+    return DumpedContext(bytes(offsets_for(layout, counts).size_of_vmctx()), layout.component(**counts), PTR, ORDER,
+                         debug_assertions=False, wasmtime=release)
+
+
+def _decode_all(contexts):
+    """The decodes of `contexts` (each with `data`), those of one shape decoded together."""
+    decoded = decode_many([c._dumped() for c in contexts])
+    for ctx, d in zip(contexts, decoded):
+        if ctx.guessed:
+            d.anomalies.insert(0, Anomaly("guessed_shape", 0, ctx.guessed))
+    return decoded
+
+
+def _batches(contexts, most=DECODE_BATCH):
+    """Runs of consecutive contexts of one shape and release, at most `most` long; undecodable ones alone."""
+    run, key = [], None
+    for ctx in contexts:
+        k = None if ctx.data is None else (id(ctx.layout), ctx.release, tuple(sorted(ctx.counts.items())))
+        if run and (k is None or k != key or len(run) >= most):
+            yield run
+            run = []
+        run.append(ctx)
+        key = k
+        if k is None:
+            yield run
+            run = []
+    if run:
+        yield run
 
 
 @dataclass
@@ -116,9 +146,13 @@ class ScanResult:
 
     def decoded_contexts(self):
         """The contexts in order, each with `decoded` set when it has bytes: the scan's own objects when it
-        decoded them, else copies decoded one at a time and not kept (peak memory stays one decode's)."""
-        for ctx in self.contexts:
-            yield ctx if ctx.decoded is not None or ctx.data is None else replace(ctx, decoded=ctx.decode())
+        decoded them, else copies decoded a batch at a time and not kept (peak memory stays one batch's)."""
+        for run in _batches(self.contexts):
+            if run[0].decoded is not None or run[0].data is None:
+                yield from run
+                continue
+            for ctx, decoded in zip(run, _decode_all(run)):
+                yield replace(ctx, decoded=decoded)
 
 
 def scan(source=None, *, wasmtime=None, progress=None, include_freed=False, exe=None, sysroot=None, decode=True):
@@ -215,8 +249,10 @@ class _Scan:
                                   f"calculator reproduces ({unbacked} other candidates without one left out)")
         self._name_pointers(contexts)
         if self.decode:
-            for ctx in contexts:
-                ctx.decoded = ctx.decode()
+            for run in _batches(contexts):
+                if run[0].data is not None:
+                    for ctx, decoded in zip(run, _decode_all(run)):
+                        ctx.decoded = decoded
         self.notes += self.images.notes
         if freed:
             shown = "listed below, each marked" if self.include_freed else "not listed (--all lists them)"

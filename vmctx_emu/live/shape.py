@@ -108,16 +108,17 @@ _PER_SHAPE = {}
 _PER_SHAPE_KEPT = 4096
 
 
-def per_shape(build, layout, counts=()):
-    """`build(layout, counts)`, made once per (build, layout, shape): a scan asks the same few shapes the
-    same questions for every context, and a layout's offsets take as long as the rest of a context's checks."""
-    key = (build, id(layout), tuple(sorted(dict(counts).items())))
+def per_shape(build, layout, counts=(), *more):
+    """`build(layout, counts, *more)`, made once per (build, layout, shape, more): a scan asks the same few
+    shapes the same questions for every context, and a layout's offsets take as long as the rest of a
+    context's checks."""
+    key = (build, id(layout), tuple(sorted(dict(counts).items())), more)
     found = _PER_SHAPE.get(key)
     if found is None:
         if len(_PER_SHAPE) >= _PER_SHAPE_KEPT:
             _PER_SHAPE.clear()
         # The layout is kept with what was built, so the id in the key names it for as long as the entry lives.
-        found = _PER_SHAPE[key] = (layout, build(layout, dict(counts)))
+        found = _PER_SHAPE[key] = (layout, build(layout, dict(counts), *more))
     return found[1]
 
 
