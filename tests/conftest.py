@@ -7,6 +7,9 @@ from cffi import FFI
 
 from cores import delete_made
 
+from vmctx_emu import OwnedComponentInstance
+from vmctx_emu.demo import SAMPLE_COMPONENT as SAMPLE  # the README's sample shape: a little of everything
+
 
 @pytest.fixture(scope="session", autouse=True)
 def _delete_made_cores():
@@ -38,3 +41,15 @@ def run_cli(argv, capsys, out=None):
         status = e.code
     captured = capsys.readouterr()
     return status, captured.out, captured.err
+
+
+@pytest.fixture
+def dumps(tmp_path):
+    """(instance, a.bin, b.bin) of the README's sample shape, 8-byte pointers, with sidecars: b has one memory
+    set and a flag cleared after a was written."""
+    inst = OwnedComponentInstance(SAMPLE, (0x1000, 0x2000), ptr=8, byte_order="little")
+    a = inst.dump(tmp_path / "a.bin")
+    inst.set_runtime_memory(0, 0xBEE0)
+    inst.instance_flags(0).may_enter = False
+    b = inst.dump(tmp_path / "b.bin")
+    return inst, a, b

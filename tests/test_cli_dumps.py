@@ -5,25 +5,13 @@ import os
 import pathlib
 
 import pytest
-from conftest import run_cli as run
+from conftest import SAMPLE, run_cli as run
 
 from vmctx_emu import Component, OwnedComponentInstance
 from vmctx_emu.describe import SCHEMA_VERSION
 
-SAMPLE = Component(num_lowerings=3, num_runtime_memories=1, num_runtime_reallocs=1,
-                   num_runtime_post_returns=1, num_runtime_component_instances=2, num_always_trap=1)
 LAYOUT = ["--ptr-size", "8", "--lowerings", "3", "--memories", "1", "--reallocs", "1",
           "--post-returns", "1", "--instances", "2", "--always-trap", "1"]
-
-
-@pytest.fixture
-def dumps(tmp_path):
-    inst = OwnedComponentInstance(SAMPLE, (0x1000, 0x2000), ptr=8, byte_order="little")
-    a = inst.dump(tmp_path / "a.bin")
-    inst.set_runtime_memory(0, 0xBEE0)
-    inst.instance_flags(0).may_enter = False
-    b = inst.dump(tmp_path / "b.bin")
-    return inst, a, b
 
 
 def test_decode_table(dumps, capsys):

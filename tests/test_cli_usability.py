@@ -10,15 +10,13 @@ import sys
 from importlib.metadata import version
 
 import pytest
-from conftest import run_cli as run
+from conftest import SAMPLE, run_cli as run
 
 from vmctx_emu import Component, LayoutOverflowError, OwnedComponentInstance
 from vmctx_emu.cli import EXIT_BROKEN_PIPE, build_parser, main
 from vmctx_emu.layouts.component import count_option
 from vmctx_emu.layouts.releases import LAYOUTS
 
-SAMPLE = Component(num_lowerings=3, num_runtime_memories=1, num_runtime_reallocs=1,
-                   num_runtime_post_returns=1, num_runtime_component_instances=2, num_always_trap=1)
 COMMANDS = ("layout", "decode", "hexdump", "diff", "infer", "scan", "versions", "demo")
 HUGE_ADDRESS = "0x10000000000000000"
 
@@ -27,17 +25,6 @@ def one_line_error(status, out, err, needle):
     assert status == 2 and out == "", (status, out, err)
     assert err.count("\n") == 1 and "Traceback" not in err, err
     assert needle in err, err
-
-
-@pytest.fixture
-def dumps(tmp_path):
-    """a.bin and b.bin (one memory set and a flag cleared later), 8-byte pointers, with sidecars."""
-    inst = OwnedComponentInstance(SAMPLE, (0x1000, 0x2000), ptr=8, byte_order="little")
-    a = inst.dump(tmp_path / "a.bin")
-    inst.set_runtime_memory(0, 0xBEE0)
-    inst.instance_flags(0).may_enter = False
-    b = inst.dump(tmp_path / "b.bin")
-    return a, b
 
 
 # --traceback ------------------------------------------------------------------------------------------
@@ -160,7 +147,7 @@ def test_versions_fits_80_columns_and_lists_every_release(capsys):
 
 @pytest.mark.parametrize("limit", ["-1", "-0x1", "1.5", str(2**32)])
 def test_infer_limit_out_of_range_is_an_error(dumps, limit, capsys):
-    a, _ = dumps
+    _, a, _ = dumps
     status, out, err = run(["infer", a, "--ptr-size", "8", f"--limit={limit}"], capsys)
     one_line_error(status, out, err, "argument --limit")
 
@@ -170,7 +157,7 @@ def test_infer_limit_out_of_range_is_an_error(dumps, limit, capsys):
 @pytest.mark.parametrize("json_flag", [[], ["--json"]])
 def test_diff_exit_status_follows_diff1(dumps, json_flag, capsys):
     """Regression: `diff` exited 0 when the dumps differed."""
-    a, b = dumps
+    _, a, b = dumps
     status, out, err = run(["diff", a, b, *json_flag], capsys)
     assert (status, err) == (1, "") and "memories[0]" in out
     status, out, err = run(["diff", a, a, *json_flag], capsys)
@@ -180,7 +167,7 @@ def test_diff_exit_status_follows_diff1(dumps, json_flag, capsys):
 
 
 def test_diff_of_padding_only_counts_as_different(dumps, tmp_path, capsys):
-    a, _ = dumps
+    _, a, _ = dumps
     data = bytearray(open(a, "rb").read())
     data[4] = 0x99  # the hole after the magic
     c = tmp_path / "c.bin"
@@ -192,7 +179,7 @@ def test_diff_of_padding_only_counts_as_different(dumps, tmp_path, capsys):
 
 @pytest.mark.parametrize("json_flag", [[], ["--json"]])
 def test_decode_strict_exits_1_on_anomalies(dumps, tmp_path, json_flag, capsys):
-    a, _ = dumps
+    _, a, _ = dumps
     data = bytearray(open(a, "rb").read())
     data[:4] = b"XXXX"
     bad = tmp_path / "bad.bin"
@@ -211,7 +198,7 @@ def test_decode_strict_exits_1_on_anomalies(dumps, tmp_path, json_flag, capsys):
 @pytest.mark.parametrize("address", [HUGE_ADDRESS, "-5", str(2**64)])
 def test_address_beyond_64_bits_is_one_line(dumps, command, address, capsys):
     """Regression: `--address 0x10000000000000000` gave an OverflowError traceback (hexdump took it)."""
-    a, b = dumps
+    _, a, b = dumps
     argv = [command, a, *([b] if command == "diff" else []), "--ptr-size", "8", f"--address={address}"]
     status, out, err = run(argv, capsys)
     one_line_error(status, out, err, "argument --address: an address is in [0, 0xffffffffffffffff]")
@@ -267,7 +254,7 @@ class _ClosedPipe:
     ["hexdump", "{a}"], ["diff", "{a}", "{b}"], ["infer", "{a}", "--ptr-size", "8"],
 ], ids=" ".join)
 def test_every_command_stops_quietly_on_a_broken_pipe(dumps, argv, capsys):
-    a, b = dumps
+    _, a, b = dumps
     argv = [word.format(a=a, b=b) for word in argv]
     status, out, err = run(argv, capsys, out=_ClosedPipe(allow=0))
     assert (status, err) == (EXIT_BROKEN_PIPE, "")

@@ -18,14 +18,7 @@ from vmctx_emu import (
     vmcaller_checked_anyfunc_vmctx,
 )
 
-SAMPLE = Component(
-    num_lowerings=3,
-    num_runtime_memories=1,
-    num_runtime_reallocs=1,
-    num_runtime_post_returns=1,
-    num_runtime_component_instances=2,
-    num_always_trap=1,
-)
+from conftest import SAMPLE  # (3 lowerings, 1 memory, realloc, post-return, always-trap; 2 instances)
 
 # Each row: (ptr, component, {method or (method, index): expected}).
 # Derivation, following the `fields!` list step by step:
