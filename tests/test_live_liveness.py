@@ -179,11 +179,12 @@ def test_dropped_stores_are_freed_not_live(child, tmp_path, capsys):
 
 def test_threads_churning_stores_leave_no_freed_context_listed_as_live(child, tmp_path):
     child.ask("churn", "churning")
-    # While the threads run: a snapshot of a changing heap, so only bounds hold (each thread holds at most HELD
-    # stores, and may be making one more); what must never happen is a guess left unsaid, or a crash.
+    # While the threads run, the scan sees each block at its own instant: a thread may drop a store already
+    # read as live and make one the scan reaches later, as often as it likes, so no count holds; what must never
+    # happen is a guess left unsaid, or a crash.
     for _ in range(3):
         result = scan(child.pid)
-        assert len(shapes(result, "live")) <= 1 + THREADS * (HELD + 1), shapes(result, "live")
+        assert shapes(result, "live"), "not even the kept store's context"
         check_no_guess_unsaid(result)
     # Paused (each thread between two steps), the answer is exact: the stores alive, and nothing else.
     alive = json.loads(child.ask("pause", "pause"))

@@ -85,13 +85,17 @@ def core(child, tmp_path_factory):
     return gcore(child.pid, tmp_path_factory.mktemp("core"), "child")
 
 
-def check_against_memory(result, source):
+def check_against_memory(result, source, others_unknown=False):
     """Each context listed is live (glibc's heap says in use, its stored copy intact) with its stored shape,
     every record's bytes at its address, no anomaly. Contexts of stores other tests dropped are freed: counted,
-    not listed."""
+    not listed; with `others_unknown` (this very process, after other tests), a dropped store's block that
+    malloc has since handed out again may also be listed as unknown, for the conflict it is."""
     assert result.wasmtime == "50.0.0" and "version string" in result.wasmtime_from
     with open_source(source) as src:
         for ctx in result.contexts:
+            if others_unknown and ctx.state == "unknown":
+                assert ctx.liveness.evidence[-1].startswith("conflict: "), ctx.liveness.evidence
+                continue
             assert ctx.state == "live", (hex(ctx.address), ctx.liveness.evidence)
             assert ctx.shape_from.startswith("VMComponentOffsets stored at ctx-188 (10 counts"), ctx.shape_from
             doc = context_doc(ctx)
@@ -106,7 +110,7 @@ def check_against_memory(result, source):
 
 def test_scan_this_process_finds_every_live_context(here):
     result = scan()
-    check_against_memory(result, None)
+    check_against_memory(result, None, others_unknown=True)
     shapes = [tuple(sorted((k, v) for k, v in c.counts.items() if v)) for c in result.contexts if c.decoded]
     assert (("num_lowerings", 1), ("num_runtime_component_instances", 1), ("num_trampolines", 1)) in shapes
     realloc = next(c for c in result.contexts if c.decoded and c.counts["num_runtime_reallocs"])
