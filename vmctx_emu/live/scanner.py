@@ -196,6 +196,7 @@ class _Group:
     resolution: Resolution = None
     version_from: str = None
     found: int = 0  # contexts taken from it
+    where: str = None  # the image, described
 
 
 class _Scan:
@@ -424,6 +425,7 @@ class _Scan:
             return None
 
     def _contexts(self, group):
+        group.where = group.image.describe() if group.image else "no mapping the target describes"
         header = _HeaderCheck(group.resolution.layout, group.image, self.memory)
         self_at = self_pointer_at(group.resolution.stands_for)
         for address, head in group.hits:
@@ -433,8 +435,7 @@ class _Scan:
     def _context(self, group, address, head, self_at):
         """The LiveContext at `address` (None: a copy of a context, not one)."""
         layout, resolution = group.resolution.layout, group.resolution
-        image = group.image.describe() if group.image else "no mapping the target describes"
-        ctx = LiveContext(address, resolution.version, layout, image=image)
+        ctx = LiveContext(address, resolution.version, layout, image=group.where)
         around = self._around(address, AROUND_AFTER)
         window = None if around is None else (around[0], around[1][: address - around[0]])
         copy = None if window is None else find_copy(window[1], window[0], layout, address)

@@ -112,7 +112,7 @@ def per_shape(build, layout, counts=(), *more):
     """`build(layout, counts, *more)`, made once per (build, layout, shape, more): a scan asks the same few
     shapes the same questions for every context, and a layout's offsets take as long as the rest of a
     context's checks."""
-    key = (build, id(layout), tuple(sorted(dict(counts).items())), more)
+    key = (build, id(layout), tuple(counts.items() if isinstance(counts, dict) else counts), more)  # (order: a miss)
     found = _PER_SHAPE.get(key)
     if found is None:
         if len(_PER_SHAPE) >= _PER_SHAPE_KEPT:
