@@ -17,8 +17,9 @@ def _cdef_from_header(text):
     return "\n".join(line for line in text.splitlines() if not line.startswith("#"))
 
 
-# The context's stand-ins for compiled code, and the heap reader's chunk walker: one module, two concerns.
-UNITS = ("vmctx_native", "heap_chain")
+# The context's stand-ins for compiled code, the heap reader's chunk walker and the scanner's magic search:
+# one module, a unit per concern.
+UNITS = ("vmctx_native", "heap_chain", "magic_scan")
 
 ffibuilder = FFI()
 ffibuilder.cdef("\n".join(_cdef_from_header(_read(f"{unit}.h")) for unit in UNITS))

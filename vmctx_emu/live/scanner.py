@@ -14,6 +14,7 @@ its offsets); whether it is live, freed or unknown is `liveness.judge` of
 the allocator's record, the copy, the self pointer and the store context.
 """
 
+import sys
 from dataclasses import dataclass, field, replace
 from functools import lru_cache
 
@@ -23,6 +24,7 @@ from ..constants import VMCOMPONENT_MAGIC
 from ..dumps.decode import Anomaly, decode_many
 from ..dumps.dump import DumpedContext
 from ..errors import UnknownReleaseError, VMCtxEmuError
+from .._native import ffi, lib
 from ..layouts.ptr import invalid_ptr
 from ..layouts.releases import Resolution, resolve_release
 from .heap import Heaps
@@ -54,6 +56,10 @@ FAMILY_SAMPLE = 16
 AROUND_AFTER = 2048
 # Contexts of one shape decoded together (`decode_many`) when a scan's result is streamed.
 DECODE_BATCH = 256
+# The magic then its zero padding, as the little-endian u64 the C search compares in the host's order.
+MAGIC_WORD = int.from_bytes(VMCOMPONENT_MAGIC.to_bytes(8, ORDER), sys.byteorder)
+# Magic words found per call of the C search, before Python takes them.
+FIND_BATCH = 4096
 # Missing ranges listed one per note; more are summarized in one.
 MISSING_LISTED = 8
 
@@ -272,17 +278,22 @@ class _Scan:
         total = sum(m.size for m in writable) or 1
         done = 0
         hits = []
-        pattern = np.uint64(VMCOMPONENT_MAGIC)  # the magic then its zero padding, as one little-endian u64
+        found = np.empty(FIND_BATCH, np.uint64)
+        out = ffi.from_buffer("uint64_t[]", found)
         for m in writable:
             walk = self.heaps.walker(m)
             try:
                 for at, chunk in self.src.iter_chunks(m):
                     walk.feed(at, chunk)
-                    whole = chunk[: len(chunk) // 16 * 16]
-                    for i in np.flatnonzero(np.frombuffer(whole, "<u8")[::2] == pattern).tolist():
-                        start = 16 * i
-                        head = chunk[start : start + HEAD] if start + HEAD <= len(chunk) else None
-                        hits.append((at + start, head))
+                    buf, start = ffi.from_buffer("uint8_t[]", chunk), 0
+                    while True:
+                        n = lib.vmctx_find_aligned_word(buf, len(chunk), start, MAGIC_WORD, out, FIND_BATCH)
+                        for start in found[:n].tolist():
+                            head = chunk[start : start + HEAD] if start + HEAD <= len(chunk) else None
+                            hits.append((at + start, head))
+                        if n < FIND_BATCH:
+                            break
+                        start += 1
                     if self.progress:
                         self.progress(done + (at + len(chunk) - m.start), total)
             except UnreadableMemoryError as e:
