@@ -55,12 +55,10 @@ def _release_runs(layouts):
             start = i
         if k + 1 == len(indexes) or indexes[k + 1] != i + 1:
             first, last = LAYOUTS[start], LAYOUTS[i]
-            if first.id == "seed" and last.id == "seed":
-                runs.append(first.name)
-            elif first.id == last.id:
+            if first.id == last.id:
                 runs.append(f"{first.id} ({first.range_text})")
             else:
-                lo = first.range_text if first.id == "seed" else f"v{first.first}"
+                lo = f"v{first.first}" if first.first else first.range_text  # the seed is known by its commit
                 runs.append(f"{first.id} - {last.id} ({lo} - v{last.last})")
             start = None
     return ", ".join(runs)
@@ -440,7 +438,7 @@ def version_text():
     except PackageNotFoundError:
         mine = "unknown (not installed)"
     newest = LAYOUTS[-1]
-    return (f"vmctx-emu {mine}; Wasmtime layouts: seed (commit 97894bc65e) and v{LAYOUTS[1].first} - "
+    return (f"vmctx-emu {mine}; Wasmtime layouts: {SEED.name} and v{LAYOUTS[1].first} - "
             f"v{newest.last} (newest known release: {newest.last})")
 
 
@@ -594,7 +592,7 @@ def main(argv=None, out=None):
     argv, traceback = take_traceback_flag(sys.argv[1:] if argv is None else list(argv))
     try:
         release = requested_release(argv)
-        resolution = resolve_release(release or "seed")
+        resolution = resolve_release(release or SEED)
     except VMCtxEmuError as e:
         if traceback:
             raise

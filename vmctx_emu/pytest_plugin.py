@@ -87,16 +87,16 @@ def _header_for(layout):
 @pytest.fixture
 def vmctx_instance():
     """Factory: `vmctx_instance(counts, wasmtime="50", debug_assertions=False, header=None)`."""
-    from .layouts.releases import wasmtime_layout
+    from .layouts.releases import resolve_wasmtime
     from .memory.instance import OwnedComponentInstance
 
     made = []
 
     def make(counts=None, *, wasmtime="50", debug_assertions=False, header=None, store=None, **kw):
-        layout = wasmtime_layout(wasmtime)
+        resolution = resolve_wasmtime(wasmtime)
         if header is None and store is None:
-            header = _header_for(layout)
-        inst = OwnedComponentInstance(dict(counts or {}), store, wasmtime=wasmtime,
+            header = _header_for(resolution.layout)
+        inst = OwnedComponentInstance(dict(counts or {}), store, wasmtime=resolution,
                                       debug_assertions=debug_assertions, header=header, **kw)
         made.append(inst)
         return inst

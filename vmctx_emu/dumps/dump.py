@@ -33,10 +33,10 @@ import stat
 import sys
 import time
 
-from ..errors import ArgumentTypeError, ArgumentValueError, VMContextError, VMCtxEmuError
+from ..errors import ArgumentTypeError, ArgumentValueError, UnknownReleaseError, VMContextError, VMCtxEmuError
 from ..layouts.component import check_counts, check_u32
 from ..layouts.ptr import as_ptr_size, check_ptr
-from ..layouts.releases import wasmtime_layout
+from ..layouts.releases import resolve_wasmtime
 from ..memory.reader import ContextReader
 from ..memory.views import EMULATED_PTR_SIZES, check_byte_order
 
@@ -89,12 +89,6 @@ def _check_path(path, what="path"):
 
 def sidecar_dict(ctx, commit=None):
     meta = {"format": DUMP_FORMAT, "format_version": DUMP_FORMAT_VERSION, **ctx.layout_parameters()}
-    try:
-        named = wasmtime_layout(meta["wasmtime"]).id == ctx.layout.id
-    except (ValueError, LookupError, StopIteration):
-        named = False
-    if not named:  # made from a layout object, not a release string: name its first release
-        meta["wasmtime"] = ctx.layout.first or "seed"
     if commit is not None:
         meta["commit"] = commit
     return meta
@@ -327,10 +321,9 @@ def check_sidecar(meta, where):
             raise DumpError(f"sidecar {where}: {key} {json.dumps(meta[key])[:80]} is not {expected} "
                             f"(found {_json_type(meta[key])})")
     out = dict(meta)
-    out.setdefault("wasmtime", "seed")
     try:
-        layout = wasmtime_layout(out["wasmtime"])
-    except (ValueError, LookupError, StopIteration) as e:
+        layout = resolve_wasmtime(out.get("wasmtime")).layout  # none named: the seed
+    except UnknownReleaseError as e:
         raise DumpError(f"sidecar {where}: wasmtime {out['wasmtime']!r}: {e}") from None
     if "layout" in out and out["layout"] != layout.id:
         raise DumpError(f"sidecar {where}: layout {out['layout']!r} contradicts wasmtime {out['wasmtime']!r}, "
@@ -417,7 +410,7 @@ def _counts_text(component):
     return ", ".join(f"{k}={v}" for k, v in component.counts().items())
 
 
-def _check_load_arguments(counts, address, debug_assertions, check_magic, byte_order, wasmtime):
+def _check_load_arguments(counts, address, debug_assertions, check_magic, byte_order):
     if counts is not None:
         check_counts(counts)
     if address is not None and (isinstance(address, bool) or not isinstance(address, int)):
@@ -429,9 +422,6 @@ def _check_load_arguments(counts, address, debug_assertions, check_magic, byte_o
             raise ArgumentTypeError(f"{name} must be a bool, got {type(value).__name__} {value!r}")
     if byte_order is not None:
         check_byte_order(byte_order)
-    if wasmtime is not None and not isinstance(wasmtime, str) and not hasattr(wasmtime, "count_names"):
-        raise ArgumentTypeError(f"wasmtime must be a release string or layout, got {type(wasmtime).__name__} "
-                                f"{wasmtime!r}")
 
 
 def _data_path(path, meta):
@@ -458,7 +448,11 @@ def load_dump(path, component=None, ptr=None, byte_order=None, *, counts=None, a
     from a regular file unless `allow_special` (a device, a FIFO).
     """
     path = _check_path(path)
-    _check_load_arguments(counts, address, debug_assertions, check_magic, byte_order, wasmtime)
+    _check_load_arguments(counts, address, debug_assertions, check_magic, byte_order)
+    try:
+        resolution = None if wasmtime is None else resolve_wasmtime(wasmtime)
+    except UnknownReleaseError as e:
+        raise DumpError(f"{path}: {e}") from None
     if not isinstance(allow_special, bool):
         raise ArgumentTypeError(f"allow_special must be a bool, got {type(allow_special).__name__} {allow_special!r}")
     f, _ = _open_checked(path, "dump", allow_special)  # a missing or special file is named before anything else
@@ -466,12 +460,9 @@ def load_dump(path, component=None, ptr=None, byte_order=None, *, counts=None, a
     meta = _read_sidecar(path)
     where = sidecar_path(path)
     side = meta or {}
-    if wasmtime is None:
-        wasmtime = side.get("wasmtime", "seed")
-    try:
-        layout = wasmtime_layout(wasmtime)
-    except (ValueError, LookupError, StopIteration) as e:
-        raise DumpError(f"{path}: {e}") from None
+    if resolution is None:
+        resolution = resolve_wasmtime(side.get("wasmtime"))  # checked with the sidecar
+    layout = resolution.layout
     if component is None and (meta is not None or counts):
         merged = dict.fromkeys(layout.count_names, 0)
         side_counts = side.get("counts", {})
@@ -499,7 +490,7 @@ def load_dump(path, component=None, ptr=None, byte_order=None, *, counts=None, a
         debug_assertions = side.get("debug_assertions", True)
     ctx = DumpedContext.__new__(DumpedContext)
     try:
-        ctx._prepare(component, ptr, byte_order, None, debug_assertions, path, wasmtime)
+        ctx._prepare(component, ptr, byte_order, None, debug_assertions, path, resolution)
     except (ArgumentTypeError, ArgumentValueError):
         raise
     except (TypeError, ValueError) as e:

@@ -37,7 +37,7 @@ from ..constants import VMCOMPONENT_MAGIC
 from ..errors import ArgumentTypeError, VMCtxEmuError
 from ..layouts.component import check_counts, count_option
 from ..layouts.ptr import as_ptr_size, check_ptr, invalid_ptr
-from ..layouts.releases import LAYOUTS, wasmtime_layout
+from ..layouts.releases import LAYOUTS, resolve_wasmtime
 from ..memory.magic import magic_mismatch_message
 from ..memory.views import BYTE_ORDER_CHAR, EMULATED_PTR_SIZES, check_byte_order
 
@@ -624,7 +624,7 @@ def _prepared(data, ptr, byte_order, address=None, counts=None, debug_assertions
     return _magic_checked(data, ptr, byte_order), int(ptr), known
 
 
-def infer(data, ptr, byte_order="little", *, wasmtime="seed", address=None, counts=None,
+def infer(data, ptr, byte_order="little", *, wasmtime=None, address=None, counts=None,
           debug_assertions=True, limit=RANKED, open_end=False, pointers=None):
     """Every shape of one release's layout that explains a dump, the most plausible first.
 
@@ -638,7 +638,7 @@ def infer(data, ptr, byte_order="little", *, wasmtime="seed", address=None, coun
     for a dump no layout could start with, `TooManyCandidatesError` when the
     unknown counts would take too long to try.
     """
-    layout = wasmtime_layout(wasmtime)
+    layout = resolve_wasmtime(wasmtime).layout
     raw, p, known = _prepared(data, ptr, byte_order, address, counts, debug_assertions)
     return _infer(raw, layout, p, byte_order, address, known, debug_assertions, _check_limit(limit),
                   open_end, pointers)

@@ -63,8 +63,7 @@ class _Counts:
 @lru_cache(maxsize=None)
 def component_class(layout):
     """The immutable counts class of `layout`: its `count_names`, each a `u32` defaulting to 0."""
-    name = "Component" if layout.id == "seed" else f"Component_{layout.id}_{layout.first.replace('.', '_')}"
-    cls = make_dataclass(name, [(n, int, field(default=0)) for n in layout.count_names], bases=(_Counts,),
+    cls = make_dataclass("Component" + layout.class_suffix, [(n, int, field(default=0)) for n in layout.count_names], bases=(_Counts,),
                          frozen=True)
     cls.__module__ = __name__
     cls.LAYOUT = layout

@@ -53,7 +53,7 @@ class OwnedComponentInstance(ContextReader):
         header=None,
     ):
         self._set_target(component, ptr, byte_order, debug_assertions, wasmtime)
-        self._header = check_header(self.layout, self.ptr, store, header, explicit=wasmtime is not None)
+        self._header = check_header(self.layout, self.ptr, store, header)
 
         size = self.offsets.size_of_vmctx()
         # At least pointer-aligned like the Rust allocation; 16 so the flag

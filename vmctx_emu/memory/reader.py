@@ -17,7 +17,7 @@ from ..constants import VMCOMPONENT_MAGIC
 from ..errors import (ArgumentTypeError, ArgumentValueError, ClosedError, InvalidPtrSizeError, LayoutError,
                       VMContextError)
 from ..layouts.ptr import HostPtr, as_ptr_size, check_ptr, invalid_ptr
-from ..layouts.releases import wasmtime_layout
+from ..layouts.releases import resolve_wasmtime
 from ..layouts.types import VMLOWERING
 from .flags import flags_class
 from .magic import magic_mismatch_message
@@ -205,8 +205,10 @@ class ContextReader:
     _setters_for = None  # layout -> {name: setter function}; None on read-only contexts
 
     def _set_target(self, component, ptr, byte_order, debug_assertions, wasmtime=None):
-        self.layout = wasmtime_layout("seed" if wasmtime is None else wasmtime)
-        self.wasmtime = "seed" if wasmtime is None else str(wasmtime)
+        resolution = resolve_wasmtime(wasmtime)
+        self.layout = resolution.layout
+        self.wasmtime = resolution.version  # as resolved: "21.0.2" for "21"; "48.0.11", a patch the table lacks
+        self.release = resolution.release  # the table's release that stands for it: "48.0.10"
         if type(self).LAYOUT is not self.layout:
             self.__class__ = with_runtime(type(self), self.layout, type(self)._setters_for)
         if isinstance(component, Mapping):

@@ -126,7 +126,7 @@ def protocol_of(flags):
     if not isinstance(flags, InstanceFlags):
         raise ArgumentTypeError(f"expected the InstanceFlags of a context (ctx.instance_flags(i)), "
                                 f"got {type(flags).__name__}")
-    return protocol_for(flags._owner.wasmtime)
+    return protocol_for(flags._owner.release)
 
 
 def _core_results(results):
