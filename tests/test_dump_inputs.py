@@ -145,6 +145,17 @@ def test_sidecar_checked_against_its_schema(dumped, key, value, needle):
     assert needle in str(e.value) and f"{path}.json" in str(e.value)
 
 
+def test_sidecar_without_a_release_whose_layout_is_another_names_the_seed(dumped):
+    """A KeyError once: with "wasmtime" absent the contradiction was told with the key that was not there."""
+    inst, path = dumped
+    meta = sidecar(path)
+    del meta["wasmtime"]
+    meta["layout"] = "L1"
+    write_sidecar(path, meta)
+    with pytest.raises(DumpError, match="layout 'L1' contradicts wasmtime 'seed', whose layout is 'seed'"):
+        load_dump(path)
+
+
 def test_sidecar_without_counts_is_not_reported_as_no_sidecar(dumped):
     inst, path = dumped
     meta = sidecar(path)

@@ -322,12 +322,13 @@ def check_sidecar(meta, where):
                             f"(found {_json_type(meta[key])})")
     out = dict(meta)
     try:
-        layout = resolve_wasmtime(out.get("wasmtime")).layout  # none named: the seed
+        resolution = resolve_wasmtime(out.get("wasmtime"))  # none named: the seed
     except UnknownReleaseError as e:
         raise DumpError(f"sidecar {where}: wasmtime {out['wasmtime']!r}: {e}") from None
+    layout = resolution.layout
     if "layout" in out and out["layout"] != layout.id:
-        raise DumpError(f"sidecar {where}: layout {out['layout']!r} contradicts wasmtime {out['wasmtime']!r}, "
-                        f"whose layout is {layout.id!r}")
+        raise DumpError(f"sidecar {where}: layout {out['layout']!r} contradicts wasmtime "
+                        f"{out.get('wasmtime', resolution.version)!r}, whose layout is {layout.id!r}")
     counts = out["counts"]
     extra = sorted(set(counts) - set(layout.count_names))
     if extra:
