@@ -60,7 +60,7 @@ def exercise(ctx):
     padding = padding_differences(decoded, decoded)
     assert diff_table(decoded, decoded, padding) == "no differences"
     json.loads(diff_json(decoded, decoded, padding))
-    flags = ctx._flags_field
+    flags = ctx.layout.flags_field()
     for i in range(ctx.offsets.region(flags.name).count):
         flag = ctx.instance_flags(i)
         repr(flag)
@@ -89,7 +89,7 @@ def test_fuzz_dump_reader_raises_only_package_errors(layout, ptr, order, debug, 
         return
     if flag_word is not None and n:
         word = flag_word & 0xFFFFFFFF
-        inst.subview(inst._flags_field.name, "flags")[0] = word - (1 << 32) if word >> 31 else word
+        inst.subview(inst.layout.flags_field().name, "flags")[0] = word - (1 << 32) if word >> 31 else word
     with tempfile.TemporaryDirectory() as tmp:
         path = inst.dump(os.path.join(tmp, "ctx.bin"))
         data = bytearray(inst.to_bytes())

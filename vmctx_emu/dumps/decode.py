@@ -152,7 +152,7 @@ def _element_mask(field, region, ptr):
 
 def _columns_and_blocks(ctx):
     columns, blocks = [], []
-    for field, region in ctx._fields():
+    for field, region in zip(ctx.layout.declared_fields(), ctx.offsets.regions()):
         etype = field.elem_type
         subs = etype.subfields
         first = len(columns)
@@ -173,7 +173,7 @@ def _interp(sub, values, ctx):
     set_code = Interp.POINTER
     if sub.role == "vmctx" and ctx.vmctx is not None:
         set_code = np.where(values == ctx.vmctx, Interp.OWN_VMCTX, Interp.OTHER_VMCTX)
-    return np.where(values == ctx._invalid, Interp.POISON, np.where(values == 0, Interp.NULL, set_code))
+    return np.where(values == ctx.geometry.invalid, Interp.POISON, np.where(values == 0, Interp.NULL, set_code))
 
 
 def _as_u64(arr, kind):
@@ -292,7 +292,7 @@ def _anomalies(ctx, raw, blocks, values_by):
             found.append(Anomaly("padding", start, f"non-zero padding bytes at offsets {start}..{stop - 1} "
                                                    f"(in {_where(ctx, start)}): {bytes(raw[start:stop]).hex(' ')}"))
 
-    name = ctx._flags_field.name
+    name = ctx.layout.flags_field().name
     flags = values_by.get((name, "flags"))
     if flags is not None:
         bad = np.flatnonzero(flags & ~np.uint64(ctx.layout.flag_mask))
@@ -302,7 +302,7 @@ def _anomalies(ctx, raw, blocks, values_by):
             f"{name}[{i}] = {int(flags[i]):#010x} has bits beyond {names}"))
         found += _flag_state_anomalies(ctx, name, flags)
 
-    poisoned = _Poisoned(values_by, np.uint64(ctx._invalid))
+    poisoned = _Poisoned(values_by, np.uint64(ctx.geometry.invalid))
     if not ctx.debug_assertions:
         for region, sub in values_by:
             idx = np.flatnonzero(poisoned[(region, sub)])

@@ -33,12 +33,12 @@ import stat
 import sys
 import time
 
+from ..checks import check_byte_order
 from ..errors import ArgumentTypeError, ArgumentValueError, UnknownReleaseError, VMContextError, VMCtxEmuError
 from ..layouts.component import check_counts, check_u32
-from ..layouts.ptr import as_ptr_size, check_ptr
+from ..layouts.ptr import EMULATED_PTR_SIZES, as_ptr_size, check_ptr
 from ..layouts.releases import resolve_wasmtime
 from ..memory.reader import ContextReader
-from ..memory.views import EMULATED_PTR_SIZES, check_byte_order
 
 __all__ = ["DUMP_FORMAT", "DUMP_FORMAT_VERSION", "MAX_DUMP_BYTES", "MAX_SIDECAR_BYTES", "SIDECAR_SCHEMA",
            "STALE_AFTER", "DumpError", "DumpedContext", "write_dump", "load_dump", "read_dump_bytes",
@@ -393,7 +393,7 @@ class DumpedContext(ContextReader):
         expected = self.offsets.size_of_vmctx()
         if size != expected or len(data) != expected:
             _wrong_size(self.source, size, expected, self.ptr, self.offsets.component)
-        self._raw = memoryview(data).cast("B")
+        self._attach(memoryview(data).cast("B"))
 
     def __repr__(self):
         return f"<DumpedContext {self.source}, ptr={int(self.ptr)}, {self.byte_order}-endian, {len(self._raw)} bytes>"

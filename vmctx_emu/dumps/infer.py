@@ -33,13 +33,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..checks import BYTE_ORDER_CHAR, check_byte_order
 from ..constants import VMCOMPONENT_MAGIC
 from ..errors import ArgumentTypeError, VMCtxEmuError
 from ..layouts.component import check_counts, count_option
-from ..layouts.ptr import as_ptr_size, check_ptr, invalid_ptr
+from ..layouts.ptr import EMULATED_PTR_SIZES, as_ptr_size, check_ptr, invalid_ptr
 from ..layouts.releases import LAYOUTS, resolve_wasmtime
 from ..memory.magic import magic_mismatch_message
-from ..memory.views import BYTE_ORDER_CHAR, EMULATED_PTR_SIZES, check_byte_order
 
 __all__ = ["InferError", "TooManyCandidatesError", "Candidate", "Inference", "infer", "infer_releases",
            "consistent_layouts", "MAX_FLAG_RUN_TRIED", "RANKED", "WORK_LIMIT", "WORK_BUDGET", "INFER_MAX_BYTES"]

@@ -16,6 +16,7 @@ __all__ = [
     "PtrSize",
     "HostPtr",
     "POINTER_SIZES",
+    "EMULATED_PTR_SIZES",
     "as_ptr_size",
     "check_ptr",
     "invalid_ptr",
@@ -27,6 +28,10 @@ __all__ = [
 ]
 
 POINTER_SIZES = tuple(1 << k for k in range(8))
+# Memory is emulated only where every sub-field fits its element and has a
+# numpy integer type: a 1- or 2-byte pointer would overlap `type_index`
+# with `vmctx`, and numpy has no 16/32/64-byte integers. Other sizes are offsets-only.
+EMULATED_PTR_SIZES = (4, 8)
 
 
 class PtrSize(int):

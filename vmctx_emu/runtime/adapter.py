@@ -126,7 +126,7 @@ def protocol_of(flags):
     if not isinstance(flags, InstanceFlags):
         raise ArgumentTypeError(f"expected the InstanceFlags of a context (ctx.instance_flags(i)), "
                                 f"got {type(flags).__name__}")
-    return protocol_for(flags._owner.release)
+    return protocol_for(flags.context.release)
 
 
 def _core_results(results):
@@ -146,8 +146,8 @@ class FusedAdapter:
                  debug_assertions=True):
         self.protocol = protocol_of(lift_flags)
         if protocol_of(lower_flags) is not self.protocol:
-            raise ArgumentValueError(f"lower_flags are of Wasmtime {lower_flags._owner.wasmtime} and lift_flags of "
-                                     f"{lift_flags._owner.wasmtime}: one adapter joins instances of one release")
+            raise ArgumentValueError(f"lower_flags are of Wasmtime {lower_flags.context.wasmtime} and lift_flags of "
+                                     f"{lift_flags.context.wasmtime}: one adapter joins instances of one release")
         self.lower_flags = lower_flags
         self.lift_flags = lift_flags
         self.called_as_export = _flag_argument("FusedAdapter called_as_export", called_as_export)
@@ -160,7 +160,7 @@ class FusedAdapter:
         _callable("lower_params", lower_params, optional=True)
         _callable("lift_results", lift_results, optional=True)
         lower, lift, p = self.lower_flags, self.lift_flags, self.protocol
-        if lower._owner is lift._owner and lower.index == lift.index:
+        if lower.context is lift.context and lower.index == lift.index:
             raise Trap("same_instance", p.adapter_same_instance)
         if not _test(lower, FLAG_MAY_LEAVE):
             raise Trap("cannot_leave", p.adapter_cannot_leave)
@@ -212,7 +212,7 @@ def host_call(flags, callee, *args, post_return=None, debug_assertions=True):
     if not p.has_may_enter:
         return _host_call_v42(flags, callee, args, post_return)
     if post_return is not None:
-        raise ArgumentValueError(f"Wasmtime {flags._owner.wasmtime} runs post-return from Func::post_return: "
+        raise ArgumentValueError(f"Wasmtime {flags.context.wasmtime} runs post-return from Func::post_return: "
                                  "pass it to host_post_return")
     if not _test(flags, FLAG_MAY_ENTER):
         raise HostCallError(p.reenter)
@@ -231,7 +231,7 @@ def host_call(flags, callee, *args, post_return=None, debug_assertions=True):
 
 
 def _host_call_v42(flags, callee, args, post_return):
-    owner = flags._owner
+    owner = flags.context
     if owner in _trapped:
         raise HostCallError(CANNOT_ENTER)
     _set(flags, FLAG_MAY_LEAVE, False)
@@ -256,7 +256,7 @@ def host_post_return(flags, post_return=None):
     p = protocol_of(flags)
     _callable("host_post_return post_return", post_return, optional=True)
     if not p.has_may_enter:
-        warnings.warn(f"Wasmtime {flags._owner.wasmtime}: post_return has no effect (Func::call runs the "
+        warnings.warn(f"Wasmtime {flags.context.wasmtime}: post_return has no effect (Func::call runs the "
                       "post-return function: pass it as host_call(post_return=...))", DeprecationWarning,
                       stacklevel=2)
         return
