@@ -14,7 +14,7 @@ from conftest import run_cli as run
 
 from vmctx_emu import Component, LayoutOverflowError, OwnedComponentInstance
 from vmctx_emu.cli import EXIT_BROKEN_PIPE, build_parser, main
-from vmctx_emu.layouts.component import count_option
+from vmctx_emu.cli import count_option
 from vmctx_emu.layouts.releases import LAYOUTS
 
 SAMPLE = Component(num_lowerings=3, num_runtime_memories=1, num_runtime_reallocs=1,

@@ -17,6 +17,7 @@ from .errors import (
     ClosedError,
     ComponentIndexError,
     ComponentValueError,
+    DumpError,
     InvalidPtrSizeError,
     LayoutError,
     LayoutOverflowError,
@@ -29,7 +30,6 @@ from .errors import (
 # (and so every CLI command) does not pay for numpy and the memory emulation
 # unless it needs them.
 _LAZY = {
-    "DumpError": "dumps.dump",
     "load_dump": "dumps.dump",
     "InstanceFlags": "memory.flags",
     "OwnedComponentInstance": "memory.instance",

@@ -10,12 +10,19 @@ import os
 import sys
 import textwrap
 
-from .errors import ArgumentValueError, UnknownReleaseError, VMCtxEmuError
-from .layouts.component import check_u32, count_option
+from .checks import check_u32
+from .errors import ArgumentValueError, BadMagicError, DumpError, TooManyCandidatesError, UnknownReleaseError, \
+    VMCtxEmuError
 from .layouts.ptr import HostPtr, PtrSize
 from .layouts.releases import COUNT_ORDER, LAYOUTS, SEED, resolve_release
 
-__all__ = ["main", "add_layout_options", "count_option", "count_options"]
+__all__ = ["main", "Parser", "add_layout_options", "count_option", "count_options"]
+
+
+def count_option(count_name):
+    """The CLI option of a Rust count: num_runtime_post_returns -> post-returns, instances for component instances."""
+    option = count_name.removeprefix("num_").removeprefix("runtime_").replace("_", "-")
+    return "instances" if option == "component-instances" else option
 
 
 def count_options(layout=SEED):
@@ -27,7 +34,7 @@ def count_options(layout=SEED):
 ALL_COUNT_NAMES = tuple(n for n in COUNT_ORDER if any(n in layout.count_names for layout in LAYOUTS))
 
 
-class _Parser(argparse.ArgumentParser):
+class Parser(argparse.ArgumentParser):
     """Bad arguments: one line on stderr and exit status 2, no usage dump; no abbreviated options.
 
     An unrecognized option that is a count of other releases, or an option of other commands, is
@@ -249,7 +256,6 @@ def cmd_diff(args, out):
     """Exit status as diff(1): 0 when the dumps decode the same, 1 when they differ."""
     from .describe import diff_json, diff_rows, diff_table
     from .dumps.decode import decode, padding_differences
-    from .dumps.dump import DumpError
 
     old, new = load_from_args(args, args.old), load_from_args(args, args.new)
     if old.offsets.regions() != new.offsets.regions():
@@ -455,7 +461,7 @@ exit status:
 
 def build_parser(layout=SEED, explicit=False):
     """The CLI parser; the count options are those of `layout` (chosen with --wasmtime: `explicit`)."""
-    parser = _Parser(
+    parser = Parser(
         prog="vmctx-emu",
         description="Emulate and inspect Wasmtime's VMComponentContext memory.",
         epilog=EPILOG,
@@ -466,7 +472,7 @@ def build_parser(layout=SEED, explicit=False):
                         help="show the Python traceback on errors (accepted anywhere on the line)")
     parser.add_argument("--version", action=_VersionAction,
                         help="print the package version and the newest Wasmtime release it knows")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
 
     def command(name, help, **kwargs):
         return sub.add_parser(name, help=help, description=help[0].upper() + help[1:] + ".", **kwargs)
@@ -642,7 +648,21 @@ def _one_line(error):
         return f"{error.filename}: {error.strerror}"
     if isinstance(error, MemoryError):
         return f"out of memory{': ' + str(error) if str(error) else ''}"
-    return " ".join(str(error).split()) or type(error).__name__
+    return " ".join(_phrase(error).split()) or type(error).__name__
+
+
+def _phrase(error):
+    """A library error in the command line's words where one of its options is the way out (the library's
+    message names Python arguments instead); any other error as it is."""
+    if isinstance(error, TooManyCandidatesError) and error.asks:
+        way_out = (f"give it (--{count_option(error.count_name)} N)" if error.count_name else
+                   "give the counts you know (the count options, e.g. --instances N --lowerings N) or --wasmtime")
+        return f"{error.reason}; {way_out}"
+    if isinstance(error, DumpError) and error.missing:
+        return f"{error.reason}: pass them (CLI: --ptr-size and the count options)"
+    if isinstance(error, BadMagicError) and error.path is not None:
+        return f"{error.reason} (--force reads it anyway)"
+    return str(error)
 
 
 if __name__ == "__main__":

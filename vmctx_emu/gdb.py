@@ -56,10 +56,10 @@ def main(argv=None):
     """Print the script path, or with `--target-args` the gdb target's arguments for a shape."""
     import shlex
 
-    from .cli import _Parser, add_layout_options
+    from .cli import Parser, add_layout_options
 
     argv = sys.argv[1:] if argv is None else list(argv)
-    parser = _Parser(prog="python -m vmctx_emu.gdb",
+    parser = Parser(prog="python -m vmctx_emu.gdb",
                      description="Print the path of the gdb command file (`source` it in gdb).")
     parser.add_argument("--target-args", action="store_true",
                         help="instead, print the arguments of native/gdb_target.c for the shape the "

@@ -14,21 +14,13 @@ Loaded through the `pytest11` entry point, so installing vmctx-emu is enough:
 
 import pytest
 
-from .errors import VMCtxEmuError
+from .errors import ContextMismatch, VMCtxEmuError
 
 __all__ = ["assert_same_context", "ContextMismatch"]
 
 # Header pointers for emulated contexts when a test does not care: distinct, aligned, non-null.
 HEADER_BASE = 0x1000
 STORE_VTABLE = 0x8000
-
-
-class ContextMismatch(AssertionError):
-    """Two contexts differ: `.field`, `.offset`, `.actual`, `.expected` name the first difference."""
-
-    def __init__(self, message, field=None, offset=None, actual=None, expected=None):
-        super().__init__(message)
-        self.field, self.offset, self.actual, self.expected = field, offset, actual, expected
 
 
 def _decoded(ctx):

@@ -11,7 +11,8 @@ from ..constants import VMCOMPONENT_MAGIC
 from ..memory.magic import magic_mismatch_message
 from ..layouts.fields import Header
 
-__all__ = ["Interp", "RECORD_DTYPE", "Column", "Anomaly", "Decoded", "decode", "padding_differences"]
+__all__ = ["Interp", "RECORD_DTYPE", "Column", "Anomaly", "Decoded", "decode", "padding_differences", "interpretations",
+           "as_u64"]
 
 
 class Interp:
@@ -102,13 +103,13 @@ class Decoded:
         index = np.arange(start, stop, dtype=np.uint32)
         starts = region.offset + index * np.uint32(region.elem_size)
         for k, sub in enumerate(subs):
-            values = _as_u64(self.values[(field.name, sub.name)][start:stop], sub.kind)
+            values = as_u64(self.values[(field.name, sub.name)][start:stop], sub.kind)
             col = rec[:, k]
             col["column"] = first + k
             col["index"] = index
             col["offset"] = starts + np.uint32(field.sub_offset(sub.name, ctx.ptr))
             col["value"] = values
-            col["interp"] = _interp(sub, values, ctx)
+            col["interp"] = interpretations(sub, values, ctx)
         return rec.reshape(-1)
 
     def chunks(self, size=1 << 16):
@@ -163,7 +164,8 @@ def _columns_and_blocks(ctx):
     return columns, blocks
 
 
-def _interp(sub, values, ctx):
+def interpretations(sub, values, ctx):
+    """The `Interp` code of each value of sub-field `sub` (a numpy array of them) in context `ctx`."""
     if sub.role == "magic":
         return np.where(values == VMCOMPONENT_MAGIC, Interp.MAGIC_OK, Interp.MAGIC_BAD)
     if sub.role == "flags":
@@ -176,7 +178,8 @@ def _interp(sub, values, ctx):
     return np.where(values == ctx.geometry.invalid, Interp.POISON, np.where(values == 0, Interp.NULL, set_code))
 
 
-def _as_u64(arr, kind):
+def as_u64(arr, kind):
+    """A sub-field's values as u64 (an i32 flag word as its unsigned 32 bits, as records store it)."""
     if kind == "i32":
         arr = arr.astype(np.int64) & 0xFFFFFFFF
     return arr.astype(np.uint64)
@@ -194,7 +197,7 @@ def decode(ctx):
             view = ctx.subview(field.name, sub.name)
             # Pointers and u32s are compared as they are (no copy); the i32 flag
             # word is read as its unsigned 32 bits, as records store it.
-            values_by[(field.name, sub.name)] = _as_u64(view, sub.kind) if sub.kind == "i32" else view
+            values_by[(field.name, sub.name)] = as_u64(view, sub.kind) if sub.kind == "i32" else view
     anomalies = _anomalies(ctx, raw, blocks, values_by)
     return Decoded(ctx, columns, blocks, values_by, anomalies)
 
@@ -270,10 +273,10 @@ class _Poisoned(dict):
 
     def __init__(self, values_by, invalid):
         super().__init__()
-        self._values, self._invalid = values_by, invalid
+        self._values, self.invalid = values_by, invalid
 
     def __missing__(self, key):
-        mask = self[key] = self._values[key] == self._invalid
+        mask = self[key] = self._values[key] == self.invalid
         return mask
 
     def __contains__(self, key):
@@ -314,7 +317,7 @@ def _anomalies(ctx, raw, blocks, values_by):
 
     for field, _, _ in blocks:
         for sub, value in field.init:
-            if isinstance(value, Header) and values_by[(field.name, sub)][0] == poisoned._invalid:
+            if isinstance(value, Header) and values_by[(field.name, sub)][0] == poisoned.invalid:
                 found.append(Anomaly("poison_elsewhere", _offset_of(ctx, field.name, sub, 0),
                                      f"{field.name}.{sub} holds INVALID_PTR, which the runtime never writes there"))
 
@@ -326,7 +329,7 @@ def _anomalies(ctx, raw, blocks, values_by):
             region, first = field.name, field.elem_type.subfields[0].name
             vm = values_by[(region, vmctx_sub.name)]
             fp = values_by[(region, first)]
-            idx = np.flatnonzero((fp != poisoned._invalid) & (fp != 0) & (vm != np.uint64(ctx.vmctx)))
+            idx = np.flatnonzero((fp != poisoned.invalid) & (fp != 0) & (vm != np.uint64(ctx.vmctx)))
             found += _listed("foreign_vmctx", idx, lambda i, r=region, v=vm, s=vmctx_sub.name: Anomaly(
                 "foreign_vmctx", _offset_of(ctx, r, s, i),
                 f"{r}[{i}].{s} = {int(v[i]):#x} is not this context "
@@ -399,3 +402,7 @@ def _debug_anomalies(ctx, values_by, poisoned, blocks):
                 f"{f}[{i}].{s} is null in a debug dump: initialization leaves INVALID_PTR "
                 f"there and {spec.name} never writes null"))
     return found
+
+
+# The names describe.py imports until it reads the public ones (the describe/ package it moves to).
+_interp, _as_u64 = interpretations, as_u64

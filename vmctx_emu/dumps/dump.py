@@ -34,9 +34,9 @@ import sys
 import time
 
 from ..checks import check_byte_order
-from ..errors import ArgumentTypeError, ArgumentValueError, UnknownReleaseError, VMContextError, VMCtxEmuError
-from ..layouts.component import check_counts, check_u32
-from ..layouts.ptr import EMULATED_PTR_SIZES, as_ptr_size, check_ptr
+from ..checks import check_bool, check_counts, check_int, check_ptr, check_u32
+from ..errors import ArgumentTypeError, ArgumentValueError, BadMagicError, DumpError, UnknownReleaseError
+from ..layouts.ptr import EMULATED_PTR_SIZES, as_ptr_size
 from ..layouts.releases import resolve_wasmtime
 from ..memory.reader import ContextReader
 
@@ -54,10 +54,6 @@ MAX_SIDECAR_BYTES = 1 << 16
 STALE_AFTER = 60.0
 
 _TOKEN = re.compile(r"[0-9a-f]{16}")
-
-
-class DumpError(VMCtxEmuError, ValueError):
-    """A dump or its sidecar that cannot be read as the layout it claims or is given."""
 
 
 def sidecar_path(path):
@@ -218,13 +214,7 @@ def _open_checked(path, what, allow_special):
 
 
 def _check_limit(limit):
-    if limit is None:
-        return None
-    if isinstance(limit, bool) or not isinstance(limit, int):
-        raise ArgumentTypeError(f"limit must be an int or None, got {type(limit).__name__} {limit!r}")
-    if limit < 0:
-        raise ArgumentValueError(f"limit must be >= 0, got {limit}")
-    return limit
+    return None if limit is None else check_int("limit", limit, 0, kind="an int or None")
 
 
 def _read_bounded(path, limit, what="dump", allow_special=False, why=None):
@@ -414,13 +404,11 @@ def _counts_text(component):
 def _check_load_arguments(counts, address, debug_assertions, check_magic, byte_order):
     if counts is not None:
         check_counts(counts)
-    if address is not None and (isinstance(address, bool) or not isinstance(address, int)):
-        raise ArgumentTypeError(f"address must be an int or None, got {type(address).__name__} {address!r}")
-    if address is not None and address < 0:
-        raise ArgumentValueError(f"address must be an int in [0, 2**64), got {address}")
+    if address is not None:
+        check_int("address", address, 0, kind="an int or None", bound="an int in [0, 2**64)")
     for name, value in (("debug_assertions", debug_assertions), ("check_magic", check_magic)):
-        if value is not None and not isinstance(value, bool):
-            raise ArgumentTypeError(f"{name} must be a bool, got {type(value).__name__} {value!r}")
+        if value is not None:
+            check_bool(name, value)
     if byte_order is not None:
         check_byte_order(byte_order)
 
@@ -454,8 +442,7 @@ def load_dump(path, component=None, ptr=None, byte_order=None, *, counts=None, a
         resolution = None if wasmtime is None else resolve_wasmtime(wasmtime)
     except UnknownReleaseError as e:
         raise DumpError(f"{path}: {e}") from None
-    if not isinstance(allow_special, bool):
-        raise ArgumentTypeError(f"allow_special must be a bool, got {type(allow_special).__name__} {allow_special!r}")
+    check_bool("allow_special", allow_special)
     f, _ = _open_checked(path, "dump", allow_special)  # a missing or special file is named before anything else
     f.close()
     meta = _read_sidecar(path)
@@ -481,12 +468,12 @@ def load_dump(path, component=None, ptr=None, byte_order=None, *, counts=None, a
             raise DumpError(f"{where if side_counts else path}: {e}") from None
     ptr = side.get("ptr_size") if ptr is None else ptr
     byte_order = side.get("byte_order", sys.byteorder) if byte_order is None else byte_order
-    missing = [name for name, v in (("component counts", component), ("pointer size", ptr)) if v is None]
+    missing = tuple(key for key, v in (("counts", component), ("ptr_size", ptr)) if v is None)
     if missing:
-        raise DumpError(
-            f"{path}: no sidecar {where} and no {' or '.join(missing)} given: "
-            "pass them (CLI: --ptr-size and the count options)"
-        )
+        words = {"counts": "component counts", "ptr_size": "pointer size"}
+        reason = f"{path}: no sidecar {where} and no {' or '.join(words[key] for key in missing)} given"
+        raise DumpError(f"{reason}: pass them (component= or counts=, and ptr=)", path=path, missing=missing,
+                        reason=reason)
     if debug_assertions is None:
         debug_assertions = side.get("debug_assertions", True)
     ctx = DumpedContext.__new__(DumpedContext)
@@ -507,8 +494,10 @@ def load_dump(path, component=None, ptr=None, byte_order=None, *, counts=None, a
     if check_magic:
         try:
             ctx.check_magic()
-        except VMContextError as e:
-            raise VMContextError(f"{path}: {e} (--force reads it anyway)") from None
+        except BadMagicError as e:
+            reason = f"{path}: {e}"
+            raise BadMagicError(f"{reason} (check_magic=False reads it anyway)", found=e.found, address=e.address,
+                                path=path, reason=reason) from None
     return ctx
 
 

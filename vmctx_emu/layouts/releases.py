@@ -323,10 +323,6 @@ class WasmtimeLayout:
     def setter(self, name):
         return next((s for s in self.setters if s.name == name), None)
 
-    def setter_of(self, field_name):
-        """The setter that writes `field_name`, if the runtime has one."""
-        return next((s for s in self.setters if field_name in s.fields), None)
-
     @property
     def class_suffix(self):
         """What its derived classes' names add to the Rust name: nothing for the seed, which the package

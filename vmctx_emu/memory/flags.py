@@ -8,7 +8,7 @@ back); anything else, "no" included, is refused rather than read as truthy.
 
 import struct
 
-from ..checks import BYTE_ORDER_CHAR, check_byte_order
+from ..checks import BYTE_ORDER_CHAR, check_byte_order, check_int
 from ..constants import FLAG_MAY_ENTER, FLAG_MAY_LEAVE, FLAG_NEEDS_POST_RETURN
 from ..errors import ArgumentTypeError, ArgumentValueError, VMContextError
 from ..layouts.releases import ALL_FLAGS
@@ -81,8 +81,9 @@ class InstanceFlags:
         if memory is None or not hasattr(owner, "layout"):
             raise ArgumentTypeError(f"InstanceFlags owner must be a context (use ctx.instance_flags(i)), "
                                     f"got {type(owner).__name__}")
-        if isinstance(offset, bool) or not isinstance(offset, int) or not 0 <= offset <= len(memory) - 4:
-            raise ArgumentValueError(f"InstanceFlags offset must be an int in [0, {len(memory) - 4}], got {offset!r}")
+        bound = f"an int in [0, {len(memory) - 4}]"
+        check_int("InstanceFlags offset", offset, 0, len(memory) - 3, kind=bound, bound=bound,
+                  type_error=ArgumentValueError)
         check_byte_order(byte_order)
         self.context = owner
         self._offset = offset
@@ -115,10 +116,7 @@ class InstanceFlags:
     def _set_value(self, word):
         if not self.context.writable:
             raise self._read_only("value")
-        if isinstance(word, bool) or not isinstance(word, int):
-            raise ArgumentTypeError(f"flag word must be an int, got {type(word).__name__} {word!r}")
-        if not -(2**31) <= word < 2**31:
-            raise ArgumentValueError(f"flag word must be an i32, got {word}")
+        check_int("flag word", word, -(2**31), 2**31, bound="an i32")
         self._word.pack_into(self.context.memory, self._offset, word)
 
     value = property(_get_value, _set_value, doc="The raw i32 flag word.")
@@ -129,11 +127,6 @@ class InstanceFlags:
         if vmctx is None:
             raise VMContextError(f"instance_flags({self.index}).as_raw(): the context's address is unknown")
         return vmctx + self._offset
-
-    def __getattr__(self, name):
-        if name.upper() in {n for _, n in ALL_FLAGS}:
-            raise self._absent(name.upper())
-        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
 
     def __repr__(self):
         if self.context.closed:

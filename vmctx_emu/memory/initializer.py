@@ -10,7 +10,8 @@ from dataclasses import dataclass
 from ..errors import ArgumentTypeError, ArgumentValueError, LayoutError
 from ..layouts.fields import Header
 from ..layouts.offsets import _OffsetsBase
-from ..layouts.ptr import check_ptr, invalid_ptr
+from ..checks import check_bool, check_ptr
+from ..layouts.ptr import invalid_ptr
 
 __all__ = ["Fill", "check_header", "check_offsets", "initial_fills", "fills_for"]
 
@@ -120,8 +121,7 @@ def fills_for(offsets, store=None, *, header=None, debug_assertions=True):
     (`header_defaults`); every other release needs all of its header pointers.
     """
     check_offsets(offsets)
-    if not isinstance(debug_assertions, bool):
-        raise ArgumentTypeError(f"debug_assertions must be a bool, got {debug_assertions!r}")
+    check_bool("debug_assertions", debug_assertions)
     layout = offsets.LAYOUT
     checked = check_header(layout, offsets.ptr, store, header)
     return list(initial_fills(layout, offsets, checked, debug_assertions))

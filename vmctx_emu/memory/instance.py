@@ -10,7 +10,8 @@ import struct
 import sys
 
 from ..errors import ArgumentTypeError, ArgumentValueError, VMContextError
-from ..layouts.ptr import HostPtr, check_ptr
+from ..checks import U32_LIMIT, check_int, check_ptr
+from ..layouts.ptr import HostPtr
 from .buffer import LIVE, AlignedBuffer
 from .geometry import attr_name
 from .initializer import check_header, initial_fills
@@ -265,12 +266,7 @@ class OwnedComponentInstance(ContextReader):
     def _check_value(self, call, label, sub, value, null):
         """`value` for sub-field `sub` (argument `label` of `call`): its type, range and the Rust `null` rule."""
         if sub.kind != "ptr":
-            if isinstance(value, bool) or not isinstance(value, int):
-                raise ArgumentTypeError(f"{call}: {label} must be a u32 (an int), got {type(value).__name__} "
-                                        f"{value!r}")
-            if not 0 <= value < 1 << 32:
-                raise ArgumentValueError(f"{call}: {label} must be a u32, got {value!r}")
-            return value
+            return check_int(f"{call}: {label}", value, 0, U32_LIMIT, kind="a u32 (an int)", bound="a u32")
         if value is None and null == "allowed":
             return 0
         value = check_ptr(f"{call} {label}", value, self.ptr)
@@ -306,10 +302,7 @@ class VMComponentContext:
         Only contexts this package allocated are looked at: any other address
         is refused without reading it.
         """
-        if isinstance(address, bool) or not isinstance(address, int):
-            raise ArgumentTypeError(f"from_opaque: address must be an int, got {type(address).__name__} {address!r}")
-        if not 0 <= address < 1 << 64:
-            raise ArgumentValueError(f"from_opaque: address must be in [0, 2**64), got {address:#x}")
+        check_int("from_opaque: address", address, 0, 1 << 64, bound="in [0, 2**64)", hex_value=True)
         inst = LIVE.get(address)
         if inst is None:
             owner = LIVE.containing(address)

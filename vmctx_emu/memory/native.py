@@ -4,7 +4,7 @@ import struct
 import sys
 
 from .._native import ffi, lib
-from ..checks import check_byte_order
+from ..checks import check_byte_order, check_int, check_u32
 from ..errors import ArgumentTypeError, ArgumentValueError
 from ..layouts.ptr import HostPtr, as_ptr_size
 from .initializer import Fill, check_offsets, fills_for
@@ -26,12 +26,7 @@ _C_ERRORS = {
 
 
 def _word(i, fill, name, value, limit):
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise ArgumentTypeError(f"fill {i} ({fill.field}.{fill.sub}): {name} must be an int, got {value!r}")
-    if not 0 <= value < limit:
-        raise ArgumentValueError(f"fill {i} ({fill.field}.{fill.sub}): {name} {value} is not in "
-                                 f"[0, {limit:#x})")
-    return value
+    return check_int(f"fill {i} ({fill.field}.{fill.sub}): {name}", value, 0, limit)
 
 
 def _c_value(i, fill):
@@ -92,8 +87,7 @@ def c_alloc_fills(size, fills, ptr_size=HostPtr):
     The C checks every fill before writing; a refusal becomes `ArgumentValueError`
     naming the fill, its value and the bound, so no bad plan reaches memory.
     """
-    if isinstance(size, bool) or not isinstance(size, int) or not 0 <= size < _U32:
-        raise ArgumentValueError(f"size must be an int in [0, 2**32) (a u32), got {size!r}")
+    check_u32("size", size, type_error=ArgumentTypeError, value_error=ArgumentValueError)
     ptr_size = as_ptr_size(ptr_size)
     fills = _fill_list(fills)
     c_fills = _c_fills(fills)

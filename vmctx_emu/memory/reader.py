@@ -14,12 +14,12 @@ from collections.abc import Mapping
 from functools import lru_cache, partial
 
 from ..constants import VMCOMPONENT_MAGIC
-from ..errors import ArgumentTypeError, ArgumentValueError, ClosedError, InvalidPtrSizeError, LayoutError, \
-    VMContextError
+from ..errors import ArgumentTypeError, ArgumentValueError, BadMagicError, ClosedError, InvalidPtrSizeError, \
+    LayoutError, VMContextError
 from ..layouts.ptr import EMULATED_PTR_SIZES, HostPtr, as_ptr_size
 from ..layouts.releases import LAYOUTS, resolve_wasmtime
 from ..layouts.types import VMLOWERING
-from ..checks import check_byte_order
+from ..checks import check_bool, check_byte_order
 from .flags import InstanceFlags
 from .geometry import element_tuple, geometry
 from .magic import magic_mismatch_message
@@ -122,9 +122,7 @@ class ContextReader:
             )
         self.ptr = ptr
         self.byte_order = check_byte_order(byte_order)
-        if not isinstance(debug_assertions, bool):
-            raise ArgumentTypeError(f"debug_assertions must be a bool, got {debug_assertions!r}")
-        self.debug_assertions = debug_assertions
+        self.debug_assertions = check_bool("debug_assertions", debug_assertions)
         self.offsets = self.layout.offsets_class(ptr, component)
         self.geometry = geometry(self.layout, ptr, byte_order)
         self._accessors = accessor_table(type(self), self.geometry)
@@ -317,10 +315,11 @@ class ContextReader:
                                      f"({field.elem_type.rust_name}) have {', '.join(names)}") from None
 
     def check_magic(self):
-        """Raise `VMContextError` unless the u32 at offset 0 is `VMCOMPONENT_MAGIC`."""
+        """Raise `BadMagicError` (a `VMContextError`) unless the u32 at offset 0 is `VMCOMPONENT_MAGIC`."""
         raw = self._live()[:4]
         if self.geometry.words["u32"].unpack_from(raw)[0] != VMCOMPONENT_MAGIC:
-            raise VMContextError(magic_mismatch_message(self.vmctx, raw, self.byte_order, self.ptr))
+            raise BadMagicError(magic_mismatch_message(self.vmctx, raw, self.byte_order, self.ptr), found=bytes(raw),
+                                address=self.vmctx)
 
     # -- getters that are not per-field ---------------------------------
 
