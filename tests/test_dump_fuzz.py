@@ -15,7 +15,8 @@ from vmctx_emu import OwnedComponentInstance
 from vmctx_emu.describe import (decoded_doc, decoded_json_chunks, decoded_table, diff_json, diff_table,
                                 hexdump_lines)
 from vmctx_emu.dumps.decode import decode, padding_differences
-from vmctx_emu.dumps.dump import SIDECAR_SCHEMA, load_dump
+from vmctx_emu.dumps.dump import load_dump
+from vmctx_emu.dumps.sidecar import SIDECAR_SCHEMA
 from vmctx_emu.dumps.infer import infer_releases
 from vmctx_emu.errors import VMContextError, VMCtxEmuError
 from vmctx_emu.layouts.releases import LAYOUTS

@@ -10,7 +10,8 @@ import pytest
 from vmctx_emu import Component, OwnedComponentInstance
 from vmctx_emu.dumps.decode import decode
 from vmctx_emu.describe import decoded_doc, decoded_table, hexdump_lines
-from vmctx_emu.dumps.dump import MAX_SIDECAR_BYTES, DumpError, load_dump, read_dump_bytes
+from vmctx_emu.dumps.dump import DumpError, load_dump, read_dump_bytes
+from vmctx_emu.dumps.sidecar import MAX_SIDECAR_BYTES
 from vmctx_emu.errors import ArgumentTypeError, ArgumentValueError, VMCtxEmuError
 
 SHAPE = Component(num_lowerings=2, num_runtime_memories=1)

@@ -12,6 +12,7 @@ import sys
 from ..errors import ArgumentTypeError, ArgumentValueError, VMContextError
 from ..checks import U32_LIMIT, check_int, check_ptr
 from ..layouts.ptr import HostPtr
+from . import dump_writer
 from .buffer import LIVE, AlignedBuffer
 from .geometry import attr_name
 from .initializer import check_header, initial_fills
@@ -109,13 +110,16 @@ class OwnedComponentInstance(ContextReader):
     # -- lifetime -------------------------------------------------------
 
     def dump(self, path):
-        """Write the bytes to `path` and the layout to `path + '.json'`: one atomic unit (see `dumps.dump`)."""
-        from ..dumps.dump import write_dump
+        """Write the bytes to `path` and the layout to `path + '.json'`: one atomic unit (`vmctx_emu.dumps`).
 
+        The memory layer knows no dump format: this is the writer registered
+        with it (`vmctx_emu.memory.register_dump_writer`; the package's top
+        level registers `vmctx_emu.dumps.dump.write_dump`).
+        """
         if not isinstance(path, (str, bytes, os.PathLike)):
             raise ArgumentTypeError(f"dump path must be a str or path-like, got {type(path).__name__} {path!r}")
         self._live()
-        return write_dump(self, path)
+        return dump_writer()(self, path)
 
     def close(self):
         """Forget the memory; views taken earlier keep it alive, so nothing reads freed memory."""
