@@ -1,33 +1,31 @@
 """The component shape: the `u32` counts that size a `VMComponentContext`, one class per release."""
 
-from dataclasses import field, fields, make_dataclass
 from functools import lru_cache
 
 from ..checks import check_u32
+from .record import Record
 
 __all__ = ["component_class"]
 
 
-class _Counts:
+class _Counts(Record):
     """Validation and `counts()` shared by every release's component class."""
 
     LAYOUT = None
 
     def __post_init__(self):
-        for f in fields(self):
-            object.__setattr__(self, f.name, check_u32(f.name, getattr(self, f.name)))
+        for name in self._fields:
+            self.__dict__[name] = check_u32(name, self.__dict__[name])
 
     def counts(self):
         """The counts as a dict keyed by their Rust names."""
-        return {f.name: getattr(self, f.name) for f in fields(self)}
+        return dict(zip(self._fields, self._values()))
 
 
 @lru_cache(maxsize=None)
 def component_class(layout):
     """The immutable counts class of `layout`: its `count_names`, each a `u32` defaulting to 0."""
-    cls = make_dataclass("Component" + layout.class_suffix, [(n, int, field(default=0)) for n in layout.count_names], bases=(_Counts,),
-                         frozen=True)
-    cls.__module__ = __name__
-    cls.LAYOUT = layout
-    cls.__doc__ = f"The counts of Wasmtime's `Component` that {layout.name} `VMComponentOffsets::new` reads."
-    return cls
+    namespace = {"__module__": __name__, "LAYOUT": layout,
+                 "__doc__": f"The counts of Wasmtime's `Component` that {layout.name} `VMComponentOffsets::new` reads.",
+                 "__annotations__": dict.fromkeys(layout.count_names, int), **dict.fromkeys(layout.count_names, 0)}
+    return type("Component" + layout.class_suffix, (_Counts,), namespace)

@@ -16,12 +16,13 @@ Sources, per release tag: `crates/environ/src/component/vmcomponent_offsets.rs`,
 
 from functools import cached_property, lru_cache
 import re
-from dataclasses import dataclass, field as dc_field, replace
+from types import MappingProxyType
 
 from ..constants import FLAG_MAY_ENTER, FLAG_MAY_LEAVE, FLAG_NEEDS_POST_RETURN, VMCOMPONENT_MAGIC
 from ..errors import ArgumentTypeError, UnknownReleaseError
 from .component import component_class
 from .fields import Align, Field, Header, setter
+from .record import Record
 from .offsets import offsets_class
 from .types import (
     MAGIC_U32,
@@ -166,9 +167,9 @@ LIMITS = header("limits", rust_type="*mut VMRuntimeLimits")
 VM_STORE_CONTEXT = header("vm_store_context", rust_type="*mut VMStoreContext")
 TRANSCODE_LIBCALLS = header("transcode_libcalls", rust_type="*mut VMComponentTranscodeLibcalls")
 # v49+: the header offsets moved to `PtrSize::vmcomponent()`, so these have no accessor here.
-STATIC_MAGIC = replace(MAGIC, base=None)
-STATIC_BUILTINS = replace(BUILTINS, base=None)
-STORE_CONTEXT = replace(header("store_context", rust_type="*mut VMStoreContext"), base=None)
+STATIC_MAGIC = MAGIC.replace(base=None)
+STATIC_BUILTINS = BUILTINS.replace(base=None)
+STORE_CONTEXT = header("store_context", rust_type="*mut VMStoreContext").replace(base=None)
 
 
 def array(name, *, elem, count, getter, poison=(), subfield_accessors=None):
@@ -241,8 +242,7 @@ INTRINSIC_SETTERS = TABLE_IMPORT_SETTERS + (set_func_ref4("set_intrinsic", "intr
 
 # -- the layouts ----------------------------------------------------------------
 
-@dataclass(frozen=True, eq=False)
-class WasmtimeLayout:
+class WasmtimeLayout(Record):
     """One release range's `VMComponentContext`: its declaration and runtime facts.
 
     `first`/`last` bound the releases whose accessors carry exactly these
@@ -260,9 +260,13 @@ class WasmtimeLayout:
     fields: tuple
     setters: tuple = ()
     flag_bits: tuple = ALL_FLAGS
-    methods: dict = dc_field(default_factory=dict)
+    methods: dict = MappingProxyType({})
     commit: str = None
     header_defaults: tuple = ()
+
+    # One object per declaration: compared and hashed by identity (classes are cached per layout).
+    __eq__ = object.__eq__
+    __hash__ = object.__hash__
 
     @property
     def releases(self):
@@ -675,8 +679,7 @@ def _release_of_text(version):
     return max(candidates, key=_key)
 
 
-@dataclass(frozen=True)
-class Resolution:
+class Resolution(Record):
     """Which table entry decodes a version someone runs, and how sure that is.
 
     `how` is "exact" (in the table), "patch" (a patch release the table
