@@ -8,7 +8,7 @@ from .fields import lay_out
 from .ptr import as_ptr_size
 from .types import resolve
 
-__all__ = ["offsets_class"]
+__all__ = ["OffsetsBase", "offsets_class"]
 
 
 def _base_accessor(name):
@@ -92,8 +92,9 @@ def _accessors(fields):
     return methods
 
 
-class _OffsetsBase:
-    """Shared state and the methods that do not depend on the field list."""
+class OffsetsBase:
+    """The base of every release's `VMComponentOffsets` class: shared state and the methods that do not depend on
+    the field list."""
 
     LAYOUT = None
 
@@ -171,4 +172,4 @@ def offsets_class(layout):
     namespace.update(_accessors(layout.declared_fields()))
     for method, spec in layout.methods.items():
         namespace[method] = _constant(lambda ptr, spec=spec: resolve(spec, ptr))
-    return type("VMComponentOffsets", (_OffsetsBase,), namespace)
+    return type("VMComponentOffsets", (OffsetsBase,), namespace)

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 from ..errors import ArgumentTypeError, ArgumentValueError, LayoutError
 from ..layouts.fields import Header
-from ..layouts.offsets import _OffsetsBase
+from ..layouts.offsets import OffsetsBase
 from ..checks import check_bool, check_ptr
 from ..layouts.ptr import invalid_ptr
 
@@ -109,7 +109,7 @@ def initial_fills(layout, offsets, header, debug_assertions):
 
 def check_offsets(offsets):
     """`offsets` must be some release's `VMComponentOffsets`: it carries the layout, pointer size and counts."""
-    if not isinstance(offsets, _OffsetsBase):
+    if not isinstance(offsets, OffsetsBase):
         raise ArgumentTypeError(f"offsets must be a VMComponentOffsets, got {type(offsets).__name__}")
     return offsets
 
