@@ -53,9 +53,10 @@ class RustAccessor:
     On a context of such a release it is `get` with the field filled in (a
     getter) or `set` with the setter's name filled in, bound to the context
     like a method; elsewhere (`set_always_trap` in v50, any setter of a
-    dump) it is an `AttributeError`, as a missing Rust method. Nothing is
-    kept on the context, so it is freed when the last reference goes, as
-    before any accessor was used.
+    dump) it is an `AttributeError`, as a missing Rust method. The bound
+    accessor is made on each lookup and never kept on the context (that
+    would be a reference cycle): bind it once (`get = ctx.lowering`) in a
+    hot loop.
     """
 
     __slots__ = ("name",)
