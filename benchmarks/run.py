@@ -174,7 +174,7 @@ def construct_struct(ctx):
     scalar = {"ptr": getattr(cs, f"Int{8 * int(ctx.ptr)}u{order}"),
               "u32": getattr(cs, f"Int32u{order}"), "i32": getattr(cs, f"Int32s{order}")}
     members = []
-    for field, region in ctx._fields():
+    for field, region in zip(ctx.layout.declared_fields(), ctx.offsets.regions()):
         if region.padding_before:
             members.append(cs.Padding(region.padding_before))
         subs, at = [], 0

@@ -149,3 +149,62 @@ void *vmctx_c_alloc_init(uint32_t size, uint32_t ptr_size, const vmctx_c_fill *f
 }
 
 void vmctx_c_free(void *vmctx) { free(vmctx); }
+
+/* -- the short path of a runtime setter ------------------------------------ */
+
+int vmctx_setter_check(const vmctx_setter *s) {
+    uint32_t n = s->nvalues + s->nasserts + s->nown;
+    if (s->words == NULL || s->memory == NULL || s->nvalues > 8) return 1;
+    for (uint32_t i = 0; i < n; i++) {
+        const vmctx_word *w = &s->words[i];
+        if (w->width != 4 && w->width != 8) return 1;
+        uint64_t last = s->count ? (uint64_t)w->offset + (uint64_t)(s->count - 1) * w->stride + w->width : 0;
+        if (last > s->size) return 1;
+    }
+    return 0;
+}
+
+static uint64_t load_word(const uint8_t *p, uint32_t width) {
+    if (width == 8) {
+        uint64_t v;
+        memcpy(&v, p, sizeof v);
+        return v;
+    }
+    uint32_t v;
+    memcpy(&v, p, sizeof v);
+    return v;
+}
+
+static void store_word(uint8_t *p, uint32_t width, uint64_t value) {
+    if (width == 8) {
+        memcpy(p, &value, sizeof value);
+    } else {
+        uint32_t v = (uint32_t)value;
+        memcpy(p, &v, sizeof v);
+    }
+}
+
+static int fits(const vmctx_word *w, uint64_t value) {
+    return (w->width == 8 || value <= UINT32_MAX) && !(w->nonnull && value == 0);
+}
+
+int vmctx_setter_run(const vmctx_setter *s, uint64_t index, int debug, const char *packed) {
+    uint8_t *memory = s->memory;
+    const vmctx_word *asserts = s->words + s->nvalues, *own = asserts + s->nasserts;
+    uint64_t values[8];
+    if (index >= s->count || s->nvalues > 8) return 1;
+    memcpy(values, packed, s->nvalues * sizeof values[0]);
+    for (uint32_t i = 0; i < s->nvalues; i++)
+        if (!fits(&s->words[i], values[i])) return 1;
+    for (uint32_t i = 0; i < s->nown; i++)
+        if (!fits(&own[i], s->address)) return 1;
+    if (debug)
+        for (uint32_t i = 0; i < s->nasserts; i++)
+            if (load_word(memory + asserts[i].offset + index * asserts[i].stride, asserts[i].width) != s->invalid)
+                return 1;
+    for (uint32_t i = 0; i < s->nvalues; i++)
+        store_word(memory + s->words[i].offset + index * s->words[i].stride, s->words[i].width, values[i]);
+    for (uint32_t i = 0; i < s->nown; i++)
+        store_word(memory + own[i].offset + index * own[i].stride, own[i].width, s->address);
+    return 0;
+}

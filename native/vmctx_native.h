@@ -77,6 +77,39 @@ int vmctx_fused_adapter_call(int32_t *lower_flags, int32_t *lift_flags, int32_t 
                              int restore_saved, int called_as_export, int has_post_return,
                              int debug_assertions, vmctx_adapter_stage stage, void *env);
 
+/* The short path of a runtime setter with more than one value (vmctx_emu.memory.instance: `set`),
+ * made in Python from the release's declaration once per context and setter. Each word lies at
+ * `offset + index * stride` in the context's memory, `width` (4 or 8) bytes in host byte order. */
+typedef struct {
+    uint32_t offset;
+    uint32_t stride;
+    uint32_t width;
+    uint32_t nonnull; /* 1: 0 is not taken here (the Rust null rules are Python's) */
+} vmctx_word;
+
+typedef struct {
+    void *memory;      /* the context's bytes */
+    uint32_t size;     /* how many: vmctx_setter_check bounds every word by it */
+    uint32_t count;    /* the elements an index may name */
+    uint32_t nvalues;  /* the arguments, flattened: words[0 .. nvalues), at most 8 */
+    uint32_t nasserts; /* then the words a debug build asserts still hold `invalid` */
+    uint32_t nown;     /* then the words that get the context's own address, `address` */
+    const vmctx_word *words;
+    uint64_t invalid;
+    uint64_t address;
+} vmctx_setter;
+
+/* 0 when every word of every element the setter may touch lies inside the context (and is 4 or 8
+ * bytes), else 1: a plan is checked once, when it is made, so vmctx_setter_run never writes outside. */
+int vmctx_setter_check(const vmctx_setter *s);
+
+/* The setter on element `index`, its values as `nvalues` host-order u64s (packed by Python): 0 when
+ * the index is below `count`, every value fits its word (and is non-zero where `nonnull`) and, with
+ * `debug`, every asserted word still holds `invalid`; then every value is written, and `address` into
+ * the own words. Otherwise 1 and nothing is written: Python's checked path then raises as the Rust
+ * setter fails. */
+int vmctx_setter_run(const vmctx_setter *s, uint64_t index, int debug, const char *values);
+
 /* A plain C allocator + initializer: it applies the stores Python derives
  * from a release's declaration (vmctx_emu.memory.initializer), so it knows no
  * layout. Each fill writes `value` as a `width`-byte host-order word `count`

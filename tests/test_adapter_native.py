@@ -100,10 +100,10 @@ def run_c(flags, specs, call):
     def word(i):
         return ffi.cast("int32_t *", flags[i].as_raw())
 
-    layout = flags[0]._owner.layout
+    layout = flags[0].context.layout
     bits = {name: bit for bit, name in layout.flag_bits}
     return lib.vmctx_fused_adapter_call(word(spec.lower), word(spec.lift), bits["MAY_LEAVE"], bits.get("MAY_ENTER", 0),
-                                        protocol_for(flags[0]._owner.wasmtime).restores_saved_may_leave,
+                                        protocol_for(flags[0].context.release).restores_saved_may_leave,
                                         spec.called_as_export, spec.has_post_return, spec.debug, stage, ffi.NULL)
 
 

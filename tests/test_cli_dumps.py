@@ -7,8 +7,9 @@ import pathlib
 import pytest
 from conftest import SAMPLE, run_cli as run
 
-from vmctx_emu import Component, OwnedComponentInstance
+from vmctx_emu import Component, DumpError, OwnedComponentInstance, load_dump
 from vmctx_emu.describe import SCHEMA_VERSION
+from vmctx_emu.errors import BadMagicError
 
 LAYOUT = ["--ptr-size", "8", "--lowerings", "3", "--memories", "1", "--reallocs", "1",
           "--post-returns", "1", "--instances", "2", "--always-trap", "1"]
@@ -153,3 +154,41 @@ def test_infer_rejects_garbage(tmp_path, capsys):
     path.write_bytes(b"\x01\x02\x03\x04" * 10)
     status, _, err = run(["infer", path, "--ptr-size", "8"], capsys)
     assert status == 2 and "bad magic" in err and err.count("\n") == 1
+
+
+# -- the CLI words the library's errors with its options (cli._phrase); the library names arguments ----------
+
+
+def test_a_dump_without_sidecar_or_layout_options_names_the_options(dumps, capsys):
+    _, a, _ = dumps
+    os.unlink(f"{a}.json")
+    with pytest.raises(DumpError) as e:
+        load_dump(a)
+    assert e.value.missing == ("counts", "ptr_size") and e.value.path == str(a) and "--" not in str(e.value)
+    status, _, err = run(["decode", a], capsys)
+    assert err == (f"vmctx-emu decode: error: {a}: no sidecar {a}.json and no component counts or pointer size "
+                   "given: pass them (CLI: --ptr-size and the count options)\n")
+
+
+def test_a_bad_magic_says_force_reads_it_anyway(dumps, capsys):
+    _, a, _ = dumps
+    with open(a, "r+b") as f:
+        f.write(b"core")
+    with pytest.raises(BadMagicError) as e:
+        load_dump(a)
+    assert e.value.found == b"core" and e.value.path == str(a)
+    assert str(e.value).endswith("(check_magic=False reads it anyway)")
+    status, _, err = run(["decode", a], capsys)
+    assert status == 2 and err.startswith(f"vmctx-emu decode: error: {a}: bad magic")
+    assert err.endswith("(--force reads it anyway)\n")
+
+
+def test_infer_asks_for_the_shared_count_by_its_option(tmp_path, capsys):
+    inst = OwnedComponentInstance(Component(num_always_trap=20_000), (1, 2), ptr=8)
+    for i in range(20_000):
+        inst.set_always_trap(i, 0x9000 + i, i)
+    path = tmp_path / "many.bin"
+    path.write_bytes(inst.to_bytes())
+    status, _, err = run(["infer", str(path), "--ptr-size", "8"], capsys)
+    assert status == 2 and err.startswith("vmctx-emu infer: error: too many candidates: seed")
+    assert err.endswith("give it (--lowerings N)\n") and "counts=" not in err

@@ -7,7 +7,7 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 
 from vmctx_emu import Component, OwnedComponentInstance
 from vmctx_emu.cli import main
-from vmctx_emu.layouts.component import count_option
+from vmctx_emu.cli import count_option
 from vmctx_emu.layouts.releases import COUNT_ORDER
 
 COMMANDS = ("layout", "decode", "hexdump", "diff", "infer", "versions")

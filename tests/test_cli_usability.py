@@ -14,7 +14,7 @@ from conftest import SAMPLE, run_cli as run
 
 from vmctx_emu import Component, LayoutOverflowError, OwnedComponentInstance
 from vmctx_emu.cli import EXIT_BROKEN_PIPE, build_parser, main
-from vmctx_emu.layouts.component import count_option
+from vmctx_emu.cli import count_option
 from vmctx_emu.layouts.releases import LAYOUTS
 
 COMMANDS = ("layout", "decode", "hexdump", "diff", "infer", "scan", "versions", "demo")

@@ -152,6 +152,6 @@ def test_flag_state_not_checked_where_the_bits_do_not_exist():
     layout = wasmtime_layout("42")
     inst = OwnedComponentInstance({"num_runtime_component_instances": 1}, ptr=8, wasmtime="42",
                                   header={n: 0x1000 for n in layout.header_names()})
-    inst.subview(inst._flags_field.name, "flags")[0] = 0b110
+    inst.subview(inst.layout.flags_field().name, "flags")[0] = 0b110
     kinds = {a.kind for a in decode(inst).anomalies}
     assert "flag_state" not in kinds and "flag_bits" in kinds

@@ -154,3 +154,46 @@ def test_fuzz_load_and_decode_never_crash(tmp_path, data, ptr, order, shape, for
     decoded = decode(ctx)
     assert len(decoded.records) > 0
     assert all(isinstance(a.message, str) for a in decoded.anomalies)
+
+
+# -- the memory layer knows no dump format: it calls the writer the layer above registers ----------------
+
+
+def test_the_memory_layer_imports_nothing_of_the_dumps_layer():
+    """The one arrow that pointed up (memory/instance.py imported dumps/dump.py) is gone."""
+    import ast
+    import pathlib
+
+    import vmctx_emu.memory
+
+    for path in pathlib.Path(vmctx_emu.memory.__file__).parent.glob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = [node.module or ""] if isinstance(node, ast.ImportFrom) else \
+                [a.name for a in node.names] if isinstance(node, ast.Import) else []
+            assert not any("dumps" in name for name in names), (path.name, names)
+
+
+def test_instance_dump_calls_the_registered_writer(tmp_path):
+    from vmctx_emu.memory import dump_writer, register_dump_writer
+
+    seen, registered = [], dump_writer()
+    register_dump_writer(lambda ctx, path: seen.append((ctx, path)) or "written")
+    try:
+        inst = OwnedComponentInstance(SAMPLE, STORE)
+        assert inst.dump(tmp_path / "ctx.bin") == "written" and seen == [(inst, tmp_path / "ctx.bin")]
+    finally:
+        register_dump_writer(registered)
+    assert load_dump(inst.dump(tmp_path / "ctx.bin")).to_bytes() == inst.to_bytes()
+
+
+def test_an_instance_imported_alone_dumps_through_the_dumps_layer(tmp_path):
+    """The top level registers the dumps layer's writer; importing the instance alone does not load it."""
+    import subprocess
+    import sys
+
+    code = ("import sys\nfrom vmctx_emu.memory.instance import OwnedComponentInstance\n"
+            "assert 'vmctx_emu.dumps.dump' not in sys.modules\n"
+            "from vmctx_emu.layouts.releases import Component\n"
+            f"OwnedComponentInstance(Component(), (1, 2)).dump({str(tmp_path / 'ctx.bin')!r})\n")
+    subprocess.run([sys.executable, "-c", code], check=True)
+    assert load_dump(tmp_path / "ctx.bin").store() == (1, 2)

@@ -9,7 +9,7 @@ import time
 import pytest
 
 from vmctx_emu import Component, OwnedComponentInstance
-from vmctx_emu.dumps import dump as dump_module
+from vmctx_emu.dumps import files as files_module
 from vmctx_emu.dumps.dump import DumpError, load_dump, write_dump
 
 OLD = OwnedComponentInstance(Component(num_lowerings=1), (0x1000, 0x2000), ptr=8)
@@ -57,12 +57,12 @@ def test_dump_killed_at_random_moments_leaves_old_or_new_pair(tmp_path):
         assert got in (expected(OLD), expected(NEW))
         seen.add(got == expected(NEW))
     assert seen == {False, True}  # both states were caught, so the kills landed mid-loop
-    dump_module_stale = dump_module.STALE_AFTER
+    stale_after = files_module.STALE_AFTER
     try:
-        dump_module.STALE_AFTER = 0.0
+        files_module.STALE_AFTER = 0.0
         write_dump(OLD, path)  # the next dump clears what the killed writers left
     finally:
-        dump_module.STALE_AFTER = dump_module_stale
+        files_module.STALE_AFTER = stale_after
     assert leftovers(tmp_path) == [] and pair(path) == expected(OLD)
 
 
@@ -111,7 +111,7 @@ def test_dump_failure_keeps_old_pair_and_leaves_no_temp_files(tmp_path, monkeypa
         monkeypatch.setattr(os, "replace", replace)
         error, needle = DumpError, f"cannot write dump {path}.json: Permission denied; the previous dump is unchanged"
     else:
-        monkeypatch.setattr(dump_module.os, "fdopen", interrupted)
+        monkeypatch.setattr(files_module.os, "fdopen", interrupted)
         error, needle = KeyboardInterrupt, ""
     with pytest.raises(error) as e:
         write_dump(NEW, path)

@@ -15,7 +15,8 @@ from vmctx_emu import OwnedComponentInstance
 from vmctx_emu.describe import (decoded_doc, decoded_json_chunks, decoded_table, diff_json, diff_table,
                                 hexdump_lines)
 from vmctx_emu.dumps.decode import decode, padding_differences
-from vmctx_emu.dumps.dump import SIDECAR_SCHEMA, load_dump
+from vmctx_emu.dumps.dump import load_dump
+from vmctx_emu.dumps.sidecar import SIDECAR_SCHEMA
 from vmctx_emu.dumps.infer import infer_releases
 from vmctx_emu.errors import VMContextError, VMCtxEmuError
 from vmctx_emu.layouts.releases import LAYOUTS
@@ -60,7 +61,7 @@ def exercise(ctx):
     padding = padding_differences(decoded, decoded)
     assert diff_table(decoded, decoded, padding) == "no differences"
     json.loads(diff_json(decoded, decoded, padding))
-    flags = ctx._flags_field
+    flags = ctx.layout.flags_field()
     for i in range(ctx.offsets.region(flags.name).count):
         flag = ctx.instance_flags(i)
         repr(flag)
@@ -89,7 +90,7 @@ def test_fuzz_dump_reader_raises_only_package_errors(layout, ptr, order, debug, 
         return
     if flag_word is not None and n:
         word = flag_word & 0xFFFFFFFF
-        inst.subview(inst._flags_field.name, "flags")[0] = word - (1 << 32) if word >> 31 else word
+        inst.subview(inst.layout.flags_field().name, "flags")[0] = word - (1 << 32) if word >> 31 else word
     with tempfile.TemporaryDirectory() as tmp:
         path = inst.dump(os.path.join(tmp, "ctx.bin"))
         data = bytearray(inst.to_bytes())

@@ -10,7 +10,8 @@ import pytest
 from vmctx_emu import Component, OwnedComponentInstance
 from vmctx_emu.dumps.decode import decode
 from vmctx_emu.describe import decoded_doc, decoded_table, hexdump_lines
-from vmctx_emu.dumps.dump import MAX_SIDECAR_BYTES, DumpError, load_dump, read_dump_bytes
+from vmctx_emu.dumps.dump import DumpError, load_dump, read_dump_bytes
+from vmctx_emu.dumps.sidecar import MAX_SIDECAR_BYTES
 from vmctx_emu.errors import ArgumentTypeError, ArgumentValueError, VMCtxEmuError
 
 SHAPE = Component(num_lowerings=2, num_runtime_memories=1)
@@ -143,6 +144,17 @@ def test_sidecar_checked_against_its_schema(dumped, key, value, needle):
     with pytest.raises(DumpError) as e:
         load_dump(path)
     assert needle in str(e.value) and f"{path}.json" in str(e.value)
+
+
+def test_sidecar_without_a_release_whose_layout_is_another_names_the_seed(dumped):
+    """A KeyError once: with "wasmtime" absent the contradiction was told with the key that was not there."""
+    inst, path = dumped
+    meta = sidecar(path)
+    del meta["wasmtime"]
+    meta["layout"] = "L1"
+    write_sidecar(path, meta)
+    with pytest.raises(DumpError, match="layout 'L1' contradicts wasmtime 'seed', whose layout is 'seed'"):
+        load_dump(path)
 
 
 def test_sidecar_without_counts_is_not_reported_as_no_sidecar(dumped):
@@ -292,7 +304,8 @@ def test_load_dump_reads_a_special_file_only_when_allowed_and_only_the_layouts_s
 
 
 def test_dump_of_a_context_made_from_a_layout_object_loads(tmp_path):
-    """The sidecar named the release by the layout's repr, which no reader could resolve."""
+    """The sidecar named the release by the layout's repr, which no reader could resolve. It names the
+    release the instance stands for (a layout's newest, as `release_of` says), whose protocol it follows."""
     from vmctx_emu.layouts.releases import LAYOUTS
 
     layout = LAYOUTS[3]
@@ -300,4 +313,4 @@ def test_dump_of_a_context_made_from_a_layout_object_loads(tmp_path):
                                   header={n: (1, 2) if n == "store" else 0x1000 for n in layout.header_names()})
     ctx = load_dump(inst.dump(tmp_path / "ctx.bin"))
     assert ctx.layout.id == layout.id and ctx.to_bytes() == inst.to_bytes()
-    assert sidecar(tmp_path / "ctx.bin")["wasmtime"] == layout.first
+    assert sidecar(tmp_path / "ctx.bin")["wasmtime"] == layout.last == inst.wasmtime == ctx.wasmtime

@@ -19,6 +19,7 @@ from .errors import (
     ClosedError,
     ComponentIndexError,
     ComponentValueError,
+    DumpError,
     InvalidPtrSizeError,
     LayoutError,
     LayoutOverflowError,
@@ -28,12 +29,23 @@ from .errors import (
 )
 
 from .lazy import lazy_names
+from .memory import register_dump_writer
+
+
+def _write_dump(ctx, path):
+    """`OwnedComponentInstance.dump`: the dumps layer's writer, imported when a dump is first written."""
+    from .dumps.dump import write_dump
+
+    return write_dump(ctx, path)
+
+
+# The memory layer knows no dump format; the package's top level, above every layer, plugs one in.
+register_dump_writer(_write_dump)
 
 # Everything else is imported on first use (PEP 562), so that `import vmctx_emu`
 # (and so every CLI command) does not pay for numpy and the memory emulation
 # unless it needs them.
 _LAZY = {
-    "DumpError": "dumps.dump",
     "load_dump": "dumps.dump",
     "InstanceFlags": "memory.flags",
     "OwnedComponentInstance": "memory.instance",

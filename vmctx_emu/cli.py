@@ -12,8 +12,10 @@ import os
 import sys
 
 from . import __version__
-from .errors import ArgumentValueError, UnknownReleaseError, VMCtxEmuError
-from .layouts.component import check_u32, count_option
+from .checks import check_u32
+from .describe.options import count_option
+from .errors import ArgumentValueError, BadMagicError, DumpError, TooManyCandidatesError, UnknownReleaseError, \
+    VMCtxEmuError
 from .layouts.ptr import HostPtr, PtrSize
 from .layouts.releases import COUNT_ORDER, LAYOUTS, SEED, resolve_release
 
@@ -59,12 +61,10 @@ def _release_runs(layouts):
             start = i
         if k + 1 == len(indexes) or indexes[k + 1] != i + 1:
             first, last = LAYOUTS[start], LAYOUTS[i]
-            if first.id == "seed" and last.id == "seed":
-                runs.append(first.name)
-            elif first.id == last.id:
+            if first.id == last.id:
                 runs.append(f"{first.id} ({first.range_text})")
             else:
-                lo = first.range_text if first.id == "seed" else f"v{first.first}"
+                lo = f"v{first.first}" if first.first else first.range_text  # the seed is known by its commit
                 runs.append(f"{first.id} - {last.id} ({lo} - v{last.last})")
             start = None
     return ", ".join(runs)
@@ -267,7 +267,6 @@ def cmd_diff(args, out):
     """Exit status as diff(1): 0 when the dumps decode the same, 1 when they differ."""
     from .describe.diff import diff_json, diff_rows, diff_table
     from .dumps.decode import decode, padding_differences
-    from .dumps.dump import DumpError
 
     old, new = load_from_args(args, args.old), load_from_args(args, args.new)
     if old.offsets.regions() != new.offsets.regions():
@@ -387,7 +386,7 @@ class _VersionAction(argparse.Action):
 
 def version_text():
     newest = LAYOUTS[-1]
-    return (f"vmctx-emu {__version__}; Wasmtime layouts: seed (commit 97894bc65e) and v{LAYOUTS[1].first} - "
+    return (f"vmctx-emu {__version__}; Wasmtime layouts: {SEED.name} and v{LAYOUTS[1].first} - "
             f"v{newest.last} (newest known release: {newest.last})")
 
 
@@ -565,7 +564,7 @@ def main(argv=None, out=None):
     argv, traceback = take_traceback_flag(sys.argv[1:] if argv is None else list(argv))
     try:
         release = requested_release(argv)
-        resolution = resolve_release(release or "seed")
+        resolution = resolve_release(release or SEED)
     except VMCtxEmuError as e:
         if traceback:
             raise
@@ -619,7 +618,21 @@ def _one_line(error):
         return f"{error.filename}: {error.strerror}"
     if isinstance(error, MemoryError):
         return f"out of memory{': ' + str(error) if str(error) else ''}"
-    return " ".join(str(error).split()) or type(error).__name__
+    return " ".join(_phrase(error).split()) or type(error).__name__
+
+
+def _phrase(error):
+    """A library error in the command line's words where one of its options is the way out (the library's
+    message names Python arguments instead); any other error as it is."""
+    if isinstance(error, TooManyCandidatesError) and error.asks:
+        way_out = (f"give it (--{count_option(error.count_name)} N)" if error.count_name else
+                   "give the counts you know (the count options, e.g. --instances N --lowerings N) or --wasmtime")
+        return f"{error.reason}; {way_out}"
+    if isinstance(error, DumpError) and error.missing:
+        return f"{error.reason}: pass them (CLI: --ptr-size and the count options)"
+    if isinstance(error, BadMagicError) and error.path is not None:
+        return f"{error.reason} (--force reads it anyway)"
+    return str(error)
 
 
 if __name__ == "__main__":

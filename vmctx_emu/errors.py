@@ -1,4 +1,7 @@
-"""The package's exception tree: one root, each leaf also a builtin so callers can catch either."""
+"""The package's exception tree: one root, each leaf also a builtin so callers can catch either.
+
+Every exception class of the package is here; each carries its facts as attributes.
+"""
 
 __all__ = [
     "VMCtxEmuError",
@@ -12,7 +15,15 @@ __all__ = [
     "ArgumentTypeError",
     "ArgumentValueError",
     "VMContextError",
+    "BadMagicError",
     "ClosedError",
+    "DumpError",
+    "InferError",
+    "TooManyCandidatesError",
+    "Trap",
+    "HostCallError",
+    "HostPanic",
+    "ContextMismatch",
     "LiveError",
     "NoSuchProcessError",
     "AccessDeniedError",
@@ -27,7 +38,23 @@ __all__ = [
 
 
 class VMCtxEmuError(Exception):
-    """Root of every error this package raises on purpose; the CLI catches only this."""
+    """Root of every error this package raises on purpose; the CLI catches only this.
+
+    An error carries its facts as attributes, named in its class's `facts`
+    (None where the raiser did not know one), so a caller can word it its own
+    way: the message speaks of Python arguments; the CLI (`cli._phrase`)
+    speaks of its options where an option is the fix.
+    """
+
+    facts = ()
+
+    def __init__(self, message="", /, **facts):
+        super().__init__(message)
+        unknown = set(facts) - set(self.facts)
+        if unknown:
+            raise TypeError(f"{type(self).__name__} has no fact {', '.join(sorted(unknown))}")
+        for name in self.facts:
+            setattr(self, name, facts.get(name))
 
 
 class InvalidPtrSizeError(VMCtxEmuError, ValueError):
@@ -35,7 +62,9 @@ class InvalidPtrSizeError(VMCtxEmuError, ValueError):
 
 
 class ComponentValueError(VMCtxEmuError, ValueError):
-    """A component count that is not a `u32`."""
+    """A component count that is not a `u32`: `argument` names it, `value` is what it was."""
+
+    facts = ("argument", "value")
 
 
 class LayoutError(VMCtxEmuError, ValueError):
@@ -53,27 +82,99 @@ class LayoutOverflowError(VMCtxEmuError, OverflowError):
 
 
 class UnknownReleaseError(VMCtxEmuError, ValueError):
-    """A Wasmtime version this package has no layout for."""
+    """A Wasmtime version this package has no layout for (`version`, as given)."""
+
+    facts = ("version",)
 
 
 class ComponentIndexError(VMCtxEmuError, IndexError):
-    """An index that Wasmtime's accessor `assert!` would reject."""
+    """An index that Wasmtime's accessor `assert!` would reject: `index` of `accessor`, not below `count`
+    (`count_name`)."""
+
+    facts = ("accessor", "index", "count", "count_name")
 
 
 class ArgumentTypeError(VMCtxEmuError, TypeError):
-    """A public function given an argument of the wrong type; the message names the argument."""
+    """A public function given an argument of the wrong type: `argument` names it, `value` is what it was."""
+
+    facts = ("argument", "value")
 
 
 class ArgumentValueError(VMCtxEmuError, ValueError):
-    """A public function given an argument outside what it (or the Rust it mirrors) accepts."""
+    """A public function given an argument outside what it (or the Rust it mirrors) accepts: `argument`,
+    its `value` and the `bound` it broke, where one applies."""
+
+    facts = ("argument", "value", "bound")
 
 
 class VMContextError(VMCtxEmuError):
     """A runtime invariant of the context broken: bad magic, slot set twice, slot read unset."""
 
 
+class BadMagicError(VMContextError):
+    """The u32 at offset 0 is not `VMCOMPONENT_MAGIC`: `found` holds those 4 bytes, `address` the
+    context's; loading a dump, `path` is the dump and `reason` the message without the way around it."""
+
+    facts = ("found", "address", "path", "reason")
+
+
 class ClosedError(VMCtxEmuError, ValueError):
     """An instance used after `close()`."""
+
+
+class DumpError(VMCtxEmuError, ValueError):
+    """A dump or its sidecar that cannot be read as the layout it claims or is given.
+
+    `path` is the dump; `missing` what a dump without a sidecar needed and was
+    not given ("counts", "ptr_size"), and then `reason` the message without
+    how to give them.
+    """
+
+    facts = ("path", "missing", "reason")
+
+
+class InferError(VMCtxEmuError, ValueError):
+    """A dump no context of the release(s) asked about can explain, or an argument infer cannot use."""
+
+
+class TooManyCandidatesError(InferError):
+    """Trying every value of an unknown count would take too long.
+
+    `reason` says what would (the message without the way out); `asks`
+    whether giving counts is the way out (not for a dump larger than infer
+    searches), and `count_name` the count to give (None: the counts the
+    caller knows, or the release).
+    """
+
+    facts = ("reason", "count_name", "asks")
+
+
+class Trap(VMCtxEmuError):
+    """A wasm trap raised by adapter code: `.kind` is "cannot_leave", "cannot_enter", "same_instance" or
+    "assert_failed"; the message is what that release's embedder sees."""
+
+    facts = ("kind", "message")
+
+    def __init__(self, kind, message):
+        super().__init__(message, kind=kind, message=message)
+
+
+class HostCallError(VMCtxEmuError):
+    """An `Err` returned by `Func::call` ("cannot reenter component instance" up to v11,
+    "wasm trap: cannot enter component instance" after)."""
+
+
+class HostPanic(VMCtxEmuError, AssertionError):
+    """A Rust `assert!` / `debug_assert!` in `Func::call` or `Func::post_return` that would panic."""
+
+
+class ContextMismatch(AssertionError):
+    """Two contexts differ (`assert_same_context`, a test assertion, not a package error): `.field`,
+    `.offset`, `.actual`, `.expected` name the first difference."""
+
+    def __init__(self, message, field=None, offset=None, actual=None, expected=None):
+        super().__init__(message)
+        self.field, self.offset, self.actual, self.expected = field, offset, actual, expected
 
 
 class LiveError(VMCtxEmuError):

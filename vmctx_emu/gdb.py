@@ -74,10 +74,10 @@ def main(argv=None):
     from .errors import VMCtxEmuError
 
     from .layouts.ptr import HostPtr
-    from .layouts.releases import SEED, wasmtime_layout
+    from .layouts.releases import SEED, resolve_wasmtime
 
     try:
-        if args.wasmtime is not None and wasmtime_layout(args.wasmtime) is not SEED:
+        if args.wasmtime is not None and resolve_wasmtime(args.wasmtime).layout is not SEED:
             raise VMCtxEmuError(f"--wasmtime {args.wasmtime}: the target builds seed-layout contexts only")
         offsets = SEED.offsets(args.ptr_size, **{name: getattr(args, name) for name in SEED.count_names})
         if int(offsets.ptr) != int(HostPtr):

@@ -14,21 +14,13 @@ Loaded through the `pytest11` entry point, so installing vmctx-emu is enough:
 
 import pytest
 
-from .errors import VMCtxEmuError
+from .errors import ContextMismatch, VMCtxEmuError
 
 __all__ = ["assert_same_context", "ContextMismatch"]
 
 # Header pointers for emulated contexts when a test does not care: distinct, aligned, non-null.
 HEADER_BASE = 0x1000
 STORE_VTABLE = 0x8000
-
-
-class ContextMismatch(AssertionError):
-    """Two contexts differ: `.field`, `.offset`, `.actual`, `.expected` name the first difference."""
-
-    def __init__(self, message, field=None, offset=None, actual=None, expected=None):
-        super().__init__(message)
-        self.field, self.offset, self.actual, self.expected = field, offset, actual, expected
 
 
 def _decoded(ctx):
@@ -87,16 +79,16 @@ def _header_for(layout):
 @pytest.fixture
 def vmctx_instance():
     """Factory: `vmctx_instance(counts, wasmtime="50", debug_assertions=False, header=None)`."""
-    from .layouts.releases import wasmtime_layout
+    from .layouts.releases import resolve_wasmtime
     from .memory.instance import OwnedComponentInstance
 
     made = []
 
     def make(counts=None, *, wasmtime="50", debug_assertions=False, header=None, store=None, **kw):
-        layout = wasmtime_layout(wasmtime)
+        resolution = resolve_wasmtime(wasmtime)
         if header is None and store is None:
-            header = _header_for(layout)
-        inst = OwnedComponentInstance(dict(counts or {}), store, wasmtime=wasmtime,
+            header = _header_for(resolution.layout)
+        inst = OwnedComponentInstance(dict(counts or {}), store, wasmtime=resolution,
                                       debug_assertions=debug_assertions, header=header, **kw)
         made.append(inst)
         return inst

@@ -6,7 +6,7 @@ whether the dump is of a debug build (`debug_assertions`).
 
 import json
 
-from ..layouts.component import count_option
+from .options import count_option
 from .schema import SCHEMA_VERSION
 
 __all__ = ["infer_doc", "infer_json", "infer_text"]

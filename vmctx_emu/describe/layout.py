@@ -54,7 +54,7 @@ def versions_text(layouts):
     """One block per layout, wrapped to 80 columns: id and releases, what changes, its count options."""
     import textwrap
 
-    from ..layouts.component import count_option
+    from .options import count_option
 
     indent = " " * 6
     lines = []

@@ -161,7 +161,7 @@ def _element_mask(field, region, ptr):
 
 def _columns_and_blocks(ctx):
     columns, blocks = [], []
-    for field, region in ctx._fields():
+    for field, region in zip(ctx.layout.declared_fields(), ctx.offsets.regions()):
         etype = field.elem_type
         subs = etype.subfields
         first = len(columns)
@@ -192,7 +192,7 @@ def _interp(sub, values, invalid, vmctx):
 
 
 def as_u64(arr, kind):
-    """A sub-field's values as u64: an i32 (the flag word) as its unsigned 32 bits."""
+    """A sub-field's values as u64 (an i32 flag word as its unsigned 32 bits, as records store it)."""
     if kind == "i32":
         arr = arr.astype(np.int64) & 0xFFFFFFFF
     return arr.astype(np.uint64)
@@ -429,7 +429,7 @@ def _anomalies(ctx, raw, blocks, values_by):
             f"{name}[{i}] = {int(flags[i]):#010x} has bits beyond {names}"))
         found += _flag_state_anomalies(ctx, name, flags)
 
-    poisoned = _Poisoned(values_by, np.uint64(ctx._invalid))
+    poisoned = _Poisoned(values_by, np.uint64(invalid_ptr(ctx.ptr)))
     if not ctx.debug_assertions:
         for region, sub in values_by:
             idx = np.flatnonzero(poisoned[(region, sub)])
@@ -526,3 +526,6 @@ def _debug_anomalies(ctx, values_by, poisoned, blocks):
                 f"{f}[{i}].{s} is null in a debug dump: initialization leaves INVALID_PTR "
                 f"there and {spec.name} never writes null"))
     return found
+
+
+# The names describe.py imports until it reads the public ones (the describe/ package it moves to).

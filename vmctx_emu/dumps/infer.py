@@ -33,13 +33,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..checks import BYTE_ORDER_CHAR, check_bool, check_byte_order, check_counts, check_int, check_ptr
 from ..constants import VMCOMPONENT_MAGIC
-from ..errors import ArgumentTypeError, VMCtxEmuError
-from ..layouts.component import check_counts, count_option
-from ..layouts.ptr import as_ptr_size, check_ptr, invalid_ptr
-from ..layouts.releases import LAYOUTS, wasmtime_layout
+from ..errors import ArgumentTypeError, InferError, TooManyCandidatesError
+from ..layouts.ptr import EMULATED_PTR_SIZES, as_ptr_size, invalid_ptr
+from ..layouts.releases import LAYOUTS, resolve_wasmtime
 from ..memory.magic import magic_mismatch_message
-from ..memory.views import BYTE_ORDER_CHAR, EMULATED_PTR_SIZES, check_byte_order
 
 __all__ = ["InferError", "TooManyCandidatesError", "Candidate", "Inference", "infer", "infer_releases",
            "consistent_layouts", "MAX_FLAG_RUN_TRIED", "RANKED", "WORK_LIMIT", "WORK_BUDGET", "INFER_MAX_BYTES"]
@@ -66,14 +65,6 @@ INFER_MAX_BYTES = 4 << 20
 FRESH, SET = 1, 2
 
 
-class InferError(VMCtxEmuError, ValueError):
-    """A dump no context of the release(s) asked about can explain, or an argument infer cannot use."""
-
-
-class TooManyCandidatesError(InferError):
-    """Trying every value of an unknown count would take too long: give that count."""
-
-
 class _Budget:
     """The word-steps one call may still take; every table, state pass and ranking step is charged."""
 
@@ -85,10 +76,10 @@ class _Budget:
     def charge(self, units, layout, doing):
         self.left -= int(units)
         if self.left < 0:
-            raise TooManyCandidatesError(
-                f"too many candidates: {layout.name}: {doing} in this {self.size:,}-byte dump would take "
-                f"more than the {self.limit:,} work units infer may spend; give the counts you know "
-                "(the count options, e.g. --instances N --lowerings N) or --wasmtime")
+            reason = (f"too many candidates: {layout.name}: {doing} in this {self.size:,}-byte dump would take "
+                      f"more than the {self.limit:,} work units infer may spend")
+            raise TooManyCandidatesError(f"{reason}; give the counts you know (counts=) or the release (wasmtime=)",
+                                         reason=reason, asks=True)
 
 
 @dataclass(frozen=True)
@@ -593,9 +584,8 @@ def _instance_counts(run, known):
 
 
 def _check_limit(limit):
-    if isinstance(limit, bool) or not isinstance(limit, int) or limit < 0:
-        raise InferError(f"limit must be an int >= 0, got {limit!r}")
-    return limit
+    return check_int("limit", limit, 0, kind="an int >= 0", bound="an int >= 0", type_error=InferError,
+                     value_error=InferError)
 
 
 def _prepared(data, ptr, byte_order, address=None, counts=None, debug_assertions=True):
@@ -609,9 +599,7 @@ def _prepared(data, ptr, byte_order, address=None, counts=None, debug_assertions
     if int(ptr) not in EMULATED_PTR_SIZES:
         raise InferError(f"infer works for pointer sizes {EMULATED_PTR_SIZES}, got {int(ptr)}")
     check_byte_order(byte_order)
-    if not isinstance(debug_assertions, bool):
-        raise ArgumentTypeError(f"debug_assertions must be a bool, got {type(debug_assertions).__name__} "
-                                f"{debug_assertions!r}")
+    check_bool("debug_assertions", debug_assertions)
     if not isinstance(data, (bytes, bytearray, memoryview)):
         raise ArgumentTypeError(f"data must be bytes, got {type(data).__name__}")
     if memoryview(data).nbytes > INFER_MAX_BYTES:
@@ -624,7 +612,7 @@ def _prepared(data, ptr, byte_order, address=None, counts=None, debug_assertions
     return _magic_checked(data, ptr, byte_order), int(ptr), known
 
 
-def infer(data, ptr, byte_order="little", *, wasmtime="seed", address=None, counts=None,
+def infer(data, ptr, byte_order="little", *, wasmtime=None, address=None, counts=None,
           debug_assertions=True, limit=RANKED, open_end=False, pointers=None):
     """Every shape of one release's layout that explains a dump, the most plausible first.
 
@@ -638,7 +626,7 @@ def infer(data, ptr, byte_order="little", *, wasmtime="seed", address=None, coun
     for a dump no layout could start with, `TooManyCandidatesError` when the
     unknown counts would take too long to try.
     """
-    layout = wasmtime_layout(wasmtime)
+    layout = resolve_wasmtime(wasmtime).layout
     raw, p, known = _prepared(data, ptr, byte_order, address, counts, debug_assertions)
     return _infer(raw, layout, p, byte_order, address, known, debug_assertions, _check_limit(limit),
                   open_end, pointers)
@@ -679,10 +667,10 @@ def _infer(raw, layout, p, byte_order, address, known, debug, limit, open_end=Fa
         values = tail.shared_values()
         work = len(values) * len(arrays) * (tail.total + 1)
         if work > WORK_LIMIT:
-            raise TooManyCandidatesError(
-                f"too many candidates: {layout.name}: {tail.shared} could be any of 0..{values[-1]} in this "
-                f"{len(raw)}-byte dump, too many to try ({work:,} word-steps, limit {WORK_LIMIT:,}); "
-                f"give it (--{count_option(tail.shared)} N)")
+            reason = (f"too many candidates: {layout.name}: {tail.shared} could be any of 0..{values[-1]} in this "
+                      f"{len(raw)}-byte dump, too many to try ({work:,} word-steps, limit {WORK_LIMIT:,})")
+            raise TooManyCandidatesError(f"{reason}; give it (counts={{{tail.shared!r}: N}})", reason=reason,
+                                         count_name=tail.shared, asks=True)
         suffix = tail.suffix()
         for value in values:
             ways, best = tail.tables(value, suffix)

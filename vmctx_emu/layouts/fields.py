@@ -6,9 +6,9 @@ runtime setter with its Rust arguments in order. `lay_out` walks the entries
 with Rust's `cmul` / `checked_add` / `align` arithmetic.
 """
 
-from dataclasses import dataclass
 
 from ..errors import LayoutOverflowError
+from .record import Record
 from .types import resolve
 
 __all__ = ["Field", "Align", "Header", "SetterArg", "Setter", "setter", "Region", "lay_out", "U32_MAX"]
@@ -16,16 +16,14 @@ __all__ = ["Field", "Align", "Header", "SetterArg", "Setter", "setter", "Region"
 U32_MAX = (1 << 32) - 1
 
 
-@dataclass(frozen=True)
-class Header:
+class Header(Record):
     """A value the caller supplies to `initialize_vmctx`: `header[name]`, or its `part` of a pair."""
 
     name: str
     part: int = None
 
 
-@dataclass(frozen=True)
-class Field:
+class Field(Record):
     """`size(name) = count * elem_type.size`; `count` is a component count name or None (one).
 
     `base` is the Rust accessor returning the region's offset, `element`
@@ -71,8 +69,7 @@ class Field:
         return self.elem_type.offset_of(sub, ptr)
 
 
-@dataclass(frozen=True)
-class Align:
+class Align(Record):
     """`align(n)`: round the cursor up to `n` (an int or `PTR`), a power of two."""
 
     to: object
@@ -81,8 +78,7 @@ class Align:
 NULL_RULES = ("never", "debug", "allowed")
 
 
-@dataclass(frozen=True)
-class SetterArg:
+class SetterArg(Record):
     """One Rust argument of a setter: it fills `subs` of one element of field `field`.
 
     `null` overrides the sub-fields' own rule where the argument's Rust type is
@@ -95,8 +91,7 @@ class SetterArg:
     null: str = None
 
 
-@dataclass(frozen=True)
-class Setter:
+class Setter(Record):
     """A `ComponentInstance` setter: `name(index, *args)` writes one element of each field it names.
 
     Sub-fields with the role "vmctx" in an element it writes get the
@@ -128,8 +123,7 @@ def setter(name, asserts=None, **args):
     return Setter(name, tuple(arg(a, t) for a, t in args.items()), asserts)
 
 
-@dataclass(frozen=True)
-class Region:
+class Region(Record):
     """Where one declared field landed: `padding_before` is the hole `align` left in front of it."""
 
     name: str

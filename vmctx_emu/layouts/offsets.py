@@ -1,29 +1,14 @@
 """`VMComponentOffsets`: each release's Rust methods, generated from its declaration."""
 
-import operator
 from functools import lru_cache
 
-from ..errors import ArgumentTypeError, ComponentIndexError, InvalidPtrSizeError, LayoutError, UnknownRegionError
+from ..checks import check_index
+from ..errors import InvalidPtrSizeError, LayoutError, UnknownRegionError
 from .fields import lay_out
 from .ptr import as_ptr_size
 from .types import resolve
 
-__all__ = ["offsets_class", "check_index"]
-
-
-def check_index(accessor, count_name, count, index):
-    """`index` as an int the Rust `assert!(index < count)` accepts, else `ComponentIndexError`."""
-    if isinstance(index, bool):
-        raise ArgumentTypeError(f"{accessor} index must be an int, got bool {index!r}")
-    try:
-        i = operator.index(index)
-    except TypeError:
-        raise ArgumentTypeError(
-            f"{accessor} index must be an int, got {type(index).__name__} {index!r}"
-        ) from None
-    if not 0 <= i < count:
-        raise ComponentIndexError(f"{accessor} index {i} out of range ({count_name}={count})")
-    return i
+__all__ = ["OffsetsBase", "offsets_class"]
 
 
 def _base_accessor(name):
@@ -107,8 +92,9 @@ def _accessors(fields):
     return methods
 
 
-class _OffsetsBase:
-    """Shared state and the methods that do not depend on the field list."""
+class OffsetsBase:
+    """The base of every release's `VMComponentOffsets` class: shared state and the methods that do not depend on
+    the field list."""
 
     LAYOUT = None
 
@@ -186,4 +172,4 @@ def offsets_class(layout):
     namespace.update(_accessors(layout.declared_fields()))
     for method, spec in layout.methods.items():
         namespace[method] = _constant(lambda ptr, spec=spec: resolve(spec, ptr))
-    return type("VMComponentOffsets", (_OffsetsBase,), namespace)
+    return type("VMComponentOffsets", (OffsetsBase,), namespace)

@@ -9,15 +9,15 @@ The seed's `PtrSize` helpers are read off the seed's element types.
 import struct
 
 from ..constants import INVALID_PTR_64
-from ..errors import ArgumentTypeError, ArgumentValueError, InvalidPtrSizeError
+from ..errors import InvalidPtrSizeError
 from .types import VMCALLER_CHECKED_ANYFUNC, VMGLOBAL_DEFINITION
 
 __all__ = [
     "PtrSize",
     "HostPtr",
     "POINTER_SIZES",
+    "EMULATED_PTR_SIZES",
     "as_ptr_size",
-    "check_ptr",
     "invalid_ptr",
     "size_of_vmcaller_checked_anyfunc",
     "size_of_vmglobal_definition",
@@ -27,6 +27,10 @@ __all__ = [
 ]
 
 POINTER_SIZES = tuple(1 << k for k in range(8))
+# Memory is emulated only where every sub-field fits its element and has a
+# numpy integer type: a 1- or 2-byte pointer would overlap `type_index`
+# with `vmctx`, and numpy has no 16/32/64-byte integers. Other sizes are offsets-only.
+EMULATED_PTR_SIZES = (4, 8)
 
 
 class PtrSize(int):
@@ -72,18 +76,6 @@ HostPtr = PtrSize(struct.calcsize("P"))  # the host's pointer size, without impo
 def as_ptr_size(ptr):
     """`HostPtr`, a `PtrSize` or a plain int, as a validated `PtrSize`."""
     return ptr if isinstance(ptr, PtrSize) else PtrSize(ptr)
-
-
-def check_ptr(what, value, ptr):
-    """`value` as a pointer of `ptr` bytes (an int in [0, 2**(8*ptr))), else an error naming `what`."""
-    bits = 8 * int(ptr)
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise ArgumentTypeError(f"{what} must be an int, got {type(value).__name__} {value!r}")
-    if not 0 <= value < 1 << bits:
-        raise ArgumentValueError(
-            f"{what} must be an int in [0, 2**{bits}) for pointer size {int(ptr)}, got {value:#x}"
-        )
-    return value
 
 
 def invalid_ptr(ptr_size):

@@ -16,12 +16,13 @@ Sources, per release tag: `crates/environ/src/component/vmcomponent_offsets.rs`,
 
 from functools import cached_property, lru_cache
 import re
-from dataclasses import dataclass, field as dc_field, replace
+from types import MappingProxyType
 
 from ..constants import FLAG_MAY_ENTER, FLAG_MAY_LEAVE, FLAG_NEEDS_POST_RETURN, VMCOMPONENT_MAGIC
-from ..errors import UnknownReleaseError
+from ..errors import ArgumentTypeError, UnknownReleaseError
 from .component import component_class
 from .fields import Align, Field, Header, setter
+from .record import Record
 from .offsets import offsets_class
 from .types import (
     MAGIC_U32,
@@ -42,7 +43,7 @@ from .types import (
 )
 
 __all__ = ["WasmtimeLayout", "LAYOUTS", "SEED", "COUNT_ORDER", "wasmtime_layout", "release_of", "release_key",
-           "Resolution", "resolve_release",
+           "Resolution", "resolve_release", "resolve_wasmtime",
            "supported_ranges",
            "ALL_RELEASES", "Component", "VMComponentOffsets"]
 
@@ -166,9 +167,9 @@ LIMITS = header("limits", rust_type="*mut VMRuntimeLimits")
 VM_STORE_CONTEXT = header("vm_store_context", rust_type="*mut VMStoreContext")
 TRANSCODE_LIBCALLS = header("transcode_libcalls", rust_type="*mut VMComponentTranscodeLibcalls")
 # v49+: the header offsets moved to `PtrSize::vmcomponent()`, so these have no accessor here.
-STATIC_MAGIC = replace(MAGIC, base=None)
-STATIC_BUILTINS = replace(BUILTINS, base=None)
-STORE_CONTEXT = replace(header("store_context", rust_type="*mut VMStoreContext"), base=None)
+STATIC_MAGIC = MAGIC.replace(base=None)
+STATIC_BUILTINS = BUILTINS.replace(base=None)
+STORE_CONTEXT = header("store_context", rust_type="*mut VMStoreContext").replace(base=None)
 
 
 def array(name, *, elem, count, getter, poison=(), subfield_accessors=None):
@@ -241,13 +242,15 @@ INTRINSIC_SETTERS = TABLE_IMPORT_SETTERS + (set_func_ref4("set_intrinsic", "intr
 
 # -- the layouts ----------------------------------------------------------------
 
-@dataclass(frozen=True, eq=False)
-class WasmtimeLayout:
+class WasmtimeLayout(Record):
     """One release range's `VMComponentContext`: its declaration and runtime facts.
 
     `first`/`last` bound the releases whose accessors carry exactly these
-    names (a rename splits a table row, `id`, into several declarations).
+    names (a rename splits a table row, `id`, into several declarations);
+    a layout known by a `commit` instead (the seed) has no releases.
     `methods` adds constant `PtrSize`-style accessors (`name -> PtrUnits`).
+    `header_defaults` are the header values `initialize_vmctx` is given
+    when the caller names none (`(name, value)` pairs; the seed's null store).
     """
 
     id: str
@@ -257,12 +260,18 @@ class WasmtimeLayout:
     fields: tuple
     setters: tuple = ()
     flag_bits: tuple = ALL_FLAGS
-    methods: dict = dc_field(default_factory=dict)
+    methods: dict = MappingProxyType({})
+    commit: str = None
+    header_defaults: tuple = ()
+
+    # One object per declaration: compared and hashed by identity (classes are cached per layout).
+    __eq__ = object.__eq__
+    __hash__ = object.__hash__
 
     @property
     def releases(self):
         """Every release of this id (the table's row), renamed variants included."""
-        if self.id == "seed":
+        if self.commit is not None:
             return ()
         same = [layout for layout in LAYOUTS if layout.id == self.id]
         lo, hi = min(_key(x.first) for x in same), max(_key(x.last) for x in same)
@@ -271,14 +280,14 @@ class WasmtimeLayout:
     @property
     def variant_releases(self):
         """The releases whose accessors carry exactly this declaration's names."""
-        if self.id == "seed":
+        if self.commit is not None:
             return ()
         lo, hi = _key(self.first), _key(self.last)
         return tuple(v for v in ALL_RELEASES if lo <= _key(v) <= hi)
 
     @property
     def range_text(self):
-        return "commit 97894bc65e" if self.id == "seed" else f"v{self.first} - v{self.last}"
+        return f"commit {self.commit}" if self.commit is not None else f"v{self.first} - v{self.last}"
 
     @property
     def name(self):
@@ -318,9 +327,11 @@ class WasmtimeLayout:
     def setter(self, name):
         return next((s for s in self.setters if s.name == name), None)
 
-    def setter_of(self, field_name):
-        """The setter that writes `field_name`, if the runtime has one."""
-        return next((s for s in self.setters if field_name in s.fields), None)
+    @property
+    def class_suffix(self):
+        """What its derived classes' names add to the Rust name: nothing for the seed, which the package
+        exports under the Rust names (`Component`, `VMComponentOffsets`); `_L4_12_0_0` for the others."""
+        return "" if self.commit is not None else f"_{self.id}_{self.first.replace('.', '_')}"
 
     def __repr__(self):
         return f"<WasmtimeLayout {self.name}>"
@@ -343,7 +354,9 @@ class WasmtimeLayout:
 
 
 SEED = WasmtimeLayout(
-    id="seed", first="", last="", changes="the layout of commit 97894bc65e",
+    id="seed", first="", last="", changes="the layout of commit 97894bc65e", commit="97894bc65e",
+    # Only the seed's initializer runs without header values: its store pointer defaults to null.
+    header_defaults=(("store", (0, 0)),),
     fields=(
         MAGIC,
         Align(PTR),
@@ -666,8 +679,7 @@ def _release_of_text(version):
     return max(candidates, key=_key)
 
 
-@dataclass(frozen=True)
-class Resolution:
+class Resolution(Record):
     """Which table entry decodes a version someone runs, and how sure that is.
 
     `how` is "exact" (in the table), "patch" (a patch release the table
@@ -732,6 +744,30 @@ def wasmtime_layout(version="seed"):
     if release == "seed":
         return SEED
     return next(layout for layout in LAYOUTS[1:] if _key(layout.first) <= _key(release) <= _key(layout.last))
+
+
+def resolve_wasmtime(wasmtime=None):
+    """A public `wasmtime=` argument resolved, once, at the boundary that takes it: its `Resolution`.
+
+    None is the seed; a release string is resolved as `resolve_release` does
+    (a patch release the table lacks takes its major.minor's layout); a
+    layout object stands for its newest release, as `release_of` says; a
+    `Resolution` is already resolved. A release newer than the table is
+    refused here: only `scan`, which checks a layout against the offsets the
+    runtime stored, can use it.
+    """
+    if isinstance(wasmtime, Resolution):
+        return wasmtime
+    if wasmtime is None:
+        wasmtime = SEED
+    elif not isinstance(wasmtime, (str, WasmtimeLayout)):
+        raise ArgumentTypeError(f"wasmtime must be a release string or layout, got {type(wasmtime).__name__} "
+                                f"{wasmtime!r}")
+    resolution = resolve_release(wasmtime)
+    if resolution.how == "newer":
+        raise UnknownReleaseError(f"Wasmtime {wasmtime.strip()} is not a supported release; "
+                                  f"supported: {supported_ranges()}")
+    return resolution
 
 
 # The seed's classes under the Rust names, as the package has always exported them.

@@ -8,8 +8,9 @@ kinds). Either way the sizes Rust computes in `u8` bound the pointer sizes a
 release accepts (`fits_u8`).
 """
 
-from dataclasses import dataclass
 from functools import lru_cache
+
+from .record import Record
 
 __all__ = [
     "KIND_WIDTH",
@@ -61,8 +62,7 @@ ROLES = {
 CODE_ROLES = ("func_ptr", "native_call", "array_call", "wasm_call", "callee")
 
 
-@dataclass(frozen=True)
-class PtrUnits:
+class PtrUnits(Record):
     """`n * P` bytes, P being the pointer size."""
 
     n: int
@@ -79,8 +79,7 @@ def resolve(spec, ptr):
     return spec.n * int(ptr) if isinstance(spec, PtrUnits) else spec
 
 
-@dataclass(frozen=True)
-class SubField:
+class SubField(Record):
     """One scalar inside an element.
 
     `kind` is "ptr" (usize), "u32" or "i32"; `role` (a key of `ROLES`) says
@@ -100,8 +99,7 @@ class SubField:
         return int(ptr) if self.kind == "ptr" else KIND_WIDTH[self.kind]
 
 
-@dataclass(frozen=True)
-class ElementType:
+class ElementType(Record):
     """A Rust type as laid out in the context; bytes not covered by `subfields` are padding.
 
     `u8_size` is False only where Rust computes the size in `u32` (`cmul(2,

@@ -7,14 +7,13 @@ back); anything else, "no" included, is refused rather than read as truthy.
 """
 
 import struct
-import sys
-from functools import lru_cache
 
+from ..checks import BYTE_ORDER_CHAR, check_byte_order, check_int
+from ..constants import FLAG_MAY_ENTER, FLAG_MAY_LEAVE, FLAG_NEEDS_POST_RETURN
 from ..errors import ArgumentTypeError, ArgumentValueError, VMContextError
 from ..layouts.releases import ALL_FLAGS
-from .views import BYTE_ORDER_CHAR, check_byte_order
 
-__all__ = ["InstanceFlags", "flags_class", "flag_names"]
+__all__ = ["InstanceFlags", "flag_names"]
 
 
 def flag_names(value, bits=ALL_FLAGS):
@@ -34,134 +33,103 @@ def _as_bit(on, index, name):
     raise error(f"instance_flags({index}).{name.lower()} must be a bool (or 0/1), got {type(on).__name__} {on!r}")
 
 
-def _words(owner):
-    """The owner's memory as native i32 words, cached on it while live (close() drops it), or None."""
-    raw = owner._live()
-    view = None
-    if owner.byte_order == sys.byteorder:
-        view = raw[: len(raw) - len(raw) % 4].cast("i")
-    owner._fast_i32 = view
-    return view
+def _bit(bit, name):
+    """The property of one flag bit: the word read (and rewritten) in place; refused where the release lacks it.
 
-
-def _bit_property(bit, name):
-    # The per-access path is kept flat: the owner's cached word view (present only while it
-    # is live), one index, one store; other byte orders go through struct.
+    The per-access path is kept flat: the context's i32 view of its memory
+    (`words["i"]`: host byte order, only while it is live), one index;
+    otherwise the word goes through `value`, which raises for a closed context.
+    """
     def get(self):
-        try:
-            return bool(self._owner._fast_i32[self._at] & bit)
-        except (AttributeError, TypeError):
-            raw = self._owner._live()
-            if not hasattr(self._owner, "_fast_i32"):
-                _words(self._owner)
-        return bool(self._word.unpack_from(raw, self._offset)[0] & bit)
+        if self.mask & bit:
+            try:
+                return self._words["i"][self._at] & bit != 0
+            except (KeyError, TypeError):
+                return self.value & bit != 0
+        raise self._absent(name)
 
     def set_(self, on):
+        if not self.mask & bit:
+            raise self._absent(name)
+        if not self.context.writable:
+            raise self._read_only(name.lower())
         if on is not True and on is not False:
             on = _as_bit(on, self.index, name)
         try:
-            view, at = self._owner._fast_i32, self._at
-            view[at] = view[at] | bit if on else view[at] & ~bit
-            return
-        except (AttributeError, TypeError):
-            raw = self._owner._live()
-            if not hasattr(self._owner, "_fast_i32"):
-                _words(self._owner)
-        value = self._word.unpack_from(raw, self._offset)[0]
-        self._word.pack_into(raw, self._offset, value | bit if on else value & ~bit)
+            words, at = self._words["i"], self._at
+            words[at] = words[at] | bit if on else words[at] & ~bit
+        except (KeyError, TypeError):
+            word = self.value
+            self.value = word | bit if on else word & ~bit
 
-    return property(get, set_, doc=f"FLAG_{name}")
-
-
-def _absent(name):
-    """A bit another release has: reading or writing it says so (not a bare AttributeError)."""
-    def refuse(self, *_):
-        raise VMContextError(f"{self._owner.layout.name} has no FLAG_{name}: its flag word holds "
-                             f"only {'|'.join(n for _, n in self.BITS)}")
-
-    return property(refuse, refuse, doc=f"FLAG_{name} (not in this release)")
-
-
-def _read_only(prop, name):
-    def refuse(self, _):
-        raise VMContextError(f"instance_flags({self.index}).{name}: a dump is read-only")
-
-    return property(prop.fget, refuse, doc=prop.__doc__)
+    return property(get, set_, doc=f"FLAG_{name} (an error in a release without it)")
 
 
 class InstanceFlags:
     """The i32 in the first 4 bytes of an instance's `VMGlobalDefinition`.
 
-    Holds the owning context, not the memory, so a closed context raises
-    instead of touching memory. Each release's subclass has one boolean
-    property per flag bit that release defines.
+    Holds the owning context (`context`), not the memory, so a closed
+    context raises instead of touching memory. One boolean property per
+    flag bit; `bits` are the release's, and a bit it lacks raises
+    `VMContextError` saying so. A dump's flags are read-only.
     """
 
-    __slots__ = ("_owner", "_offset", "_word", "index", "_at")
-    BITS = ALL_FLAGS
+    __slots__ = ("context", "index", "bits", "mask", "_offset", "_word", "_words", "_at")
 
     def __init__(self, owner, offset, index, byte_order):
-        live = getattr(owner, "_live", None)
-        if live is None:
+        memory = getattr(owner, "memory", None)  # a closed context raises ClosedError here
+        if memory is None or not hasattr(owner, "layout"):
             raise ArgumentTypeError(f"InstanceFlags owner must be a context (use ctx.instance_flags(i)), "
                                     f"got {type(owner).__name__}")
-        raw = live()
-        if isinstance(offset, bool) or not isinstance(offset, int) or not 0 <= offset <= len(raw) - 4:
-            raise ArgumentValueError(f"InstanceFlags offset must be an int in [0, {len(raw) - 4}], got {offset!r}")
+        bound = f"an int in [0, {len(memory) - 4}]"
+        check_int("InstanceFlags offset", offset, 0, len(memory) - 3, kind=bound, bound=bound,
+                  type_error=ArgumentValueError)
         check_byte_order(byte_order)
-        self._owner = owner
+        self.context = owner
         self._offset = offset
-        self._at = offset // 4  # index into the owner's i32 words (flag globals are 16-aligned)
-        self._word = struct.Struct(BYTE_ORDER_CHAR[byte_order] + "i")
         self.index = index
+        self.bits = owner.layout.flag_bits
+        self.mask = owner.layout.flag_mask
+        self._word = struct.Struct(BYTE_ORDER_CHAR[byte_order] + "i")
+        self._words = owner.words  # the context's host-order views: emptied when it closes
+        self._at = offset // 4 if offset % 4 == 0 else None  # in the context's i32 words (flag globals are 16-aligned)
+
+    may_leave = _bit(FLAG_MAY_LEAVE, "MAY_LEAVE")
+    may_enter = _bit(FLAG_MAY_ENTER, "MAY_ENTER")
+    needs_post_return = _bit(FLAG_NEEDS_POST_RETURN, "NEEDS_POST_RETURN")
+
+    @property
+    def offset(self):
+        """The flag global's offset in the context."""
+        return self._offset
+
+    def _absent(self, name):
+        return VMContextError(f"{self.context.layout.name} has no FLAG_{name}: its flag word holds "
+                              f"only {'|'.join(n for _, n in self.bits)}")
+
+    def _read_only(self, what):
+        return VMContextError(f"instance_flags({self.index}).{what}: a dump is read-only")
 
     def _get_value(self):
-        return self._word.unpack_from(self._owner._live(), self._offset)[0]
+        return self._word.unpack_from(self.context.memory, self._offset)[0]
 
     def _set_value(self, word):
-        if isinstance(word, bool) or not isinstance(word, int):
-            raise ArgumentTypeError(f"flag word must be an int, got {type(word).__name__} {word!r}")
-        if not -(2**31) <= word < 2**31:
-            raise ArgumentValueError(f"flag word must be an i32, got {word}")
-        self._word.pack_into(self._owner._live(), self._offset, word)
+        if not self.context.writable:
+            raise self._read_only("value")
+        check_int("flag word", word, -(2**31), 2**31, bound="an i32")
+        self._word.pack_into(self.context.memory, self._offset, word)
 
     value = property(_get_value, _set_value, doc="The raw i32 flag word.")
 
     def as_raw(self):
         """Address of the flag global (the context's address plus its offset)."""
-        owner = self._owner
-        owner._live()
-        vmctx = owner._vmctx
+        vmctx = self.context.vmctx  # a closed context raises ClosedError here
         if vmctx is None:
             raise VMContextError(f"instance_flags({self.index}).as_raw(): the context's address is unknown")
         return vmctx + self._offset
 
-    @property
-    def offset(self):
-        return self._offset
-
-    def __getattr__(self, name):
-        if name.upper() in {n for _, n in ALL_FLAGS}:
-            raise VMContextError(f"{self._owner.layout.name} has no FLAG_{name.upper()}: its flag word holds "
-                                 f"only {'|'.join(n for _, n in self.BITS)}")
-        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
-
     def __repr__(self):
-        if self._owner.closed:
+        if self.context.closed:
             return f"<InstanceFlags {self.index}: closed>"
-        at = "" if self._owner.vmctx is None else f" at {self.as_raw():#x}"
-        return f"<InstanceFlags {self.index}{at}: {flag_names(self.value, self.BITS)}>"
-
-
-@lru_cache(maxsize=None)
-def flags_class(layout, writable=True):
-    """The `InstanceFlags` of `layout`: a property per flag bit it defines; writes refused if not `writable`."""
-    namespace = {"__slots__": (), "BITS": layout.flag_bits, "__module__": __name__}
-    for bit, name in layout.flag_bits:
-        prop = _bit_property(bit, name)
-        namespace[name.lower()] = prop if writable else _read_only(prop, name.lower())
-    for _, name in ALL_FLAGS:
-        namespace.setdefault(name.lower(), _absent(name))
-    if not writable:
-        namespace["value"] = _read_only(InstanceFlags.value, "value")
-    return type("InstanceFlags", (InstanceFlags,), namespace)
+        at = "" if self.context.vmctx is None else f" at {self.as_raw():#x}"
+        return f"<InstanceFlags {self.index}{at}: {flag_names(self.value, self.bits)}>"

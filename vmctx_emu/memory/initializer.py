@@ -9,8 +9,9 @@ from dataclasses import dataclass
 
 from ..errors import ArgumentTypeError, ArgumentValueError, LayoutError
 from ..layouts.fields import Header
-from ..layouts.offsets import _OffsetsBase
-from ..layouts.ptr import check_ptr, invalid_ptr
+from ..layouts.offsets import OffsetsBase
+from ..checks import check_bool, check_ptr
+from ..layouts.ptr import invalid_ptr
 
 __all__ = ["Fill", "check_header", "check_offsets", "initial_fills", "fills_for"]
 
@@ -36,11 +37,12 @@ class Fill:
         return self.offset + (self.count - 1) * self.stride + self.width
 
 
-def check_header(layout, ptr, store, header, *, explicit):
+def check_header(layout, ptr, store, header):
     """Every header pointer `layout`'s `initialize_vmctx` writes, checked as pointers of `ptr` bytes.
 
-    `store=` fills the `store` header. When `explicit` (a release asked for by
-    name) every header must be given; otherwise the seed's null store is the default.
+    `store=` fills the `store` header. Every header must be given, except
+    those the layout declares a default for (`header_defaults`: the seed's
+    null store), however the layout was asked for.
     """
     names = layout.header_names()
     if header is not None and not isinstance(header, Mapping):
@@ -57,8 +59,8 @@ def check_header(layout, ptr, store, header, *, explicit):
         if "store" in given and tuple(given["store"]) != tuple(store):
             raise ArgumentValueError("store given twice, as store= and header['store'], with different values")
         given["store"] = store
-    if not explicit and "store" in names:
-        given.setdefault("store", (0, 0))
+    for name, value in layout.header_defaults:
+        given.setdefault(name, value)
     missing = [n for n in names if n not in given]
     if missing:
         raise ArgumentValueError(f"header value missing for {', '.join(missing)}: {layout.name} "
@@ -107,7 +109,7 @@ def initial_fills(layout, offsets, header, debug_assertions):
 
 def check_offsets(offsets):
     """`offsets` must be some release's `VMComponentOffsets`: it carries the layout, pointer size and counts."""
-    if not isinstance(offsets, _OffsetsBase):
+    if not isinstance(offsets, OffsetsBase):
         raise ArgumentTypeError(f"offsets must be a VMComponentOffsets, got {type(offsets).__name__}")
     return offsets
 
@@ -115,12 +117,11 @@ def check_offsets(offsets):
 def fills_for(offsets, store=None, *, header=None, debug_assertions=True):
     """The whole plan for `offsets` (any release's `VMComponentOffsets`), headers checked.
 
-    As with `OwnedComponentInstance`, only the seed defaults its store to null;
-    every other release needs all of its header pointers.
+    As with `OwnedComponentInstance`, only the seed defaults its store to null
+    (`header_defaults`); every other release needs all of its header pointers.
     """
     check_offsets(offsets)
-    if not isinstance(debug_assertions, bool):
-        raise ArgumentTypeError(f"debug_assertions must be a bool, got {debug_assertions!r}")
+    check_bool("debug_assertions", debug_assertions)
     layout = offsets.LAYOUT
-    checked = check_header(layout, offsets.ptr, store, header, explicit=layout.id != "seed")
+    checked = check_header(layout, offsets.ptr, store, header)
     return list(initial_fills(layout, offsets, checked, debug_assertions))

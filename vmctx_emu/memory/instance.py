@@ -6,13 +6,18 @@ the debug poison, set-once setters, checked getters and `from_opaque`.
 """
 
 import os
+import struct
 import sys
 
 from ..errors import ArgumentTypeError, ArgumentValueError, VMContextError
+from ..checks import U32_LIMIT, check_int, check_ptr
 from ..layouts.ptr import HostPtr
+from . import dump_writer
 from .buffer import LIVE, AlignedBuffer
+from .geometry import attr_name
 from .initializer import check_header, initial_fills
-from .reader import ContextReader, VMLowering, attr_name, element_tuple
+from .native import c_setter, run_setter
+from .reader import ContextReader, VMLowering
 
 __all__ = ["OwnedComponentInstance", "VMComponentContext", "VMLowering"]
 
@@ -21,6 +26,7 @@ _SYNTHETIC_BASE = 0x1000_0000
 _PAGE = 0x1000
 # Fills of at most this many stores are written as ints, larger ones through numpy.
 _SMALL_FILL = 64
+_NO_VALUE = object()  # `_set_one` called without its value: `_set` says how many were wanted
 
 
 def _synthetic_address(size, ptr):
@@ -33,12 +39,13 @@ class OwnedComponentInstance(ContextReader):
     With the host pointer size and byte order the bytes live in a ctypes
     allocation and `vmctx` is its address; otherwise they are laid out for the
     emulated target and `vmctx` is `address` (or a synthetic one) wherever the
-    context's own address must be stored. The release's runtime setters
-    (`set_lowering`, `set_trampoline`, ...) and getters are methods with its
-    Rust names and arguments.
+    context's own address must be stored. `set` and `get` write and read
+    through the layout's geometry table; the release's runtime setters
+    (`set_lowering`, `set_trampoline`, ...) and getters, with its Rust names
+    and arguments, are thin wrappers over them.
     """
 
-    _flags_writable = True
+    writable = True
 
     def __init__(
         self,
@@ -53,13 +60,13 @@ class OwnedComponentInstance(ContextReader):
         header=None,
     ):
         self._set_target(component, ptr, byte_order, debug_assertions, wasmtime)
-        self._header = check_header(self.layout, self.ptr, store, header, explicit=wasmtime is not None)
+        self._header = check_header(self.layout, self.ptr, store, header)
 
         size = self.offsets.size_of_vmctx()
         # At least pointer-aligned like the Rust allocation; 16 so the flag
         # globals (align 16) are aligned in absolute terms too.
         self._buffer = AlignedBuffer(size, max(16, int(self.ptr)))
-        self._raw = self._buffer.raw
+        self._attach(self._buffer.raw)
         self.vmctx = self._place(address, size)
         self._initialize_vmctx()
         LIVE.add(self._vmctx, self, size)
@@ -76,7 +83,7 @@ class OwnedComponentInstance(ContextReader):
             return self._buffer.address
         if address is None:
             return _synthetic_address(size, self.ptr)
-        self._check_ptr("address", address)
+        check_ptr("address", address, self.ptr)
         if address % max(16, int(self.ptr)) or address == 0:
             raise ArgumentValueError(f"address {address:#x} must be non-null and 16-byte aligned")
         if address + size > 1 << (8 * int(self.ptr)):
@@ -87,12 +94,12 @@ class OwnedComponentInstance(ContextReader):
 
     def _initialize_vmctx(self):
         """`initialize_vmctx`: the plan C's initializer applies too (magic, headers, flags, poison)."""
-        raw, native, words = self._raw, self.byte_order == sys.byteorder, {}
+        words = self.words  # empty unless in the host's byte order
         for fill in initial_fills(self.layout, self.offsets, self._header, self.debug_assertions):
             w = fill.width
-            if native and fill.count <= _SMALL_FILL and w in (4, 8) and not fill.offset % w and not fill.stride % w:
+            if words and fill.count <= _SMALL_FILL and w in (4, 8) and not fill.offset % w and not fill.stride % w:
                 # A few stores: plain int stores through a word view beat building a numpy view.
-                view = words.get(w) or words.setdefault(w, raw[: len(raw) - len(raw) % w].cast("Q" if w == 8 else "I"))
+                view = words["Q" if w == 8 else "I"]
                 value = fill.value & ((1 << (8 * w)) - 1)  # an i32 flag word as its unsigned bits
                 start, step = fill.offset // w, fill.stride // w
                 for i in range(start, start + fill.count * step, step):
@@ -103,21 +110,23 @@ class OwnedComponentInstance(ContextReader):
     # -- lifetime -------------------------------------------------------
 
     def dump(self, path):
-        """Write the bytes to `path` and the layout to `path + '.json'`: one atomic unit (see `dumps.dump`)."""
-        from ..dumps.dump import write_dump
+        """Write the bytes to `path` and the layout to `path + '.json'`: one atomic unit (`vmctx_emu.dumps`).
 
+        The memory layer knows no dump format: this is the writer registered
+        with it (`vmctx_emu.memory.register_dump_writer`; the package's top
+        level registers `vmctx_emu.dumps.dump.write_dump`).
+        """
         if not isinstance(path, (str, bytes, os.PathLike)):
             raise ArgumentTypeError(f"dump path must be a str or path-like, got {type(path).__name__} {path!r}")
         self._live()
-        return write_dump(self, path)
+        return dump_writer()(self, path)
 
     def close(self):
         """Forget the memory; views taken earlier keep it alive, so nothing reads freed memory."""
         if self._raw is not None:
             LIVE.remove(self._vmctx)
-            self._raw = None
+            self._detach()
             self._buffer = None
-            self._forget_geometry()
 
     def __enter__(self):
         self._live()
@@ -131,244 +140,160 @@ class OwnedComponentInstance(ContextReader):
         return (f"<OwnedComponentInstance {state}, ptr={int(self.ptr)}, {self.byte_order}-endian, "
                 f"{self.offsets.size_of_vmctx()} bytes>")
 
-    # -- setters (derived from the declaration: see `runtime_setters`) ----
+    # -- the runtime setters --------------------------------------------------
 
-    def _store(self, offset, value):
-        self._ptr_word.pack_into(self._live(), offset, value)
+    @classmethod
+    def setter_methods(cls, table):
+        """Rust name -> (method, setter name) of `table`'s setters: `_set_one` for one word, else `_set_many`."""
+        return {name: (cls._set_one if spec.one_word else cls._set_many, name) for name, spec in table.setters.items()}
 
-    def _store_kind(self, kind, offset, value):
-        word = self._ptr_word if kind == "ptr" else self._u32 if kind == "u32" else self._i32
-        word.pack_into(self._live(), offset, value)
+    def set(self, setter, index, *args):
+        """The release's runtime setter `setter` (`"set_lowering"`, ...) on element `index`, with its Rust arguments.
 
-    def _check_unset(self, accessor, index, offset, what="slot"):
-        """Debug builds: a setter's slot must still hold INVALID_PTR (set once only)."""
-        found = self._load(offset)
-        if found != self._invalid:
-            raise VMContextError(
-                f"{accessor}({index}): {what} at offset {offset} already holds {found:#x}, "
-                f"not INVALID_PTR {self._invalid:#x} (it can be set once only)"
-            )
+        Every argument is checked (type, range, the Rust null rule) and, in
+        debug builds, every slot it writes must still hold INVALID_PTR (set
+        once only) before anything is written; a sub-field with the role
+        `vmctx` gets the context's own address.
+        """
+        spec = self.geometry.setters.get(setter)
+        if spec is None:
+            raise ArgumentValueError(f"{self.layout.name} has no setter {setter!r}; its setters: "
+                                     f"{', '.join(self.geometry.setters)}")
+        if spec.one_word:
+            return self._set_one(setter, index, *args)
+        return self._set_many(setter, index, *args)
 
-    def _check_value(self, call, arg, sub, value, null):
-        """Argument `arg` of `call` for sub-field `sub`: its type, range and the Rust `null` rule."""
+    # The short paths (host byte order, an int index, int values, a struct as its namedtuple): one word
+    # is stored by `_set_one`; more by C (`run_setter`), which writes nothing unless every value fits and
+    # (debug) every asserted slot is unset. Anything else, every failure included, is `_set`'s, which
+    # checks, converts and raises exactly as the Rust setter fails.
+
+    def _set_one(self, setter, index, value=_NO_VALUE, *more):
+        """`set` for a setter of one value (a pointer, or a u32) into the slot it asserts unset."""
+        try:
+            count, words, start, stride, low, high, invalid = self._plans[setter]
+        except KeyError:
+            pass
+        else:
+            if index.__class__ is int and 0 <= index < count and value.__class__ is int and low <= value < high \
+                    and not more:
+                at = start + index * stride
+                if not self.debug_assertions or words[at] == invalid:
+                    words[at] = value
+                    return None
+        return self._set(setter, index, more if value is _NO_VALUE else (value, *more))
+
+    def _set_many(self, setter, index, *args):
+        """`set` for a setter of several values (a struct first, or scalars), and its context's address."""
+        try:
+            native, pack, first_struct, _ = self._plans[setter]
+        except KeyError:
+            pass
+        else:
+            if first_struct is None:
+                values = args
+            elif args and args[0].__class__ is first_struct:
+                values = args[0] + args[1:]
+            else:
+                values = (None,)
+            for value in values:
+                if value.__class__ is not int:
+                    break
+            else:
+                try:
+                    if index.__class__ is int and not run_setter(native, index, self.debug_assertions, pack(*values)):
+                        return None
+                except (OverflowError, struct.error):  # a value or index < 0 or past 2**64, a wrong count
+                    pass
+        return self._set(setter, index, args)
+
+    def _set(self, setter, index, args):
+        spec = self.geometry.setters[setter]
+        if len(args) != len(spec.args):
+            raise ArgumentTypeError(f"{self.layout.name} has {spec.signature}; got {len(args)} argument(s) "
+                                    "after the index")
+        raw = self._live()
+        regions = [self.offsets.region(f.name) for f in spec.fields]
+        if index.__class__ is int and 0 <= index < min(r.count for r in regions):
+            starts = [r.offset + index * f.stride for r, f in zip(regions, spec.fields)]
+        else:
+            starts = [self.offsets.element_offset(f.name, index) for f in spec.fields]
+        call = f"{setter}({index})"
+        writes = []
+        for arg, value in zip(spec.args, args):
+            for sub, null, label, v in zip(arg.subs, arg.nulls, arg.labels, _arg_values(call, arg, value)):
+                writes.append((sub.word, starts[arg.field] + sub.offset, self._check_value(call, label, sub, v, null)))
+        if self.debug_assertions:
+            invalid = self.geometry.invalid
+            for k, sub, label in spec.asserts:
+                offset = starts[k] + sub.offset
+                found = sub.word.unpack_from(raw, offset)[0]
+                if found != invalid:
+                    raise VMContextError(f"{call}: {label} at offset {offset} already holds {found:#x}, not "
+                                         f"INVALID_PTR {invalid:#x} (it can be set once only)")
+        for word, offset, value in writes:
+            word.pack_into(raw, offset, value)
+        for k, sub in spec.own_vmctx:
+            sub.word.pack_into(raw, starts[k] + sub.offset, self._vmctx)
+        if setter not in self._plans:
+            self._plan_set(spec, regions)
+
+    def _plan_set(self, spec, regions):
+        """`set`'s short path for `spec`, where every word it checks or writes is a host-order word."""
+        if not self.words or any(s.kind == "i32" for arg in spec.args for s in arg.subs):
+            return
+        asserted = [(k, s) for k, s, _ in spec.asserts]
+        places, codes = {}, {}
+        for k, sub in [(arg.field, s) for arg in spec.args for s in arg.subs] + asserted + list(spec.own_vmctx):
+            stride = spec.fields[k].stride
+            codes[(k, sub)] = self._word_code((sub,), regions[k], stride)
+            if codes[(k, sub)] is None:
+                return
+            places[(k, sub)] = (regions[k].offset + sub.offset, stride, sub.width, int(sub.kind == "ptr"))
+        count = min(r.count for r in regions)
+        (arg, *more), invalid = spec.args, self.geometry.invalid
+        if spec.one_word:
+            # The bounds take a non-null pointer or any u32; null, and the Rust rule for it, is `_set`'s.
+            key = (arg.field, arg.subs[0])
+            offset, stride, width, nonnull = places[key]
+            self._plans[spec.name] = (count, self.words[codes[key]], offset // width, stride // width,
+                                      nonnull, 1 << (8 * width), invalid)
+            return
+        if len(arg.subs) > 1 and arg.value_tuple is None or any(len(a.subs) > 1 for a in more):
+            return  # only a first argument may be a struct (every release's setters are so)
+        values = [places[(a.field, s)] for a in spec.args for s in a.subs]
+        native, pack, keep = c_setter(self._buffer.address, len(self._raw), count, values,
+                                      [places[key] for key in asserted], [places[key] for key in spec.own_vmctx],
+                                      invalid, self._vmctx)
+        self._plans[spec.name] = (native, pack.pack, arg.value_tuple if len(arg.subs) > 1 else None, keep)
+
+    def _check_value(self, call, label, sub, value, null):
+        """`value` for sub-field `sub` (argument `label` of `call`): its type, range and the Rust `null` rule."""
         if sub.kind != "ptr":
-            if isinstance(value, bool) or not isinstance(value, int):
-                raise ArgumentTypeError(f"{call}: {arg} must be a u32 (an int), got {type(value).__name__} {value!r}")
-            if not 0 <= value < 1 << 32:
-                raise ArgumentValueError(f"{call}: {arg} must be a u32, got {value!r}")
-            return value
+            return check_int(f"{call}: {label}", value, 0, U32_LIMIT, kind="a u32 (an int)", bound="a u32")
         if value is None and null == "allowed":
             return 0
-        value = self._check_ptr(f"{call} {arg}", value)
+        value = check_ptr(f"{call} {label}", value, self.ptr)
         if value == 0 and null == "never":
-            raise ArgumentValueError(f"{call}: {arg} must be non-null (a NonNull or fn pointer in {self.layout.name})")
+            raise ArgumentValueError(f"{call}: {label} must be non-null (a NonNull or fn pointer in "
+                                     f"{self.layout.name})")
         if value == 0 and null == "debug" and self.debug_assertions:
             raise VMContextError(f"{call}: the {sub.role} pointer must be non-null "
                                  f"(debug_assert! in {self.layout.name})")
         return value
 
 
-def _arg_values(setter_name, index, arg, value):
+def _arg_values(call, arg, value):
     """The sub-field values one Rust argument carries: a scalar, or a tuple/namedtuple for a struct."""
     if len(arg.subs) == 1:
         return (value,)
-    if all(hasattr(value, attr_name(s)) for s in arg.subs):
-        return tuple(getattr(value, attr_name(s)) for s in arg.subs)
-    if isinstance(value, (tuple, list)) and len(value) == len(arg.subs):
+    names = [s.name for s in arg.subs]
+    if all(hasattr(value, attr_name(n)) for n in names):
+        return tuple(getattr(value, attr_name(n)) for n in names)
+    if isinstance(value, (tuple, list)) and len(value) == len(names):
         return tuple(value)
-    raise ArgumentTypeError(f"{setter_name}({index}): {arg.name} must have {', '.join(arg.subs)} "
-                            f"(a namedtuple or a {len(arg.subs)}-tuple), got {value!r}")
-
-
-def _setter(layout, spec):
-    """`spec` as a method: check every argument, assert (debug) the slots are unset, write, fill `vmctx`.
-
-    Offsets and packers are computed once per instance (`_geometry`); a plain
-    in-range int index and plain in-range int values take the short path, anything
-    else the checked one, which converts or raises exactly as before.
-    """
-    fields = {name: layout.field(name) for name in spec.fields}
-    field_names = tuple(spec.fields)
-    asserts = spec.asserts or tuple((f, s) for f in spec.fields for s in fields[f].poison)
-    own_vmctx = tuple((f, fields[f].elem_type.role_sub("vmctx")) for f in spec.fields
-                      if fields[f].elem_type.role_sub("vmctx"))
-    signature = f"{spec.name}(index, {', '.join(a.name.rstrip('_') for a in spec.args)})"
-    nargs = len(spec.args)
-    key = ("set", spec.name)
-    plain_tuples = tuple(
-        element_tuple(fields[a.field].elem_type)
-        if len(a.subs) > 1 and element_tuple(fields[a.field].elem_type)._fields == tuple(attr_name(s) for s in a.subs)
-        else None for a in spec.args)
-
-    def geometry(self):
-        ptr = self.ptr
-        regions = [self.offsets.region(f) for f in field_names]
-        packers = {"ptr": self._ptr_word.pack_into, "u32": self._u32.pack_into, "i32": self._i32.pack_into}
-        ptr_limit = 1 << (8 * int(ptr))
-        args = []
-        for arg in spec.args:
-            field = fields[arg.field]
-            subs = []
-            for sub_name in arg.subs:
-                sub = field.elem_type.sub(sub_name)
-                what = f"{arg.name.rstrip('_')}" + (f".{sub_name}" if len(arg.subs) > 1 else "")
-                # Fast path bounds: a non-null pointer, or any u32; everything else is checked.
-                low, high = (1, ptr_limit) if sub.kind == "ptr" else (0, 1 << 32)
-                subs.append((sub, what, arg.null or sub.null, field_names.index(arg.field),
-                             field.sub_offset(sub_name, ptr), packers[sub.kind], low, high))
-            args.append((arg, tuple(subs)))
-        geo = (tuple((r.offset, r.elem_size) for r in regions), min(r.count for r in regions), tuple(args),
-               tuple((field_names.index(f), fields[f].sub_offset(sub, ptr), f"{f}.{sub}") for f, sub in asserts),
-               tuple((field_names.index(f), fields[f].sub_offset(sub.name, ptr)) for f, sub in own_vmctx))
-        self._geometry[key] = geo
-        return geo
-
-    def checked_set(self, index, *args):
-        if len(args) != nargs:
-            raise ArgumentTypeError(f"{layout.name} has {signature}; got {len(args)} argument(s) after the index")
-        raw = self._live()
-        geo = self._geometry.get(key) or geometry(self)
-        bases, count, arg_plan, assert_plan, own_plan = geo
-        if index.__class__ is int and 0 <= index < count:
-            starts = [base + index * size for base, size in bases]
-        else:
-            starts = [self.offsets.element_offset(f, index) for f in field_names]
-        writes = []
-        for (arg, subs), value, plain in zip(arg_plan, args, plain_tuples):
-            if len(subs) == 1:
-                values = (value,)
-            elif plain is not None and value.__class__ is plain:
-                values = value
-            else:
-                values = _arg_values(spec.name, index, arg, value)
-            for (sub, what, null, k, sub_off, pack, low, high), v in zip(subs, values):
-                if v.__class__ is not int or not low <= v < high:
-                    v = self._check_value(f"{spec.name}({index})", what, sub, v, null)
-                writes.append((pack, starts[k] + sub_off, v))
-        if self.debug_assertions:
-            for k, sub_off, what in assert_plan:
-                self._check_unset(spec.name, index, starts[k] + sub_off, what)
-        for pack, offset, value in writes:
-            pack(raw, offset, value)
-        if own_plan:
-            pack = self._ptr_word.pack_into
-            for k, sub_off in own_plan:
-                pack(raw, starts[k] + sub_off, self._vmctx)
-
-    set_ = _fast_setter(spec, fields, field_names, asserts, own_vmctx, plain_tuples, checked_set)
-    set_.__name__ = spec.name
-    set_.__doc__ = f"`{signature}` as in {layout.name}'s runtime."
-    return set_
-
-
-_MISSING = object()
-
-
-def _fast_setter(spec, fields, field_names, asserts, own_vmctx, plain_tuples, checked_set):
-    """`checked_set` behind a generated straight-line short path (no loops, no per-call lists).
-
-    The short path takes plain in-range ints (and the element's namedtuple) on a
-    live context whose geometry is cached, asserts (debug) the slots are unset,
-    and writes; anything else, including every failure, goes to `checked_set`,
-    which checks, converts and raises as the Rust setter does. Nothing is
-    written before every check has passed.
-    """
-    if any(fields[a.field].elem_type.sub(s).kind == "i32" for a in spec.args for s in a.subs):
-        return checked_set
-    n = len(spec.args)
-    params = [f"a{i}" for i in range(n)]
-    attr = f"_fast_{spec.name}"  # the instance's geometry for this setter, dropped by close()
-    body, writes, v = [], [], 0
-    for i, (arg, plain) in enumerate(zip(spec.args, plain_tuples)):
-        field = fields[arg.field]
-        if len(arg.subs) == 1:
-            names = [f"a{i}"]
-        else:
-            if plain is None:
-                return checked_set
-            names = [f"v{v + j}" for j in range(len(arg.subs))]
-            body += [f"    if a{i}.__class__ is not T{i}:", "        return slow(self, index, args)",
-                     f"    {', '.join(names)}, = a{i}"]
-            v += len(arg.subs)
-        for name, sub_name in zip(names, arg.subs):
-            kind = field.elem_type.sub(sub_name).kind
-            bound = f"1 <= {name} < limit" if kind == "ptr" else f"0 <= {name} < 4294967296"
-            body += [f"    if {name}.__class__ is not int or not {bound}:", "        return slow(self, index, args)"]
-            writes.append((kind, (arg.field, sub_name), name))
-    # Every store as (kind, (field, sub), value name): the writes, then the context's own address.
-    stores = writes + [("ptr", (f, sub.name), "self._vmctx") for f, sub in own_vmctx]
-    # g, flattened: count, limit, native, the memory, then per assert and per store what the mode needs:
-    # native (host byte order, aligned): a word view, the word index of element 0 and the stride
-    # in words; otherwise a struct packer (unpacker), the byte offset of element 0 and the stride.
-    g_names = ["count", "limit", "native", "raw"]
-    g_names += [f"{x}{j}" for j in range(len(asserts)) for x in ("av", "ab", "as")]
-    g_names += [f"{x}{j}" for j in range(len(stores)) for x in ("sv", "sb", "ss")]
-    # Positional arguments fill a0, a1, ... in order, so the last one missing means too few.
-    lines = [f"def set_(self, index, {', '.join(f'{p}=MISSING' for p in params)}, *rest):",
-             "    try:",
-             f"        g = self.{attr}",  # present only while the context is live (close() drops it)
-             "    except AttributeError:",
-             f"        return slow(self, index, ({', '.join(params)},) + rest, self._raw is not None)",
-             f"    if rest or a{n - 1} is MISSING or index.__class__ is not int:",
-             f"        return slow(self, index, ({', '.join(params)},) + rest)",
-             f"    {', '.join(g_names)}, = g",
-             "    if not 0 <= index < count:",
-             f"        return slow(self, index, ({', '.join(params)},))"]
-    body = [line.replace("slow(self, index, args)", f"slow(self, index, ({', '.join(params)},))") for line in body]
-    lines += body
-    lines.append("    if native:")
-    if asserts:
-        lines += ["        if self.debug_assertions:", "            invalid = self._invalid"]
-        for j in range(len(asserts)):
-            lines += [f"            if av{j}[ab{j} + index * as{j}] != invalid:",
-                      "                return slow(self, index, ARGS)"]
-    lines += [f"        sv{j}[sb{j} + index * ss{j}] = {name}" for j, (_, _, name) in enumerate(stores)]
-    lines += ["        return", "    if self.debug_assertions:"]
-    lines += ["        invalid = self._invalid"]
-    for j in range(len(asserts)):
-        lines += [f"        if av{j}(raw, ab{j} + index * as{j})[0] != invalid:",
-                  "            return slow(self, index, ARGS)"]
-    lines += [f"    sv{j}(raw, sb{j} + index * ss{j}, {name})" for j, (_, _, name) in enumerate(stores)]
-
-    def fast_geometry(self):
-        ptr = self.ptr
-        regions = {f: self.offsets.region(f) for f in field_names}
-        width = {"ptr": int(ptr), "u32": 4}
-        places = [("ptr", f, sub) for f, sub in asserts] + [(kind, f, sub) for kind, (f, sub), _ in stores]
-        native = self.byte_order == sys.byteorder and all(
-            (regions[f].offset + fields[f].sub_offset(sub, ptr)) % width[kind] == 0
-            and regions[f].elem_size % width[kind] == 0 for kind, f, sub in places)
-        if native:
-            raw = self._raw
-            views = {w: raw[: len(raw) - len(raw) % w].cast("Q" if w == 8 else "I") for w in set(width.values())}
-        g = [min(r.count for r in regions.values()), 1 << (8 * int(ptr)), native, self._raw]
-        for j, (kind, f, sub) in enumerate(places):
-            start, size, w = regions[f].offset + fields[f].sub_offset(sub, ptr), regions[f].elem_size, width[kind]
-            if native:
-                g += [views[w], start // w, size // w]
-            else:
-                word = self._ptr_word if kind == "ptr" else self._u32
-                g += [word.unpack_from if j < len(asserts) else word.pack_into, start, size]
-        setattr(self, attr, tuple(g))
-
-    def slow(self, index, args, first=False):
-        if first:
-            fast_geometry(self)
-        return checked_set(self, index, *(a for a in args if a is not _MISSING))
-
-    namespace = {"MISSING": _MISSING, "slow": slow,
-                 **{f"T{i}": t for i, t in enumerate(plain_tuples) if t is not None}}
-    source = "\n".join(lines).replace("ARGS", f"({', '.join(params)},)")
-    exec(source, namespace)  # noqa: S102 (source built above from the declaration only)
-    return namespace["set_"]
-
-
-def runtime_setters(layout):
-    """Setter name -> method for every setter `layout` declares."""
-    return {spec.name: _setter(layout, spec) for spec in layout.setters}
-
-
-OwnedComponentInstance._setters_for = runtime_setters
+    raise ArgumentTypeError(f"{call}: {arg.name} must have {', '.join(names)} "
+                            f"(a namedtuple or a {len(names)}-tuple), got {value!r}")
 
 
 class VMComponentContext:
@@ -381,10 +306,7 @@ class VMComponentContext:
         Only contexts this package allocated are looked at: any other address
         is refused without reading it.
         """
-        if isinstance(address, bool) or not isinstance(address, int):
-            raise ArgumentTypeError(f"from_opaque: address must be an int, got {type(address).__name__} {address!r}")
-        if not 0 <= address < 1 << 64:
-            raise ArgumentValueError(f"from_opaque: address must be in [0, 2**64), got {address:#x}")
+        check_int("from_opaque: address", address, 0, 1 << 64, bound="in [0, 2**64)", hex_value=True)
         inst = LIVE.get(address)
         if inst is None:
             owner = LIVE.containing(address)

@@ -1,14 +1,16 @@
 """The compiled `native/` code (cffi), and the glue that hands it offsets and fills computed in Python."""
 
+import struct
 import sys
 
 from .._native import ffi, lib
+from ..checks import check_byte_order, check_int, check_u32
 from ..errors import ArgumentTypeError, ArgumentValueError
 from ..layouts.ptr import HostPtr, as_ptr_size
 from .initializer import Fill, check_offsets, fills_for
-from .reader import check_byte_order
 
-__all__ = ["ffi", "lib", "c_alloc_fills", "c_alloc_init", "c_fill_argv", "c_initializer_argv"]
+__all__ = ["ffi", "lib", "c_alloc_fills", "c_alloc_init", "c_fill_argv", "c_initializer_argv", "c_setter",
+           "run_setter"]
 
 _U32 = 1 << 32
 _U64 = 1 << 64
@@ -24,12 +26,7 @@ _C_ERRORS = {
 
 
 def _word(i, fill, name, value, limit):
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise ArgumentTypeError(f"fill {i} ({fill.field}.{fill.sub}): {name} must be an int, got {value!r}")
-    if not 0 <= value < limit:
-        raise ArgumentValueError(f"fill {i} ({fill.field}.{fill.sub}): {name} {value} is not in "
-                                 f"[0, {limit:#x})")
-    return value
+    return check_int(f"fill {i} ({fill.field}.{fill.sub}): {name}", value, 0, limit)
 
 
 def _c_value(i, fill):
@@ -90,8 +87,7 @@ def c_alloc_fills(size, fills, ptr_size=HostPtr):
     The C checks every fill before writing; a refusal becomes `ArgumentValueError`
     naming the fill, its value and the bound, so no bad plan reaches memory.
     """
-    if isinstance(size, bool) or not isinstance(size, int) or not 0 <= size < _U32:
-        raise ArgumentValueError(f"size must be an int in [0, 2**32) (a u32), got {size!r}")
+    check_u32("size", size, type_error=ArgumentTypeError, value_error=ArgumentValueError)
     ptr_size = as_ptr_size(ptr_size)
     fills = _fill_list(fills)
     c_fills = _c_fills(fills)
@@ -141,3 +137,23 @@ def c_initializer_argv(offsets, store=None, *, header=None, debug_assertions=Tru
     """`size ptr_size fill...` for `native/gdb_target.c`: `c_alloc_init`'s plan on a command line."""
     fills = _host_plan(offsets, store, header, debug_assertions, sys.byteorder)
     return [str(offsets.size_of_vmctx()), str(int(offsets.ptr)), *c_fill_argv(fills)]
+
+
+# -- the short path of a runtime setter -----------------------------------------------
+
+run_setter = lib.vmctx_setter_run
+
+
+def c_setter(address, size, count, values, asserts, own, invalid, vmctx):
+    """A `vmctx_setter` for the `size` bytes at `address`, each word an (offset, stride, width, nonnull)
+    tuple, and the `struct.Struct` that packs its values for `run_setter`. Returns (setter, packer,
+    what keeps the words alive); `vmctx_setter_check` bounds every word of every element by `size`
+    first, so running it never writes outside the context."""
+    words = values + asserts + own
+    array = ffi.new("vmctx_word[]", [dict(zip(("offset", "stride", "width", "nonnull"), w)) for w in words])
+    setter = ffi.new("vmctx_setter *", {"memory": ffi.cast("void *", address), "size": size, "count": count,
+                                        "nvalues": len(values), "nasserts": len(asserts), "nown": len(own),
+                                        "words": array, "invalid": invalid, "address": vmctx})
+    if len(values) > 8 or lib.vmctx_setter_check(setter):
+        raise ArgumentValueError(f"a setter's words leave the context's {size} bytes: {words}")
+    return setter, struct.Struct("=" + "Q" * len(values)), array

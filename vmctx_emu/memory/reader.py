@@ -1,214 +1,115 @@
-"""The read side shared by live instances and loaded dumps: getters, flags, numpy views, magic check.
+"""The read side shared by live instances and loaded dumps: `get`, the Rust-named getters, flags, views, magic.
 
 Everything here reads the context's own bytes at computed offsets; nothing
-follows a pointer found in them. The runtime getters are derived from the
-release's declaration: one per field the runtime sets, named like its Rust
-accessor, asserting (debug builds) what the Rust getter asserts.
+follows a pointer found in them. `get(field, index)` reads one element of a
+field through the geometry table of the context's layout, pointer size and
+byte order (`geometry.py`), asserting (debug builds) what the release's Rust
+getter asserts. The Rust-named getters (`lowering(i)`, `runtime_memory(i)`,
+`trampoline_func_ref(i)`, ...) are thin wrappers over `get`, present on the
+contexts of the releases that have them.
 """
 
-import keyword
-import struct
+import copy
 import sys
-from collections import namedtuple
 from collections.abc import Mapping
-from functools import lru_cache
+from functools import lru_cache, partial
 
 from ..constants import VMCOMPONENT_MAGIC
-from ..errors import (ArgumentTypeError, ArgumentValueError, ClosedError, InvalidPtrSizeError, LayoutError,
-                      VMContextError)
-from ..layouts.ptr import HostPtr, as_ptr_size, check_ptr, invalid_ptr
-from ..layouts.releases import wasmtime_layout
+from ..errors import ArgumentTypeError, ArgumentValueError, BadMagicError, ClosedError, InvalidPtrSizeError, \
+    LayoutError, VMContextError
+from ..layouts.ptr import EMULATED_PTR_SIZES, HostPtr, as_ptr_size
+from ..layouts.releases import LAYOUTS, resolve_wasmtime
 from ..layouts.types import VMLOWERING
-from .flags import flags_class
+from ..checks import check_bool, check_byte_order
+from .flags import InstanceFlags
+from .geometry import element_tuple, geometry
 from .magic import magic_mismatch_message
-from .views import BYTE_ORDER_CHAR, EMULATED_PTR_SIZES, check_byte_order, region_view, subfield_view
+from .views import region_view, subfield_view
 
-__all__ = ["ContextReader", "VMLowering", "attr_name", "check_byte_order", "element_tuple", "with_runtime"]
-
-
-def attr_name(sub_name):
-    """A sub-field's Python attribute name: `from` is a keyword, so `from_`."""
-    return sub_name + "_" if keyword.iskeyword(sub_name) else sub_name
-
-
-@lru_cache(maxsize=None)
-def element_tuple(etype):
-    """The namedtuple a getter returns for a multi-word element (`VMLowering(callee, data)`)."""
-    name = etype.rust_name if etype.rust_name.isidentifier() else etype.c_name
-    cls = namedtuple(name, [attr_name(s.name) for s in etype.subfields])
-    cls.__doc__ = f"A `{etype.rust_name}`: " + ", ".join(f"{s.name} ({s.kind})" for s in etype.subfields)
-    return cls
-
+__all__ = ["ContextReader", "RustAccessor", "RUST_ACCESSORS", "VMLowering"]
 
 VMLowering = element_tuple(VMLOWERING)
 
+_new_tuple = tuple.__new__
 
-@lru_cache(maxsize=None)
-def element_struct(etype, ptr, byte_order):
-    """One `struct.Struct` that reads or writes a whole element (its sub-fields in order, holes skipped)."""
-    fmt, at = BYTE_ORDER_CHAR[byte_order], 0
-    for sub in sorted(etype.subfields, key=lambda s: etype.offset_of(s.name, ptr)):
-        off = etype.offset_of(sub.name, ptr)
-        fmt += "x" * (off - at) + ("Q" if sub.kind == "ptr" and int(ptr) == 8 else "I" if sub.kind != "i32" else "i")
-        at = off + sub.width(ptr)
-    return struct.Struct(fmt)
+# The typed views a context keeps of its memory (host byte order only), by the kind they read.
+_WORD_CODES = {"ptr8": "Q", "ptr4": "I", "u32": "I", "i32": "i"}
 
 
-def _getter(field):
-    """The runtime getter of `field`'s elements, as the release's `ComponentInstance` has it.
+def rust_accessor_names():
+    """Every Rust-named runtime getter and setter any release has (`lowering`, `set_trampoline`, ...)."""
+    names = set()
+    for layout in LAYOUTS:
+        for spec in layout.setters:
+            names |= {spec.name, *(layout.field(f).runtime_getter for f in spec.fields)}
+    return frozenset(names)
 
-    The per-access path is kept flat: the element's offset from a per-instance
-    cache (base, size, count), one unpack of the whole element, the debug check
-    on values already read. Anything unusual (a non-int index, out of range,
-    closed) goes through the checked path, which raises the package's errors.
+
+RUST_ACCESSORS = rust_accessor_names()
+
+
+class RustAccessor:
+    """A Rust-named runtime accessor on the class: present on the contexts whose release has it.
+
+    On a context of such a release it is `get` with the field filled in (a
+    getter) or `set` with the setter's name filled in, bound to the context
+    like a method; elsewhere (`set_always_trap` in v50, any setter of a
+    dump) it is an `AttributeError`, as a missing Rust method. The bound
+    accessor is made on each lookup and never kept on the context (that
+    would be a reference cycle): bind it once (`get = ctx.lowering`) in a
+    hot loop.
     """
-    etype, accessor, name = field.elem_type, field.runtime_getter, field.name
-    returns_address = etype.role_sub("vmctx") is not None
-    single = len(etype.subfields) == 1
-    tuple_cls = element_tuple(etype)
-    new_tuple = tuple.__new__
-    def geometry(self):
-        region = self.offsets.region(name)
-        ptr = self.ptr
-        subs = sorted(etype.subfields, key=lambda s: etype.offset_of(s.name, ptr))
-        position = {s.name: k for k, s in enumerate(subs)}
-        order = tuple(position[s.name] for s in etype.subfields)
-        checked = tuple((position[s], s, field.sub_offset(s, ptr), "slot" if single else s) for s in etype.checked)
-        geo = (region.offset, region.elem_size, region.count, element_struct(etype, ptr, self.byte_order).unpack_from,
-               order if order != tuple(range(len(order))) else None, checked)
-        self._geometry[name] = geo
-        return geo
 
-    def checked_get(self, index):
-        geo = self._geometry.get(name) or geometry(self)
-        base, size, count, unpack, order, checked = geo
-        if index.__class__ is int and 0 <= index < count:
-            offset = base + index * size
-        else:
-            offset = self.offsets.element_offset(name, index)
-        raw = self._raw
-        if raw is None:
-            raw = self._live()
-        values = unpack(raw, offset)
-        if checked and self.debug_assertions:
-            for k, sub_name, sub_off, what in checked:
-                if values[k] == self._invalid:
-                    raise VMContextError(
-                        f"{accessor}({index}): {what} at offset {offset + sub_off} read before it was set "
-                        f"(still INVALID_PTR {values[k]:#x})"
-                    )
-        if returns_address:
-            vmctx = self._vmctx
-            if vmctx is None:
-                self._live()
-                raise VMContextError(f"{accessor}({index}): the context's address is unknown")
-            if self._raw is None:
-                self._live()
-            return vmctx + offset
-        if single:
-            return values[0]
-        if order is not None:
-            values = tuple(values[k] for k in order)
-        return new_tuple(tuple_cls, values)
+    __slots__ = ("name",)
 
-    # The short paths: a live context, its geometry cached, a plain in-range int, and (debug) every
-    # checked slot set; anything else is `checked_get`'s, which raises or converts. In the host's
-    # byte order the words are read through a cached memoryview of ints (no struct, no tuple).
-    any_checked = bool(etype.checked)
-    attr = f"_fast_{accessor}"  # the instance's geometry for this getter, dropped by close()
-    subs = etype.subfields
+    def __init__(self, name):
+        self.name = name
 
-    def fast_geometry(self):
-        ptr, region = self.ptr, self.offsets.region(name)
-        widths = [int(ptr) if s.kind == "ptr" else 4 for s in subs]
-        starts = [region.offset + field.sub_offset(s.name, ptr) for s in subs]
-        if (self.byte_order == sys.byteorder and len(set(widths)) == 1 and all(s.kind != "i32" for s in subs)
-                and all(x % widths[0] == 0 for x in starts + [region.elem_size])):
-            raw, w = self._raw, widths[0]
-            view = raw[: len(raw) - len(raw) % w].cast("Q" if w == 8 else "I")
-            geo = (region.count, view, region.elem_size // w, *[x // w for x in starts])
-        else:
-            geo = None
-        setattr(self, attr, geo)
-
-    if returns_address:
-        get = checked_get
-    elif single:
-        def get(self, index):
-            try:
-                count, view, stride, start = getattr(self, attr)
-            except (AttributeError, TypeError):
-                if self._raw is not None and not hasattr(self, attr):
-                    fast_geometry(self)
-                return checked_get(self, index)
-            # The geometry exists only while the context is live: close() drops it.
-            if index.__class__ is not int or not 0 <= index < count:
-                return checked_get(self, index)
-            value = view[start + index * stride]
-            if any_checked and value == self._invalid and self.debug_assertions:
-                return checked_get(self, index)
-            return value
-    elif len(subs) == 2:
-        def get(self, index):
-            try:
-                count, view, stride, first, second = getattr(self, attr)
-            except (AttributeError, TypeError):
-                if self._raw is not None and not hasattr(self, attr):
-                    fast_geometry(self)
-                return checked_get(self, index)
-            if index.__class__ is not int or not 0 <= index < count:
-                return checked_get(self, index)
-            at = index * stride
-            values = (view[first + at], view[second + at])
-            if any_checked and self._invalid in values and self.debug_assertions:
-                return checked_get(self, index)
-            return new_tuple(tuple_cls, values)
-    else:
-        get = checked_get
-
-    get.__name__ = accessor
-    get.__doc__ = (f"`{accessor}(index)`: "
-                   + ("the address of the element" if returns_address
-                      else "the element's value") + f" ({etype.rust_name}); debug builds assert "
-                   + " and ".join(etype.checked) + " are no longer INVALID_PTR.")
-    return get
-
-
-def runtime_getters(layout):
-    """Getter name -> function for every field of `layout` that its runtime setters write."""
-    out = {}
-    for s in layout.setters:
-        for name in s.fields:
-            field = layout.field(name)
-            out[field.runtime_getter] = _getter(field)
-    return out
+    def __get__(self, ctx, owner=None):
+        if ctx is None:
+            return self
+        try:
+            method, key = ctx._accessors[self.name]
+        except (KeyError, AttributeError):
+            raise AttributeError(f"{type(ctx).__name__!r} object has no attribute {self.name!r}") from None
+        return partial(method, ctx, key)
 
 
 @lru_cache(maxsize=None)
-def with_runtime(base, layout, extra):
-    """`base` plus `layout`'s runtime methods (getters, and `extra(layout)`'s setters)."""
-    namespace = {"__module__": base.__module__, "__doc__": base.__doc__, "LAYOUT": layout,
-                 "_flags_class": flags_class(layout, writable=base._flags_writable)}
-    namespace.update(runtime_getters(layout))
-    if extra is not None:
-        namespace.update(extra(layout))
-    return type(base.__name__, (base,), namespace)
+def accessor_table(cls, table):
+    """Rust name -> (method, key) of every accessor a `cls` context of `table`'s layout has: its getters
+    (`get`, the field), and its setters where `cls.writable` (`cls.setter_methods`)."""
+    named = {getter.name: (ContextReader.get, getter.field.name) for getter in table.getters.values()}
+    if cls.writable:
+        named.update(cls.setter_methods(table))
+    return named
 
 
+def with_rust_accessors(cls):
+    """Class decorator: every name of `RUST_ACCESSORS` as a `RustAccessor` of `cls`."""
+    for name in sorted(RUST_ACCESSORS):
+        setattr(cls, name, RustAccessor(name))
+    return cls
+
+
+@with_rust_accessors
 class ContextReader:
-    """Getters with the Rust names over `_raw` (a 'B' memoryview), for one target layout."""
+    """`get` and the getters with the Rust names over one context's bytes, for one target layout.
 
+    Subclasses attach the bytes (`_attach`) once the target is set
+    (`_set_target`); `writable` says whether the release's setters exist.
+    """
+
+    writable = False
     _raw = None
     _vmctx = None
-    LAYOUT = None
-    _flags_writable = False
-    _setters_for = None  # layout -> {name: setter function}; None on read-only contexts
+    geometry = None
 
     def _set_target(self, component, ptr, byte_order, debug_assertions, wasmtime=None):
-        self.layout = wasmtime_layout("seed" if wasmtime is None else wasmtime)
-        self.wasmtime = "seed" if wasmtime is None else str(wasmtime)
-        if type(self).LAYOUT is not self.layout:
-            self.__class__ = with_runtime(type(self), self.layout, type(self)._setters_for)
+        resolution = resolve_wasmtime(wasmtime)
+        self.layout = resolution.layout
+        self.wasmtime = resolution.version  # as resolved: "21.0.2" for "21"; "48.0.11", a patch the table lacks
+        self.release = resolution.release  # the table's release that stands for it: "48.0.10"
         if isinstance(component, Mapping):
             unknown = sorted(map(str, set(component) - set(self.layout.count_names)))
             if unknown:
@@ -223,40 +124,131 @@ class ContextReader:
             )
         self.ptr = ptr
         self.byte_order = check_byte_order(byte_order)
-        if not isinstance(debug_assertions, bool):
-            raise ArgumentTypeError(f"debug_assertions must be a bool, got {debug_assertions!r}")
-        self.debug_assertions = debug_assertions
+        self.debug_assertions = check_bool("debug_assertions", debug_assertions)
         self.offsets = self.layout.offsets_class(ptr, component)
-        self._flags_field = self.layout.flags_field()
+        self.geometry = geometry(self.layout, ptr, byte_order)
+        self._accessors = accessor_table(type(self), self.geometry)
         self.is_host_layout = ptr == HostPtr and byte_order == sys.byteorder
-        order = BYTE_ORDER_CHAR[byte_order]
-        self._ptr_word = struct.Struct(order + ("Q" if ptr == 8 else "I"))
-        self._u32 = struct.Struct(order + "I")
-        self._i32 = struct.Struct(order + "i")
-        self._invalid = invalid_ptr(ptr)
-        self._geometry = {}  # field name -> what its getter and setter need per access (see `_getter`)
+        self.words = {}
+        self._plans = {}  # accessor -> what its short path needs (host byte order, live only; see `get`)
 
-    def _check_ptr(self, what, value):
-        return check_ptr(what, value, self.ptr)
+    def _attach(self, raw):
+        """Read (and write) `raw`, a 'B' memoryview of exactly `size_of_vmctx()` bytes.
 
-    def _fields(self):
-        for field in self.layout.declared_fields():
-            yield field, self.offsets.region(field.name)
+        In the host's byte order `words` holds it cast to each word type
+        ("Q", "I", "i"): the short paths of `get`, `set` and the flag bits
+        index those instead of unpacking bytes. `words` is one dict for the
+        context's life, emptied when it closes.
+        """
+        self._raw = raw
+        if self.byte_order == sys.byteorder:
+            n = len(raw)
+            self.words.update({code: raw[: n - n % (8 if code == "Q" else 4)].cast(code) for code in ("Q", "I", "i")})
 
-    def _sub_offset(self, field, sub):
-        return field.sub_offset(sub, self.ptr)
+    def detached_copy(self):
+        """A copy of this context reading no bytes yet: its layout, pointer size, byte order and build, worked
+        out once, shared; nothing it keeps of its own bytes (`_attach` gives the copy its own)."""
+        other = copy.copy(self)
+        other._raw, other.words, other._plans = None, {}, {}
+        return other
 
-    def _forget_geometry(self):
-        """Drop every cached geometry (its memoryviews would keep closed memory alive)."""
-        self._geometry = {}
-        for name in [n for n in vars(self) if n.startswith("_fast_")]:
-            delattr(self, name)
+    def _detach(self):
+        """Forget the memory and every view of it kept here."""
+        self._raw = None
+        self.words.clear()  # the same dict every flag handle of this context reads
+        self._plans = {}
 
     def _live(self):
         raw = self._raw
         if raw is None:
             raise ClosedError(f"this {type(self).__name__} is closed")
         return raw
+
+    # -- the Rust-named accessors -------------------------------------------
+
+    def __dir__(self):
+        mine = getattr(self, "_accessors", {})
+        return sorted(name for name in super().__dir__() if name in mine or name not in RUST_ACCESSORS)
+
+    def get(self, field, index):
+        """Element `index` of `field` as the release's Rust getter returns it.
+
+        The value (a namedtuple such as `VMLowering` for a multi-word
+        element), or for an element holding this context's address (a func
+        ref) the element's address; debug builds assert the sub-fields the
+        Rust getter asserts no longer hold INVALID_PTR.
+        """
+        # The short path: host byte order, a plain in-range int, and (debug) every checked slot set;
+        # anything else is `_get`'s, which checks, raises or converts.
+        try:
+            count, words, start, stride, second, invalid, value_tuple = self._plans[field]
+        except KeyError:
+            return self._get(field, index)
+        if index.__class__ is int and 0 <= index < count:
+            at = start + index * stride
+            if second is None:
+                value = words[at]
+                if value != invalid or not self.debug_assertions:
+                    return value
+            else:
+                first, second = words[at], words[at + second]
+                if first != invalid != second or not self.debug_assertions:
+                    return _new_tuple(value_tuple, (first, second))
+        return self._get(field, index)
+
+    def _get(self, field, index):
+        getter = self.geometry.getter_of.get(field)
+        if getter is None:
+            raise ArgumentValueError(f"{field!r} has no runtime getter in {self.layout.name}; fields with one: "
+                                     f"{', '.join(self.geometry.getter_of)}")
+        table, region = getter.field, self.offsets.region(field)
+        if index.__class__ is int and 0 <= index < region.count:
+            offset = region.offset + index * table.stride
+        else:
+            offset = self.offsets.element_offset(field, index)
+        raw = self._live()
+        in_memory = table.element.unpack_from(raw, offset)
+        values = tuple(in_memory[k] for k in table.memory_order)
+        if getter.checked and self.debug_assertions:
+            for sub in getter.checked:
+                value = values[table.subs.index(sub)]
+                if value == self.geometry.invalid:
+                    what = "slot" if len(table.subs) == 1 else sub.name
+                    raise VMContextError(f"{getter.name}({index}): {what} at offset {offset + sub.offset} read "
+                                         f"before it was set (still INVALID_PTR {value:#x})")
+        if field not in self._plans:
+            self._plan_get(getter, region)
+        if getter.returns_address:
+            if self._vmctx is None:
+                raise VMContextError(f"{getter.name}({index}): the context's address is unknown")
+            return self._vmctx + offset
+        return values[0] if getter.value_tuple is None else getter.value_tuple(*values)
+
+    def _plan_get(self, getter, region):
+        """`get`'s short path for `getter`: one or two words of one type, aligned, in the host's byte order."""
+        subs = getter.field.subs
+        code = self._word_code(subs, region, getter.field.stride)
+        if code is None or getter.returns_address or len(subs) > 2:
+            return
+        width = subs[0].width
+        second = None if len(subs) == 1 else (subs[1].offset - subs[0].offset) // width
+        # Unchecked sub-fields compare with -1, which no word holds.
+        self._plans[getter.field.name] = (
+            region.count, self.words[code], (region.offset + subs[0].offset) // width, getter.field.stride // width,
+            second, self.geometry.invalid if getter.checked else -1, getter.value_tuple)
+
+    def _word_code(self, subs, region, stride):
+        """The `words` view that reads every one of `subs` in every element of `region`, or None."""
+        kinds = {"ptr8" if s.kind == "ptr" and s.width == 8 else "ptr4" if s.kind == "ptr" else s.kind for s in subs}
+        if not self.words or len(kinds) != 1:
+            return None
+        code = _WORD_CODES[kinds.pop()]
+        width = subs[0].width
+        if stride % width or any((region.offset + s.offset) % width for s in subs):
+            return None
+        return code
+
+    # -- the context ---------------------------------------------------------
 
     @property
     def closed(self):
@@ -332,37 +324,21 @@ class ContextReader:
                                      f"({field.elem_type.rust_name}) have {', '.join(names)}") from None
 
     def check_magic(self):
-        """Raise `VMContextError` unless the u32 at offset 0 is `VMCOMPONENT_MAGIC`."""
+        """Raise `BadMagicError` (a `VMContextError`) unless the u32 at offset 0 is `VMCOMPONENT_MAGIC`."""
         raw = self._live()[:4]
-        if self._u32.unpack_from(raw)[0] != VMCOMPONENT_MAGIC:
-            raise VMContextError(magic_mismatch_message(self.vmctx, raw, self.byte_order, self.ptr))
-
-    def _load(self, offset):
-        return self._ptr_word.unpack_from(self._live(), offset)[0]
-
-    def _load_kind(self, kind, offset):
-        word = self._ptr_word if kind == "ptr" else self._u32 if kind == "u32" else self._i32
-        return word.unpack_from(self._live(), offset)[0]
-
-    def _check_set(self, accessor, index, offset, what="slot"):
-        """Debug builds: a getter's slot must no longer hold INVALID_PTR."""
-        value = self._load(offset)
-        if self.debug_assertions and value == self._invalid:
-            raise VMContextError(
-                f"{accessor}({index}): {what} at offset {offset} read before it was set "
-                f"(still INVALID_PTR {value:#x})"
-            )
-        return value
+        if self.geometry.words["u32"].unpack_from(raw)[0] != VMCOMPONENT_MAGIC:
+            raise BadMagicError(magic_mismatch_message(self.vmctx, raw, self.byte_order, self.ptr), found=bytes(raw),
+                                address=self.vmctx)
 
     # -- getters that are not per-field ---------------------------------
 
     def store(self):
         """The store fat pointer as (data, vtable); a null store fails like Rust's `assert!`."""
-        if not hasattr(self.offsets, "store"):
+        if "store" not in self.geometry.fields:
             raise VMContextError(f"store() does not exist in {self.layout.name}: the store pointer "
                                  "left the context at v30")
         offset = self.offsets.store()
-        data, vtable = self._load(offset), self._load(offset + int(self.ptr))
+        data, vtable = self.geometry.fields["store"].element.unpack_from(self._live(), offset)
         if data == 0:
             raise VMContextError(f"store(): the store pointer at offset {offset} is null")
         return (data, vtable)
@@ -371,5 +347,5 @@ class ContextReader:
         """The flag global of component instance `index` (`may_leave` from v47)."""
         if self._raw is None:
             self._live()  # closed: that, before any complaint about the index
-        offset = self.offsets.element_offset(self._flags_field.name, index)
-        return self._flags_class(self, offset, index, self.byte_order)
+        offset = self.offsets.element_offset(self.layout.flags_field().name, index)
+        return InstanceFlags(self, offset, index, self.byte_order)

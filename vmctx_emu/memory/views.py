@@ -6,30 +6,14 @@ order spelled out, never from a ctypes buffer format (numpy issue 10528).
 
 import numpy as np
 
-from ..errors import ArgumentValueError
+from ..checks import BYTE_ORDER_CHAR
 
 __all__ = [
-    "BYTE_ORDER_CHAR",
-    "check_byte_order",
-    "EMULATED_PTR_SIZES",
     "element_dtype",
     "region_view",
     "scalar_format",
     "subfield_view",
 ]
-
-BYTE_ORDER_CHAR = {"little": "<", "big": ">"}
-
-
-def check_byte_order(byte_order):
-    if byte_order not in BYTE_ORDER_CHAR:
-        raise ArgumentValueError(f"byte_order must be 'little' or 'big', got {byte_order!r}")
-    return byte_order
-
-# Memory is emulated only where every sub-field fits its element and has a
-# numpy integer type: a 1- or 2-byte pointer would overlap `type_index`
-# with `vmctx`, and numpy has no 16/32/64-byte integers.
-EMULATED_PTR_SIZES = (4, 8)
 
 _KIND_FORMAT = {"u32": "u4", "i32": "i4"}
 

@@ -16,7 +16,8 @@ import weakref
 from collections import namedtuple
 
 from ..constants import FLAG_MAY_ENTER, FLAG_MAY_LEAVE, FLAG_NEEDS_POST_RETURN
-from ..errors import ArgumentTypeError, ArgumentValueError, VMCtxEmuError
+from ..checks import check_bool
+from ..errors import ArgumentTypeError, ArgumentValueError, HostCallError, HostPanic, Trap
 from ..memory.flags import InstanceFlags
 from .protocols import CANNOT_ENTER, protocol_for
 
@@ -35,34 +36,8 @@ __all__ = [
 _BIT_NAMES = {FLAG_MAY_LEAVE: "MAY_LEAVE", FLAG_MAY_ENTER: "MAY_ENTER", FLAG_NEEDS_POST_RETURN: "NEEDS_POST_RETURN"}
 
 
-class Trap(VMCtxEmuError):
-    """A wasm trap raised by adapter code: `.kind` is "cannot_leave", "cannot_enter", "same_instance" or
-    "assert_failed"; the message is what that release's embedder sees."""
-
-    def __init__(self, kind, message):
-        super().__init__(message)
-        self.kind = kind
-        self.message = message
-
-
-class HostCallError(VMCtxEmuError):
-    """An `Err` returned by `Func::call` ("cannot reenter component instance" up to v11,
-    "wasm trap: cannot enter component instance" after)."""
-
-
-class HostPanic(VMCtxEmuError, AssertionError):
-    """A Rust `assert!` / `debug_assert!` in `Func::call` or `Func::post_return` that would panic."""
-
-
 FlagEvent = namedtuple("FlagEvent", "op instance bit old new")
 FlagEvent.__doc__ = "One flag access: op 'read' or 'write', the instance's label, the bit's name, old and new bit."
-
-
-def _flag_argument(what, value):
-    """A bool option: `"no"` or `None` must not pass for true or false, as a flag bit's must not."""
-    if value is not True and value is not False:
-        raise ArgumentTypeError(f"{what} must be a bool, got {type(value).__name__} {value!r}")
-    return value
 
 
 def _callable(what, f, *, optional=False):
@@ -126,7 +101,7 @@ def protocol_of(flags):
     if not isinstance(flags, InstanceFlags):
         raise ArgumentTypeError(f"expected the InstanceFlags of a context (ctx.instance_flags(i)), "
                                 f"got {type(flags).__name__}")
-    return protocol_for(flags._owner.wasmtime)
+    return protocol_for(flags.context.release)
 
 
 def _core_results(results):
@@ -146,13 +121,13 @@ class FusedAdapter:
                  debug_assertions=True):
         self.protocol = protocol_of(lift_flags)
         if protocol_of(lower_flags) is not self.protocol:
-            raise ArgumentValueError(f"lower_flags are of Wasmtime {lower_flags._owner.wasmtime} and lift_flags of "
-                                     f"{lift_flags._owner.wasmtime}: one adapter joins instances of one release")
+            raise ArgumentValueError(f"lower_flags are of Wasmtime {lower_flags.context.wasmtime} and lift_flags of "
+                                     f"{lift_flags.context.wasmtime}: one adapter joins instances of one release")
         self.lower_flags = lower_flags
         self.lift_flags = lift_flags
-        self.called_as_export = _flag_argument("FusedAdapter called_as_export", called_as_export)
+        self.called_as_export = check_bool("FusedAdapter called_as_export", called_as_export)
         self.post_return = _callable("FusedAdapter post_return", post_return, optional=True)
-        self.debug_assertions = _flag_argument("FusedAdapter debug_assertions", debug_assertions)
+        self.debug_assertions = check_bool("FusedAdapter debug_assertions", debug_assertions)
 
     def call(self, callee, *args, lower_params=None, lift_results=None):
         """Run the adapter: flag checks, parameter translation, call, result translation, post-return."""
@@ -160,7 +135,7 @@ class FusedAdapter:
         _callable("lower_params", lower_params, optional=True)
         _callable("lift_results", lift_results, optional=True)
         lower, lift, p = self.lower_flags, self.lift_flags, self.protocol
-        if lower._owner is lift._owner and lower.index == lift.index:
+        if lower.context is lift.context and lower.index == lift.index:
             raise Trap("same_instance", p.adapter_same_instance)
         if not _test(lower, FLAG_MAY_LEAVE):
             raise Trap("cannot_leave", p.adapter_cannot_leave)
@@ -208,11 +183,11 @@ def host_call(flags, callee, *args, post_return=None, debug_assertions=True):
     p = protocol_of(flags)
     _callable("host_call callee", callee)
     _callable("host_call post_return", post_return, optional=True)
-    _flag_argument("host_call debug_assertions", debug_assertions)
+    check_bool("host_call debug_assertions", debug_assertions)
     if not p.has_may_enter:
         return _host_call_v42(flags, callee, args, post_return)
     if post_return is not None:
-        raise ArgumentValueError(f"Wasmtime {flags._owner.wasmtime} runs post-return from Func::post_return: "
+        raise ArgumentValueError(f"Wasmtime {flags.context.wasmtime} runs post-return from Func::post_return: "
                                  "pass it to host_post_return")
     if not _test(flags, FLAG_MAY_ENTER):
         raise HostCallError(p.reenter)
@@ -231,7 +206,7 @@ def host_call(flags, callee, *args, post_return=None, debug_assertions=True):
 
 
 def _host_call_v42(flags, callee, args, post_return):
-    owner = flags._owner
+    owner = flags.context
     if owner in _trapped:
         raise HostCallError(CANNOT_ENTER)
     _set(flags, FLAG_MAY_LEAVE, False)
@@ -256,7 +231,7 @@ def host_post_return(flags, post_return=None):
     p = protocol_of(flags)
     _callable("host_post_return post_return", post_return, optional=True)
     if not p.has_may_enter:
-        warnings.warn(f"Wasmtime {flags._owner.wasmtime}: post_return has no effect (Func::call runs the "
+        warnings.warn(f"Wasmtime {flags.context.wasmtime}: post_return has no effect (Func::call runs the "
                       "post-return function: pass it as host_call(post_return=...))", DeprecationWarning,
                       stacklevel=2)
         return

@@ -1,0 +1,246 @@
+"""Two files written as one atomic unit, and reads bounded before they start: the dump's file protocol.
+
+A dump is two files: `ctx.bin`, the context's bytes and nothing else (so any
+hex tool reads it), and `ctx.bin.json`, the sidecar. Two renames cannot be one
+atomic step, so the sidecar is the commit point and names the bytes it belongs to:
+
+1. the bytes go to a staging file `.vmctx-ctx.bin-TOKEN.bin.tmp` beside
+   `ctx.bin`, the sidecar (recording `"commit": TOKEN`) to a temp file beside
+   `ctx.bin.json`; both are fsynced;
+2. the sidecar is renamed over `ctx.bin.json`: from here on the new dump is the dump;
+3. the staging file is renamed over `ctx.bin`.
+
+A reader takes the bytes from the staging file its sidecar's token names while
+that file exists (a writer stopped between 2 and 3), else from `ctx.bin`. So a
+writer killed at any moment leaves the complete old pair (before 2) or the
+complete new one (from 2 on), never a mix; a failure before 2 removes every temp
+file and leaves the old pair untouched. What a SIGKILL leaves behind (staging
+files no sidecar names) is removed by the next dump to that path, once older
+than `STALE_AFTER` seconds (younger ones may belong to a writer still running).
+Writing goes through symlinks (the link's target is replaced, the link kept).
+
+Reading checks before it reads: the file must be a regular file (unless
+`allow_special`: a device, a FIFO) no larger than what is asked for. What the
+files mean is `sidecar.py`'s and `dump.py`'s; nothing here knows a layout.
+"""
+
+import os
+import re
+import secrets
+import stat
+import time
+
+from ..checks import check_int
+from ..errors import ArgumentTypeError, ArgumentValueError, DumpError
+
+__all__ = ["MAX_DUMP_BYTES", "STALE_AFTER", "TOKEN", "check_path", "sidecar_path", "write_pair", "open_checked",
+           "read_bounded", "read_dump_bytes", "read_committed"]
+
+# What `read_dump_bytes` reads at most unless told otherwise (a 1M-lowering dump is tens of MB).
+MAX_DUMP_BYTES = 1 << 30
+# Leftover staging files younger than this may belong to a writer still running.
+STALE_AFTER = 60.0
+# A commit token, as the sidecar records it.
+TOKEN = re.compile(r"[0-9a-f]{16}")
+
+# A writer's temp files: `.vmctx-NAME-TOKEN` + one of these, beside NAME (`_remove_stale` finds them so).
+_STAGING, _TEMP_SIDECAR = ".bin.tmp", ".tmp"
+
+
+def sidecar_path(path):
+    return os.fspath(path) + ".json"
+
+
+def _temp_path(real_path, token, suffix):
+    directory, name = os.path.split(real_path)
+    return os.path.join(directory, f".vmctx-{name}-{token}{suffix}")
+
+
+def check_path(path, what="path"):
+    """`path` as a str naming a file, or an error naming `what`."""
+    if not isinstance(path, (str, os.PathLike)):
+        raise ArgumentTypeError(f"{what} must be a str or os.PathLike, got {type(path).__name__} {path!r}")
+    path = os.fspath(path)
+    if not isinstance(path, str):
+        raise ArgumentTypeError(f"{what} must name a file as str, got {type(path).__name__} {path!r}")
+    if not path or "\0" in path:
+        raise ArgumentValueError(f"{what} must be a non-empty file name without NUL, got {path!r}")
+    return path
+
+
+# -- writing ---------------------------------------------------------------
+
+
+def _write_new(path, data, made):
+    """Create `path` (mode 0666 less the umask, like any new file), write `data`, fsync; `made` gets it."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0), 0o666)
+    made.append(path)
+    try:
+        f = os.fdopen(fd, "wb")
+    except BaseException:
+        os.close(fd)
+        raise
+    with f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def _fsync_dir(directory):
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def _refuse_directory(path, real):
+    if os.path.isdir(real):
+        raise DumpError(f"cannot write dump {path}: it is a directory")
+
+
+def _remove_stale(real_bin, real_side, keep):
+    """Staging and temp files of this dump that no sidecar names any more (a killed writer's)."""
+    now = time.time()
+    for real, suffix in ((real_bin, _STAGING), (real_side, _TEMP_SIDECAR)):
+        directory, prefix = os.path.split(_temp_path(real, "", ""))
+        try:
+            names = os.listdir(directory or ".")
+        except OSError:
+            continue
+        for name in names:
+            token = name[len(prefix):-len(suffix)] if name.startswith(prefix) and name.endswith(suffix) else ""
+            if not TOKEN.fullmatch(token) or token == keep:
+                continue
+            full = os.path.join(directory, name)
+            try:
+                if now - os.lstat(full).st_mtime >= STALE_AFTER:
+                    os.unlink(full)
+            except OSError:
+                pass
+
+
+def write_pair(path, data, sidecar):
+    """Write `data` to `path` and `sidecar(token)` (bytes naming `token` as its commit) to `path + '.json'`,
+    as one atomic unit (module doc). Errors are `DumpError`s naming the file; no temp file survives one."""
+    path = check_path(path)
+    real_bin = os.path.realpath(path)
+    real_side = os.path.realpath(sidecar_path(path))
+    _refuse_directory(path, real_bin)
+    _refuse_directory(sidecar_path(path), real_side)
+    token = secrets.token_hex(8)
+    staging = _temp_path(real_bin, token, _STAGING)
+    temp_side = _temp_path(real_side, token, _TEMP_SIDECAR)
+    text = sidecar(token)
+    made, committed, where = [], False, path  # `where`: the user's name of the file being written
+    try:
+        _write_new(staging, data, made)
+        where = sidecar_path(path)
+        _write_new(temp_side, text, made)
+        os.replace(temp_side, real_side)  # the commit point
+        made.remove(temp_side)
+        committed, where = True, path
+        os.replace(staging, real_bin)
+        made.remove(staging)
+        for directory in {os.path.dirname(real_bin), os.path.dirname(real_side)}:
+            _fsync_dir(directory)
+    except OSError as e:
+        done = (f"; the new dump is complete (its sidecar names its bytes in {staging}), "
+                f"but {path} still holds the old bytes") if committed else "; the previous dump is unchanged"
+        raise DumpError(f"cannot write dump {where}: {e.strerror or e}{done}") from None
+    finally:
+        for tmp in made:
+            if not (committed and tmp == staging):  # committed: the staging file is the dump's bytes
+                try:
+                    os.unlink(tmp)
+                except OSError:
+                    pass
+    _remove_stale(real_bin, real_side, token)
+    return path
+
+
+# -- reading -----------------------------------------------------------------
+
+
+def open_checked(path, what, allow_special):
+    """(file object, size or None) after checking it is a regular file (or `allow_special`)."""
+    try:
+        f = open(path, "rb")
+    except IsADirectoryError:
+        raise DumpError(f"cannot read {what} {path}: it is a directory") from None
+    except OSError as e:
+        raise DumpError(f"cannot read {what} {path}: {e.strerror or e}") from None
+    try:
+        st = os.fstat(f.fileno())
+    except OSError as e:
+        f.close()
+        raise DumpError(f"cannot read {what} {path}: {e.strerror or e}") from None
+    if stat.S_ISREG(st.st_mode):
+        return f, st.st_size
+    f.close()
+    if stat.S_ISDIR(st.st_mode):
+        raise DumpError(f"cannot read {what} {path}: it is a directory")
+    if not allow_special:
+        raise DumpError(f"cannot read {what} {path}: not a regular file (a device, FIFO or socket); "
+                        "copy it to a regular file first (in Python: allow_special=True)")
+    return open(path, "rb"), None
+
+
+def read_bounded(path, limit, what="dump", allow_special=False, why=None):
+    """(bytes, size): at most `limit` bytes of `path`, or a `DumpError` naming its size and the limit.
+
+    `size` is the file's size (stat), or what was read from a special file.
+    """
+    f, size = open_checked(path, what, allow_special)
+    reason = f" ({why})" if why else ""
+    with f:
+        if size is not None and limit is not None and size > limit:
+            raise DumpError(f"{what} {path} is {size:,} bytes, more than the {limit:,} bytes it may have{reason}")
+        try:
+            data = f.read() if limit is None else f.read(limit + 1)
+        except OSError as e:
+            raise DumpError(f"cannot read {what} {path}: {e.strerror or e}") from None
+    if limit is not None and len(data) > limit:
+        raise DumpError(f"{what} {path} has more than the {limit:,} bytes it may have{reason}")
+    return data, len(data) if size is None else size
+
+
+def read_dump_bytes(path, limit=MAX_DUMP_BYTES, *, allow_special=False):
+    """The raw bytes of a dump, at most `limit` of them (None: no limit), checked before reading.
+
+    A file that is not regular (a device such as /dev/zero, a FIFO) is refused
+    unless `allow_special`; a larger file is refused from its size alone, so a
+    sparse or endless file costs nothing. Errors are `DumpError`s naming the
+    file, its size and the limit.
+    """
+    path = check_path(path)
+    if limit is not None:
+        check_int("limit", limit, 0, kind="an int or None")
+    return read_bounded(path, limit, allow_special=bool(allow_special))[0]
+
+
+def read_committed(path, commit, expected, allow_special=False):
+    """(bytes, size): the bytes the sidecar's `commit` names (its staging file while the writer has not
+    renamed it yet, else `path`), at most `expected + 1` read; `size` the file's own (stat)."""
+    source = path
+    if commit is not None:
+        staging = _temp_path(os.path.realpath(path), commit, _STAGING)
+        if os.path.isfile(staging):
+            source = staging
+    try:
+        f, size = open_checked(source, "dump", allow_special)
+    except DumpError:
+        if source == path:
+            raise
+        f, size = open_checked(path, "dump", allow_special)  # the writer finished its rename meanwhile
+    with f:
+        try:
+            data = f.read(expected + 1)
+        except OSError as e:
+            raise DumpError(f"cannot read dump {path}: {e.strerror or e}") from None
+    return data, len(data) if size is None else max(size, len(data))
