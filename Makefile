@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test test-releases bench install clean gdb
+.PHONY: demo test test-releases bench docs install clean gdb
 
 demo: $(STAMP)
 	$(BIN)/vmctx-emu demo
@@ -33,6 +33,10 @@ gdb:
 bench: $(STAMP)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e ".[bench]"
 	$(BIN)/python benchmarks/run.py
+
+# docs/layers.svg, the package's layers drawn from its imports (tests/test_layers.py checks it is current).
+docs:
+	$(PYTHON) docs/layers.py
 
 install: $(STAMP)
 

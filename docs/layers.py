@@ -4,7 +4,8 @@
     python docs/layers.py --check    # exits 1 when docs/layers.svg is stale or an import points up
 
 Layers are the design's order (declaration -> offsets -> memory/runtime ->
-dumps/live -> describe -> front ends); a module may import its own layer or
+dumps/live -> describe -> front ends, the declaration's own vocabulary and
+calculators below the release table); a module may import its own layer or
 any below it. Imports inside functions (a command importing only what it
 uses) are arrows too, drawn dashed. Nothing here imports the package: the
 imports are read from its source with `ast`.
@@ -22,12 +23,15 @@ OUT = ROOT / "docs" / "layers.svg"
 # Modules built from C (native/build_native.py), not found as .py files.
 EXTENSIONS = ("_native",)
 
-# (layer name, module name prefixes), bottom first; the longest matching prefix places a module.
+# (layer name, module name prefixes), bottom first; the longest matching prefix places a module. The
+# declaration is written in the vocabulary of `layouts/`; the calculators derive counts and offsets from any
+# declaration they are given; `releases.py` declares every release, each with its calculators.
 LAYERS = (
-    ("foundation", ("errors", "constants", "lazy")),
-    ("declaration", ("layouts",)),
-    ("offsets", ("layouts.offsets", "layouts.component", "layouts.cmirror", "layouts.ptr")),
-    ("memory and runtime", ("memory", "runtime", "checks", "_native")),
+    ("foundation", ("errors", "constants", "lazy", "checks")),
+    ("vocabulary", ("layouts",)),
+    ("calculators", ("layouts.component", "layouts.offsets")),
+    ("declarations", ("layouts.releases", "layouts.cmirror")),
+    ("memory and runtime", ("memory", "runtime", "_native")),
     ("dumps and live targets", ("dumps", "live")),
     ("describe", ("describe",)),
     ("front ends", ("cli", "gdb", "gdb_script", "lldb", "pytest_plugin", "demo", "__main__", "")),
