@@ -6,6 +6,7 @@ runtime setter with its Rust arguments in order. `lay_out` walks the entries
 with Rust's `cmul` / `checked_add` / `align` arithmetic.
 """
 
+import functools
 
 from ..errors import LayoutOverflowError
 from .record import Record
@@ -190,7 +191,15 @@ def lay_out(fields, ptr, counts):
     """Walk `fields` like the `fields!` macro; return (regions, total size).
 
     `counts` maps count names to u32 values; `ptr` is a validated `PtrSize`.
+    Cached per shape: every instance, reader and scan candidate of one shape
+    shares its regions (they are immutable).
     """
+    return _lay_out(tuple(fields), ptr, tuple(counts.items()))
+
+
+@functools.lru_cache(maxsize=1024)
+def _lay_out(fields, ptr, count_items):
+    counts = dict(count_items)
     regions = []
     cursor = 0
     hole = 0

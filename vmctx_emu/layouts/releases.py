@@ -295,6 +295,10 @@ class WasmtimeLayout(Record):
         return f"{self.id} ({self.range_text})"
 
     def declared_fields(self):
+        return self._declared_fields
+
+    @cached_property
+    def _declared_fields(self):
         return tuple(f for f in self.fields if isinstance(f, Field))
 
     @property
@@ -315,6 +319,10 @@ class WasmtimeLayout(Record):
                      if all(f.elem_type.fits_u8(p) for f in self.declared_fields()))
 
     def header_names(self):
+        return self._header_names
+
+    @cached_property
+    def _header_names(self):
         return tuple(n for n in (f.header_name() for f in self.declared_fields()) if n)
 
     def field(self, name):

@@ -4,6 +4,7 @@ Python (`OwnedComponentInstance`) and C (`vmctx_c_alloc_init`) apply the same
 plan, so the C initializer follows every release without knowing any layout.
 """
 
+import functools
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -87,7 +88,19 @@ def initial_fills(layout, offsets, header, debug_assertions):
     """
     if type(offsets).LAYOUT is not layout:
         raise LayoutError(f"offsets are {type(offsets).LAYOUT.name}'s, not {layout.name}'s")
-    ptr = offsets.ptr
+    for fill in _plan(layout, offsets.ptr, tuple(offsets.component.counts().items()), debug_assertions):
+        value = fill.value
+        if isinstance(value, Header):
+            value = header[value.name] if value.part is None else header[value.name][value.part]
+            fill = Fill(fill.field, fill.sub, fill.offset, fill.count, fill.stride, fill.width, value)
+        yield fill
+
+
+@functools.lru_cache(maxsize=256)
+def _plan(layout, ptr, count_items, debug_assertions):
+    """The fills of one shape, headers still unresolved: every instance of that shape shares them."""
+    offsets = layout.offsets(ptr, **dict(count_items))
+    plan = []
     for field in layout.declared_fields():
         region = offsets.region(field.name)
         if not region.count:
@@ -98,13 +111,10 @@ def initial_fills(layout, offsets, header, debug_assertions):
             return Fill(field.name, sub, region.offset + field.sub_offset(sub, ptr), region.count,
                         region.elem_size, etype.sub(sub).width(ptr), value)
 
-        for sub, value in field.init:
-            if isinstance(value, Header):
-                value = header[value.name] if value.part is None else header[value.name][value.part]
-            yield fill(sub, value)
+        plan.extend(fill(sub, value) for sub, value in field.init)
         if debug_assertions:
-            for sub in field.poison:
-                yield fill(sub, invalid_ptr(ptr))
+            plan.extend(fill(sub, invalid_ptr(ptr)) for sub in field.poison)
+    return tuple(plan)
 
 
 def check_offsets(offsets):

@@ -9,7 +9,7 @@ from ..errors import ArgumentTypeError, ArgumentValueError
 from ..layouts.ptr import HostPtr, as_ptr_size
 from .initializer import Fill, check_offsets, fills_for
 
-__all__ = ["ffi", "lib", "c_alloc_fills", "c_alloc_init", "c_fill_argv", "c_initializer_argv", "c_setter",
+__all__ = ["ffi", "lib", "c_alloc_fills", "c_alloc_init", "c_fill_argv", "c_fill_array", "c_initializer_argv", "c_setter",
            "run_setter"]
 
 _U32 = 1 << 32
@@ -45,7 +45,7 @@ def _fill_list(fills):
         raise ArgumentTypeError(f"fills must be an iterable of Fill, got {type(fills).__name__} {fills!r}") from None
 
 
-def _c_fills(fills):
+def c_fill_array(fills):
     """`fills` as a `vmctx_c_fill[]`, each number checked against its C type (the C checks the rest)."""
     array = ffi.new("vmctx_c_fill[]", len(fills))
     for i, fill in enumerate(fills):
@@ -90,7 +90,7 @@ def c_alloc_fills(size, fills, ptr_size=HostPtr):
     check_u32("size", size, type_error=ArgumentTypeError, value_error=ArgumentValueError)
     ptr_size = as_ptr_size(ptr_size)
     fills = _fill_list(fills)
-    c_fills = _c_fills(fills)
+    c_fills = c_fill_array(fills)
     error = ffi.new("int *")
     bad = ffi.new("size_t *")
     ptr = lib.vmctx_c_alloc_init(size, int(ptr_size), c_fills if fills else ffi.NULL, len(fills), error, bad)
@@ -129,7 +129,7 @@ def c_alloc_init(offsets, store=None, *, header=None, debug_assertions=True, byt
 def c_fill_argv(fills):
     """Each fill as an `offset:count:stride:width:value` argv item (value in hex), as gdb_target reads them."""
     fills = _fill_list(fills)
-    _c_fills(fills)  # the checks c_alloc_fills makes, so gdb_target gets nothing C would refuse
+    c_fill_array(fills)  # the checks c_alloc_fills makes, so gdb_target gets nothing C would refuse
     return [f"{f.offset}:{f.count}:{f.stride}:{f.width}:{_c_value(i, f):#x}" for i, f in enumerate(fills)]
 
 
