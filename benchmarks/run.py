@@ -17,7 +17,8 @@ Times are CPU seconds (user + system: `time.process_time` in this process,
 `wait4`'s rusage for a child), so other work on the machine does not inflate
 them; each is the median of interleaved rounds. Every large row has a
 small-size row next to it. A command's peak memory is the whole process's
-ru_maxrss (interpreter and imports included); the library's is measured in a
+ru_maxrss (interpreter and imports included), started from `peak.py` so it
+does not inherit this process's high-water mark; the library's is measured in a
 fresh subprocess after its imports: the larger of tracemalloc's peak (Python
 and numpy allocations) and the growth of ru_maxrss (ctypes, C, pages).
 
@@ -415,12 +416,9 @@ def peak_of(kind, path):
 
 def whole_process_peak(argv):
     """Peak resident bytes of the command `argv` (stdout to /dev/null): interpreter and imports included."""
-    with open(os.devnull, "w") as out:
-        child = subprocess.Popen(argv, stdout=out)
-        _, status, usage = os.wait4(child.pid, 0)
-    if os.waitstatus_to_exitcode(status):
-        raise SystemExit(f"{argv} failed with status {status}")
-    return usage.ru_maxrss * 1024
+    out = subprocess.run([sys.executable, os.path.join(HERE, "peak.py"), *argv], capture_output=True, text=True,
+                         check=True).stdout
+    return int(out.split()[-1]) * 1024
 
 
 def bench_peak(path, n, kind):

@@ -8,7 +8,11 @@ interleaved runs of whole commands (interpreter start-up and imports included):
   over the same writable mappings (`benchmarks/pread_mappings.py`);
 * `scan --core C > /dev/null` against `cat C > /dev/null`, and a gzip'd core
   against `zcat C.gz > /dev/null` (one core, of the 5,000-context target);
-* each command's peak resident memory (`wait4`), against the baseline's.
+* each command's peak resident memory (`wait4`), against the baseline's (a
+  child reads at least this small process's own high-water mark, ~11 MiB).
+
+Times are wall-clock medians; the core is written only when the target's
+readable mappings fit in 1 GiB and a quarter of the free disk.
 
 `python benchmarks/scan.py [--rounds N] [--quick]` prints a Markdown table;
 `--quick` skips the 3 GiB target and the cores.
@@ -96,12 +100,32 @@ def main(argv=None):
             child.wait()
 
 
+CORE_CAP = 1 << 30  # the most a core may take on the shared disk
+
+
+def readable_bytes(pid):
+    """What gcore would write: the sizes of the target's readable mappings."""
+    total = 0
+    with open(f"/proc/{pid}/maps") as maps:
+        for line in maps:
+            span, perms = line.split()[:2]
+            if perms.startswith("r"):
+                low, high = (int(x, 16) for x in span.split("-"))
+                total += high - low
+    return total
+
+
 def cores(pid, rounds):
     gcore = shutil.which("gcore")
     if gcore is None:
         print("| cores | gcore (gdb) is not installed | | | | |")
         return
+    size = readable_bytes(pid)
     with tempfile.TemporaryDirectory() as folder:
+        free = shutil.disk_usage(folder).free
+        if size > min(CORE_CAP, free // 4):
+            print(f"| cores | skipped: a core would take {size >> 20} MiB ({free >> 20} MiB free) | | | | |")
+            return
         prefix = os.path.join(folder, "core")
         subprocess.run([gcore, "-o", prefix, str(pid)], check=True, capture_output=True)
         core = f"{prefix}.{pid}"
