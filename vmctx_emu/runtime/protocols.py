@@ -9,11 +9,15 @@ release behaves as its `.0`. The bits themselves are the layout's
 (`flag_bits`): only MAY_LEAVE from v42.
 """
 
+from collections import namedtuple
 from dataclasses import dataclass
+
+from ..constants import FLAG_MAY_ENTER, FLAG_MAY_LEAVE, FLAG_NEEDS_POST_RETURN
 
 from ..layouts.releases import release_key, release_of
 
-__all__ = ["FlagProtocol", "PROTOCOLS", "protocol_for", "UNREACHABLE", "CANNOT_ENTER", "CANNOT_LEAVE", "DEGENERATE"]
+__all__ = ["FlagProtocol", "PROTOCOLS", "protocol_for", "FlagState", "flag_state", "UNREACHABLE", "CANNOT_ENTER",
+           "CANNOT_LEAVE", "DEGENERATE"]
 
 # What the embedder sees (anyhow's Display of the error or `Trap`).
 UNREACHABLE = "wasm trap: wasm `unreachable` instruction executed"
@@ -77,3 +81,66 @@ def protocol_for(version):
     """The flag protocol of a release ("38", "v41.0.2", "seed", a layout)."""
     key = release_key(release_of(version))
     return [p for p in PROTOCOLS if release_key(p.first) <= key][-1]
+
+
+FlagState = namedtuple("FlagState", "key state consequence")
+FlagState.__doc__ = """An instance's flag word in words under its release's protocol.
+
+`key`: a stable name for programs ("at_rest", "in_call", "in_call_or_post_return",
+"post_return_pending", "cannot_leave", "may_leave", "not_written"); `state`: what the
+runtime is doing with the instance; `consequence`: what a call or a host import does now."""
+
+_ME, _ML, _NPR = FLAG_MAY_ENTER, FLAG_MAY_LEAVE, FLAG_NEEDS_POST_RETURN
+
+
+def _entered(p):
+    """The words up to v41, from the order `Func::call`, `post_return` and the fused adapters write them."""
+    trap = f"a call now fails with \"{p.reenter}\""
+    cannot_leave = f"a host import called now fails with \"{p.host_cannot_leave}\"; {trap}"
+    lowering = ("lowering arguments or lifting results"
+                + (", or running its post-return function" if p.post_return_clears_may_leave else ""))
+    post_return = "" if p.post_return_clears_may_leave else ", running its post-return function"
+    if p.needs_post_return_before_call:
+        entered = FlagState("in_call", "inside a call entered through a fused adapter (or a host call between "
+                            f"lowering its arguments and starting){post_return}, or such a call trapped", trap)
+        pending = FlagState("in_call_or_post_return", "inside a call from the host, or returned and waiting for "
+                            "post_return: the same bits on this release (NEEDS_POST_RETURN is set before the callee "
+                            "runs), or such a call trapped", f"{trap} until post_return is called")
+    else:
+        entered = FlagState("in_call", "inside a call (its export, or a host import it called, is running)"
+                            f"{post_return}, or a call trapped", trap)
+        pending = FlagState("post_return_pending", "returned, waiting for post_return",
+                            f"{trap} until post_return is called")
+    states = {_ME | _ML: FlagState("at_rest", "at rest", "can be called"),
+              _ML: entered,
+              _ML | _NPR: pending,
+              0: FlagState("cannot_leave", f"inside the runtime's own work on it ({lowering}), or a trap there left "
+                           "it so", cannot_leave)}
+    if p.needs_post_return_before_call:
+        states[_NPR] = FlagState("cannot_leave", "inside a call from the host and lifting the results of a call it "
+                                 "made through a fused adapter, or a trap there left it so", cannot_leave)
+    return states
+
+
+def _may_leave_only(p):
+    return {_ML: FlagState("may_leave", "may leave: at rest or inside a call (from v42 the component context "
+                           "records no call; the store context shows whether wasm is running)",
+                           "can be called unless its store has trapped"),
+            0: FlagState("cannot_leave", "inside the runtime's own work on it (lowering arguments, lifting results "
+                         "or running its post-return function), or a trap there left it so",
+                         f"a host import called now fails with \"{p.host_cannot_leave}\"")}
+
+
+def flag_state(version, word):
+    """An instance's flag `word` under the protocol of release `version`, in words (`FlagState`).
+
+    A word the release's runtime never leaves behind (bits it does not
+    define, MAY_ENTER without MAY_LEAVE, ...) is "not_written": no state is
+    guessed for it.
+    """
+    p = protocol_for(version)
+    states = _entered(p) if p.has_may_enter else _may_leave_only(p)
+    found = states.get(word)
+    if found is not None:
+        return found
+    return FlagState("not_written", f"{word:#x} is not a word this release's runtime writes", "unknown")
