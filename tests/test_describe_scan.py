@@ -1,5 +1,6 @@
 """`describe.scan`: a scan's text and JSON, streamed context by context, byte for byte what the CLI printed
-before the renderers moved out of `cli.py` and the scanner (only `schema_version` changed).
+before the renderers moved out of `cli.py` and the scanner. Since then (issue 19) that text is `--records`'s,
+the default text is the summary (`test_scan_summary.py`) and each JSON context gains `summary`.
 
 The references below are the old code (`cmd_scan`'s text, `ScanResult.to_dict`/`LiveContext.to_dict` dumped
 with `indent=1`), run on synthetic results (table-driven) and on the result of a real Wasmtime scan.
@@ -17,8 +18,8 @@ import pytest
 import vmctx_emu.live
 from vmctx_emu import Component, OwnedComponentInstance, VMLowering
 from vmctx_emu.cli import main
-from vmctx_emu.describe import (SCHEMA_VERSION, decoded_doc, decoded_table, scan_doc, scan_json, scan_json_chunks,
-                                scan_text, scan_text_chunks)
+from vmctx_emu.describe import (SCHEMA_VERSION, context_summary, decoded_doc, decoded_table, scan_doc, scan_json,
+                                scan_json_chunks, scan_text, scan_text_chunks)
 from vmctx_emu.dumps.decode import decode
 from vmctx_emu.layouts.releases import SEED
 from vmctx_emu.live.liveness import Liveness
@@ -53,6 +54,7 @@ def reference_context(ctx):
     doc["shape_from"] = ctx.shape_from
     doc["image"] = ctx.image
     doc["notes"] = list(ctx.notes)
+    doc["summary"] = context_summary(ctx)  # its content: test_scan_summary.py
     return doc
 
 
@@ -120,7 +122,7 @@ CASES = {
 @pytest.mark.parametrize("case", sorted(CASES))
 def test_scan_renderers_match_the_old_output(case):
     found = CASES[case]()
-    assert scan_text(found) + "\n" == reference_text(found)
+    assert scan_text(found, records=True) + "\n" == reference_text(found)
     assert scan_json(found) == reference_json(found)
     assert json.loads(scan_json(found)) == scan_doc(found)
 
@@ -129,12 +131,13 @@ def test_an_undecoded_context_without_liveness_is_null_in_json():
     found = result([undecoded_context(liveness=False)])
     assert json.loads(scan_json(found))["contexts"][0]["liveness"] is None
     assert scan_json(found) == reference_json(found)
-    assert "VMComponentContext at 0x7f0000001230: UNKNOWN\n" in scan_text(found)
+    assert "VMComponentContext at 0x7f0000001230: UNKNOWN\n" in scan_text(found, records=True)
 
 
 def test_scans_stream_a_context_at_a_time():
     found = CASES["many"]()
-    for chunks in (scan_text_chunks(found), scan_json_chunks(found), scan_json_chunks(found, binary=True)):
+    for chunks in (scan_text_chunks(found, records=True), scan_json_chunks(found),
+                   scan_json_chunks(found, binary=True)):
         pieces = list(chunks)
         assert len(pieces) > len(found.contexts)
         assert max(len(p) for p in pieces) < sum(len(p) for p in pieces) // 4
@@ -150,7 +153,7 @@ def test_cli_scan_prints_the_renderers_text(as_json, monkeypatch):
     found = CASES["live-freed-unknown"]()
     monkeypatch.setattr(vmctx_emu.live, "scan", lambda *args, **kwargs: found)
     out = io.StringIO()
-    assert main(["scan", "--pid", "1234"] + ["--json"] * as_json, out=out) == 0
+    assert main(["scan", "--pid", "1234"] + (["--json"] if as_json else ["--records"]), out=out) == 0
     assert out.getvalue() == (reference_json(found) + "\n" if as_json else reference_text(found))
 
 
@@ -165,7 +168,8 @@ def _wasmtime_50():
 
 @pytest.mark.skipif(not _wasmtime_50() or sys.platform != "linux" or platform.machine() != "x86_64",
                     reason="scans the example process: wasmtime-py 50.x on x86-64 Linux")
-@pytest.mark.parametrize("argv", [[], ["--all"], ["--json"], ["--all", "--json"]], ids=" ".join)
+@pytest.mark.parametrize("argv", [["--records"], ["--all", "--records"], ["--json"], ["--all", "--json"]],
+                         ids=" ".join)
 def test_cli_scan_of_a_real_wasmtime_is_unchanged(argv, monkeypatch):
     from test_scan_inputs import start_example, stop
 

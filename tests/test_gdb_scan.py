@@ -70,18 +70,20 @@ def test_scan_an_attached_process_and_its_core(gdb, script, example, tmp_path):
     assert [(int(c["layout"]["address"], 16), c["layout"]["counts"]) for c in doc["contexts"]] == expected
 
     core = gcore(example.pid, str(tmp_path))
-    text = run_gdb(gdb, script, f"core {core}", "vmctx scan")
+    text = run_gdb(gdb, script, f"core {core}", "vmctx scan --records")
     assert f"core {core}: Wasmtime 50.0.0 (version string in " in text.stdout, text.stderr
     assert "shape: VMComponentOffsets stored at ctx-188" in text.stdout and "this context" in text.stdout
+    summary = run_gdb(gdb, script, f"core {core}", "vmctx scan").stdout
+    assert ": LIVE, Wasmtime 50.0.0, layout L11" in summary and "  instance 0: MAY_LEAVE (0x1): may leave" in summary
 
 
 @pytest.mark.parametrize("command, message", [
     ("vmctx scan", "vmctx scan: no process and no core file: run or attach to a Wasmtime process, "
                    "or load its core with `core FILE`"),
     ("vmctx scan --bogus", "vmctx scan: unexpected '--bogus'; usage: vmctx scan [--wasmtime VERSION] [--all] "
-                           "[--exe FILE] [--sysroot DIR] [--json]"),
+                           "[--exe FILE] [--sysroot DIR] [--records | --json]"),
     ("vmctx scan --exe", "vmctx scan: a value is needed after '--exe'; usage: vmctx scan [--wasmtime VERSION] "
-                         "[--all] [--exe FILE] [--sysroot DIR] [--json]"),
+                         "[--all] [--exe FILE] [--sysroot DIR] [--records | --json]"),
 ])
 def test_scan_without_an_inferior_or_with_bad_options(gdb, script, command, message):
     proc = run_gdb(gdb, script, command)

@@ -152,11 +152,18 @@ def test_cli_scan_json_and_text(child, capsys):
     assert doc["liveness"] == {"live": len(CHILD_SHAPES), "unknown": 0, "freed": 0}
     assert {"layout", "records", "anomalies", "shape_from", "notes", "liveness", "image"} <= set(doc["contexts"][0])
     assert {c["liveness"]["state"] for c in doc["contexts"]} == {"live"}
-    assert main(["scan", "--pid", str(child.pid)]) == 0
+    assert {c["summary"]["release"] for c in doc["contexts"]} == {"50.0.0"}
+    assert {i["state_key"] for c in doc["contexts"] for i in c["summary"]["instances"]} == {"may_leave"}
+    assert main(["scan", "--pid", str(child.pid), "--records"]) == 0
     out = capsys.readouterr().out
     assert out.startswith(f"pid {child.pid}: Wasmtime 50.0.0 (version string in ")
     assert f"{len(CHILD_SHAPES)} component contexts listed ({len(CHILD_SHAPES)} live)\n" in out.splitlines(True)[0]
     assert "this context" in out and "VMCOMPONENT_MAGIC (ok)" in out and ": LIVE\n" in out
+    assert main(["scan", "--pid", str(child.pid)]) == 0
+    summary = capsys.readouterr().out
+    assert summary.count(": LIVE, Wasmtime 50.0.0, layout L11 (v49.0.0 - v51.0.0)\n") == len(CHILD_SHAPES)
+    assert "VMCOMPONENT_MAGIC" not in summary and "\x1b[" not in summary  # no records; no colour in a pipe
+    assert summary.count("  shape: --wasmtime 50.0.0 ") == len(CHILD_SHAPES)
 
 
 def test_a_process_without_wasmtime(capsys):

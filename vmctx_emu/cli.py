@@ -316,9 +316,16 @@ def cmd_scan(args, out):
         if progress:
             progress.clear()
     # Streamed, a context decoded at a time: thousands of contexts' decodes and text are never held whole.
-    for chunk in (scan_json_chunks if args.json else scan_text_chunks)(result):
+    chunks = scan_json_chunks(result) if args.json else scan_text_chunks(result, records=args.records,
+                                                                         colour=_colour(out))
+    for chunk in chunks:
         out.write(chunk)
     return 0
+
+
+def _colour(out):
+    """Colour only for a terminal, and never when NO_COLOR is set (no-color.org) or TERM is dumb."""
+    return _isatty(out) and not os.environ.get("NO_COLOR") and os.environ.get("TERM") != "dumb"
 
 
 def _isatty(stream):
@@ -461,7 +468,9 @@ def _scan_options(p, layout, explicit):
     p.add_argument("--sysroot", metavar="DIR", default=None,
                    help="look for the target's files under DIR (as gdb's `set sysroot`); each checked against the "
                         "core's bytes")
-    p.add_argument("--json", action="store_true", help="print one JSON object instead of tables")
+    p.add_argument("--records", action="store_true",
+                   help="print each context's evidence and every field's record (the full table), not the summary")
+    p.add_argument("--json", action="store_true", help="print one JSON object (records and summary) instead of text")
 
 
 def _demo_options(p, layout, explicit):

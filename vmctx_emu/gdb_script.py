@@ -123,8 +123,8 @@ inferior's. The magic at offset 0 is checked before anything else is read."""
 
 # How `info target` names a core file: "Local core dump file:\n\t`PATH', file type ...".
 CORE_FILE_LINE = "Local core dump file:"
-SCAN_OPTIONS = {"--wasmtime": 1, "--json": 0, "--all": 0, "--exe": 1, "--sysroot": 1}
-SCAN_USAGE = "vmctx scan [--wasmtime VERSION] [--all] [--exe FILE] [--sysroot DIR] [--json]"
+SCAN_OPTIONS = {"--wasmtime": 1, "--json": 0, "--records": 0, "--all": 0, "--exe": 1, "--sysroot": 1}
+SCAN_USAGE = "vmctx scan [--wasmtime VERSION] [--all] [--exe FILE] [--sysroot DIR] [--records | --json]"
 
 
 def _inferior_source():
@@ -148,12 +148,14 @@ def _inferior_source():
 class VmctxScanCommand(gdb.Command):
     """Find, identify and decode every component context of the inferior (live or core).
 
-Usage: vmctx scan [--wasmtime VERSION] [--all] [--exe FILE] [--sysroot DIR] [--json]
+Usage: vmctx scan [--wasmtime VERSION] [--all] [--exe FILE] [--sysroot DIR] [--records | --json]
 Runs vmctx-emu's scan on this inferior: a live local process is read through
 /proc/PID/mem (never written), a core file loaded with `core FILE` from that
 file. The release is read from the mapped Wasmtime unless --wasmtime gives it;
 --all also lists freed contexts; --exe and --sysroot supply files a core does
-not name (checked against it), as `file` and `set sysroot` do for gdb."""
+not name (checked against it), as `file` and `set sysroot` do for gdb. Each
+context is summarized (release, shape, each instance's flags in words);
+--records prints every field, --json both."""
 
     def __init__(self):
         super().__init__("vmctx scan", gdb.COMMAND_DATA)

@@ -9,6 +9,7 @@ version for every document):
 * `diff`: the records that differ between two decodes;
 * `infer`: the release layouts and shapes `infer` found;
 * `scan`: a scan's contexts, their liveness and evidence, streamed context by context;
+* `summary`: a scanned context at a glance (release, shape as options, each instance's flags in words);
 
 and below them `words` (one value's interpretation and raw hex) and `textgrid` (text built as
 numpy byte matrices, for millions of lines of one shape). The CLI, the gdb commands (through the
@@ -30,6 +31,7 @@ _MODULES = {
     "infer": ("infer_doc", "infer_json", "infer_text"),
     "scan": ("scan_counts", "context_doc", "scan_doc", "scan_json", "scan_json_chunks", "scan_text",
              "scan_text_chunks"),
+    "summary": ("shape_options", "context_summary", "summary_lines", "Palette"),
     "words": ("interpretation", "hex_value"),
 }
 _LAZY = {name: module for module, names in _MODULES.items() for name in names}

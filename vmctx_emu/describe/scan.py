@@ -10,6 +10,7 @@ import json
 from ..live.liveness import FREED, LIVE, UNKNOWN
 from .records import decoded_doc, decoded_table_chunks, json_object_chunks
 from .schema import SCHEMA_VERSION
+from .summary import Palette, context_summary, summary_lines
 
 __all__ = ["scan_counts", "context_doc", "scan_doc", "scan_json", "scan_json_chunks", "scan_text",
            "scan_text_chunks"]
@@ -26,7 +27,8 @@ def _after_records(ctx):
     """What a context's JSON object holds after its decode's keys."""
     liveness = None if ctx.liveness is None else {"state": ctx.liveness.state,
                                                   "evidence": list(ctx.liveness.evidence)}
-    return {"liveness": liveness, "shape_from": ctx.shape_from, "image": ctx.image, "notes": list(ctx.notes)}
+    return {"liveness": liveness, "shape_from": ctx.shape_from, "image": ctx.image, "notes": list(ctx.notes),
+            "summary": context_summary(ctx)}
 
 
 def _undecoded(ctx):
@@ -78,19 +80,25 @@ def scan_json_chunks(result, rows=1 << 13, binary=False):
     yield out(("\n ]" if result.contexts else "") + tail + "\n")
 
 
-def scan_text(result):
-    return "".join(scan_text_chunks(result))[:-1]
+def scan_text(result, records=False, colour=False):
+    return "".join(scan_text_chunks(result, records=records, colour=colour))[:-1]
 
 
-def scan_text_chunks(result, rows=1 << 15):
-    """The scan as text and a final newline: a summary line and the notes, then per context its
-    state, evidence, shape and records table, and its notes; in pieces, a context at a time."""
+def scan_text_chunks(result, rows=1 << 15, records=False, colour=False):
+    """The scan as text and a final newline, in pieces, a context at a time: a line for the target and
+    the notes, then per context its summary (`summary.summary_lines`), or with `records` its state,
+    evidence, shape, records table and notes. `colour`: ANSI colours for a terminal."""
     states = scan_counts(result)
     counted = ", ".join(f"{n} {state}" for state, n in states.items() if n or state == LIVE)
     n = len(result.contexts)
     yield (f"{result.source}: Wasmtime {result.wasmtime or 'unknown'} ({result.wasmtime_from}), "
               f"{n} component context{'s' * (n != 1)} listed ({counted})\n"
               + "".join(f"note: {note}\n" for note in result.notes))
+    if not records:
+        palette = Palette(colour)
+        for ctx in result.decoded_contexts():
+            yield "\n" + "".join(f"{line}\n" for line in summary_lines(ctx, palette))
+        return
     for ctx in result.decoded_contexts():
         evidence = ctx.liveness.evidence if ctx.liveness is not None else []
         yield (f"\nVMComponentContext at {ctx.address:#x}: {ctx.state.upper()}\n"
