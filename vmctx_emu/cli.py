@@ -323,6 +323,22 @@ def cmd_scan(args, out):
     return 0
 
 
+def cmd_where(args, out):
+    from .describe.where import where_json, where_text
+    from .live import scan
+
+    source = args.pid if args.pid is not None else args.core
+    progress = _ProgressLine(args) if _show_progress(args, out) else None
+    try:
+        result = scan(source, wasmtime=args.wasmtime, progress=progress, include_freed=args.all, exe=args.exe,
+                      sysroot=args.sysroot, decode=False, where=args.addresses)
+    finally:
+        if progress:
+            progress.clear()
+    out.write((where_json(result) if args.json else where_text(result)) + "\n")
+    return 0
+
+
 def _colour(out):
     """Colour only for a terminal, and never when NO_COLOR is set (no-color.org) or TERM is dumb."""
     return _isatty(out) and not os.environ.get("NO_COLOR") and os.environ.get("TERM") != "dumb"
@@ -473,6 +489,19 @@ def _scan_options(p, layout, explicit):
     p.add_argument("--json", action="store_true", help="print one JSON object (records and summary) instead of text")
 
 
+def _where_options(p, layout, explicit):
+    p.add_argument("addresses", nargs="+", type=_address, metavar="ADDR",
+                   help="an address (a PC from a backtrace, a data pointer): 0x7f..., or decimal")
+    target = p.add_mutually_exclusive_group(required=True)
+    target.add_argument("--pid", type=_pid, metavar="PID", help="a running process (read-only, never stopped)")
+    target.add_argument("--core", metavar="FILE", help="a core file (ELF; gzip-compressed is read too)")
+    p.add_argument("--wasmtime", default=None, metavar="VERSION", help="decode as this release (as for scan)")
+    p.add_argument("--all", action="store_true", help="also look among the contexts found freed")
+    p.add_argument("--exe", metavar="FILE", default=None, help="the target's executable, for a core (as for scan)")
+    p.add_argument("--sysroot", metavar="DIR", default=None, help="look for the target's files under DIR (as for scan)")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+
+
 def _demo_options(p, layout, explicit):
     p.add_argument("--dump", metavar="DIR", default=None,
                    help="instead, write the demo's dumps into DIR: ctx.bin (as initialized), before.bin "
@@ -492,6 +521,9 @@ COMMANDS = {
               "exit status: 0 some layout fits; 1 none fits; 2 bad input", _infer_options),
     "scan": ("find and decode every component context in a live Wasmtime process or core", None,
              _scan_options),
+    "where": ("which context, field, trampoline or JIT region an address belongs to, in a live process or core",
+              "each address: the mapping and symbol holding it, the context it is inside, the context fields "
+              "holding it, and for code the nearest entry point a context knows", _where_options),
     "versions": ("the supported Wasmtime releases and their count options", None, None),
     "demo": ("show the package at work on built-in defaults", None, _demo_options),
 }

@@ -172,5 +172,44 @@ context is summarized (release, shape, each instance's flags in words);
         gdb.write(_run(["scan", *_inferior_source(), *options]))
 
 
+WHERE_OPTIONS = {"--wasmtime": 1, "--json": 0, "--all": 0, "--exe": 1, "--sysroot": 1}
+WHERE_USAGE = "vmctx where EXPRESSION... [--wasmtime VERSION] [--all] [--exe FILE] [--sysroot DIR] [--json]"
+
+
+class VmctxWhereCommand(gdb.Command):
+    """Which context, field, trampoline or JIT region an address belongs to.
+
+Usage: vmctx where EXPRESSION... [--wasmtime VERSION] [--all] [--exe FILE] [--sysroot DIR] [--json]
+Each EXPRESSION ($pc, a register, a pointer) is evaluated by gdb and located
+among the contexts vmctx-emu's scan finds in this inferior (live or core): the
+mapping and symbol holding it, the context it is inside, the context fields
+holding it, and for code the nearest entry point a context knows (JIT frames
+that `bt` shows as ??)."""
+
+    def __init__(self):
+        super().__init__("vmctx where", gdb.COMMAND_DATA)
+
+    def invoke(self, arg, from_tty):
+        words = gdb.string_to_argv(arg)
+        options, addresses, i = [], [], 0
+        while i < len(words):
+            takes = WHERE_OPTIONS.get(words[i])
+            if takes is None and words[i].startswith("--"):
+                raise gdb.GdbError(f"vmctx where: unexpected {words[i]!r}; usage: {WHERE_USAGE}")
+            if takes is None:
+                value = gdb.parse_and_eval(words[i]).cast(gdb.lookup_type("unsigned long"))
+                addresses.append(f"{int(value) & 0xFFFF_FFFF_FFFF_FFFF:#x}")
+                i += 1
+                continue
+            if i + takes >= len(words):
+                raise gdb.GdbError(f"vmctx where: a value is needed after {words[i]!r}; usage: {WHERE_USAGE}")
+            options += words[i : i + 1 + takes]
+            i += 1 + takes
+        if not addresses:
+            raise gdb.GdbError(f"vmctx where: no address given; usage: {WHERE_USAGE}")
+        gdb.write(_run(["where", *addresses, *_inferior_source(), *options]))
+
+
 VmctxCommand()
 VmctxScanCommand()
+VmctxWhereCommand()

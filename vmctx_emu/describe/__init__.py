@@ -10,8 +10,9 @@ version for every document):
 * `infer`: the release layouts and shapes `infer` found;
 * `scan`: a scan's contexts, their liveness and evidence, streamed context by context;
 * `summary`: a scanned context at a glance (release, shape as options, each instance's flags in words);
+* `where`: which context, field or entry point addresses belong to (`scan(where=...)`);
 
-and below them `words` (one value's interpretation and raw hex) and `textgrid` (text built as
+and below them `words` (one value's interpretation and raw hex), `symbols` (Rust names made short) and `textgrid` (text built as
 numpy byte matrices, for millions of lines of one shape). The CLI, the gdb commands (through the
 CLI) and Python callers use the same functions: `vmctx_emu.describe.scan_text(result)`,
 `infer_json(results, size=..., ptr_size=..., byte_order=...)`, ...
@@ -32,6 +33,8 @@ _MODULES = {
     "scan": ("scan_counts", "context_doc", "scan_doc", "scan_json", "scan_json_chunks", "scan_text",
              "scan_text_chunks"),
     "summary": ("shape_options", "context_summary", "summary_lines", "Palette"),
+    "where": ("where_doc", "where_json", "where_text"),
+    "symbols": ("short_name",),
     "words": ("interpretation", "hex_value"),
 }
 _LAZY = {name: module for module, names in _MODULES.items() for name in names}

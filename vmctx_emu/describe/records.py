@@ -14,6 +14,7 @@ from ..dumps.decode import Interp
 from .schema import SCHEMA_VERSION
 from .textgrid import Row, dec_digits, dec_right, decimal_widths, hex_digits
 from .words import FIXED_TEXT, anomaly_summary, hex_value, hex_width, interpretation
+from .symbols import short_name
 
 __all__ = ["record_rows", "decoded_table", "decoded_table_chunks", "decoded_doc", "decoded_json",
            "decoded_json_chunks", "json_object_chunks", "MIN_RUN"]
@@ -130,8 +131,9 @@ def _table_lines(decoded, recs, points_to, address):
     lines = []
     for column, index, offset, value, code in record_rows(decoded, recs):
         text = interpretation(code, value, ctx)
-        if offset in points_to:
-            text = points_to[offset] if code == Interp.POINTER else f"{text}: {points_to[offset]}"
+        if offset in points_to:  # short in text (generic arguments elided), whole in JSON
+            named = short_name(points_to[offset])
+            text = named if code == Interp.POINTER else f"{text}: {named}"
         lines.append((f"{ctx.vmctx + offset:#018x}  " if address else "")
                      + f"{offset:8d}  {column.label(index):<34} {hex_value(column, value, ctx):<18}  {text}\n")
     return "".join(lines)

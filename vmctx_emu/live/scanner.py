@@ -20,6 +20,7 @@ from functools import lru_cache
 
 import numpy as np
 
+from ..checks import check_int
 from ..constants import VMCOMPONENT_MAGIC
 from ..dumps.decode import Anomaly, decode_many
 from ..dumps.dump import DumpedContext
@@ -32,6 +33,7 @@ from .images import Images
 from .liveness import FREED, LIVE, UNKNOWN, judge
 from .loaded import file_mappings
 from .namer import AddressMap, PointerNamer
+from .where import locate
 from ..errors import UnreadableMemoryError
 from .source import MemorySource
 from .target import open_source
@@ -149,6 +151,7 @@ class ScanResult:
     notes: list
     freed: int = 0
     live: bool = False
+    located: list = None  # a `where.Location` per address asked about (`scan(where=...)`)
 
     def decoded_contexts(self):
         """The contexts in order, each with `decoded` set when it has bytes: the scan's own objects when it
@@ -161,7 +164,8 @@ class ScanResult:
                 yield replace(ctx, decoded=decoded)
 
 
-def scan(source=None, *, wasmtime=None, progress=None, include_freed=False, exe=None, sysroot=None, decode=True):
+def scan(source=None, *, wasmtime=None, progress=None, include_freed=False, exe=None, sysroot=None, decode=True,
+         where=()):
     """Every component context in `source` (None: this process; a pid; a core file path; an open
     `MemorySource`, which is left open), judged and decoded (`decode` False: judged, its bytes and
     pointer names kept, each decoded as `ScanResult.decoded_contexts` streams them).
@@ -170,12 +174,15 @@ def scan(source=None, *, wasmtime=None, progress=None, include_freed=False, exe=
     also decodes the contexts found freed (they are counted either way);
     `exe` and `sysroot` supply files a core does not name (as gdb's `file`
     and `set sysroot`), each checked against the core's bytes.
-    `progress(done, total)` is called as writable memory is read.
+    `progress(done, total)` is called as writable memory is read. `where`:
+    addresses to locate among the contexts listed (`ScanResult.located`, a
+    `where.Location` each), while the target's files are still open.
     """
+    where = tuple(check_int("where address", a, 0, 1 << 64, hex_value=True) for a in where)
     if isinstance(source, MemorySource):
-        return _Scan(source, wasmtime, progress, include_freed, exe, sysroot, decode).run()
+        return _Scan(source, wasmtime, progress, include_freed, exe, sysroot, decode, where).run()
     with open_source(source) as src:
-        return _Scan(src, wasmtime, progress, include_freed, exe, sysroot, decode).run()
+        return _Scan(src, wasmtime, progress, include_freed, exe, sysroot, decode, where).run()
 
 
 def _u64(data, at):
@@ -206,8 +213,9 @@ class _Group:
 
 
 class _Scan:
-    def __init__(self, src, wasmtime, progress, include_freed, exe, sysroot, decode=True):
+    def __init__(self, src, wasmtime, progress, include_freed, exe, sysroot, decode=True, where=()):
         self.src, self.progress, self.include_freed, self.decode = src, progress, include_freed, decode
+        self.where = where
         self.given = None
         if wasmtime is not None:
             try:
@@ -268,7 +276,16 @@ class _Scan:
             self.notes.append(f"{copies} cop{'ies' if copies > 1 else 'y'} of a context left out: the "
                               "ComponentInstance around it does not hold its address, or its vmctx fields name another")
         version, version_from = self._summary(groups)
-        return ScanResult(src.description, version, version_from, contexts, self.notes, freed, src.live)
+        return ScanResult(src.description, version, version_from, contexts, self.notes, freed, src.live,
+                          self._locate(contexts))
+
+    def _locate(self, contexts):
+        if not self.where:
+            return None
+        namer = PointerNamer(self.src, self.memory, self.images, {c.address for c in contexts}, None)
+        return locate(self.where, contexts, self.memory, namer.where,
+                      lambda c: _words(c.layout, c.counts).pointers(c.data),
+                      lambda c: offsets_for(c.layout, c.counts).size_of_vmctx())
 
     # ------------------------------------------------------------ candidates
 
@@ -365,7 +382,7 @@ class _Scan:
         where = (f"Wasmtime's code is mapped from {', '.join(image.describe() for image in found)}" if found else
                  "no mapped file holds Wasmtime's code" + (" in what the core holds" if damaged else ""))
         self.notes.append(f"no component context: {why}; {where}")
-        return ScanResult(src.description, version, version_from, [], self.notes, 0, src.live)
+        return ScanResult(src.description, version, version_from, [], self.notes, 0, src.live, self._locate([]))
 
     # --------------------------------------------------------------- release
 
