@@ -332,3 +332,12 @@ def test_real_wasmtime_50_at_rest_inside_a_host_import_and_after():
     assert after.get("fuel_consumed") == -store.get_fuel()
     assert rest["gc_heap"].value == {"base": 1, "current_length": 0}
     assert rest.get("store_data") == inside.get("store_data") != 0
+
+
+@pytest.mark.parametrize("release, left_set", [("37.0.0", False), ("38.0.1", True), ("45.0.0", True),
+                                               ("47.0.4", True), ("48.0.0", False), ("50.0.1", False)])
+def test_a_stack_chain_left_set_after_a_call_does_not_disagree_where_the_release_leaves_it(release, left_set):
+    """v38.0.1 - v47 save the chain for the exit after overwriting it: InitialStack stays after the call."""
+    d = decode_store_context(build(release, 8, "little", stack_limit=(1 << 64) - 1,
+                                   stack_chain={"discriminant": 1, "pointer": ENTRY}), release)
+    assert (d.verdict.state, d.verdict.sure) == (NOT_IN_WASM, left_set), d.verdict

@@ -112,7 +112,9 @@ def _note(role, value, umax, layout):
         return "usize::MAX: no limit set, no wasm running on this store"
     if role == "stack_chain":
         variant = STACK_CHAIN_VARIANTS.get(value["discriminant"])
-        return f"{variant}" if variant else f"discriminant {value['discriminant']} is no VMStackChain variant"
+        if variant == "InitialStack" and layout.stack_chain_left_set:
+            return "InitialStack (this release leaves it set after a call returns)"
+        return variant or f"discriminant {value['discriminant']} is no VMStackChain variant"
     if role == "gc_heap" and value["base"] == 1 and value["current_length"] == 0:
         return "dangling (0x1), length 0: no GC heap"
     if role == "last_wasm_entry_sp" and layout.entry_sentinel and value == umax:
@@ -149,11 +151,11 @@ def _verdict(layout, fields, umax):
     else:
         state, sure = UNKNOWN, False
         why = "the entry and exit fields disagree among themselves (some zero, some not)"
-    evidence, disagree = _evidence(state, by_role, umax)
+    evidence, disagree = _evidence(state, by_role, umax, layout)
     return Verdict(state, sure and not disagree, why, tuple(evidence))
 
 
-def _evidence(state, by_role, umax):
+def _evidence(state, by_role, umax, layout):
     """(sentences, whether any disagrees with `state`) from stack_limit and stack_chain."""
     in_a_call = state in (INSIDE_WASM, IN_HOST_CALL)
     evidence, disagree = [], False
@@ -169,7 +171,10 @@ def _evidence(state, by_role, umax):
     chain = by_role.get("stack_chain")
     if chain is not None:
         variant = STACK_CHAIN_VARIANTS.get(chain["discriminant"], f"discriminant {chain['discriminant']}")
-        agrees = (variant == "Absent") != in_a_call
-        disagree |= not agrees
-        evidence.append(f"stack_chain is {variant}: {'agrees' if agrees else 'disagrees'}")
+        if variant == "InitialStack" and not in_a_call and layout.stack_chain_left_set:
+            evidence.append("stack_chain is InitialStack: says nothing (this release leaves it set after a call)")
+        else:
+            agrees = (variant == "Absent") != in_a_call
+            disagree |= not agrees
+            evidence.append(f"stack_chain is {variant}: {'agrees' if agrees else 'disagrees'}")
     return evidence, disagree

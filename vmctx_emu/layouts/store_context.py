@@ -159,6 +159,11 @@ class StoreContextLayout(Record):
     FP/PC (and entry SP) on every entry into wasm and restores them after
     (v0.40 - v8); from v9 on they are saved and restored, not cleared, so
     after a host call returns into wasm they keep its values.
+    `stack_chain_left_set`: `enter_wasm` saves the stack chain for its exit
+    only after writing `InitialStack` into it (v38.0.1 - v47), so after the
+    first call it stays `InitialStack`, pointing at a stack frame long gone
+    (measured in 39.0.0 and 45.0.0; v35 - v37 and v48 on save it first, and
+    measured 48.0.0 - 51.0.0 show `Absent` after the call).
     """
 
     id: str
@@ -171,6 +176,7 @@ class StoreContextLayout(Record):
     changes: str
     entry_sentinel: bool = False
     clears_exit_on_entry: bool = False
+    stack_chain_left_set: bool = False
 
     def __post_init__(self):
         if self.placement not in ("sum", "repr_c"):
@@ -309,31 +315,37 @@ STORE_CONTEXT_LAYOUTS = (
     StoreContextLayout(
         id="S9", first="38.0.1", last="38.0.4", rust_struct="VMStoreContext", repr="C", placement="sum",
         fields=FIRST_64 + (GC_HEAP, EXIT_TRAMPOLINE_FP, EXIT_PC) + ENTRY_3 + (STACK_CHAIN_FIELD, ASYNC_GUARD_RANGE),
+        stack_chain_left_set=True,
         changes="`last_wasm_entry_sp` (back) and `last_wasm_entry_trap_handler` around `last_wasm_entry_fp`"),
     StoreContextLayout(
         id="S10", first="39.0.0", last="42.0.2", rust_struct="VMStoreContext", repr="C", placement="sum",
         fields=FIRST_64 + (GC_HEAP, EXIT_TRAMPOLINE_FP, EXIT_PC) + ENTRY_3
         + (STACK_CHAIN_FIELD, STORE_DATA, ASYNC_GUARD_RANGE),
+        stack_chain_left_set=True,
         changes="`store_data` between `stack_chain` and `async_guard_range`"),
     StoreContextLayout(
         id="S11", first="43.0.0", last="44.0.3", rust_struct="VMStoreContext", repr="C", placement="sum",
         fields=V43_HEAD + (GC_HEAP, EXIT_TRAMPOLINE_FP, EXIT_PC) + ENTRY_3
         + (STACK_CHAIN_FIELD, STORE_DATA, ASYNC_GUARD_RANGE),
+        stack_chain_left_set=True,
         changes="`execution_version` (u64) after `epoch_deadline`"),
     StoreContextLayout(
         id="S12", first="45.0.0", last="45.0.3", rust_struct="VMStoreContext", repr="C", placement="sum",
         fields=V43_HEAD + (GC_HEAP, EXIT_TRAMPOLINE_FP, EXIT_PC) + ENTRY_3
         + (STACK_CHAIN_FIELD, STORE_DATA, ASYNC_GUARD_RANGE, COMPONENT_CONTEXT),
+        stack_chain_left_set=True,
         changes="`component_context` ([u32; 2]) appended"),
     StoreContextLayout(
         id="S12", first="46.0.0", last="46.0.3", rust_struct="VMStoreContext", repr="C", placement="sum",
         fields=V43_HEAD + (GC_HEAP_CELL, EXIT_TRAMPOLINE_FP, EXIT_PC) + ENTRY_3
         + (STACK_CHAIN_FIELD, STORE_DATA, ASYNC_GUARD_RANGE, COMPONENT_CONTEXT),
+        stack_chain_left_set=True,
         changes="`gc_heap` wrapped in UnsafeCell (same bytes)"),
     StoreContextLayout(
         id="S13", first="47.0.0", last="47.0.4", rust_struct="VMStoreContext", repr="C", placement="sum",
         fields=V43_HEAD + (GC_HEAP_CELL, EXIT_TRAMPOLINE_FP, EXIT_PC) + ENTRY_3
         + (STACK_CHAIN_FIELD, STORE_DATA, ASYNC_GUARD_RANGE, COMPONENT_CONTEXT_CELL, CURRENT_THREAD),
+        stack_chain_left_set=True,
         changes="`current_thread` (VMLazyThread) appended; `component_context` in UnsafeCell"),
     StoreContextLayout(
         id="S13", first="48.0.0", last="51.0.0", rust_struct="VMStoreContext", repr="C, align(8)",
