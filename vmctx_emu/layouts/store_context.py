@@ -64,7 +64,8 @@ ROLES = {
     "last_wasm_entry_trap_handler": "PC of the entry trampoline's handler that traps resume at; set with "
                                     "the entry SP/FP",
     "stack_chain": "VMStackChain (discriminant, pointer): Absent (0) at rest, InitialStack (1) while a call "
-                   "from the host runs, Continuation (2) on a stack-switching continuation",
+                   "from the host runs (and after it, in v38.0.1 - v47), Continuation (2) on a "
+                   "stack-switching continuation",
     "store_data": "address of the embedder's T inside Store<T> (store-data-address intrinsic)",
     "async_guard_range": "start..end of the guard page of the fiber stack in use; null..null without a fiber",
     "component_context": "the component model's context.get/set slots of the current thread (u32 each)",
