@@ -19,6 +19,7 @@ __all__ = [
     "ClosedError",
     "DumpError",
     "InferError",
+    "StoreContextError",
     "TooManyCandidatesError",
     "Trap",
     "HostCallError",
@@ -135,6 +136,16 @@ class DumpError(VMCtxEmuError, ValueError):
 
 class InferError(VMCtxEmuError, ValueError):
     """A dump no context of the release(s) asked about can explain, or an argument infer cannot use."""
+
+
+class StoreContextError(VMCtxEmuError, ValueError):
+    """Bytes that cannot be a release's `VMRuntimeLimits` / `VMStoreContext`: fewer than its fields need.
+
+    `release` is the release decoded as, `needed` the bytes its fields span
+    for the pointer size, `got` the bytes given.
+    """
+
+    facts = ("release", "needed", "got")
 
 
 class TooManyCandidatesError(InferError):
