@@ -84,3 +84,17 @@ def test_a_pending_post_return_says_the_next_call_traps_with_that_release_s_mess
     # The v41 instance: MAY_LEAVE|NEEDS_POST_RETURN while idle.
     assert "cannot enter component instance" in flag_state("41.0.0", 5).consequence
     assert "cannot reenter component instance" in flag_state("seed", 5).consequence
+
+
+@pytest.mark.parametrize("release, word, with_no_wasm", [
+    ("41.0.0", 5, "post_return_pending"),  # the idle v41 instance: its next call traps
+    ("35.0.0", 1, "trapped"), ("41.0.0", 1, "trapped"),  # no wasm runs, yet entered: a call trapped
+    ("50.0.0", 1, "at_rest"), ("42.0.0", 1, "at_rest"),
+    ("41.0.0", 3, "at_rest"), ("41.0.0", 0, "cannot_leave"), ("50.0.0", 0, "cannot_leave"),
+    ("35.0.0", 5, "post_return_pending"), ("41.0.0", 7, "not_written"),
+])
+def test_a_store_not_in_wasm_leaves_one_reading(release, word, with_no_wasm):
+    assert flag_state(release, word, in_wasm=False).key == with_no_wasm
+    plain = flag_state(release, word)
+    assert flag_state(release, word, in_wasm=None) == plain
+    assert flag_state(release, word, in_wasm=False).consequence == plain.consequence

@@ -74,7 +74,8 @@ def test_scan_an_attached_process_and_its_core(gdb, script, example, tmp_path):
     assert f"core {core}: Wasmtime 50.0.0 (version string in " in text.stdout, text.stderr
     assert "shape: VMComponentOffsets stored at ctx-188" in text.stdout and "this context" in text.stdout
     summary = run_gdb(gdb, script, f"core {core}", "vmctx scan").stdout
-    assert ": LIVE, Wasmtime 50.0.0, layout L11" in summary and "  instance 0: MAY_LEAVE (0x1): may leave" in summary
+    assert ": LIVE, Wasmtime 50.0.0, layout L11" in summary and "  instance 0: MAY_LEAVE (0x1): at rest" in summary
+    assert "  VMStoreContext 0x" in summary and ": not in wasm: " in summary
 
 
 @pytest.mark.parametrize("command, message", [

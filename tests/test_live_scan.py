@@ -153,7 +153,8 @@ def test_cli_scan_json_and_text(child, capsys):
     assert {"layout", "records", "anomalies", "shape_from", "notes", "liveness", "image"} <= set(doc["contexts"][0])
     assert {c["liveness"]["state"] for c in doc["contexts"]} == {"live"}
     assert {c["summary"]["release"] for c in doc["contexts"]} == {"50.0.0"}
-    assert {i["state_key"] for c in doc["contexts"] for i in c["summary"]["instances"]} == {"may_leave"}
+    assert {i["state_key"] for c in doc["contexts"] for i in c["summary"]["instances"]} == {"at_rest"}
+    assert {c["summary"]["store_context"]["state"] for c in doc["contexts"]} == {"not in wasm"}
     assert main(["scan", "--pid", str(child.pid), "--records"]) == 0
     out = capsys.readouterr().out
     assert out.startswith(f"pid {child.pid}: Wasmtime 50.0.0 (version string in ")

@@ -109,3 +109,40 @@ def test_the_cli_colours_a_terminal_unless_told_not_to(env, coloured, monkeypatc
     plain = io.StringIO()
     assert main(["scan", "--pid", "1"], out=plain) == 0
     assert "\x1b[" not in plain.getvalue() and plain.getvalue() == scan_text(found) + "\n"
+
+
+def test_a_real_wasmtime_50_call_in_progress_is_told_from_its_store_context():
+    """The issue's question on v50, where the flag word is 1 throughout: is a call in progress?"""
+    import os
+    import platform
+    import sys
+    from importlib.metadata import version
+
+    wasmtime = pytest.importorskip("wasmtime")
+    if not version("wasmtime").startswith("50.") or sys.platform != "linux" or platform.machine() != "x86_64":
+        pytest.skip("scans this process: wasmtime-py 50.x on x86-64 Linux")
+    from wasmtime.component import Component, Linker
+
+    from vmctx_emu.live import scan
+    from vmctx_emu.live.example import COMPONENT
+
+    before = {c.address for c in scan().contexts}
+    engine = wasmtime.Engine()
+    store = wasmtime.Store(engine)
+    linker = Linker(engine)
+    seen = {}
+
+    def mine(result):
+        [ctx] = [c for c in result.decoded_contexts() if c.address not in before]
+        return "\n".join(summary_lines(ctx))
+
+    with linker.root() as root:
+        root.add_func("add", lambda s, x: (seen.setdefault("inside", mine(scan(os.getpid()))), x + 100)[1])
+    instance = linker.instantiate(store, Component(engine, COMPONENT))
+    rest = mine(scan(os.getpid()))
+    assert instance.get_func(store, "run")(store, 1) == 102
+    inside = seen["inside"]
+    assert "instance 0: MAY_LEAVE (0x1): at rest (its store is not in wasm, so no call is in progress)" in rest
+    assert ": not in wasm: no entry into wasm and no exit from it recorded" in rest
+    assert "instance 0: MAY_LEAVE (0x1): may leave: at rest or inside a call" in inside
+    assert ": in a host call from wasm (not sure): entered, and wasm called the host" in inside

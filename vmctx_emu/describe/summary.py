@@ -7,6 +7,7 @@ waiting for `post_return` and a v50 one that can show no call in progress read d
 
 from collections import Counter
 
+from ..dumps.store_context import IN_HOST_CALL, INSIDE_WASM, NOT_IN_WASM, UNKNOWN as STORE_UNKNOWN
 from ..live.liveness import FREED, LIVE, UNKNOWN
 from ..memory.flags import flag_names
 from ..runtime.protocols import flag_state
@@ -23,7 +24,8 @@ class Palette:
     _CODES = {"good": "32", "busy": "33", "bad": "31", "odd": "35", "dim": "2"}
     _STATES = {LIVE: "good", UNKNOWN: "busy", FREED: "bad"}
     _KEYS = {"at_rest": "good", "may_leave": "good", "in_call": "busy", "in_call_or_post_return": "busy",
-             "post_return_pending": "bad", "cannot_leave": "bad", "not_written": "odd"}
+             "post_return_pending": "bad", "cannot_leave": "bad", "trapped": "bad", "not_written": "odd"}
+    _WASM = {NOT_IN_WASM: "good", INSIDE_WASM: "busy", IN_HOST_CALL: "busy", STORE_UNKNOWN: "odd"}
 
     def __init__(self, enabled):
         self.enabled = bool(enabled)
@@ -37,6 +39,9 @@ class Palette:
     def flag(self, key, text):
         return self.paint(self._KEYS.get(key), text)
 
+    def wasm(self, state, text):
+        return self.paint(self._WASM.get(state), text)
+
 
 def shape_options(ctx):
     """The CLI options that lay out this context again: `--wasmtime R --lowerings 3 ...` (non-zero counts)."""
@@ -44,18 +49,35 @@ def shape_options(ctx):
     return f"--wasmtime {ctx.release or ctx.wasmtime}" + (f" {counts}" if counts else "")
 
 
+def _in_wasm(ctx):
+    """False when the store context says for sure no wasm runs on the store's thread; else None (not known)."""
+    verdict = ctx.store_context.verdict if ctx.store_context is not None else None
+    return False if verdict is not None and verdict.state == NOT_IN_WASM and verdict.sure else None
+
+
 def _instances(ctx):
     decoded = ctx.decoded
     n = (ctx.counts or {}).get(INSTANCES, 0)
     release = ctx.release or ctx.wasmtime
     bits = ctx.layout.flag_bits
+    in_wasm = _in_wasm(ctx)
     found = []
     for i in range(n):
         word = decoded.ctx.instance_flags(i).value & 0xFFFF_FFFF  # the i32 as its bits
-        state = flag_state(release, word)
+        state = flag_state(release, word, in_wasm)
         found.append({"index": i, "word": word, "flags": flag_names(word, bits), "state_key": state.key,
                       "state": state.state, "consequence": state.consequence})
     return found
+
+
+def _store(ctx):
+    """The store context as plain data: where, the verdict, each field's value."""
+    store = ctx.store_context
+    if store is None:
+        return None if ctx.store_note is None else {"note": ctx.store_note}
+    v = store.verdict
+    return {"address": f"{store.address:#x}", "struct": store.layout.rust_struct, "state": v.state, "sure": v.sure, "why": v.why, "evidence": list(v.evidence),
+            "fields": {f.name: f.value for f in store.fields}}
 
 
 def context_summary(ctx):
@@ -64,7 +86,7 @@ def context_summary(ctx):
         return None
     kinds = Counter(a.kind for a in ctx.decoded.anomalies)
     return {"release": ctx.release or ctx.wasmtime, "layout": ctx.layout.id, "options": shape_options(ctx),
-            "instances": _instances(ctx), "anomalies": dict(sorted(kinds.items()))}
+            "instances": _instances(ctx), "store_context": _store(ctx), "anomalies": dict(sorted(kinds.items()))}
 
 
 def _runs(instances):
@@ -98,6 +120,12 @@ def summary_lines(ctx, palette=Palette(False)):
             lines.append(f"  {which}: {inst['flags']} ({inst['word']:#x}): "
                          + palette.flag(inst["state_key"], inst["state"]))
             lines.append(f"    {inst['consequence']}")
+        store = summary["store_context"]
+        if store is not None and "note" in store:
+            lines.append(f"  {store['note']}")
+        elif store is not None:
+            lines.append(f"  {store['struct']} {store['address']}: " + palette.wasm(store["state"], store["state"])
+                         + ("" if store["sure"] else " (not sure)") + f": {store['why']}")
         kinds = summary["anomalies"]
         lines.append("  anomalies: " + (", ".join(f"{kind} x{n}" for kind, n in kinds.items()) + " (--records "
                                         "lists them)" if kinds else "none"))

@@ -34,6 +34,7 @@ from .liveness import FREED, LIVE, UNKNOWN, judge
 from .loaded import file_mappings
 from .namer import AddressMap, PointerNamer
 from .where import locate
+from .store_context import store_context_of, store_context_pointer
 from ..errors import UnreadableMemoryError
 from .source import MemorySource
 from .target import open_source
@@ -93,6 +94,9 @@ class LiveContext:
     release: str = field(default=None, repr=False)  # the release its bytes are decoded as
     guessed: str = field(default=None, repr=False)  # why its shape is a guess (the `guessed_shape` anomaly)
     source: str = field(default=None, repr=False)
+    # The `DecodedStoreContext` its header points at, read during the scan; `store_note` says why there is none.
+    store_context: object = field(default=None, repr=False)
+    store_note: str = field(default=None, repr=False)
 
     @property
     def state(self):
@@ -263,6 +267,7 @@ class _Scan:
                                   f"decoded as {self.given.version} as asked, each backed by a stored copy our "
                                   f"calculator reproduces ({unbacked} other candidates without one left out)")
         self._name_pointers(contexts)
+        self._read_store_contexts(contexts)
         if self.decode:
             for run in _batches(contexts):
                 if run[0].data is not None:
@@ -555,6 +560,21 @@ class _Scan:
                     text = namer.name(value, role, ctx.address)
                     if text:
                         ctx.points_to[start + i * stride] = text
+
+    def _read_store_contexts(self, contexts):
+        """Each context's store context, read once per store (its contexts share it) while the target is open."""
+        read = {}
+        for ctx in contexts:
+            found = store_context_pointer(ctx)
+            if found is None:
+                continue
+            name, address = found
+            if address not in read:
+                try:
+                    read[address] = (store_context_of(self.src, ctx), None)
+                except (UnreadableMemoryError, VMCtxEmuError) as e:
+                    read[address] = (None, f"store context {address:#x} ({name}) not read: {e}")
+            ctx.store_context, ctx.store_note = read[address]
 
     def _summary(self, groups):
         versions = list(dict.fromkeys(g.resolution.version for g in groups))

@@ -87,7 +87,7 @@ FlagState = namedtuple("FlagState", "key state consequence")
 FlagState.__doc__ = """An instance's flag word in words under its release's protocol.
 
 `key`: a stable name for programs ("at_rest", "in_call", "in_call_or_post_return",
-"post_return_pending", "cannot_leave", "may_leave", "not_written"); `state`: what the
+"post_return_pending", "cannot_leave", "may_leave", "trapped", "not_written"); `state`: what the
 runtime is doing with the instance; `consequence`: what a call or a host import does now."""
 
 _ME, _ML, _NPR = FLAG_MAY_ENTER, FLAG_MAY_LEAVE, FLAG_NEEDS_POST_RETURN
@@ -122,6 +122,14 @@ def _entered(p):
     return states
 
 
+# With no wasm running on the store, the reading of a word that is not "inside a call".
+_AT_REST_READING = {
+    "in_call": ("trapped", "a call into it trapped: it cannot be entered again"),
+    "in_call_or_post_return": ("post_return_pending", "returned, waiting for post_return (or a call trapped)"),
+    "may_leave": ("at_rest", "at rest"),
+}
+
+
 def _may_leave_only(p):
     return {_ML: FlagState("may_leave", "may leave: at rest or inside a call (from v42 the component context "
                            "records no call; the store context shows whether wasm is running)",
@@ -131,16 +139,21 @@ def _may_leave_only(p):
                          f"a host import called now fails with \"{p.host_cannot_leave}\"")}
 
 
-def flag_state(version, word):
+def flag_state(version, word, in_wasm=None):
     """An instance's flag `word` under the protocol of release `version`, in words (`FlagState`).
 
     A word the release's runtime never leaves behind (bits it does not
     define, MAY_ENTER without MAY_LEAVE, ...) is "not_written": no state is
-    guessed for it.
+    guessed for it. `in_wasm` False: the store context says for sure that no
+    wasm runs on the store's thread, so no call into the instance is in
+    progress: a word that means "inside a call or ..." is the other reading.
     """
     p = protocol_for(version)
     states = _entered(p) if p.has_may_enter else _may_leave_only(p)
     found = states.get(word)
+    if found is not None and in_wasm is False and found.key in _AT_REST_READING:
+        key, state = _AT_REST_READING[found.key]
+        return FlagState(key, state + " (its store is not in wasm, so no call is in progress)", found.consequence)
     if found is not None:
         return found
     return FlagState("not_written", f"{word:#x} is not a word this release's runtime writes", "unknown")
