@@ -83,7 +83,7 @@ def test_every_json_document_has_the_one_schema_version(samples):
                  ["infer", samples["ctx"], "--ptr-size", "8", "--lowerings", "3", "--json"]):
         out = io.StringIO()
         main(argv, out=out)
-        assert json.loads(out.getvalue())["schema_version"] == describe.SCHEMA_VERSION == 3, argv
+        assert json.loads(out.getvalue())["schema_version"] == describe.SCHEMA_VERSION == 4, argv
 
 
 def test_describe_names_are_listed_and_load_on_first_use():

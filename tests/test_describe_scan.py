@@ -45,7 +45,8 @@ def reference_text(result):
 
 
 def reference_context(ctx):
-    doc = decoded_doc(ctx.decoded, ctx.points_to) if ctx.decoded is not None else {
+    # Since schema 4 a scan's points_to is its pointees' fields (`test_live_scan.py` checks them).
+    doc = decoded_doc(ctx.decoded, ctx.pointees or ctx.points_to) if ctx.decoded is not None else {
         "layout": {"layout": ctx.layout.id, "wasmtime": ctx.wasmtime, "address": f"{ctx.address:#x}",
                    "counts": ctx.counts, "size_of_vmctx": None}, "records": [], "anomalies": []}
     doc.pop("schema_version", None)

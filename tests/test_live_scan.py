@@ -118,6 +118,23 @@ def test_scan_this_process_finds_every_live_context(here):
     texts = " ".join(realloc.points_to.values())
     assert "VMMemoryDefinition: base" in texts and "VMFuncRef: array_call" in texts
     assert any(t.endswith(" of _libwasmtime.so") for t in realloc.points_to.values())  # symbol, section, file
+    # JSON's points_to: the same pointees as fields, their text the record's and the table's (short) words.
+    assert {o: p["text"] for o, p in realloc.pointees.items()} == realloc.points_to
+    kinds = {p["kind"] for p in realloc.pointees.values()}
+    assert {"symbol", "VMMemoryDefinition", "VMFuncRef"} <= kinds, kinds
+    memory = next(p for p in realloc.pointees.values() if p["kind"] == "VMMemoryDefinition")
+    base, length = int(memory["base"], 16), memory["current_length"]
+    assert memory["text"] == f"VMMemoryDefinition: base {base:#x}, current_length {length}" and length >= 65536
+    func_ref = next(p for p in realloc.pointees.values() if p["kind"] == "VMFuncRef")
+    assert func_ref["vmctx"]["points_to"]["kind"] == "core_vmcontext", func_ref  # a core instance, by its magic
+    assert func_ref["text"].endswith(f"vmctx {func_ref['vmctx']['value']} (core VMContext at "
+                                     f"{func_ref['vmctx']['value']})")
+    doc = context_doc(realloc)
+    for record in doc["records"]:
+        if record["points_to"] is not None:
+            assert record["points_to"]["text"] in record["text"], record
+            if record["interpretation"] == "pointer":
+                assert record["text"] == record["points_to"]["text"]
 
 
 def test_scan_a_child_by_pid_and_its_core(child, core):

@@ -702,9 +702,11 @@ def test_a_real_builtins_pointer_and_callee():
         records = {r["field"]: r for r in context_doc(ctx)["records"]}
         builtins = records["builtins"]
         assert name_address(int(builtins["value"], 16), maps) == \
-            builtins["points_to"] == f"{BUILTINS} in section .data.rel.ro of _libwasmtime.so"
+            builtins["points_to"]["text"] == builtins["text"] == f"{BUILTINS} in section .data.rel.ro of _libwasmtime.so"
+        assert {k: builtins["points_to"][k] for k in ("kind", "symbol", "offset", "section", "file")} == {
+            "kind": "symbol", "symbol": BUILTINS, "offset": 0, "section": ".data.rel.ro", "file": "_libwasmtime.so"}
         if "lowerings[0].callee" in records:
-            text = records["lowerings[0].callee"]["points_to"]
+            text = records["lowerings[0].callee"]["points_to"]["text"]
             assert text.endswith(">::cabi_entrypoint in section .text of _libwasmtime.so"), text
     s = ElfSymbols.open(WASMTIME_LIB)
     eh_frame = next(a for a, _, n in s._sections if n == ".eh_frame")  # unwind tables: no symbols

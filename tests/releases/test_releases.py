@@ -24,6 +24,7 @@ gcore core and check:
   fails, or not, as it does for real.
 """
 
+import json
 import re
 import struct
 import warnings
@@ -348,8 +349,10 @@ def _records(ctx, core):
     records = context_doc(ctx)["records"]
     if not core:
         for record in records:
-            if record.get("points_to"):
-                record["points_to"] = PSEUDO_PATH.sub(r"anonymous \1 memory", record["points_to"])
+            pointee = record.get("points_to")
+            if pointee:  # since schema 4 an object whose text the record's text repeats
+                record["text"] = PSEUDO_PATH.sub(r"anonymous \1 memory", record["text"])
+                record["points_to"] = json.loads(PSEUDO_PATH.sub(r"anonymous \1 memory", json.dumps(pointee)))
     return records
 
 

@@ -132,8 +132,7 @@ def _table_lines(decoded, recs, points_to, address):
     for column, index, offset, value, code in record_rows(decoded, recs):
         text = interpretation(code, value, ctx)
         if offset in points_to:  # short in text (generic arguments elided), whole in JSON
-            named = short_name(points_to[offset])
-            text = named if code == Interp.POINTER else f"{text}: {named}"
+            text = _pointed_text(text, code, points_to[offset], short=True)
         lines.append((f"{ctx.vmctx + offset:#018x}  " if address else "")
                      + f"{offset:8d}  {column.label(index):<34} {hex_value(column, value, ctx):<18}  {text}\n")
     return "".join(lines)
@@ -208,7 +207,10 @@ def decoded_doc(decoded, points_to=None):
         if ctx.vmctx is not None:
             record["address"] = f"{ctx.vmctx + offset:#x}"
         if points_to is not None:
-            record["points_to"] = points_to.get(offset)
+            target = points_to.get(offset)
+            record["points_to"] = target
+            if target is not None:
+                record["text"] = _pointed_text(record["text"], code, target)
         records.append(record)
     return {"schema_version": SCHEMA_VERSION, "layout": ctx.layout_parameters(), "records": records,
             "anomalies": [a.to_dict() for a in decoded.anomalies]}
@@ -287,8 +289,11 @@ _FIXED_WORDS = {}
 
 def _json_record(ctx, keys, pad, row, points_to):
     column, index, offset, value, code = row
-    words = _FIXED_WORDS.get(code) if code in FIXED_TEXT else None
-    if words is None:
+    target = None if points_to is None else points_to.get(offset)
+    words = _FIXED_WORDS.get(code) if code in FIXED_TEXT and target is None else None
+    if target is not None:
+        words = _enc(_pointed_text(words_text(code, value, ctx), code, target))
+    elif words is None:
         words = _enc(interpretation(code, value, ctx))
         if code in FIXED_TEXT:
             _FIXED_WORDS[code] = words
@@ -299,10 +304,28 @@ def _json_record(ctx, keys, pad, row, points_to):
     if ctx.vmctx is not None:
         record += [",", keys[8], f'"{ctx.vmctx + offset:#x}"']
     if points_to is not None:
-        target = points_to.get(offset)
-        record += [",", keys[9], "null" if target is None else _enc(target)]
+        record += [",", keys[9], "null" if target is None else _pointee_json(target, pad)]
     record.append(f"\n{pad}  }}")
     return "".join(record)
+
+
+def words_text(code, value, ctx):
+    return FIXED_TEXT.get(code) or interpretation(code, value, ctx)
+
+
+def _pointed_text(text, code, target, short=False):
+    """A pointer's `text` once followed: what it points at (a pointee's text, or the text given), after
+    what the value itself says unless that is only "pointer (not followed)"."""
+    named = target["text"] if isinstance(target, dict) else target
+    named = short_name(named) if short else named
+    return named if code == Interp.POINTER else f"{text}: {named}"
+
+
+def _pointee_json(target, pad):
+    """A pointee (a dict of fields) or a plain text, as `json.dumps(..., indent=1)` nests it in a record."""
+    if not isinstance(target, dict):
+        return _enc(target)
+    return json.dumps(target, indent=1).replace("\n", f"\n{pad}   ")
 
 
 def _json_cuts(ctx, field, region):

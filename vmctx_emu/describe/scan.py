@@ -23,6 +23,11 @@ def scan_counts(result):
     return counts
 
 
+def _pointees(ctx):
+    """JSON's `points_to`: the pointees as fields where the scan made them, else the texts."""
+    return ctx.pointees or ctx.points_to
+
+
 def _after_records(ctx):
     """What a context's JSON object holds after its decode's keys."""
     liveness = None if ctx.liveness is None else {"state": ctx.liveness.state,
@@ -40,7 +45,7 @@ def _undecoded(ctx):
 def context_doc(ctx):
     """One context's JSON object: `decode --json`'s (its records with `address` and `points_to`), then
     `liveness` (`state`, `evidence`), `shape_from`, `image` and `notes`."""
-    doc = decoded_doc(ctx.decoded, ctx.points_to) if ctx.decoded is not None else _undecoded(ctx)
+    doc = decoded_doc(ctx.decoded, _pointees(ctx)) if ctx.decoded is not None else _undecoded(ctx)
     doc.pop("schema_version", None)
     doc.update(_after_records(ctx))
     return doc
@@ -75,7 +80,7 @@ def scan_json_chunks(result, rows=1 << 13, binary=False):
         if ctx.decoded is None:
             yield out(json.dumps(dict(_undecoded(ctx), **_after_records(ctx)), indent=1).replace("\n", "\n  "))
         else:
-            yield from json_object_chunks(ctx.decoded, ctx.points_to, rows=rows, binary=binary, depth=2,
+            yield from json_object_chunks(ctx.decoded, _pointees(ctx), rows=rows, binary=binary, depth=2,
                                           schema=False, after=_after_records(ctx))
     yield out(("\n ]" if result.contexts else "") + tail + "\n")
 

@@ -8,8 +8,11 @@ History:
   1  `decode`, `diff`, `layout` documents (`infer` and `scan` said 2 on their own)
   2  `scan` (contexts with `liveness`, `shape_from`, `image`) and `infer`
   3  one version for every document; no document changed shape
+  4  `scan`: each context's `summary` (flags in words, the store context); a followed pointer's
+     `points_to` is an object (`kind`, `text` and the fields of what it points at) and its record's
+     `text` says the same; `where` documents; `infer` says what it took from a sidecar
 """
 
 __all__ = ["SCHEMA_VERSION"]
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4

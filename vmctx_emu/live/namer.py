@@ -14,9 +14,9 @@ import numpy as np
 from ..errors import SymbolFileError
 from ..layouts.types import CODE_ROLES
 from ..errors import UnreadableMemoryError
-from .symbols import ElfSymbols, name_address
+from .symbols import ElfSymbols, address_parts, parts_text
 
-__all__ = ["AddressMap", "PointerNamer"]
+__all__ = ["AddressMap", "PointerNamer", "pointee", "CORE_MAGIC"]
 
 PTR = 8
 ORDER = "little"
@@ -63,31 +63,54 @@ class AddressMap:
         return None
 
 
+CORE_MAGIC = int.from_bytes(b"core", ORDER)  # a core instance's VMContext starts with it
+
+
+def pointee(text, kind, **fields):
+    """What a pointer points at: `text` (gdb's words, full names) and the same as fields, never disagreeing."""
+    return {"kind": kind, "text": text, **fields}
+
+
 class PointerNamer:
-    """Names for pointers found in the target: symbols from trusted files, contexts, memories, func refs."""
+    """Names for pointers found in the target: symbols from trusted files, contexts, memories, func refs.
+
+    `describe` gives a pointee (`pointee`: kind, text and fields, for JSON); `name` and `where` its text.
+    """
 
     def __init__(self, src, memory, images, contexts, func_ref_type):
         self.src, self.memory, self.images = src, memory, images
         self.contexts, self.func_ref_type = contexts, func_ref_type
         self._symbols = {}  # path -> ElfSymbols or None
-        self._names = {}  # (value, role) -> name: contexts of one shape share most of their pointers
+        self._found = {}  # (value, role) -> pointee: contexts of one shape share most of their pointers
 
     def where(self, value, code=False):
         """`value` named; `code`: it is a code pointer (so under an emulator, guest code mapped r-- is code)."""
+        return self.place(value, code)["text"]
+
+    def place(self, value, code=False, vmctx=False):
+        """The pointee of `value` from where it lands (`vmctx`: a core VMContext is expected there)."""
         m = self.memory.find(value)
         if m is None:
-            return "not mapped"
+            return pointee("not mapped", "unmapped")
         if value in self.contexts:
-            return f"component context at {value:#x}"
+            return pointee(f"component context at {value:#x}", "component_context", address=f"{value:#x}")
         if m.path and not m.path.startswith("["):
-            named = self._symbol(value, m)
-            return named or f"{os.path.basename(m.path)} + {value - m.start + m.offset:#x} ({m.perms})"
+            parts = self._symbol(value, m)
+            if parts:
+                return pointee(parts_text(parts), "symbol" if parts["symbol"] else "file", file=parts["file"],
+                               vaddr=f"{parts['vaddr']:#x}", section=parts["section"], symbol=parts["symbol"],
+                               offset=parts["offset"])
+            offset = value - m.start + m.offset
+            return pointee(f"{os.path.basename(m.path)} + {offset:#x} ({m.perms})", "file",
+                           file=os.path.basename(m.path), file_offset=f"{offset:#x}", perms=m.perms)
         if m.executable or (code and self.memory.is_code(m)):
-            return "JIT code"
-        return f"anonymous {m.perms} memory"
+            return pointee("JIT code", "jit_code", mapping=f"{m.start:#x}-{m.end:#x}")
+        if vmctx and self._magic(value) == CORE_MAGIC:
+            return pointee(f"core VMContext at {value:#x}", "core_vmcontext", address=f"{value:#x}")
+        return pointee(f"anonymous {m.perms} memory", "anonymous", perms=m.perms)
 
     def _symbol(self, value, mapping):
-        """`info symbol` text from the file the target mapped at `mapping`, when a trusted copy is here."""
+        """`address_parts` from the file the target mapped at `mapping`, when a trusted copy is here."""
         image = self.images.image_of(mapping)
         if image.path not in self._symbols:
             path, _ = self.images.trusted_file(image)
@@ -99,17 +122,24 @@ class PointerNamer:
                     elf = None
             self._symbols[image.path] = elf
         elf = self._symbols[image.path]
-        return elf is not None and name_address(value, image.mappings, symbols=elf)
+        return None if elf is None else address_parts(value, image.mappings, symbols=elf)
 
-    def name(self, value, role, own):
-        """What the pointer `value` in a sub-field of `role` names; None for nothing to say (null, its own context)."""
+    def describe(self, value, role, own):
+        """The pointee of the pointer `value` in a sub-field of `role`; None for nothing to say (null, its own
+        context, not a pointer)."""
         if value in (0, own) or role in ("flags", "magic"):
             return None
         key = (value, role)
-        if key not in self._names:
-            self._names[key] = (self._memory(value) if role == "memory" else self._func_ref(value)
-                                if role == "func_ref" else self.where(value, code=role in CODE_ROLES))
-        return self._names[key]
+        if key not in self._found:
+            self._found[key] = (self._memory(value) if role == "memory" else self._func_ref(value)
+                                if role == "func_ref" else self.place(value, code=role in CODE_ROLES,
+                                                                      vmctx=role in ("vmctx", "core_vmctx")))
+        return self._found[key]
+
+    def name(self, value, role, own):
+        """The text of `describe`."""
+        found = self.describe(value, role, own)
+        return None if found is None else found["text"]
 
     def _read(self, value, size):
         try:
@@ -117,28 +147,40 @@ class PointerNamer:
         except UnreadableMemoryError:
             return None
 
+    def _magic(self, value):
+        data = self._read(value, 4)
+        return None if data is None else int.from_bytes(data, ORDER)
+
     def _memory(self, value):
         data = self._read(value, 2 * PTR)
         if data is None:
-            return f"VMMemoryDefinition at {value:#x} (unreadable)"
+            return pointee(f"VMMemoryDefinition at {value:#x} (unreadable)", "VMMemoryDefinition",
+                           address=f"{value:#x}", readable=False)
         base, length = _u64(data, 0), _u64(data, PTR)
-        return f"VMMemoryDefinition: base {base:#x}, current_length {length}"
+        return pointee(f"VMMemoryDefinition: base {base:#x}, current_length {length}", "VMMemoryDefinition",
+                       address=f"{value:#x}", readable=True, base=f"{base:#x}", current_length=length)
 
     def _func_ref(self, value):
         etype = self.func_ref_type
         if etype is None:
-            return self.where(value)
+            return self.place(value)
         data = self._read(value, etype.size_for(PTR))
         if data is None:
-            return f"VMFuncRef at {value:#x} (unreadable)"
-        parts = []
+            return pointee(f"VMFuncRef at {value:#x} (unreadable)", "VMFuncRef", address=f"{value:#x}",
+                           readable=False)
+        parts, fields = [], {}
         for sub in etype.subfields:
             at = etype.offset_of(sub.name, PTR)
             if sub.kind == "ptr":
                 word = _u64(data, at)
-                what = ("null" if not word else self.where(word, code=sub.role in CODE_ROLES)
-                        if sub.role in CODE_ROLES + ("vmctx",) else "")
+                found = (None if not word else self.place(word, code=sub.role in CODE_ROLES, vmctx=True)
+                         if sub.role in CODE_ROLES + ("vmctx",) else None)
+                what = "null" if not word else found["text"] if found else ""
                 parts.append(f"{sub.name} {word:#x}" + (f" ({what})" if what else ""))
+                fields[sub.name] = {"value": f"{word:#x}", "points_to": found}
             else:
-                parts.append(f"{sub.name} {int.from_bytes(data[at : at + 4], ORDER)}")
-        return "VMFuncRef: " + ", ".join(parts)
+                word = int.from_bytes(data[at : at + 4], ORDER)
+                parts.append(f"{sub.name} {word}")
+                fields[sub.name] = word
+        return pointee("VMFuncRef: " + ", ".join(parts), "VMFuncRef", address=f"{value:#x}", readable=True,
+                       **fields)

@@ -77,7 +77,8 @@ class LiveContext:
 
     `data` holds its bytes as read (None: its shape or bytes are unknown, so it
     is not decoded); `decoded` is their decode when the scan was asked to
-    decode (else `decode()` makes one); `points_to` names its pointers.
+    decode (else `decode()` makes one); `points_to` names its pointers, and
+    `pointees` says the same as fields (JSON's `points_to`).
     """
 
     address: int
@@ -86,7 +87,8 @@ class LiveContext:
     counts: dict = None
     shape_from: str = None
     decoded: object = None
-    points_to: dict = field(default_factory=dict)
+    points_to: dict = field(default_factory=dict)  # offset -> what its pointer points at, in words
+    pointees: dict = field(default_factory=dict, repr=False)  # offset -> the same as fields (`namer.pointee`)
     notes: list = field(default_factory=list)
     liveness: object = None
     image: str = None
@@ -557,9 +559,10 @@ class _Scan:
             namer = namers[layout.id]
             for role, start, stride, values in _words(layout, ctx.counts).pointers(ctx.data):
                 for i, value in enumerate(values):
-                    text = namer.name(value, role, ctx.address)
-                    if text:
-                        ctx.points_to[start + i * stride] = text
+                    found = namer.describe(value, role, ctx.address)
+                    if found:
+                        ctx.points_to[start + i * stride] = found["text"]
+                        ctx.pointees[start + i * stride] = found
 
     def _read_store_contexts(self, contexts):
         """Each context's store context, read once per store (its contexts share it) while the target is open."""

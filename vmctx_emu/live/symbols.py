@@ -25,7 +25,7 @@ from ..errors import ArgumentTypeError, SymbolFileError
 from . import elf
 from .demangle import demangle
 
-__all__ = ["ElfSymbols", "SymbolHit", "name_address"]
+__all__ = ["ElfSymbols", "SymbolHit", "address_parts", "parts_text", "name_address"]
 
 _MAX_NOTES = 1 << 16  # a build-id note is ~36 bytes; larger note segments are skipped, not read
 _KEPT_TYPES = (1, 2, 10)  # STT_OBJECT, STT_FUNC, STT_GNU_IFUNC; STT_NOTYPE only with a size
@@ -339,14 +339,12 @@ def _merge(parts, strtab, path):
     return values[first], sizes[first], names[first]
 
 
-def name_address(address, mappings, *, symbols=None):
-    """gdb-style text for `address` in the file behind `mappings` (all of one file), or None.
+def address_parts(address, mappings, *, symbols=None):
+    """Where `address` lands in the file behind `mappings` (all of one file), as fields, or None.
 
-    "SYM + 0x10 in section .data.rel.ro of libfoo.so" when a symbol covers the
-    address, else "libfoo.so + 0xVADDR in section .text" (VADDR: the file's own
-    address, as nm and readelf print). None when the file cannot be read, is
-    damaged, or the address is outside its loaded image: the caller keeps its
-    own wording then.
+    {"file": basename, "vaddr": the file's own address (as nm and readelf print), "section": its
+    section or None, "symbol": the covering symbol or None, "offset": into that symbol}. None when
+    the file cannot be read, is damaged, or the address is outside its loaded image.
     """
     path = mappings[0].path if mappings else None
     if not path:
@@ -358,10 +356,24 @@ def name_address(address, mappings, *, symbols=None):
     bias = None if elf is None else elf.load_bias(mappings)
     if bias is None or not elf.in_image(address - bias):
         return None
-    vaddr, base = address - bias, os.path.basename(path)
+    vaddr = address - bias
     hit = elf.lookup(vaddr)
-    name = elf.section_at(vaddr)
-    section = f" in section {name}" if name else ""
-    if hit is None:
-        return f"{base} + {vaddr:#x}{section}"
-    return f"{hit.name}{f' + {hit.offset:#x}' if hit.offset else ''}{section} of {base}"
+    return {"file": os.path.basename(path), "vaddr": vaddr, "section": elf.section_at(vaddr),
+            "symbol": None if hit is None else hit.name, "offset": None if hit is None else hit.offset}
+
+
+def parts_text(parts):
+    """`address_parts` as gdb's `info symbol` says it: "SYM + 0x10 in section .data.rel.ro of libfoo.so",
+    or "libfoo.so + 0xVADDR in section .text" without a symbol."""
+    section = f" in section {parts['section']}" if parts["section"] else ""
+    if parts["symbol"] is None:
+        return f"{parts['file']} + {parts['vaddr']:#x}{section}"
+    offset = f" + {parts['offset']:#x}" if parts["offset"] else ""
+    return f"{parts['symbol']}{offset}{section} of {parts['file']}"
+
+
+def name_address(address, mappings, *, symbols=None):
+    """gdb-style text for `address` in the file behind `mappings` (`parts_text` of `address_parts`), or None:
+    the caller keeps its own wording then."""
+    parts = address_parts(address, mappings, symbols=symbols)
+    return None if parts is None else parts_text(parts)
