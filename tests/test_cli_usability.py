@@ -339,3 +339,22 @@ def test_memory_error_is_one_line(monkeypatch, capsys):
     one_line_error(status, out, err, "vmctx-emu versions: error: out of memory")
     with pytest.raises(MemoryError):
         main(["versions", "--traceback"])
+
+
+# issue 19: an unknown release names the newest one and the forms, not every range ----------------------
+
+@pytest.mark.parametrize("argv, what", [
+    (["layout", "--wasmtime", "99"], "Wasmtime 99 is not a supported release"),
+    (["decode", "x.bin", "--wasmtime", "foo"], "not a Wasmtime version: 'foo'"),
+    (["infer", "x.bin", "--wasmtime=0.39"], "Wasmtime 0.39 is not a supported release"),
+    (["scan", "--pid", "1", "--wasmtime", "v7.1"], "Wasmtime v7.1 is not a supported release"),
+])
+def test_unknown_release_says_the_newest_and_how_to_list_them(argv, what, capsys):
+    from vmctx_emu.layouts.releases import ALL_RELEASES
+
+    status, out, err = run(argv, capsys)
+    one_line_error(status, out, err, f"vmctx-emu: error: argument --wasmtime: {what} (newest known release: "
+                                     f"{ALL_RELEASES[-1]}); give \"seed\" or a release from 0.40.0 to")
+    assert err.rstrip().endswith("; `vmctx-emu versions` lists every release") and "(L1)" not in err, err
+    assert len(err) < 320, err
+

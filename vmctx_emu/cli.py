@@ -568,7 +568,7 @@ def main(argv=None, out=None):
     except VMCtxEmuError as e:
         if traceback:
             raise
-        print(f"vmctx-emu: error: argument --wasmtime: {e}", file=sys.stderr)
+        print(f"vmctx-emu: error: argument --wasmtime: {_one_line(e)}", file=sys.stderr)
         return 2
     layout = resolution.layout
     explicit = release is not None
@@ -632,6 +632,8 @@ def _phrase(error):
         return f"{error.reason}: pass them (CLI: --ptr-size and the count options)"
     if isinstance(error, BadMagicError) and error.path is not None:
         return f"{error.reason} (--force reads it anyway)"
+    if isinstance(error, UnknownReleaseError) and error.newest is not None:
+        return f"{error}; `vmctx-emu versions` lists every release"
     return str(error)
 
 
