@@ -358,3 +358,46 @@ def test_unknown_release_says_the_newest_and_how_to_list_them(argv, what, capsys
     assert err.rstrip().endswith("; `vmctx-emu versions` lists every release") and "(L1)" not in err, err
     assert len(err) < 320, err
 
+
+# issue 19: a mistyped option, command or choice gets "did you mean" -----------------------------------
+
+@pytest.mark.parametrize("argv, hint", [
+    (["layot"], "invalid choice: 'layot'"),  # argparse's own words, then the hint
+    (["hexdmp", "x.bin"], "; did you mean hexdump?"),
+    (["verions"], "; did you mean versions?"),
+    (["layot"], "; did you mean layout?"),
+    (["layout", "--lowering", "3"], "; --lowering: did you mean --lowerings?"),
+    (["layout", "--ptrsize=8"], "; --ptrsize: did you mean --ptr-size?"),
+    (["decode", "x.bin", "--jsn"], "; --jsn: did you mean --json?"),
+    (["decode", "x.bin", "--byte-order", "lttle"], "invalid choice: 'lttle'"),
+    (["decode", "x.bin", "--byte-order", "lttle"], "; did you mean little?"),
+    (["scan", "--pid", "1", "--al"], "; --al: did you mean --all?"),
+    (["--verison"], "; --verison: did you mean --version?"),
+    (["layout", "--wasmtime", "50", "--trampoline", "1"], "; --trampoline: did you mean --trampolines?"),
+    # close only to another release's count: that hint, once, after the guess
+    (["layout", "--trampoline", "1"], "; --trampoline: did you mean --trampolines? --trampolines is a count of "
+                                      "L4 - L11 (v12.0.0 - v51.0.0), not of seed"),
+])
+def test_a_near_miss_gets_did_you_mean(argv, hint, capsys):
+    status, out, err = run(argv, capsys)
+    one_line_error(status, out, err, hint)
+    assert err.count("did you mean") == 1, err
+
+
+@pytest.mark.parametrize("argv", [
+    ["foo"], ["layout", "--zzzz"], ["decode", "x.bin", "--byte-order", "middle"], ["layout", "-j"],
+])
+def test_nothing_close_means_no_guess(argv, capsys):
+    status, out, err = run(argv, capsys)
+    one_line_error(status, out, err, "error: ")
+    assert "did you mean" not in err, err
+
+
+@pytest.mark.parametrize("argv, needle", [
+    (["layout", "--trampolines", "3"], "--trampolines is a count of L4 - L11"),
+    (["decode", "x.bin", "--limit", "3"], "--limit is an option of infer"),
+])
+def test_exact_hints_are_not_doubled_with_a_guess(argv, needle, capsys):
+    status, out, err = run(argv, capsys)
+    one_line_error(status, out, err, needle)
+    assert "did you mean" not in err and err.count(needle) == 1, err

@@ -8,7 +8,9 @@ command given gets its options built (`build_parser(commands=...)`), so `--help`
 """
 
 import argparse
+import difflib
 import os
+import re
 import sys
 
 from . import __version__
@@ -36,19 +38,47 @@ class Parser(argparse.ArgumentParser):
     """Bad arguments: one line on stderr and exit status 2, no usage dump; no abbreviated options.
 
     An unrecognized option that is a count of other releases, or an option of other commands, is
-    named with where it belongs, since the count options change with --wasmtime.
+    named with where it belongs, since the count options change with --wasmtime; one that is close
+    to an option of the command (or a mistyped command or choice) gets "did you mean ...".
     """
 
     def __init__(self, *args, **kwargs):
         kwargs.setdefault("allow_abbrev", False)
         super().__init__(*args, **kwargs)
         self.layout = None  # the layout whose count options were offered (top-level parser only)
+        self.parsed_command = None  # the COMMAND the last parse found (top-level parser only)
+
+    def parse_known_args(self, args=None, namespace=None):
+        namespace, extras = super().parse_known_args(args, namespace)
+        self.parsed_command = getattr(namespace, "command", None)
+        return namespace, extras
 
     def error(self, message):
         if message.startswith("unrecognized arguments: ") and self.layout is not None:
             words = message.split(": ", 1)[1].split()
-            message += "".join(f"; {hint}" for hint in _unrecognized_hints(self.layout, words))
+            message += "".join(f"; {hint}" for hint in _unrecognized_hints(self.layout, words, self.parsed_command))
+        else:
+            message += _choice_hint(message)
         self.exit(2, f"{self.prog}: error: {message}\n")
+
+
+# argparse's words for a value outside `choices` (the COMMAND, --byte-order): "invalid choice: 'x' (choose
+# from 'a', 'b')", or from Python 3.12.8 on without the quotes around the choices.
+_INVALID_CHOICE = re.compile(r"invalid choice: '?(?P<word>.*?)'? \(choose from (?P<choices>.*)\)$")
+
+
+def _did_you_mean(word, candidates):
+    """The candidates close to `word` (difflib's ratio), closest first: at most three."""
+    return difflib.get_close_matches(word, sorted(candidates), n=3, cutoff=0.7)
+
+
+def _choice_hint(message):
+    """"; did you mean layout?" for a mistyped choice, from argparse's own message; "" when nothing is close."""
+    m = _INVALID_CHOICE.search(message)
+    if not m:
+        return ""
+    close = _did_you_mean(m["word"], (c.strip().strip("'") for c in m["choices"].split(",")))
+    return f"; did you mean {' or '.join(close)}?" if close else ""
 
 
 def _release_runs(layouts):
@@ -90,24 +120,36 @@ def commands_taking(layout, option, explicit=False, found=None):
     return sorted(name for name, options in found.items() if name is not None and option in options)
 
 
-def _unrecognized_hints(layout, words):
-    """Where each unrecognized `--option` belongs: other releases' counts, or other commands."""
+def _other_releases_count(layout, option):
+    """"--x is a count of L4 - L11 (...), not of seed: ..." when `option` is a count of other releases only."""
+    names = [n for n in COUNT_ORDER if f"--{count_option(n)}" == option]
+    having = [other for other in LAYOUTS if any(n in other.count_names for n in names)]
+    if not having:
+        return None
+    return (f"{option} is a count of {_release_runs(having)}, not of {layout.name}: choose one of those with "
+            "--wasmtime VERSION (`vmctx-emu versions` lists each release's counts)")
+
+
+def _unrecognized_hints(layout, words, command=None):
+    """Where each unrecognized `-option` belongs: other releases' counts, or other commands; else the options
+    of `command` (and the top level's) it is close to, else the close count of other releases."""
     hints = []
     found = option_strings(build_parser(layout))  # every command's options: only now, on an error
+    own = found[None] | found.get(command, set())
     for word in words:
-        if not word.startswith("--"):
+        if not word.startswith("-") or word == "-":
             continue
         option = word.split("=", 1)[0]
-        names = [n for n in COUNT_ORDER if f"--{count_option(n)}" == option]
-        having = [other for other in LAYOUTS if any(n in other.count_names for n in names)]
-        if having:
-            hints.append(f"{option} is a count of {_release_runs(having)}, not of {layout.name}: "
-                         "choose one of those with --wasmtime VERSION (`vmctx-emu versions` lists each "
-                         "release's counts)")
-        else:
-            commands = commands_taking(layout, option, found=found)
-            if commands:
-                hints.append(f"{option} is an option of {', '.join(commands)}")
+        other = _other_releases_count(layout, option)
+        commands = commands_taking(layout, option, found=found)
+        if other:
+            hints.append(other)
+        elif commands:
+            hints.append(f"{option} is an option of {', '.join(commands)}")
+        elif close := _did_you_mean(option, own):
+            hints.append(f"{option}: did you mean {' or '.join(close)}?")
+        elif close := _did_you_mean(option, {f"--{count_option(n)}" for n in COUNT_ORDER}):
+            hints.append(f"{option}: did you mean {close[0]}? {_other_releases_count(layout, close[0])}")
     return hints
 
 
