@@ -302,7 +302,7 @@ def cmd_hexdump(args, out):
     from .describe.hexdump import hexdump_chunks
 
     ctx = load_from_args(args, args.dump)
-    write_chunks(out, lambda binary: hexdump_chunks(ctx, binary=binary))
+    write_chunks(out, lambda binary: hexdump_chunks(ctx, binary=binary, squeeze=not args.no_squeezing))
 
 
 def cmd_diff(args, out):
@@ -457,6 +457,9 @@ def _decode_options(p, layout, explicit):
 
 def _hexdump_options(p, layout, explicit):
     p.add_argument("dump", help="the raw context bytes (sidecar DUMP.json read if present)")
+    p.add_argument("-v", "--no-squeezing", action="store_true",
+                   help="print every line, as hexdump -C -v (default: a run of identical lines of one region is "
+                        "one line, then *)")
     add_layout_options(p, layout, for_dump=True)
 
 
