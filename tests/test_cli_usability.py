@@ -5,6 +5,7 @@ ranges, broken pipes, and start-up without numpy."""
 import argparse
 import json
 import os
+import re
 import subprocess
 import sys
 from importlib.metadata import version
@@ -401,3 +402,22 @@ def test_exact_hints_are_not_doubled_with_a_guess(argv, needle, capsys):
     status, out, err = run(argv, capsys)
     one_line_error(status, out, err, needle)
     assert "did you mean" not in err and err.count(needle) == 1, err
+
+
+# issue 19: the demo names only files that still exist when it ends ------------------------------------
+
+FILE_NAME = re.compile(r"(?<![\w/*.])((?:/?[\w.-]+/)*[\w-]+\.(?:bin|json|hex|gz))\b|(?<!\S)(/(?:[\w.-]+/)+[\w.-]*)")
+
+
+@pytest.mark.parametrize("argv", [["demo"], ["demo", "--dump", "out"]])
+def test_demo_names_only_files_that_exist_when_it_ends(argv, tmp_path, monkeypatch, capsys):
+    """Regression: step 3 said "Dumped to before.bin" of a temporary file deleted before the demo ended."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("TMPDIR", str(tmp_path / "tmp"))
+    (tmp_path / "tmp").mkdir()
+    status, out, err = run(argv, capsys)
+    assert (status, err) == (0, "")
+    named = [a or b for a, b in FILE_NAME.findall(out)]
+    assert all((tmp_path / name).exists() for name in named), [n for n in named if not (tmp_path / n).exists()]
+    assert ("--dump" in argv) == bool(named)  # --dump names what it wrote; the demo itself names no file
+    assert os.listdir(tmp_path / "tmp") == []  # and leaves no temporary file behind
