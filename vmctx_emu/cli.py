@@ -19,7 +19,7 @@ from .describe.options import count_option
 from .errors import ArgumentValueError, BadMagicError, DumpError, TooManyCandidatesError, UnknownReleaseError, \
     VMCtxEmuError
 from .layouts.ptr import HostPtr, PtrSize
-from .layouts.releases import COUNT_ORDER, LAYOUTS, SEED, resolve_release
+from .layouts.releases import COUNT_ORDER, LAYOUTS, SEED, resolve_release, resolve_wasmtime
 
 __all__ = ["main", "Parser", "build_parser", "add_layout_options", "count_option", "count_options"]
 
@@ -324,20 +324,54 @@ def cmd_diff(args, out):
 
 
 def cmd_infer(args, out):
-    """Exit status 1 when no release layout fits."""
-    from .describe.infer import infer_json, infer_text
-    from .dumps.dump import read_dump_bytes
-    from .dumps.infer import INFER_MAX_BYTES, infer_releases
+    """Exit status 1 when no release layout fits.
 
-    check_address_fits(args.address, args.ptr_size)
+    The dump's sidecar, when there is one (and no --no-sidecar): its pointer size, byte order, address and
+    build are the defaults of --ptr-size, --byte-order, --address and --release (facts of where the bytes
+    came from); its release narrows the search to that release, as --wasmtime would (--wasmtime wins); its
+    counts are what it claims, not a constraint: every shape is still searched and the output says where
+    the sidecar's stands. Without a sidecar: the host's pointer size and byte order, every release.
+    """
+    from .describe.infer import infer_json, infer_text
+    from .dumps.dump import read_dump_bytes, read_sidecar, sidecar_path
+    from .dumps.infer import INFER_MAX_BYTES, infer_releases, shape_standing
+
+    side = None if args.no_sidecar else read_sidecar(args.dump)
+    taken = {}  # sidecar key -> the value taken from it, where no option gave one
+    if side is not None:
+        if args.ptr_size is None:
+            taken["ptr_size"] = side["ptr_size"]
+        if args.byte_order is None and side.get("byte_order"):
+            taken["byte_order"] = side["byte_order"]
+        # the address of a context of the sidecar's pointer size, not of one the options make up
+        if args.address is None and side.get("address") is not None and \
+                int(args.ptr_size or side["ptr_size"]) == side["ptr_size"]:
+            taken["address"] = side["address"]
+        if not args.release and side.get("debug_assertions") is False:
+            taken["debug_assertions"] = False
+        if args.wasmtime is None:
+            taken["wasmtime"] = side.get("wasmtime", "seed")
+    ptr = args.ptr_size or (PtrSize(taken["ptr_size"]) if "ptr_size" in taken else HostPtr)
+    byte_order = args.byte_order or taken.get("byte_order", sys.byteorder)
+    address = taken.get("address", args.address)
+    debug = not args.release and taken.get("debug_assertions", True)
+    check_address_fits(address, ptr)
     data = read_dump_bytes(args.dump, INFER_MAX_BYTES)
-    only = None if args.wasmtime is None else [args.layout]
+    side_layout = None if side is None else resolve_wasmtime(side.get("wasmtime")).layout
+    only = [args.layout] if args.wasmtime is not None else None if side is None else [side_layout]
     counts = {name: getattr(args, name) for name in _infer_count_names(args) if getattr(args, name) is not None}
-    results = infer_releases(data, args.ptr_size, args.byte_order, layouts=only, address=args.address,
-                             counts=counts, debug_assertions=not args.release, limit=args.limit)
+    results = infer_releases(data, ptr, byte_order, layouts=only, address=address,
+                             counts=counts, debug_assertions=debug, limit=args.limit)
+    sidecar = None
+    if side is not None:
+        checked = only[0].id == side_layout.id
+        rank = shape_standing(results, data, ptr, byte_order, layout=side_layout, counts=side["counts"],
+                              address=address, known=counts, debug_assertions=debug) if checked else None
+        sidecar = {"path": sidecar_path(args.dump), "taken": taken, "release": side.get("wasmtime", "seed"),
+                   "counts": side["counts"], "rank": rank, "checked": checked}
     render = infer_json if args.json else infer_text
-    out.write(render(results, size=len(data), ptr_size=args.ptr_size, byte_order=args.byte_order,
-                     debug_assertions=not args.release) + "\n")
+    out.write(render(results, size=len(data), ptr_size=ptr, byte_order=byte_order, debug_assertions=debug,
+                     sidecar=sidecar) + "\n")
     return 0 if results else 1
 
 
@@ -470,18 +504,32 @@ def _diff_options(p, layout, explicit):
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
 
 
+INFER_EPILOG = """\
+The sidecar DUMP.json, when there is one: its ptr_size, byte_order, address and debug_assertions are
+the defaults of --ptr-size, --byte-order, --address and --release; its release is the one searched
+(--wasmtime searches another); its counts are a claim, not a constraint: every shape is searched and
+the output says where the sidecar's stands (candidate N, past the listed ones, or not fitting).
+--no-sidecar ignores it.
+
+exit status: 0 some layout fits; 1 none fits; 2 bad input"""
+
+
 def _infer_options(p, layout, explicit):
-    p.add_argument("dump", help="the raw context bytes")
+    p.add_argument("dump", help="the raw context bytes (sidecar DUMP.json read if present: see below)")
     p.add_argument("--wasmtime", default=None, metavar="VERSION",
-                   help="check only this release's layout (default: every release); "
+                   help="check only this release's layout (default: the sidecar's, else every release); "
                         "the count options below are then that release's")
-    p.add_argument("--ptr-size", type=_ptr_size, required=True, metavar="N|host", help="pointer size in bytes")
-    p.add_argument("--byte-order", choices=("little", "big"), default=sys.byteorder,
-                   help=f"byte order of the dump (default: this host's, {sys.byteorder})")
+    p.add_argument("--ptr-size", type=_ptr_size, default=None, metavar="N|host",
+                   help=f"pointer size in bytes (default: the sidecar's, else host = {int(HostPtr)})")
+    p.add_argument("--byte-order", choices=("little", "big"), default=None,
+                   help=f"byte order of the dump (default: the sidecar's, else this host's, {sys.byteorder})")
     p.add_argument("--address", type=_address, default=None,
-                   help="the context's address, if known (every set vmctx must equal it)")
+                   help="the context's address, if known (every set vmctx must equal it; default: the sidecar's)")
     p.add_argument("--release", action="store_true",
-                   help="the dump is of a release build (unset slots are zero, not INVALID_PTR)")
+                   help="the dump is of a release build (unset slots are zero, not INVALID_PTR; default: the "
+                        "sidecar's debug_assertions, else a debug build)")
+    p.add_argument("--no-sidecar", action="store_true",
+                   help="ignore the dump's sidecar: search every release and shape with the options alone")
     p.add_argument("--limit", type=_u32("limit"), default=20, metavar="N",
                    help="candidate shapes to list per release (default 20; a u32)")
     p.add_argument("--json", action="store_true", help="print one JSON object instead of text")
@@ -524,8 +572,8 @@ COMMANDS = {
     "diff": ("the fields that differ between two dumps of one layout",
              "exit status, as diff(1): 0 the dumps decode the same; 1 they differ; 2 bad input",
              _diff_options),
-    "infer": ("release layouts and component shapes that fit a dump, most plausible first",
-              "exit status: 0 some layout fits; 1 none fits; 2 bad input", _infer_options),
+    "infer": ("release layouts and component shapes that fit a dump, most plausible first", INFER_EPILOG,
+              _infer_options),
     "scan": ("find and decode every component context in a live Wasmtime process or core", None,
              _scan_options),
     "versions": ("the supported Wasmtime releases and their count options", None, None),
