@@ -3,6 +3,7 @@
 import json
 import os
 import pathlib
+import sys
 
 import pytest
 from conftest import SAMPLE, run_cli as run
@@ -10,6 +11,8 @@ from conftest import SAMPLE, run_cli as run
 from vmctx_emu import Component, DumpError, OwnedComponentInstance, load_dump
 from vmctx_emu.describe import SCHEMA_VERSION
 from vmctx_emu.errors import BadMagicError
+from vmctx_emu.layouts.ptr import HostPtr
+from vmctx_emu.memory.reader import VMLowering
 
 LAYOUT = ["--ptr-size", "8", "--lowerings", "3", "--memories", "1", "--reallocs", "1",
           "--post-returns", "1", "--instances", "2", "--always-trap", "1"]
@@ -135,7 +138,7 @@ def test_infer_says_when_ambiguous_and_known_counts_narrow(dumps, capsys):
     costs = [s["cost"] for s in seed["shapes"]]
     assert costs == sorted(costs)
     known = ["--lowerings", "3", "--always-trap", "1", "--memories", "1", "--reallocs", "1"]
-    status, out, _ = run(["infer", a, "--ptr-size", "8", "--wasmtime", "seed", *known], capsys)
+    status, out, _ = run(["infer", a, "--no-sidecar", "--ptr-size", "8", "--wasmtime", "seed", *known], capsys)
     assert status == 0 and out.splitlines()[1:] == [
         "seed (commit 97894bc65e): unambiguous",
         "  --lowerings 3 --memories 1 --reallocs 1 --post-returns 1 --instances 2 --always-trap 1"]
@@ -143,7 +146,7 @@ def test_infer_says_when_ambiguous_and_known_counts_narrow(dumps, capsys):
 
 def test_infer_takes_counts_of_any_release_and_exits_1_when_nothing_fits(dumps, capsys):
     _, a, _ = dumps
-    status, out, _ = run(["infer", a, "--ptr-size", "8", "--trampolines", "7"], capsys)
+    status, out, _ = run(["infer", a, "--no-sidecar", "--ptr-size", "8", "--trampolines", "7"], capsys)
     assert status == 1 and out.endswith("no release layout has a shape that fits\n")
     status, out, err = run(["infer", a, "--ptr-size", "8", "--wasmtime", "seed", "--trampolines", "7"], capsys)
     assert status == 2 and "unrecognized arguments: --trampolines" in err
@@ -192,3 +195,82 @@ def test_infer_asks_for_the_shared_count_by_its_option(tmp_path, capsys):
     status, _, err = run(["infer", str(path), "--ptr-size", "8"], capsys)
     assert status == 2 and err.startswith("vmctx-emu infer: error: too many candidates: seed")
     assert err.endswith("give it (--lowerings N)\n") and "counts=" not in err
+
+
+# infer and the dump's sidecar (issue 19) ----------------------------------------------------------------
+
+def _pair(tmp_path, name="x.bin", sidecar=True, **kwargs):
+    """An emulated 32-bit big-endian context at a known address, one lowering set: dumped with its sidecar
+    (and optionally without it); `kwargs` go to OwnedComponentInstance."""
+    kwargs = dict(dict(ptr=4, byte_order="big", address=0x7F12_3450), **kwargs)
+    with OwnedComponentInstance(Component(num_lowerings=2, num_runtime_component_instances=1), (1, 2),
+                                **kwargs) as inst:
+        inst.set_lowering(0, VMLowering(callee=0x1000, data=0x2000), 0x3000, 5)
+        if sidecar:
+            return inst.dump(tmp_path / name)
+        (tmp_path / name).write_bytes(inst.to_bytes())
+        return tmp_path / name
+
+
+SIDE = "/x.bin.json (seed): "  # after the sidecar's path
+
+
+@pytest.mark.parametrize("extra, status, needles, absent", [
+    # the sidecar's pointer size, byte order, address and release: no option needed
+    ([], 0, ["72 bytes, ptr_size=4, big-endian, debug-initialized: 1 release layout fits",
+             SIDE + "took ptr_size 4, byte_order big, address 0x7f123450, wasmtime seed; its shape (--lowerings 2 "
+                    "--memories 0 --reallocs 0 --post-returns 0 --instances 1 --always-trap 0) fits, past the listed "
+                    "candidates", "seed (commit 97894bc65e): ambiguous: 22 candidate shapes"], ["L11"]),
+    (["--limit", "100"], 0, [SIDE + "took ptr_size 4, byte_order big, address 0x7f123450, wasmtime seed; its shape "
+                             "is candidate "], ["past the listed"]),
+    # options win, one by one; an address is taken only for the sidecar's pointer size
+    (["--ptr-size", "8"], 1, ["ptr_size=8", SIDE + "took byte_order big, wasmtime seed; its shape (--lowerings 2 "
+                              "--memories 0 --reallocs 0 --post-returns 0 --instances 1 --always-trap 0) does not fit"],
+     ["address"]),
+    (["--address", "0x10"], 1, [SIDE + "took ptr_size 4, byte_order big, wasmtime seed; its shape (--lowerings 2 "
+                                "--memories 0 --reallocs 0 --post-returns 0 --instances 1 --always-trap 0) does not "
+                                "fit"], ["0x7f123450"]),
+    # --wasmtime searches another release: the sidecar's shape is not judged
+    (["--wasmtime", "50"], 1, [SIDE + "took ptr_size 4, byte_order big, address 0x7f123450; its shape (seed: "
+                               "--lowerings 2 --memories 0 --reallocs 0 --post-returns 0 --instances 1 "
+                               "--always-trap 0) was not checked"], ["seed (commit"]),
+    # counts are a claim: every shape is still searched, and a count option that contradicts it is a constraint
+    (["--lowerings", "2", "--instances", "1"], 0, ["its shape is candidate 1 of 1", "unambiguous"], []),
+    (["--lowerings", "1"], 0, ["does not fit (the dump, or the count options given)"], []),
+    (["--no-sidecar", "--ptr-size", "4", "--byte-order", "big"], 0, ["ptr_size=4, big-endian"], ["sidecar"]),
+])
+def test_infer_reads_the_sidecar(tmp_path, capsys, extra, status, needles, absent):
+    path = _pair(tmp_path)
+    got, out, err = run(["infer", path, *extra], capsys)
+    assert (got, err) == (status, ""), (out, err)
+    for needle in needles:
+        assert needle in out, out
+    for needle in absent:
+        assert needle not in out, out
+
+
+def test_infer_takes_a_release_build_from_the_sidecar_and_says_so_in_json(tmp_path, capsys):
+    path = _pair(tmp_path, debug_assertions=False)
+    status, out, _ = run(["infer", path, "--json", "--limit", "100"], capsys)
+    doc = json.loads(out)
+    assert status == 0 and doc["debug_assertions"] is False and doc["ptr_size"] == 4
+    assert doc["sidecar"]["taken"] == {"ptr_size": 4, "byte_order": "big", "address": "0x7f123450",
+                                       "debug_assertions": False, "wasmtime": "seed"}
+    assert doc["sidecar"]["fits"] is True and doc["sidecar"]["rank"] >= 1 and doc["sidecar"]["checked"] is True
+    assert [r["layout"] for r in doc["releases"]] == ["seed"]
+    listed = [s["counts"] for s in doc["releases"][0]["shapes"]]
+    assert listed[doc["sidecar"]["rank"] - 1] == json.loads((tmp_path / "x.bin.json").read_text())["counts"]
+    status, out, _ = run(["infer", path, "--json", "--limit", "1"], capsys)  # past the listed: fits, no rank
+    assert (json.loads(out)["sidecar"]["fits"], json.loads(out)["sidecar"]["rank"]) == (True, None)
+    status, out, _ = run(["infer", path, "--no-sidecar", "--ptr-size", "4", "--byte-order", "big", "--json"], capsys)
+    assert "sidecar" not in json.loads(out) and json.loads(out)["debug_assertions"] is True
+
+
+def test_infer_without_sidecar_defaults_to_the_host_like_layout(tmp_path, capsys):
+    with OwnedComponentInstance(SAMPLE, (1, 2)) as inst:
+        path = tmp_path / "raw.bin"
+        path.write_bytes(inst.to_bytes())
+    default = run(["infer", path, "--lowerings", "3"], capsys)
+    host = run(["infer", path, "--lowerings", "3", "--ptr-size", "host"], capsys)
+    assert default == host and default[0] == 0 and "sidecar" not in default[1]
+    assert f"ptr_size={int(HostPtr)}, {sys.byteorder}-endian" in default[1]

@@ -46,14 +46,18 @@ CASES = {
     "diff-before-after": ["diff", "before.bin", "after.bin"],
     "diff-before-after-json": ["diff", "before.bin", "after.bin", "--json"],
     "diff-same-json": ["diff", "ctx.bin", "ctx.bin", "--json"],
-    "infer-ctx": ["infer", "ctx.bin", "--ptr-size", "8", "--lowerings", "3"],
-    "infer-ctx-json": ["infer", "ctx.bin", "--ptr-size", "8", "--lowerings", "3", "--json"],
-    "infer-after-limit": ["infer", "after.bin", "--ptr-size", "8", "--limit", "4"],
-    "infer-after-limit-json": ["infer", "after.bin", "--ptr-size", "8", "--limit", "4", "--json"],
-    "infer-none": ["infer", "ctx.bin", "--ptr-size", "4"],
-    "infer-none-json": ["infer", "ctx.bin", "--ptr-size", "4", "--json"],
-    "infer-v50": ["infer", "after.bin", "--ptr-size", "8", "--wasmtime", "50", "--release"],
-    "infer-seed-json": ["infer", "before.bin", "--ptr-size", "8", "--wasmtime", "seed", "--json"],
+    # --no-sidecar: the engine alone, as before infer read sidecars (issue 19)
+    "infer-ctx": ["infer", "ctx.bin", "--no-sidecar", "--ptr-size", "8", "--lowerings", "3"],
+    "infer-ctx-json": ["infer", "ctx.bin", "--no-sidecar", "--ptr-size", "8", "--lowerings", "3", "--json"],
+    "infer-after-limit": ["infer", "after.bin", "--no-sidecar", "--ptr-size", "8", "--limit", "4"],
+    "infer-after-limit-json": ["infer", "after.bin", "--no-sidecar", "--ptr-size", "8", "--limit", "4", "--json"],
+    "infer-none": ["infer", "ctx.bin", "--no-sidecar", "--ptr-size", "4"],
+    "infer-none-json": ["infer", "ctx.bin", "--no-sidecar", "--ptr-size", "4", "--json"],
+    "infer-v50": ["infer", "after.bin", "--no-sidecar", "--ptr-size", "8", "--wasmtime", "50", "--release"],
+    "infer-seed-json": ["infer", "before.bin", "--no-sidecar", "--ptr-size", "8", "--wasmtime", "seed", "--json"],
+    # the sidecar's pointer size, byte order, address and release; where its shape stands
+    "infer-sidecar": ["infer", "before.bin", "--lowerings", "3", "--instances", "2", "--memories", "1"],
+    "infer-sidecar-json": ["infer", "after.bin", "--limit", "2", "--json"],
 }
 for name in BIG:
     CASES.update({

@@ -5,6 +5,7 @@ ranges, broken pipes, and start-up without numpy."""
 import argparse
 import json
 import os
+import re
 import subprocess
 import sys
 from importlib.metadata import version
@@ -339,3 +340,84 @@ def test_memory_error_is_one_line(monkeypatch, capsys):
     one_line_error(status, out, err, "vmctx-emu versions: error: out of memory")
     with pytest.raises(MemoryError):
         main(["versions", "--traceback"])
+
+
+# issue 19: an unknown release names the newest one and the forms, not every range ----------------------
+
+@pytest.mark.parametrize("argv, what", [
+    (["layout", "--wasmtime", "99"], "Wasmtime 99 is not a supported release"),
+    (["decode", "x.bin", "--wasmtime", "foo"], "not a Wasmtime version: 'foo'"),
+    (["infer", "x.bin", "--wasmtime=0.39"], "Wasmtime 0.39 is not a supported release"),
+    (["scan", "--pid", "1", "--wasmtime", "v7.1"], "Wasmtime v7.1 is not a supported release"),
+])
+def test_unknown_release_says_the_newest_and_how_to_list_them(argv, what, capsys):
+    from vmctx_emu.layouts.releases import ALL_RELEASES
+
+    status, out, err = run(argv, capsys)
+    one_line_error(status, out, err, f"vmctx-emu: error: argument --wasmtime: {what} (newest known release: "
+                                     f"{ALL_RELEASES[-1]}); give \"seed\" or a release from 0.40.0 to")
+    assert err.rstrip().endswith("; `vmctx-emu versions` lists every release") and "(L1)" not in err, err
+    assert len(err) < 320, err
+
+
+# issue 19: a mistyped option, command or choice gets "did you mean" -----------------------------------
+
+@pytest.mark.parametrize("argv, hint", [
+    (["layot"], "invalid choice: 'layot'"),  # argparse's own words, then the hint
+    (["hexdmp", "x.bin"], "; did you mean hexdump?"),
+    (["verions"], "; did you mean versions?"),
+    (["layot"], "; did you mean layout?"),
+    (["layout", "--lowering", "3"], "; --lowering: did you mean --lowerings?"),
+    (["layout", "--ptrsize=8"], "; --ptrsize: did you mean --ptr-size?"),
+    (["decode", "x.bin", "--jsn"], "; --jsn: did you mean --json?"),
+    (["decode", "x.bin", "--byte-order", "lttle"], "invalid choice: 'lttle'"),
+    (["decode", "x.bin", "--byte-order", "lttle"], "; did you mean little?"),
+    (["scan", "--pid", "1", "--al"], "; --al: did you mean --all?"),
+    (["--verison"], "; --verison: did you mean --version?"),
+    (["layout", "--wasmtime", "50", "--trampoline", "1"], "; --trampoline: did you mean --trampolines?"),
+    # close only to another release's count: that hint, once, after the guess
+    (["layout", "--trampoline", "1"], "; --trampoline: did you mean --trampolines? --trampolines is a count of "
+                                      "L4 - L11 (v12.0.0 - v51.0.0), not of seed"),
+])
+def test_a_near_miss_gets_did_you_mean(argv, hint, capsys):
+    status, out, err = run(argv, capsys)
+    one_line_error(status, out, err, hint)
+    assert err.count("did you mean") == 1, err
+
+
+@pytest.mark.parametrize("argv", [
+    ["foo"], ["layout", "--zzzz"], ["decode", "x.bin", "--byte-order", "middle"], ["layout", "-j"],
+])
+def test_nothing_close_means_no_guess(argv, capsys):
+    status, out, err = run(argv, capsys)
+    one_line_error(status, out, err, "error: ")
+    assert "did you mean" not in err, err
+
+
+@pytest.mark.parametrize("argv, needle", [
+    (["layout", "--trampolines", "3"], "--trampolines is a count of L4 - L11"),
+    (["decode", "x.bin", "--limit", "3"], "--limit is an option of infer"),
+])
+def test_exact_hints_are_not_doubled_with_a_guess(argv, needle, capsys):
+    status, out, err = run(argv, capsys)
+    one_line_error(status, out, err, needle)
+    assert "did you mean" not in err and err.count(needle) == 1, err
+
+
+# issue 19: the demo names only files that still exist when it ends ------------------------------------
+
+FILE_NAME = re.compile(r"(?<![\w/*.])((?:/?[\w.-]+/)*[\w-]+\.(?:bin|json|hex|gz))\b|(?<!\S)(/(?:[\w.-]+/)+[\w.-]*)")
+
+
+@pytest.mark.parametrize("argv", [["demo"], ["demo", "--dump", "out"]])
+def test_demo_names_only_files_that_exist_when_it_ends(argv, tmp_path, monkeypatch, capsys):
+    """Regression: step 3 said "Dumped to before.bin" of a temporary file deleted before the demo ended."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("TMPDIR", str(tmp_path / "tmp"))
+    (tmp_path / "tmp").mkdir()
+    status, out, err = run(argv, capsys)
+    assert (status, err) == (0, "")
+    named = [a or b for a, b in FILE_NAME.findall(out)]
+    assert all((tmp_path / name).exists() for name in named), [n for n in named if not (tmp_path / n).exists()]
+    assert ("--dump" in argv) == bool(named)  # --dump names what it wrote; the demo itself names no file
+    assert os.listdir(tmp_path / "tmp") == []  # and leaves no temporary file behind

@@ -63,8 +63,8 @@ CASES = [
     ("diff", _diff(False), ["diff", "before", "after"]),
     ("diff-json", _diff(True), ["diff", "before", "after", "--json"]),
     ("infer", _infer(False, num_lowerings=3),
-     ["infer", "after", "--ptr-size", "8", "--limit", "5", "--lowerings", "3"]),
-    ("infer-json", _infer(True), ["infer", "after", "--ptr-size", "8", "--limit", "5", "--json"]),
+     ["infer", "after", "--no-sidecar", "--ptr-size", "8", "--limit", "5", "--lowerings", "3"]),
+    ("infer-json", _infer(True), ["infer", "after", "--no-sidecar", "--ptr-size", "8", "--limit", "5", "--json"]),
 ]
 
 

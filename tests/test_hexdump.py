@@ -1,5 +1,11 @@
 """`hexdump_lines` against a plain reference: every line, label and fold the same, for every release and shape."""
 
+import gzip
+import pathlib
+import shutil
+import subprocess
+
+from conftest import run_cli
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -10,10 +16,12 @@ from vmctx_emu import OwnedComponentInstance
 from vmctx_emu.describe import hexdump_chunks, hexdump_lines
 from vmctx_emu.layouts.releases import LAYOUTS
 
+GOLDEN = pathlib.Path(__file__).resolve().parent / "golden"
 
-def reference_lines(ctx):
+
+def reference_lines(ctx, squeeze=True):
     """hexdump -C, one line per 16 bytes, labels by scanning every region; repeated lines of the
-    same regions folded into `*`."""
+    same regions folded into `*` (none with `squeeze` False, as hexdump -C -v)."""
     raw, regions = bytes(ctx.memory), ctx.offsets.regions()
     previous, folded = None, False
     for start in range(0, len(raw), 16):
@@ -31,7 +39,7 @@ def reference_lines(ctx):
             last = min(r.count - 1, (stop - 1 - r.offset) // r.elem_size)
             labels.append(f"{r.name}[{first}]" if first == last else f"{r.name}[{first}..{last}]")
         key = (chunk, tuple(label.split("[")[0] for label in labels))
-        if key == previous and len(chunk) == 16:
+        if squeeze and key == previous and len(chunk) == 16:
             if not folded:
                 yield "*"
                 folded = True
@@ -68,7 +76,29 @@ def _check(layout, ptr, debug, counts, edits):
         raw = inst._live()
         for at, value in edits:  # printable and unprintable bytes, runs broken at random
             raw[at % len(raw)] = value
-        expected = list(reference_lines(inst))
-        assert list(hexdump_lines(inst)) == expected
-        pieces = [bytes(p) for p in hexdump_chunks(inst, lines=7, binary=True)]
-        assert b"".join(pieces) == "".join(line + "\n" for line in expected).encode()
+        for squeeze in (True, False):
+            expected = list(reference_lines(inst, squeeze))
+            assert list(hexdump_lines(inst, squeeze=squeeze)) == expected
+            pieces = [bytes(p) for p in hexdump_chunks(inst, lines=7, binary=True, squeeze=squeeze)]
+            assert b"".join(pieces) == "".join(line + "\n" for line in expected).encode()
+
+
+@pytest.mark.skipif(shutil.which("hexdump") is None, reason="needs hexdump(1) (bsdextrautils)")
+@pytest.mark.parametrize("flag", ["-v", "--no-squeezing"])
+@pytest.mark.parametrize("dump", ["ctx.bin", "big-le32.bin.gz"])
+def test_hexdump_v_is_hexdump_c_v_with_a_margin(flag, dump, tmp_path, capsys):
+    """`vmctx-emu hexdump -v` is `hexdump -C -v` line for line (no `*`), the field names after column 78;
+    without it, runs of identical lines fold (so the flag changes something on these dumps)."""
+    raw = (gzip.decompress if dump.endswith(".gz") else bytes)((GOLDEN / dump).read_bytes())
+    name = dump.removesuffix(".gz")
+    (tmp_path / name).write_bytes(raw)
+    shutil.copy(GOLDEN / (name + ".json"), tmp_path)
+    theirs = subprocess.run(["hexdump", "-C", "-v", str(tmp_path / name)], capture_output=True, text=True,
+                            check=True).stdout.splitlines()
+    status, out, err = run_cli(["hexdump", flag, tmp_path / name], capsys)
+    assert (status, err) == (0, "")
+    ours = out.splitlines()
+    assert len(ours) == len(theirs) == len(raw) // 16 + 1 + (len(raw) % 16 > 0) and "*" not in ours
+    assert [line[:78].rstrip() for line in ours] == [line.rstrip() for line in theirs]
+    status, folded, _ = run_cli(["hexdump", tmp_path / name], capsys)
+    assert status == 0 and "*" in folded.splitlines() and len(folded.splitlines()) < len(ours)

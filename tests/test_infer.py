@@ -260,3 +260,36 @@ def test_infer_arguments_checked_at_the_boundary(function, ptr, kwargs, error, n
     with pytest.raises(error) as e:
         function(raw, ptr, **kwargs)
     assert needle in str(e.value)
+
+
+# shape_standing: where a claimed shape (a sidecar's) stands among infer's answers (issue 19) ------------
+
+def _standing_case():
+    from vmctx_emu import OwnedComponentInstance
+    from vmctx_emu.layouts.releases import SEED
+
+    with OwnedComponentInstance({"num_lowerings": 2, "num_runtime_component_instances": 1}, (1, 2), ptr=4,
+                                byte_order="big", address=0x7F12_3450) as inst:
+        return inst.to_bytes(), SEED
+
+
+@pytest.mark.parametrize("claim, known, limit, expected", [
+    ({"num_lowerings": 2, "num_runtime_component_instances": 1}, None, 1000, "rank"),   # listed: its rank
+    ({"num_lowerings": 2, "num_runtime_component_instances": 1}, None, 0, 0),           # fits, not listed
+    ({"num_lowerings": 2, "num_runtime_component_instances": 1},
+     {"num_lowerings": 2, "num_runtime_component_instances": 1}, 5, 1),                  # the only one left
+    ({"num_lowerings": 2, "num_runtime_component_instances": 1}, {"num_lowerings": 1}, 1000, None),  # contradicted
+    ({"num_lowerings": 7, "num_runtime_component_instances": 1}, None, 1000, None),     # does not fit
+    ({"num_lowerings": 7, "num_runtime_component_instances": 1}, None, 0, None),        # checked past the limit too
+])
+def test_shape_standing(claim, known, limit, expected):
+    from vmctx_emu.dumps.infer import infer_releases, shape_standing
+
+    data, seed = _standing_case()
+    results = infer_releases(data, 4, "big", layouts=[seed], counts=known, limit=limit)
+    got = shape_standing(results, data, 4, "big", layout=seed, counts=claim, known=known)
+    if expected == "rank":
+        shape = tuple(dict(dict.fromkeys(seed.count_names, 0), **claim).items())
+        assert got == [c.counts for c in results[0].candidates].index(shape) + 1 and got >= 1
+    else:
+        assert got == expected

@@ -113,3 +113,16 @@ def test_readme_shell_block_runs(workdir, line, language, code, skip):
             pass
     assert proc.returncode == 0, f"README line {line} exited {proc.returncode}\n{out[-3000:]}\n{err[-3000:]}"
     assert "Traceback" not in out + err, f"README line {line}\n{err[-3000:]}"
+
+
+def test_what_the_blocks_leave_in_the_top_level_is_ignored_by_git(workdir):
+    """Regression (issue 19): `gdb_target`, compiled by the gdb block, showed in `git status`. Runs after
+    the blocks (pytest keeps the file's order): every file they left is matched by .gitignore."""
+    if shutil.which("git") is None or not (ROOT / ".git").exists():
+        pytest.skip("needs git and the repository's .git")
+    left = sorted(entry.name for entry in workdir.iterdir() if not entry.is_symlink() and entry.name != "tmp")
+    names = sorted(set(left) | {"gdb_target"})  # the gdb block's, even where gdb or gcc is missing
+    proc = subprocess.run(["git", "-C", str(ROOT), "check-ignore", "--no-index", "--verbose", "--non-matching",
+                           *names], capture_output=True, text=True)
+    unmatched = [line.split("\t", 1)[1] for line in proc.stdout.splitlines() if line.startswith("::")]
+    assert not unmatched, f"left by the README's shell blocks and not in .gitignore: {unmatched} (of {left})"

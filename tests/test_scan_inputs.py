@@ -727,8 +727,8 @@ def test_process_exits_at_the_first_progress_call(capsys):
 
 # --------------------------------------------------------------------------- releases
 
-UNSUPPORTED = [("0.39.0", "Wasmtime 0.39.0 is not a supported release; supported: "),
-               ("banana", "not a Wasmtime version: 'banana'; supported: ")]
+UNSUPPORTED = [("0.39.0", "Wasmtime 0.39.0 is not a supported release (newest known release: "),
+               ("banana", "not a Wasmtime version: 'banana' (newest known release: ")]
 
 
 @needs_wasmtime

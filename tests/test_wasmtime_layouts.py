@@ -4,8 +4,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from vmctx_emu import LayoutOverflowError, wasmtime_layout
-from vmctx_emu.layouts.releases import LAYOUTS, SEED
+from vmctx_emu import LayoutOverflowError, UnknownReleaseError, wasmtime_layout
+from vmctx_emu.layouts.releases import ALL_RELEASES, LAYOUTS, SEED
 
 # Regions (name, offset) for the shape "every count 1", worked by hand from each
 # release's fields! list: ptr 8, then ptr 4; the last entry is size_of_vmctx().
@@ -212,12 +212,21 @@ def test_releases_cover_the_table_row(version, first, last):
     assert (releases[0], releases[-1]) == (first, last)
 
 
-@pytest.mark.parametrize("text", ["52", "51.0.1", "0.39.1", "21.5.0", "8.0.2", "abc", "v", "1.2.3.4"])
-def test_unknown_versions_list_supported_ranges(text):
-    with pytest.raises(ValueError) as e:
+@pytest.mark.parametrize("text, what", [
+    ("52", "Wasmtime 52 is not a supported release"), ("51.0.1", "Wasmtime 51.0.1 is not a supported release"),
+    ("0.39.1", "Wasmtime 0.39.1 is not a supported release"), ("21.5.0", "Wasmtime 21.5.0 is not a supported release"),
+    ("8.0.2", "Wasmtime 8.0.2 is not a supported release"), ("abc", "not a Wasmtime version: 'abc'"),
+    ("v", "not a Wasmtime version: 'v'"), ("1.2.3.4", "not a Wasmtime version: '1.2.3.4'"),
+])
+def test_unknown_versions_name_the_newest_release_and_the_forms_not_the_table(text, what):
+    newest = ALL_RELEASES[-1]
+    major = newest.split(".")[0]
+    with pytest.raises(UnknownReleaseError) as e:
         wasmtime_layout(text)
-    assert "supported: seed, v0.40.0 - v0.40.1 (L1)" in str(e.value) and "v48.0.0 - v48.0.10 (L10)" in str(e.value)
-    assert str(e.value).endswith("v49.0.0 - v51.0.0 (L11)")
+    assert str(e.value) == (f'{what} (newest known release: {newest}); give "seed" or a release from 0.40.0 to '
+                            f'{newest}, as "{newest}", "v{newest}", "{major}.0" or "{major}" (its newest patch)')
+    assert (e.value.version, e.value.newest) == (text, newest)
+    assert "(L1)" not in str(e.value) and len(str(e.value)) < 250  # not the ~700 characters of every range
 
 
 @pytest.mark.parametrize("version, ptr, ok", [

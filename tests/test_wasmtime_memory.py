@@ -187,7 +187,7 @@ def test_layout_table_for_a_release(capsys):
 
 def test_bad_version_is_one_line(capsys):
     status, out, err = run(["layout", "--wasmtime", "99"], capsys)
-    assert status == 2 and out == "" and err.count("\n") == 1 and "supported: seed" in err
+    assert status == 2 and out == "" and err.count("\n") == 1 and "newest known release" in err
 
 
 def test_versions_table(capsys):

@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from .errors import ArgumentTypeError, ArgumentValueError, ComponentIndexError, ComponentValueError
 
 __all__ = ["BYTE_ORDER_CHAR", "U32_LIMIT", "check_int", "check_u32", "check_ptr", "check_index", "check_counts",
-           "check_bool", "check_byte_order"]
+           "check_bool", "check_byte_order", "hex_repr"]
 
 BYTE_ORDER_CHAR = {"little": "<", "big": ">"}
 U32_LIMIT = 1 << 32
@@ -101,3 +101,21 @@ def check_byte_order(byte_order):
         raise ArgumentValueError(f"byte_order must be 'little' or 'big', got {byte_order!r}", argument="byte_order",
                                  value=byte_order, bound="'little' or 'big'")
     return byte_order
+
+
+def hex_repr(obj, addresses, fields=None):
+    """`Name(field=value, ...)` of a dataclass or namedtuple `obj` (or only `fields`), the ints of the fields
+    named in `addresses` in hex (`address=0x7f0012340000`), as the package prints addresses everywhere."""
+    if fields is None and not hasattr(obj, "_fields"):
+        import dataclasses  # here, not at the top: the CLI's start-up imports this module, never dataclasses
+
+        fields = [f.name for f in dataclasses.fields(obj) if f.repr]
+    elif fields is None:
+        fields = obj._fields
+    parts = []
+    for name in fields:
+        value = getattr(obj, name)
+        shown = f"{value:#x}" if name in addresses and isinstance(value, int) and not isinstance(value, bool) \
+            else repr(value)
+        parts.append(f"{name}={shown}")
+    return f"{type(obj).__name__}({', '.join(parts)})"

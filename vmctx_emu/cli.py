@@ -8,7 +8,9 @@ command given gets its options built (`build_parser(commands=...)`), so `--help`
 """
 
 import argparse
+import difflib
 import os
+import re
 import sys
 
 from . import __version__
@@ -17,7 +19,7 @@ from .describe.options import count_option
 from .errors import ArgumentValueError, BadMagicError, DumpError, TooManyCandidatesError, UnknownReleaseError, \
     VMCtxEmuError
 from .layouts.ptr import HostPtr, PtrSize
-from .layouts.releases import COUNT_ORDER, LAYOUTS, SEED, resolve_release
+from .layouts.releases import COUNT_ORDER, LAYOUTS, SEED, resolve_release, resolve_wasmtime
 
 __all__ = ["main", "Parser", "build_parser", "add_layout_options", "count_option", "count_options"]
 
@@ -36,19 +38,47 @@ class Parser(argparse.ArgumentParser):
     """Bad arguments: one line on stderr and exit status 2, no usage dump; no abbreviated options.
 
     An unrecognized option that is a count of other releases, or an option of other commands, is
-    named with where it belongs, since the count options change with --wasmtime.
+    named with where it belongs, since the count options change with --wasmtime; one that is close
+    to an option of the command (or a mistyped command or choice) gets "did you mean ...".
     """
 
     def __init__(self, *args, **kwargs):
         kwargs.setdefault("allow_abbrev", False)
         super().__init__(*args, **kwargs)
         self.layout = None  # the layout whose count options were offered (top-level parser only)
+        self.parsed_command = None  # the COMMAND the last parse found (top-level parser only)
+
+    def parse_known_args(self, args=None, namespace=None):
+        namespace, extras = super().parse_known_args(args, namespace)
+        self.parsed_command = getattr(namespace, "command", None)
+        return namespace, extras
 
     def error(self, message):
         if message.startswith("unrecognized arguments: ") and self.layout is not None:
             words = message.split(": ", 1)[1].split()
-            message += "".join(f"; {hint}" for hint in _unrecognized_hints(self.layout, words))
+            message += "".join(f"; {hint}" for hint in _unrecognized_hints(self.layout, words, self.parsed_command))
+        else:
+            message += _choice_hint(message)
         self.exit(2, f"{self.prog}: error: {message}\n")
+
+
+# argparse's words for a value outside `choices` (the COMMAND, --byte-order): "invalid choice: 'x' (choose
+# from 'a', 'b')", or from Python 3.12.8 on without the quotes around the choices.
+_INVALID_CHOICE = re.compile(r"invalid choice: '?(?P<word>.*?)'? \(choose from (?P<choices>.*)\)$")
+
+
+def _did_you_mean(word, candidates):
+    """The candidates close to `word` (difflib's ratio), closest first: at most three."""
+    return difflib.get_close_matches(word, sorted(candidates), n=3, cutoff=0.7)
+
+
+def _choice_hint(message):
+    """"; did you mean layout?" for a mistyped choice, from argparse's own message; "" when nothing is close."""
+    m = _INVALID_CHOICE.search(message)
+    if not m:
+        return ""
+    close = _did_you_mean(m["word"], (c.strip().strip("'") for c in m["choices"].split(",")))
+    return f"; did you mean {' or '.join(close)}?" if close else ""
 
 
 def _release_runs(layouts):
@@ -90,24 +120,36 @@ def commands_taking(layout, option, explicit=False, found=None):
     return sorted(name for name, options in found.items() if name is not None and option in options)
 
 
-def _unrecognized_hints(layout, words):
-    """Where each unrecognized `--option` belongs: other releases' counts, or other commands."""
+def _other_releases_count(layout, option):
+    """"--x is a count of L4 - L11 (...), not of seed: ..." when `option` is a count of other releases only."""
+    names = [n for n in COUNT_ORDER if f"--{count_option(n)}" == option]
+    having = [other for other in LAYOUTS if any(n in other.count_names for n in names)]
+    if not having:
+        return None
+    return (f"{option} is a count of {_release_runs(having)}, not of {layout.name}: choose one of those with "
+            "--wasmtime VERSION (`vmctx-emu versions` lists each release's counts)")
+
+
+def _unrecognized_hints(layout, words, command=None):
+    """Where each unrecognized `-option` belongs: other releases' counts, or other commands; else the options
+    of `command` (and the top level's) it is close to, else the close count of other releases."""
     hints = []
     found = option_strings(build_parser(layout))  # every command's options: only now, on an error
+    own = found[None] | found.get(command, set())
     for word in words:
-        if not word.startswith("--"):
+        if not word.startswith("-") or word == "-":
             continue
         option = word.split("=", 1)[0]
-        names = [n for n in COUNT_ORDER if f"--{count_option(n)}" == option]
-        having = [other for other in LAYOUTS if any(n in other.count_names for n in names)]
-        if having:
-            hints.append(f"{option} is a count of {_release_runs(having)}, not of {layout.name}: "
-                         "choose one of those with --wasmtime VERSION (`vmctx-emu versions` lists each "
-                         "release's counts)")
-        else:
-            commands = commands_taking(layout, option, found=found)
-            if commands:
-                hints.append(f"{option} is an option of {', '.join(commands)}")
+        other = _other_releases_count(layout, option)
+        commands = commands_taking(layout, option, found=found)
+        if other:
+            hints.append(other)
+        elif commands:
+            hints.append(f"{option} is an option of {', '.join(commands)}")
+        elif close := _did_you_mean(option, own):
+            hints.append(f"{option}: did you mean {' or '.join(close)}?")
+        elif close := _did_you_mean(option, {f"--{count_option(n)}" for n in COUNT_ORDER}):
+            hints.append(f"{option}: did you mean {close[0]}? {_other_releases_count(layout, close[0])}")
     return hints
 
 
@@ -260,7 +302,7 @@ def cmd_hexdump(args, out):
     from .describe.hexdump import hexdump_chunks
 
     ctx = load_from_args(args, args.dump)
-    write_chunks(out, lambda binary: hexdump_chunks(ctx, binary=binary))
+    write_chunks(out, lambda binary: hexdump_chunks(ctx, binary=binary, squeeze=not args.no_squeezing))
 
 
 def cmd_diff(args, out):
@@ -282,20 +324,54 @@ def cmd_diff(args, out):
 
 
 def cmd_infer(args, out):
-    """Exit status 1 when no release layout fits."""
-    from .describe.infer import infer_json, infer_text
-    from .dumps.dump import read_dump_bytes
-    from .dumps.infer import INFER_MAX_BYTES, infer_releases
+    """Exit status 1 when no release layout fits.
 
-    check_address_fits(args.address, args.ptr_size)
+    The dump's sidecar, when there is one (and no --no-sidecar): its pointer size, byte order, address and
+    build are the defaults of --ptr-size, --byte-order, --address and --release (facts of where the bytes
+    came from); its release narrows the search to that release, as --wasmtime would (--wasmtime wins); its
+    counts are what it claims, not a constraint: every shape is still searched and the output says where
+    the sidecar's stands. Without a sidecar: the host's pointer size and byte order, every release.
+    """
+    from .describe.infer import infer_json, infer_text
+    from .dumps.dump import read_dump_bytes, read_sidecar, sidecar_path
+    from .dumps.infer import INFER_MAX_BYTES, infer_releases, shape_standing
+
+    side = None if args.no_sidecar else read_sidecar(args.dump)
+    taken = {}  # sidecar key -> the value taken from it, where no option gave one
+    if side is not None:
+        if args.ptr_size is None:
+            taken["ptr_size"] = side["ptr_size"]
+        if args.byte_order is None and side.get("byte_order"):
+            taken["byte_order"] = side["byte_order"]
+        # the address of a context of the sidecar's pointer size, not of one the options make up
+        if args.address is None and side.get("address") is not None and \
+                int(args.ptr_size or side["ptr_size"]) == side["ptr_size"]:
+            taken["address"] = side["address"]
+        if not args.release and side.get("debug_assertions") is False:
+            taken["debug_assertions"] = False
+        if args.wasmtime is None:
+            taken["wasmtime"] = side.get("wasmtime", "seed")
+    ptr = args.ptr_size or (PtrSize(taken["ptr_size"]) if "ptr_size" in taken else HostPtr)
+    byte_order = args.byte_order or taken.get("byte_order", sys.byteorder)
+    address = taken.get("address", args.address)
+    debug = not args.release and taken.get("debug_assertions", True)
+    check_address_fits(address, ptr)
     data = read_dump_bytes(args.dump, INFER_MAX_BYTES)
-    only = None if args.wasmtime is None else [args.layout]
+    side_layout = None if side is None else resolve_wasmtime(side.get("wasmtime")).layout
+    only = [args.layout] if args.wasmtime is not None else None if side is None else [side_layout]
     counts = {name: getattr(args, name) for name in _infer_count_names(args) if getattr(args, name) is not None}
-    results = infer_releases(data, args.ptr_size, args.byte_order, layouts=only, address=args.address,
-                             counts=counts, debug_assertions=not args.release, limit=args.limit)
+    results = infer_releases(data, ptr, byte_order, layouts=only, address=address,
+                             counts=counts, debug_assertions=debug, limit=args.limit)
+    sidecar = None
+    if side is not None:
+        checked = only[0].id == side_layout.id
+        rank = shape_standing(results, data, ptr, byte_order, layout=side_layout, counts=side["counts"],
+                              address=address, known=counts, debug_assertions=debug) if checked else None
+        sidecar = {"path": sidecar_path(args.dump), "taken": taken, "release": side.get("wasmtime", "seed"),
+                   "counts": side["counts"], "rank": rank, "checked": checked}
     render = infer_json if args.json else infer_text
-    out.write(render(results, size=len(data), ptr_size=args.ptr_size, byte_order=args.byte_order,
-                     debug_assertions=not args.release) + "\n")
+    out.write(render(results, size=len(data), ptr_size=ptr, byte_order=byte_order, debug_assertions=debug,
+                     sidecar=sidecar) + "\n")
     return 0 if results else 1
 
 
@@ -438,6 +514,9 @@ def _decode_options(p, layout, explicit):
 
 def _hexdump_options(p, layout, explicit):
     p.add_argument("dump", help="the raw context bytes (sidecar DUMP.json read if present)")
+    p.add_argument("-v", "--no-squeezing", action="store_true",
+                   help="print every line, as hexdump -C -v (default: a run of identical lines of one region is "
+                        "one line, then *)")
     add_layout_options(p, layout, for_dump=True)
 
 
@@ -448,18 +527,32 @@ def _diff_options(p, layout, explicit):
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
 
 
+INFER_EPILOG = """\
+The sidecar DUMP.json, when there is one: its ptr_size, byte_order, address and debug_assertions are
+the defaults of --ptr-size, --byte-order, --address and --release; its release is the one searched
+(--wasmtime searches another); its counts are a claim, not a constraint: every shape is searched and
+the output says where the sidecar's stands (candidate N, past the listed ones, or not fitting).
+--no-sidecar ignores it.
+
+exit status: 0 some layout fits; 1 none fits; 2 bad input"""
+
+
 def _infer_options(p, layout, explicit):
-    p.add_argument("dump", help="the raw context bytes")
+    p.add_argument("dump", help="the raw context bytes (sidecar DUMP.json read if present: see below)")
     p.add_argument("--wasmtime", default=None, metavar="VERSION",
-                   help="check only this release's layout (default: every release); "
+                   help="check only this release's layout (default: the sidecar's, else every release); "
                         "the count options below are then that release's")
-    p.add_argument("--ptr-size", type=_ptr_size, required=True, metavar="N|host", help="pointer size in bytes")
-    p.add_argument("--byte-order", choices=("little", "big"), default=sys.byteorder,
-                   help=f"byte order of the dump (default: this host's, {sys.byteorder})")
+    p.add_argument("--ptr-size", type=_ptr_size, default=None, metavar="N|host",
+                   help=f"pointer size in bytes (default: the sidecar's, else host = {int(HostPtr)})")
+    p.add_argument("--byte-order", choices=("little", "big"), default=None,
+                   help=f"byte order of the dump (default: the sidecar's, else this host's, {sys.byteorder})")
     p.add_argument("--address", type=_address, default=None,
-                   help="the context's address, if known (every set vmctx must equal it)")
+                   help="the context's address, if known (every set vmctx must equal it; default: the sidecar's)")
     p.add_argument("--release", action="store_true",
-                   help="the dump is of a release build (unset slots are zero, not INVALID_PTR)")
+                   help="the dump is of a release build (unset slots are zero, not INVALID_PTR; default: the "
+                        "sidecar's debug_assertions, else a debug build)")
+    p.add_argument("--no-sidecar", action="store_true",
+                   help="ignore the dump's sidecar: search every release and shape with the options alone")
     p.add_argument("--limit", type=_u32("limit"), default=20, metavar="N",
                    help="candidate shapes to list per release (default 20; a u32)")
     p.add_argument("--json", action="store_true", help="print one JSON object instead of text")
@@ -517,8 +610,8 @@ COMMANDS = {
     "diff": ("the fields that differ between two dumps of one layout",
              "exit status, as diff(1): 0 the dumps decode the same; 1 they differ; 2 bad input",
              _diff_options),
-    "infer": ("release layouts and component shapes that fit a dump, most plausible first",
-              "exit status: 0 some layout fits; 1 none fits; 2 bad input", _infer_options),
+    "infer": ("release layouts and component shapes that fit a dump, most plausible first", INFER_EPILOG,
+              _infer_options),
     "scan": ("find and decode every component context in a live Wasmtime process or core", None,
              _scan_options),
     "where": ("which context, field, trampoline or JIT region an address belongs to, in a live process or core",
@@ -609,7 +702,7 @@ def main(argv=None, out=None):
     except VMCtxEmuError as e:
         if traceback:
             raise
-        print(f"vmctx-emu: error: argument --wasmtime: {e}", file=sys.stderr)
+        print(f"vmctx-emu: error: argument --wasmtime: {_one_line(e)}", file=sys.stderr)
         return 2
     layout = resolution.layout
     explicit = release is not None
@@ -673,6 +766,8 @@ def _phrase(error):
         return f"{error.reason}: pass them (CLI: --ptr-size and the count options)"
     if isinstance(error, BadMagicError) and error.path is not None:
         return f"{error.reason} (--force reads it anyway)"
+    if isinstance(error, UnknownReleaseError) and error.newest is not None:
+        return f"{error}; `vmctx-emu versions` lists every release"
     return str(error)
 
 

@@ -62,7 +62,9 @@ def run_demo(out):
     with tempfile.TemporaryDirectory(prefix="vmctx-demo-") as tmp:
         before = os.path.join(tmp, "before.bin")
         inst.dump(before)
-        say(f"3. Dumped to {os.path.basename(before)} (+ .json sidecar) and decoded")
+        # Named by no path: the directory is gone when the demo ends (`demo --dump DIR` writes dumps to keep).
+        say("3. Dumped to a temporary file and its .json sidecar (removed when the demo ends; "
+            "`vmctx-emu demo --dump DIR` writes dumps to keep), then decoded")
         out.write(decoded_table(decode(load_dump(before))) + "\n")
 
         inst.set_always_trap(0, 0x6000_0000_0400, 18)

@@ -83,9 +83,10 @@ class LayoutOverflowError(VMCtxEmuError, OverflowError):
 
 
 class UnknownReleaseError(VMCtxEmuError, ValueError):
-    """A Wasmtime version this package has no layout for (`version`, as given)."""
+    """A Wasmtime version this package has no layout for (`version`, as given; `newest`, the newest release
+    the package knows)."""
 
-    facts = ("version",)
+    facts = ("version", "newest")
 
 
 class ComponentIndexError(VMCtxEmuError, IndexError):

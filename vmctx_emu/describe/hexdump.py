@@ -3,7 +3,8 @@
 Lines wholly inside one array region (nearly all of a large context) are rendered a block at a
 time as a byte matrix (`_array_lines`); the few others (headers, holes, region edges, a short
 last line) line by line. Repeated lines fold into `*` as `hexdump -C` folds them, but never
-across a change of region, so every region's first line keeps its name in the margin.
+across a change of region, so every region's first line keeps its name in the margin; with
+`squeeze=False` (`hexdump -C -v`) every line is printed.
 """
 
 import bisect
@@ -53,16 +54,17 @@ def _line_labels(spans, ends, start, stop):
     return ", ".join(labels), tuple(names)
 
 
-def hexdump_lines(ctx):
-    """`hexdump -C` lines, repeated lines folded into `*`, field names in the right margin."""
-    for chunk in hexdump_chunks(ctx):
+def hexdump_lines(ctx, squeeze=True):
+    """`hexdump -C` lines, repeated lines folded into `*` (every line with `squeeze` False, as `hexdump -v`),
+    field names in the right margin."""
+    for chunk in hexdump_chunks(ctx, squeeze=squeeze):
         yield from chunk.splitlines()
 
 
-def hexdump_chunks(ctx, lines=1 << 14, binary=False):
+def hexdump_chunks(ctx, lines=1 << 14, binary=False, squeeze=True):
     """Every line of `hexdump_lines` with its newline, in pieces of about `lines` lines, for streaming.
 
-    With `binary` the pieces are ASCII bytes-like objects.
+    With `binary` the pieces are ASCII bytes-like objects; with `squeeze` False no line is folded.
     """
     data = np.frombuffer(ctx.memory, np.uint8)
     size = len(data)
@@ -90,7 +92,7 @@ def hexdump_chunks(ctx, lines=1 << 14, binary=False):
         for line in range(a, b):
             labels[line] = _line_labels(spans, ends, 16 * line, min(16 * line + 16, size))
             ids[line] = names.setdefault(labels[line][1], len(names))
-    fold, star = _folds(data, ids, size)
+    fold, star = _folds(data, ids, size) if squeeze else (np.zeros(count, bool), np.zeros(count, bool))
     pieces = sorted([(a, b, None) for a, b in single] + runs, key=lambda piece: piece[0])
     out = (lambda text: text.encode("ascii")) if binary else (lambda text: text)
     for a, b, r in pieces:

@@ -71,7 +71,9 @@ class DumpedContext(ContextReader):
         return other
 
     def __repr__(self):
-        return f"<DumpedContext {self.source}, ptr={int(self.ptr)}, {self.byte_order}-endian, {len(self._raw)} bytes>"
+        at = "" if self.vmctx is None else f" at {self.vmctx:#x}"
+        return (f"<DumpedContext {self.source}{at}, ptr={int(self.ptr)}, {self.byte_order}-endian, "
+                f"{len(self._raw)} bytes>")
 
 
 def _wrong_size(source, size, expected, ptr, component):

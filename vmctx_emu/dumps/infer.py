@@ -41,7 +41,7 @@ from ..layouts.releases import LAYOUTS, resolve_wasmtime
 from ..memory.magic import magic_mismatch_message
 
 __all__ = ["InferError", "TooManyCandidatesError", "Candidate", "Inference", "infer", "infer_releases",
-           "consistent_layouts", "MAX_FLAG_RUN_TRIED", "RANKED", "WORK_LIMIT", "WORK_BUDGET", "INFER_MAX_BYTES"]
+           "consistent_layouts", "shape_standing", "MAX_FLAG_RUN_TRIED", "RANKED", "WORK_LIMIT", "WORK_BUDGET", "INFER_MAX_BYTES"]
 
 # Beyond this many flag-looking globals only the longest run is tried.
 MAX_FLAG_RUN_TRIED = 64
@@ -716,3 +716,26 @@ def consistent_layouts(data, ptr, byte_order, layouts=None):
     """The release layouts (seed included, or only `layouts`) with at least one shape that fits the dump."""
     found = {r.layout.id for r in infer_releases(data, ptr, byte_order, layouts=layouts, limit=0)}
     return [layout for layout in (LAYOUTS if layouts is None else layouts) if layout.id in found]
+
+
+def shape_standing(results, data, ptr, byte_order="little", *, layout, counts, address=None, known=None,
+                   debug_assertions=True):
+    """Where the shape `counts` of `layout` (a sidecar's claim) stands among `results`, the answer of
+    `infer_releases` to the same question: its 1-based rank among the listed candidates of its layout; 0
+    when it fits but is not listed (past the limit); None when it does not fit the dump (or the `known`
+    counts contradict it)."""
+    shape = dict.fromkeys(layout.count_names, 0)
+    shape.update(check_counts(counts))
+    if any(shape.get(name, 0) != value for name, value in (known or {}).items()):
+        return None
+    result = next((r for r in results if r.layout.id == layout.id), None)
+    if result is None:
+        return None
+    listed = [dict(c.counts) for c in result.candidates]
+    if shape in listed:
+        return listed.index(shape) + 1
+    if result.count == len(result.candidates):
+        return None  # every shape that fits is listed
+    fits = infer(data, ptr, byte_order, wasmtime=layout, address=address, counts=shape,
+                 debug_assertions=debug_assertions, limit=0)
+    return 0 if fits.count else None

@@ -658,8 +658,19 @@ LAYOUTS = (
 
 
 def supported_ranges():
-    """The supported versions as text, for error messages."""
+    """The supported versions as text, every layout's ranges (`vmctx-emu versions` prints them as a table)."""
     return ", ".join(["seed"] + [f"{layout.range_text} ({layout.id})" for layout in LAYOUTS[1:]])
+
+
+def _unknown_release(what, given):
+    """The error for a version no layout stands for: what it is, the newest known release and the forms a
+    release is given in, never the whole table (`supported_ranges`, `vmctx-emu versions`)."""
+    newest = ALL_RELEASES[-1]
+    major, minor, _ = newest.split(".")
+    return UnknownReleaseError(
+        f"{what} (newest known release: {newest}); give \"seed\" or a release from {ALL_RELEASES[0]} to {newest}, "
+        f"as \"{newest}\", \"v{newest}\", \"{major}.{minor}\" or \"{major}\" (its newest patch)",
+        version=given, newest=newest)
 
 
 _VERSION = re.compile(r"^v?(\d+)(?:\.(\d+))?(?:\.(\d+))?$")
@@ -679,11 +690,11 @@ def _release_of_text(version):
         return "seed"
     m = _VERSION.match(text)
     if not m:
-        raise UnknownReleaseError(f"not a Wasmtime version: {version!r}; supported: {supported_ranges()}")
+        raise _unknown_release(f"not a Wasmtime version: {version!r}", version)
     parts = [p for p in m.groups() if p is not None]
     candidates = [v for v in ALL_RELEASES if _key(v)[: len(parts)] == tuple(int(p) for p in parts)]
     if not candidates:
-        raise UnknownReleaseError(f"Wasmtime {text} is not a supported release; supported: {supported_ranges()}")
+        raise _unknown_release(f"Wasmtime {text} is not a supported release", version)
     return max(candidates, key=_key)
 
 
@@ -773,8 +784,7 @@ def resolve_wasmtime(wasmtime=None):
                                 f"{wasmtime!r}")
     resolution = resolve_release(wasmtime)
     if resolution.how == "newer":
-        raise UnknownReleaseError(f"Wasmtime {wasmtime.strip()} is not a supported release; "
-                                  f"supported: {supported_ranges()}")
+        raise _unknown_release(f"Wasmtime {wasmtime.strip()} is not a supported release", wasmtime)
     return resolution
 
 

@@ -107,6 +107,11 @@ class Allocation:
     def user(self):
         return None if self.chunk is None else self.chunk + 2 * SIZE_SZ
 
+    def __repr__(self):  # the chunk's address and size in hex
+        chunk, size = (None if v is None else f"{v:#x}" for v in (self.chunk, self.size))
+        return (f"Allocation(state={self.state!r}, chunk={chunk}, size={size}, heap={self.heap!r}, "
+                f"why={self.why!r})")
+
 
 class HeapWalk:
     """One writable mapping walked as a glibc heap while the scanner streams it, block by block, in order.

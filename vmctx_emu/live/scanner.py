@@ -104,6 +104,10 @@ class LiveContext:
     def state(self):
         return self.liveness.state if self.liveness is not None else UNKNOWN
 
+    def __repr__(self):  # the address in hex, and what it is; not every decoded field and pointer name
+        return (f"LiveContext(address={self.address:#x}, wasmtime={self.wasmtime!r}, layout={self.layout.id!r}, "
+                f"state={self.state!r}, counts={self.counts!r}, image={self.image!r})")
+
     def decode(self):
         """A new `Decoded` of `data` (None without it): nothing is kept, so a caller streaming thousands of
         contexts holds one decode at a time."""

@@ -78,6 +78,11 @@ class StoredCopy:
     def intact(self):
         return not self.clobbered
 
+    def __repr__(self):
+        clobbered = ", ".join(f"({name!r}, {at:#x})" for name, at in self.clobbered)
+        return (f"StoredCopy(at={self.at:#x}, counts={self.counts!r}, clobbered=({clobbered}"
+                f"{',' if len(self.clobbered) == 1 else ''}), words={self.words!r})")
+
     def describe(self, ctx):
         where = f"VMComponentOffsets stored at ctx-{ctx - self.at}"
         n = len(self.counts)

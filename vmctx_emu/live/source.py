@@ -49,6 +49,10 @@ class Mapping:
     def size(self):
         return self.end - self.start
 
+    def __repr__(self):  # addresses in hex, as `checks.hex_repr` prints them (not imported: live/ stays off checks)
+        return (f"Mapping(start={self.start:#x}, end={self.end:#x}, perms={self.perms!r}, offset={self.offset:#x}, "
+                f"path={self.path!r})")
+
     def __str__(self):
         text = f"0x{self.start:x}-0x{self.end:x} {self.perms}"
         return f"{text} {self.path}" if self.path else text

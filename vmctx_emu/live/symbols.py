@@ -45,6 +45,10 @@ class SymbolHit(NamedTuple):
     def name(self):
         return demangle(self.raw)
 
+    def __repr__(self):  # the symbol's address, size and the offset into it in hex
+        return (f"SymbolHit(raw={self.raw!r}, offset={self.offset:#x}, section={self.section!r}, "
+                f"value={self.value:#x}, size={self.size:#x})")
+
 
 class ElfSymbols:
     """Defined symbols, allocated sections and loadable segments of one ELF file, sorted for bisection.

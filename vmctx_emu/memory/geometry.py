@@ -19,7 +19,7 @@ import struct
 from collections import namedtuple
 from functools import lru_cache
 
-from ..checks import BYTE_ORDER_CHAR
+from ..checks import BYTE_ORDER_CHAR, hex_repr
 from ..layouts.ptr import invalid_ptr
 
 __all__ = ["Geometry", "FieldGeometry", "Sub", "Getter", "Setter", "SetterArg", "geometry", "attr_name",
@@ -35,7 +35,9 @@ def attr_name(sub_name):
 def element_tuple(etype):
     """The namedtuple a getter returns for a multi-word element (`VMLowering(callee, data)`)."""
     name = etype.rust_name if etype.rust_name.isidentifier() else etype.c_name
-    cls = namedtuple(name, [attr_name(s.name) for s in etype.subfields])
+    base = namedtuple(name, [attr_name(s.name) for s in etype.subfields])
+    pointers = frozenset(attr_name(s.name) for s in etype.subfields if s.kind == "ptr")
+    cls = type(name, (base,), {"__slots__": (), "__repr__": lambda self: hex_repr(self, pointers)})
     cls.__doc__ = f"A `{etype.rust_name}`: " + ", ".join(f"{s.name} ({s.kind})" for s in etype.subfields)
     return cls
 
