@@ -194,3 +194,23 @@ def test_cli_scan_of_a_real_wasmtime_is_unchanged(argv, monkeypatch):
     assert any(c.points_to for c in found.contexts) and all(c.decoded is not None for c in found.contexts)
     expected = reference_json(found) + "\n" if "--json" in argv else reference_text(found)
     assert out.getvalue() == expected
+
+
+def test_a_scan_table_puts_a_run_of_zero_slots_on_one_line_and_json_keeps_every_record():
+    inst = OwnedComponentInstance(Component(num_lowerings=6, num_runtime_memories=5,
+                                            num_runtime_component_instances=1), (0x1000, 0x2000),
+                                  debug_assertions=False)
+    _keep.append(inst)
+    inst.set_lowering(2, VMLowering(0x10, 0x20), 0x30, 0)
+    inst.set_runtime_memory(4, 0x7000)
+    decoded = decode(inst)
+    points_to = {inst.offsets.runtime_memory(4): "a memory"}
+    lines = decoded_table(decoded, points_to).splitlines()
+    first, last = inst.offsets.lowering_anyfunc(3), inst.offsets.lowering_anyfunc(5) + 16
+    assert (f"{inst.vmctx + first:#018x}  {first:8d}  {'lowering_anyfuncs[3..5]':<34} {'0x0':<18}  zero: 9 slots in "
+            f"a row (null or 0), offsets {first}..{last}") in lines
+    assert any(line.split()[2] == "memories[0..3]" and "zero: 4 slots" in line for line in lines)
+    assert any(line.endswith("a memory") for line in lines)  # a named pointer never joins a run
+    assert len(lines) == 18 and not any("lowerings[3].callee" in line for line in lines)
+    assert len(decoded_doc(decoded, points_to)["records"]) == len(decoded.records)  # JSON: every record
+    assert "zero:" not in decoded_table(decoded)  # decode's table lists every slot

@@ -125,11 +125,65 @@ def _table_pieces(decoded, points_to, rows):
     yield "\n".join(anomalies) + "\n"
 
 
+# A scan's table shows this many zero slots in a row (null pointers, zero numbers) of one region as one line.
+ZERO_RUN = 3
+
+
+def _zero_runs(rows, points_to):
+    """`rows` with each run of at least ZERO_RUN zero slots of one region replaced by (first, last, count)."""
+    out, run = [], []
+
+    def flush():
+        if len(run) >= ZERO_RUN:
+            out.append((run[0], run[-1], len(run)))
+        else:
+            out.extend(run)
+        run.clear()
+
+    for row in rows:
+        column, _, offset, value, code = row
+        zero = value == 0 and code in (Interp.NULL, Interp.VALUE) and offset not in points_to
+        if run and (not zero or column.region != run[-1][0].region):
+            flush()
+        if zero:
+            run.append(row)
+        else:
+            out.append(row)
+    flush()
+    return out
+
+
+def _zero_run_line(decoded, first, last, count, address):
+    ctx = decoded.ctx
+    (column, index, offset, _, _), (end_column, end_index, end_offset, _, _) = first, last
+    whole = column.is_array and column.sub == _first_sub(decoded, column) and \
+        end_column.sub == _last_sub(decoded, end_column)
+    label = (f"{column.region}[{index}..{end_index}]" if whole and index != end_index
+             else f"{column.label(index)} .. {end_column.label(end_index)}")
+    return ((f"{ctx.vmctx + offset:#018x}  " if address else "")
+            + f"{offset:8d}  {label:<34} {'0x0':<18}  zero: {count} slots in a row (null or 0), offsets "
+              f"{offset}..{end_offset}\n")
+
+
+def _first_sub(decoded, column):
+    return next(c.sub for c in decoded.columns if c.region == column.region)
+
+
+def _last_sub(decoded, column):
+    return [c.sub for c in decoded.columns if c.region == column.region][-1]
+
+
 def _table_lines(decoded, recs, points_to, address):
-    """The table's lines of records `recs`, one by one."""
+    """The table's lines of records `recs`, one by one; in a scan's table (`points_to` given), runs of zero
+    slots on one line each."""
     ctx = decoded.ctx
     lines = []
-    for column, index, offset, value, code in record_rows(decoded, recs):
+    rows = record_rows(decoded, recs)
+    for row in _zero_runs(rows, points_to) if points_to else rows:
+        if len(row) == 3:
+            lines.append(_zero_run_line(decoded, *row, address))
+            continue
+        column, index, offset, value, code = row
         text = interpretation(code, value, ctx)
         if offset in points_to:  # short in text (generic arguments elided), whole in JSON
             text = _pointed_text(text, code, points_to[offset], short=True)
