@@ -190,6 +190,26 @@ def _pid(text):
 ADDRESS_MAX = 2**64 - 1
 
 
+def _seconds(text):
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected seconds such as 0.5 or 2, got {text!r}") from None
+    if not 0.05 <= value <= 86400:
+        raise argparse.ArgumentTypeError(f"seconds between reads are from 0.05 to 86400, got {text}")
+    return value
+
+
+def _positive(text):
+    try:
+        value = int(text, 10)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive count, got {text!r}") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"expected a positive count, got {value}")
+    return value
+
+
 def _address(text):
     try:
         value = int(text, 0)
@@ -383,6 +403,8 @@ def cmd_scan(args, out):
     from .describe.scan import scan_json_chunks, scan_text_chunks
     from .live import scan
 
+    if args.watch is not None:
+        return _watch(args, out)
     source = args.pid if args.pid is not None else args.core
     progress = _ProgressLine(args) if _show_progress(args, out) else None
     try:
@@ -396,6 +418,39 @@ def cmd_scan(args, out):
                                                                          colour=_colour(out))
     for chunk in chunks:
         out.write(chunk)
+    return 0
+
+
+def _watch(args, out):
+    """Scan every `--watch` seconds and print what changed, until Ctrl-C (or `--reads` reads)."""
+    import time
+
+    from .describe.scan import scan_text_chunks
+    from .describe.watch import changes, snapshot
+    from .live import scan
+
+    if args.pid is None or args.json or args.records:
+        raise ArgumentValueError("--watch reads a live process (--pid) again and again, and prints text changes: "
+                            "without --core, --json or --records")
+    reads = 0
+    try:
+        result = scan(args.pid, wasmtime=args.wasmtime, include_freed=args.all, decode=False)
+        for chunk in scan_text_chunks(result, colour=_colour(out)):
+            out.write(chunk)
+        before, reads = snapshot(result), 1
+        out.write(f"watching pid {args.pid} every {args.watch:g} s (Ctrl-C stops)\n")
+        out.flush()
+        while args.reads is None or reads < args.reads:
+            time.sleep(args.watch)
+            after = snapshot(scan(args.pid, wasmtime=args.wasmtime, include_freed=args.all, decode=False))
+            reads += 1
+            for line in changes(before, after, time.time()):
+                out.write(line + "\n")
+            out.flush()
+            before = after
+    except KeyboardInterrupt:
+        pass
+    out.write(f"stopped after {reads} read{'s' * (reads != 1)}\n")
     return 0
 
 
@@ -579,6 +634,11 @@ def _scan_options(p, layout, explicit):
                         "core's bytes")
     p.add_argument("--records", action="store_true",
                    help="print each context's evidence and every field's record (the full table), not the summary")
+    p.add_argument("--watch", type=_seconds, default=None, metavar="SECONDS",
+                   help="with --pid: print the summary, then scan again every SECONDS and print only what changed "
+                        "(a flag word, a store entering or leaving wasm, a new or freed context) until Ctrl-C")
+    p.add_argument("--reads", type=_positive, default=None, metavar="N",
+                   help="with --watch: stop after N reads (default: until Ctrl-C)")
     p.add_argument("--json", action="store_true", help="print one JSON object (records and summary) instead of text")
 
 

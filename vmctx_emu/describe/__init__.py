@@ -11,6 +11,7 @@ version for every document):
 * `scan`: a scan's contexts, their liveness and evidence, streamed context by context;
 * `summary`: a scanned context at a glance (release, shape as options, each instance's flags in words);
 * `where`: which context, field or entry point addresses belong to (`scan(where=...)`);
+* `watch`: what changed between two scans (`scan --watch`);
 
 and below them `words` (one value's interpretation and raw hex), `symbols` (Rust names made short) and `textgrid` (text built as
 numpy byte matrices, for millions of lines of one shape). The CLI, the gdb commands (through the
@@ -34,6 +35,7 @@ _MODULES = {
              "scan_text_chunks"),
     "summary": ("shape_options", "context_summary", "summary_lines", "Palette"),
     "where": ("where_doc", "where_json", "where_text"),
+    "watch": ("snapshot", "changes"),
     "symbols": ("short_name",),
     "words": ("interpretation", "hex_value"),
 }
