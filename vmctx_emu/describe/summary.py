@@ -62,8 +62,11 @@ def _instances(ctx):
     bits = ctx.layout.flag_bits
     in_wasm = _in_wasm(ctx)
     found = []
-    for i in range(n):
-        word = decoded.ctx.instance_flags(i).value & 0xFFFF_FFFF  # the i32 as its bits
+    field = ctx.layout.flags_field()
+    key = (field.name, field.elem_type.role_sub("flags").name)
+    words = decoded.values[key].tolist() if n else []  # the i32s as their bits, as decode read them
+    for i, word in enumerate(words[:n]):
+        word &= 0xFFFF_FFFF
         state = flag_state(release, word, in_wasm)
         found.append({"index": i, "word": word, "flags": flag_names(word, bits), "state_key": state.key,
                       "state": state.state, "consequence": state.consequence})

@@ -8,6 +8,7 @@ every reader here.
 
 from ..dumps.store_context import decode_store_context
 from ..layouts.store_context import store_context_layout
+from .shape import offsets_for
 
 __all__ = ["STRUCT_POINTERS", "store_context_pointer", "store_context_of"]
 
@@ -23,7 +24,7 @@ def store_context_pointer(ctx):
     field = next((f for f in ctx.layout.declared_fields() if f.elem_type.rust_name in STRUCT_POINTERS), None)
     if field is None:
         return None
-    at = ctx.layout.offsets(PTR, **ctx.counts).region(field.name).offset
+    at = offsets_for(ctx.layout, ctx.counts).region(field.name).offset
     return field.name, int.from_bytes(ctx.data[at : at + PTR], ORDER)
 
 

@@ -10,6 +10,7 @@ release behaves as its `.0`. The bits themselves are the layout's
 """
 
 from collections import namedtuple
+from functools import lru_cache
 from dataclasses import dataclass
 
 from ..constants import FLAG_MAY_ENTER, FLAG_MAY_LEAVE, FLAG_NEEDS_POST_RETURN
@@ -139,6 +140,7 @@ def _may_leave_only(p):
                          f"a host import called now fails with \"{p.host_cannot_leave}\"")}
 
 
+@lru_cache(maxsize=4096)
 def flag_state(version, word, in_wasm=None):
     """An instance's flag `word` under the protocol of release `version`, in words (`FlagState`).
 
