@@ -142,7 +142,7 @@ def test_a_real_wasmtime_50_call_in_progress_is_told_from_its_store_context():
     rest = mine(scan(os.getpid()))
     assert instance.get_func(store, "run")(store, 1) == 102
     inside = seen["inside"]
-    assert "instance 0: MAY_LEAVE (0x1): at rest (its store is not in wasm, so no call is in progress)" in rest
+    assert "instance 0: MAY_LEAVE (0x1): at rest; its store is not in wasm, so no call is in progress" in rest
     assert ": not in wasm: no entry into wasm and no exit from it recorded" in rest
     assert "instance 0: MAY_LEAVE (0x1): may leave: at rest or inside a call" in inside
     assert ": in a host call from wasm (not sure): entered, and wasm called the host" in inside

@@ -126,7 +126,7 @@ def _entered(p):
 # With no wasm running on the store, the reading of a word that is not "inside a call".
 _AT_REST_READING = {
     "in_call": ("trapped", "a call into it trapped: it cannot be entered again"),
-    "in_call_or_post_return": ("post_return_pending", "returned, waiting for post_return (or a call trapped)"),
+    "in_call_or_post_return": ("post_return_pending", "returned and waiting for post_return, or a call trapped"),
     "may_leave": ("at_rest", "at rest"),
 }
 
@@ -155,7 +155,7 @@ def flag_state(version, word, in_wasm=None):
     found = states.get(word)
     if found is not None and in_wasm is False and found.key in _AT_REST_READING:
         key, state = _AT_REST_READING[found.key]
-        return FlagState(key, state + " (its store is not in wasm, so no call is in progress)", found.consequence)
+        return FlagState(key, state + "; its store is not in wasm, so no call is in progress", found.consequence)
     if found is not None:
         return found
     return FlagState("not_written", f"{word:#x} is not a word this release's runtime writes", "unknown")
