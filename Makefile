@@ -4,12 +4,12 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test test-releases bench docs install clean gdb
+.PHONY: demo test test-releases bench docs install clean gdb lldb
 
 demo: $(STAMP)
 	$(BIN)/vmctx-emu demo
 
-test: $(STAMP) gdb
+test: $(STAMP) gdb lldb
 	$(BIN)/python -m pytest
 
 # Optional, not part of `test`: scan a real child of every wasmtime wheel on PyPI from 33.0.0
@@ -29,6 +29,15 @@ gdb:
 	  && echo "make: installing gdb (Debian package)" >&2 \
 	  && apt-get update -qq >&2 && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq gdb >&2; } \
 	  || echo "make: gdb is not available; the gdb test will be skipped" >&2
+
+# The lldb tests need an lldb whose Python works: Debian's lldb-16 with python3-lldb-16 (bookworm's
+# default lldb, 14, has a broken Python module); where bookworm's are not offered, the default lldb.
+lldb:
+	@command -v lldb-16 >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 \
+	  && echo "make: installing lldb (Debian packages lldb-16, python3-lldb-16)" >&2 \
+	  && apt-get update -qq >&2 && { DEBIAN_FRONTEND=noninteractive apt-get install -y -qq lldb-16 python3-lldb-16 >&2 \
+	    || DEBIAN_FRONTEND=noninteractive apt-get install -y -qq lldb python3-lldb >&2; }; } \
+	  || echo "make: lldb is not available; the lldb tests will be skipped" >&2
 
 bench: $(STAMP)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e ".[bench]"

@@ -15,7 +15,8 @@ from vmctx_emu.errors import ArgumentTypeError, ArgumentValueError, ComponentInd
 
 PACKAGE = pathlib.Path(vmctx_emu.__file__).parent
 # The lead's live/ keeps its own (ScanError) until its rewrite; the CLI, gdb and the renderers speak CLI.
-NOT_LIBRARY = ("live", "cli.py", "gdb.py", "gdb_script.py", "demo.py", "pytest_plugin.py")
+NOT_LIBRARY = ("live", "cli.py", "gdb.py", "gdb_script.py", "lldb.py", "lldb_script.py", "debugger_script.py", "demo.py",
+               "pytest_plugin.py")
 
 
 def modules(skip=("live",)):
@@ -28,7 +29,7 @@ def modules(skip=("live",)):
 
 @pytest.mark.parametrize("path, name", list(modules()), ids=lambda x: str(x).rsplit("/", 1)[-1])
 def test_every_exception_class_is_in_errors_py(path, name):
-    if name.endswith(("_native", "gdb_script")):  # compiled, or run inside gdb
+    if name.endswith(("_native", "_script")):  # compiled, or run inside gdb or lldb (which cannot import errors.py)
         return
     module = importlib.import_module(name)
     own = [cls for _, cls in inspect.getmembers(module, inspect.isclass)
@@ -57,7 +58,7 @@ def test_errors_carry_their_facts():
                for cls in vars(errors).values() if inspect.isclass(cls) and issubclass(cls, BaseException))
 
 
-@pytest.mark.parametrize("path, name", [m for m in modules() if not m[1].split(".")[-1].startswith(("cli", "gdb"))
+@pytest.mark.parametrize("path, name", [m for m in modules() if not m[1].split(".")[-1].startswith(("cli", "gdb", "lldb", "debugger"))
                                         and not m[1].startswith("vmctx_emu.describe")
                                         and m[0].name not in NOT_LIBRARY], ids=lambda x: str(x).rsplit("/", 1)[-1])
 def test_library_messages_name_no_cli_option(path, name):

@@ -100,3 +100,74 @@ def test_an_unsupported_release_is_one_line_from_gdb(gdb, script, example):
                            "(newest known release: "), last
     assert last.endswith("; `vmctx-emu versions` lists every release"), last
     assert "Traceback" not in proc.stderr and "vmctx scan" not in proc.stdout
+
+
+def _context_address(example):
+    from vmctx_emu.live import scan
+
+    [ctx] = scan(example.pid, decode=False).contexts
+    return ctx.address
+
+
+def _cli(*argv):
+    import io
+
+    from vmctx_emu.cli import main
+
+    out = io.StringIO()
+    assert main([str(a) for a in argv], out=out) == 0
+    return out.getvalue()
+
+
+def test_vmctx_address_reads_release_and_shape_like_scan(gdb, script, example, tmp_path):
+    """Regression: `vmctx ADDR` on a live v50 process needed every count typed and decoded as the seed."""
+    address = _context_address(example)
+    records = _cli("scan", "--pid", example.pid, "--context", hex(address), "--records")
+    live = run_gdb(gdb, script, f"vmctx {address:#x}", attach=example.pid)
+    if "ptrace: Operation not permitted" in live.stderr:
+        pytest.skip("gdb may not attach here (ptrace not permitted)")
+    assert records in live.stdout, live.stderr
+    assert f"VMComponentContext at {address:#x}: ptr_size=8, little-endian, 96 bytes, release" in records
+    assert "trampoline_func_refs[0].vmctx      0x" in records and "this context" in records
+
+    summary = run_gdb(gdb, script, f"vmctx (char *){address:#x} --summary", attach=example.pid).stdout
+    assert f"VMComponentContext at {address:#x}: LIVE, Wasmtime 50.0.0, layout L11" in summary
+    assert "  shape: --wasmtime 50.0.0 --lowerings 1 --instances 1 --trampolines 1\n" in summary
+
+    core = gcore(example.pid, str(tmp_path))
+    text = run_gdb(gdb, script, f"core {core}", f"vmctx {address:#x}")
+    assert _cli("scan", "--core", core, "--context", hex(address), "--records") in text.stdout, text.stderr
+
+
+def test_vmctx_address_counts_given_win_with_a_note(gdb, script, example):
+    address = _context_address(example)
+    proc = run_gdb(gdb, script, f"vmctx {address:#x} --lowerings 1 --instances 1 --trampolines 2",
+                   f"vmctx {address:#x} --lowerings 1 --instances 1 --trampolines 1",
+                   f"vmctx {address:#x} --wasmtime 21 --lowerings 1", attach=example.pid)
+    if "ptrace: Operation not permitted" in proc.stderr:
+        pytest.skip("gdb may not attach here (ptrace not permitted)")
+    # The release is the target's (no --wasmtime typed): 50.0.0's count options are accepted.
+    assert f"VMComponentContext at {address:#x}: ptr_size=8, little-endian, 128 bytes" in proc.stdout, proc.stderr
+    assert f"VMComponentContext at {address:#x}: ptr_size=8, little-endian, 96 bytes" in proc.stdout
+    notes = [line for line in proc.stderr.splitlines() if line.startswith("vmctx: ")]
+    assert notes == [
+        f"vmctx: the counts given differ from the VMComponentOffsets copy stored before {address:#x}: "
+        "num_trampolines 2 (stored 1); decoding with the counts given (the stored shape: --wasmtime 50.0.0 "
+        "--lowerings 1 --instances 1 --trampolines 1)",
+        f"vmctx: the release given is layout L4 (v12.0.0 - v21.0.2); the target's context at {address:#x} is "
+        "Wasmtime 50.0.0 (layout L11): decoding as given",
+    ]
+    assert "libcalls" in proc.stdout  # L4's header, as asked
+
+
+def test_vmctx_address_not_at_a_context(gdb, script, example):
+    address = _context_address(example)
+    proc = run_gdb(gdb, script, "vmctx $pc", f"vmctx {address:#x} --bogus", f"vmctx {address:#x} --ptr-size 8",
+                   attach=example.pid)
+    if "ptrace: Operation not permitted" in proc.stderr:
+        pytest.skip("gdb may not attach here (ptrace not permitted)")
+    assert "vmctx: no VMComponentContext at 0x" in proc.stderr and "expected the magic b'comp'" in proc.stderr
+    assert "vmctx: a value is needed after '--bogus'; usage: vmctx ADDRESS [--wasmtime VERSION]" in proc.stderr
+    assert ("vmctx: --ptr-size is for decoding with counts typed; without them the scan reads the pointer size, "
+            "byte order, release and shape from the target") in proc.stderr
+    assert "Python Exception" not in proc.stderr

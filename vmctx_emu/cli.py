@@ -408,11 +408,15 @@ def cmd_scan(args, out):
     source = args.pid if args.pid is not None else args.core
     progress = _ProgressLine(args) if _show_progress(args, out) else None
     try:
-        result = scan(source, wasmtime=args.wasmtime, progress=progress, include_freed=args.all, exe=args.exe,
-                      sysroot=args.sysroot, decode=False)
+        result = scan(source, wasmtime=args.wasmtime, progress=progress, exe=args.exe, sysroot=args.sysroot,
+                      include_freed=args.all or args.context is not None, decode=False)
     finally:
         if progress:
             progress.clear()
+    if args.context is not None:
+        from .live.context_at import context_at
+
+        result = context_at(result, args.context)
     # Streamed, a context decoded at a time: thousands of contexts' decodes and text are never held whole.
     chunks = scan_json_chunks(result) if args.json else scan_text_chunks(result, records=args.records,
                                                                          colour=_colour(out))
@@ -632,6 +636,8 @@ def _scan_options(p, layout, explicit):
     p.add_argument("--sysroot", metavar="DIR", default=None,
                    help="look for the target's files under DIR (as gdb's `set sysroot`); each checked against the "
                         "core's bytes")
+    p.add_argument("--context", type=_address, default=None, metavar="ADDR",
+                   help="only the context at ADDR, freed or not (an error when the scan finds none there)")
     p.add_argument("--records", action="store_true",
                    help="print each context's evidence and every field's record (the full table), not the summary")
     p.add_argument("--watch", type=_seconds, default=None, metavar="SECONDS",

@@ -32,6 +32,7 @@ __all__ = [
     "CoreFileError",
     "SymbolFileError",
     "UnreadableMemoryError",
+    "ContextNotFoundError",
     "UnsupportedTargetError",
     "FileMismatchError",
     "ElfFormatError",
@@ -250,3 +251,14 @@ class UnreadableMemoryError(LiveError, OSError):
     def __init__(self, message, *, address=None, size=None, reason=None):
         super().__init__(message)
         self.address, self.size, self.reason = address, size, reason
+
+
+class ContextNotFoundError(LiveError, LookupError):
+    """A scan that lists no context at the address asked about.
+
+    `address` is the address, `source` the target as described, `found` the
+    addresses of the contexts the scan found (freed ones included), `inside`
+    the one whose bytes hold `address` (None if none does).
+    """
+
+    facts = ("address", "source", "found", "inside")

@@ -17,7 +17,16 @@ from importlib import resources
 
 from .constants import VMCOMPONENT_MAGIC
 
-__all__ = ["script_path", "write_script", "target_args", "main"]
+__all__ = ["command_file", "script_path", "write_script", "target_args", "main"]
+
+
+def command_file(part):
+    """The text of a debugger's command file: the shared part (`debugger_script.py`), then the debugger's
+    own `part`, naming this interpreter."""
+    package = resources.files("vmctx_emu")
+    template = package.joinpath("debugger_script.py").read_text() + "\n\n" + package.joinpath(part).read_text()
+    return (template.replace('"@PYTHON@"', repr(sys.executable))
+            .replace("@VMCOMPONENT_MAGIC@", str(VMCOMPONENT_MAGIC)))
 
 
 def script_path():
@@ -26,12 +35,10 @@ def script_path():
     return os.path.join(cache, "vmctx-emu", f"vmctx-gdb-{tag}.py")
 
 
-def write_script(path=None):
-    """Write the gdb command file (atomically) and return its path."""
+def write_script(path=None, part="gdb_script.py"):
+    """Write the gdb command file (or with `part` another debugger's) atomically and return its path."""
     path = path or script_path()
-    template = resources.files("vmctx_emu").joinpath("gdb_script.py").read_text()
-    text = (template.replace('"@PYTHON@"', repr(sys.executable))
-            .replace("@VMCOMPONENT_MAGIC@", str(VMCOMPONENT_MAGIC)))
+    text = command_file(part)
     os.makedirs(os.path.dirname(path), exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path), suffix=".tmp")
     with os.fdopen(fd, "w") as f:

@@ -1,148 +1,80 @@
-# Sourced by gdb (`source PATH`); written out by `python -m vmctx_emu.gdb`.
-# gdb's embedded Python does not see the package's environment, so this side
-# uses only the standard library: it reads the inferior's memory, checks the
-# magic, and hands the bytes to the package's own interpreter to decode.
-import json
-import os
-import subprocess
-import tempfile
-
+# gdb's part of the command file (`source PATH`), after debugger_script.py's shared part; both
+# written out by `python -m vmctx_emu.gdb`. The shared part does the work; this reads the
+# inferior's memory, evaluates expressions and names the target the gdb way.
 import gdb
 
-PYTHON = "@PYTHON@"
-VMCOMPONENT_MAGIC = int("@VMCOMPONENT_MAGIC@")
-# Options that only `decode` takes; everything else (--wasmtime, --ptr-size, the
-# counts of the chosen release) is passed to `layout` as well.
-DECODE_ONLY_FLAGS = ("--json", "--force")
-# Options that are not counts: without any count the shape is unknown.
-NOT_COUNTS = ("--wasmtime", "--ptr-size", "--byte-order", "--address", "--json", "--force")
+# How `info target` names a core file: "Local core dump file:\n\t`PATH', file type ...".
+CORE_FILE_LINE = "Local core dump file:"
 
 
-def _run(args, rename=None):
-    """Run vmctx-emu; its error becomes a gdb error, with our temp file named as what it holds."""
-    proc = subprocess.run([PYTHON, "-m", "vmctx_emu", *args], capture_output=True, text=True)
-    if proc.returncode:
-        message = proc.stderr.strip() or f"vmctx-emu exited with {proc.returncode}"
-        for old, new in (rename or {}).items():
-            message = message.replace(old, new)
-        raise gdb.GdbError(message)
-    return proc.stdout
+class GdbInferior(Inferior):
+    def __init__(self):
+        self.inferior = gdb.selected_inferior()
+        self.pointer_size = gdb.lookup_type("void").pointer().sizeof
+        self.byte_order = "big" if "big endian" in gdb.execute("show endian", to_string=True) else "little"
+
+    def split(self, arg):
+        return gdb.string_to_argv(arg)
+
+    def evaluate(self, expression):
+        value = gdb.parse_and_eval(expression).cast(gdb.lookup_type("unsigned long"))
+        return int(value) & ((1 << (8 * self.pointer_size)) - 1)
+
+    def read(self, address, size):
+        try:
+            return self.inferior.read_memory(address, size)
+        except gdb.MemoryError as e:
+            raise ReadError(str(e)) from None
+
+    def target(self):
+        """The scan arguments naming this inferior: its core file, or its pid when gdb runs it natively."""
+        info = gdb.execute("info target", to_string=True)
+        if CORE_FILE_LINE in info:
+            line = info.split(CORE_FILE_LINE, 1)[1].lstrip().splitlines()[0]
+            return ["--core", line[line.index("`") + 1 : line.rindex("'")]]
+        connection = getattr(self.inferior, "connection", None)
+        kind = getattr(connection, "type", "native") if connection is not None else None
+        if self.inferior.pid and kind == "native":
+            return ["--pid", str(self.inferior.pid)]
+        if not self.inferior.pid:
+            raise CommandError("no process and no core file: run or attach to a Wasmtime process, "
+                               "or load its core with `core FILE`")
+        self.why_not = f"the inferior is on a {kind} target"
+        return None
 
 
-def _has_counts(options):
-    """Whether any option besides the release, pointer size and output flags is given."""
-    words = iter(options)
-    for word in words:
-        name = word.split("=", 1)[0]
-        if name in ("--wasmtime", "--ptr-size", "--byte-order", "--address"):
-            if "=" not in word:
-                next(words, None)
-        elif name.startswith("--") and name not in NOT_COUNTS:
-            return True
-    return False
-
-
-def _read(inferior, address, size, what):
-    """`size` bytes at `address`; the last byte is probed first, so a huge wrong size fails at once."""
+def _run(command, arg):
+    """Run a shared command; its error becomes a gdb error (one line, no Python traceback)."""
     try:
-        inferior.read_memory(address + size - 1, 1)
-        return bytes(inferior.read_memory(address, size))
-    except (gdb.MemoryError, MemoryError, OverflowError, ValueError) as e:
-        raise gdb.GdbError(f"vmctx: cannot read {what} ({size} bytes at {address:#x}..{address + size:#x}): "
-                           f"{e or type(e).__name__}") from None
-
-
-# Options of `decode` with a value that `layout` does not take.
-DECODE_ONLY_VALUED = ("--byte-order", "--address")
-
-
-def _layout_args(argv):
-    """`argv` without what only `decode` takes (`--json`, `--byte-order big`, ...)."""
-    kept, words = [], iter(argv)
-    for word in words:
-        name = word.split("=", 1)[0]
-        if name in DECODE_ONLY_VALUED:
-            if "=" not in word:
-                next(words, None)
-        elif word not in DECODE_ONLY_FLAGS:
-            kept.append(word)
-    return kept
+        return command(GdbInferior(), arg)
+    except CommandError as e:
+        raise gdb.GdbError(str(e)) from None
 
 
 class VmctxCommand(gdb.Command):
     """Decode the VMComponentContext at ADDRESS.
 
-Usage: vmctx ADDRESS [--wasmtime VERSION] [--ptr-size N] count options [--json] [--force]
-At least one count option is needed (absent ones are 0). They are those of the
-release (`vmctx-emu versions` lists them; seed: --lowerings --memories
---reallocs --post-returns --instances --always-trap).
-ADDRESS is any gdb expression (everything before the first option). The pointer size and byte order default to the
-inferior's. The magic at offset 0 is checked before anything else is read."""
+Usage: vmctx ADDRESS [--wasmtime VERSION] [count options] [--summary | --json] [--exe FILE] [--sysroot DIR]
+                     [--ptr-size N] [--byte-order little|big] [--address A] [--force]
+ADDRESS is any gdb expression (everything before the first option). The magic
+at offset 0 is checked first. On a local process or a core loaded with `core
+FILE`, vmctx-emu's scan reads the context: the release from the inferior's
+Wasmtime image, the shape from the VMComponentOffsets copy Wasmtime stores
+before the context; it prints every field (--summary: the context at a glance,
+--json: both). Count options (`vmctx-emu versions` lists each release's) are
+needed only where there is no stored copy, and on targets the scan cannot read
+(remote ones); given, they and --wasmtime decide the decode, and a difference
+from the stored copy is noted. The pointer size and byte order default to the
+inferior's."""
 
     def __init__(self):
         super().__init__("vmctx", gdb.COMMAND_DATA, prefix=True)
 
     def invoke(self, arg, from_tty):
-        # The address expression is everything before the first option, so
-        # `vmctx (char *)ctx + 16 --lowerings 3` needs no quoting.
-        expression, dashes, rest = arg.partition(" --")
-        if expression.strip().startswith("--"):
-            expression, dashes, rest = "", "--", expression.strip()[2:]
-        if not expression.strip():
-            raise gdb.GdbError("usage: vmctx ADDRESS [layout options]; see 'help vmctx'")
-        address = int(gdb.parse_and_eval(expression).cast(gdb.lookup_type("unsigned long")))
-        options = gdb.string_to_argv(dashes + rest) if dashes else []
-        if "--help" in options or "-h" in options:
-            gdb.write(self.__doc__ + "\n")
-            return
-        if not _has_counts(options):
-            raise gdb.GdbError("vmctx: give the component's counts after the address, e.g. "
-                               "`vmctx ctx --lowerings 3 --instances 2` (absent counts are 0; "
-                               "`vmctx-emu versions` lists each release's count options)")
-        if "--ptr-size" not in options:
-            options += ["--ptr-size", str(gdb.lookup_type("void").pointer().sizeof)]
-        byte_order = "big" if "big endian" in gdb.execute("show endian", to_string=True) else "little"
-        inferior = gdb.selected_inferior()
-        magic = _read(inferior, address, 4, "the magic")
-        if int.from_bytes(magic, byte_order) != VMCOMPONENT_MAGIC:
-            raise gdb.GdbError(
-                f"vmctx: no VMComponentContext at {address:#x}: found bytes {magic.hex(' ')} "
-                f"({magic!r}), expected the magic b'comp'"
-            )
-        size = json.loads(_run(["layout", "--json", *_layout_args(options)]))["size_of_vmctx"]
-        data = _read(inferior, address, size, "the context of this layout (are the counts right?)")
-        fd, path = tempfile.mkstemp(prefix="vmctx-gdb-", suffix=".bin")
-        try:
-            with os.fdopen(fd, "wb") as f:
-                f.write(data)
-            gdb.write(_run(["decode", path, "--byte-order", byte_order, "--address", hex(address), *options],
-                           rename={path: f"the {size} bytes at {address:#x}"}))
-        finally:
-            os.unlink(path)
-
-
-# How `info target` names a core file: "Local core dump file:\n\t`PATH', file type ...".
-CORE_FILE_LINE = "Local core dump file:"
-SCAN_OPTIONS = {"--wasmtime": 1, "--json": 0, "--records": 0, "--all": 0, "--exe": 1, "--sysroot": 1}
-SCAN_USAGE = "vmctx scan [--wasmtime VERSION] [--all] [--exe FILE] [--sysroot DIR] [--records | --json]"
-
-
-def _inferior_source():
-    """The scan arguments naming this inferior: its core file, or its pid when gdb runs it natively."""
-    target = gdb.execute("info target", to_string=True)
-    if CORE_FILE_LINE in target:
-        line = target.split(CORE_FILE_LINE, 1)[1].lstrip().splitlines()[0]
-        return ["--core", line[line.index("`") + 1 : line.rindex("'")]]
-    inferior = gdb.selected_inferior()
-    connection = getattr(inferior, "connection", None)
-    kind = getattr(connection, "type", "native") if connection is not None else None
-    if inferior.pid and kind == "native":
-        return ["--pid", str(inferior.pid)]
-    if not inferior.pid:
-        raise gdb.GdbError("vmctx scan: no process and no core file: run or attach to a Wasmtime process, "
-                           "or load its core with `core FILE`")
-    raise gdb.GdbError(f"vmctx scan: the inferior is on a {kind} target; scan reads a local process or a core file "
-                       "(make one with `gcore FILE`, then run `vmctx-emu scan --core FILE`)")
+        notes, text = _run(lambda inferior, a: context_command(inferior, a, self.__doc__ + "\n"), arg)
+        for note in notes:
+            gdb.write(note + "\n", gdb.STDERR)
+        gdb.write(text)
 
 
 class VmctxScanCommand(gdb.Command):
@@ -161,19 +93,7 @@ context is summarized (release, shape, each instance's flags in words);
         super().__init__("vmctx scan", gdb.COMMAND_DATA)
 
     def invoke(self, arg, from_tty):
-        options = gdb.string_to_argv(arg)
-        i = 0
-        while i < len(options):
-            takes = SCAN_OPTIONS.get(options[i])
-            if takes is None or i + takes >= len(options):
-                what = "unexpected" if takes is None else "a value is needed after"
-                raise gdb.GdbError(f"vmctx scan: {what} {options[i]!r}; usage: {SCAN_USAGE}")
-            i += 1 + takes
-        gdb.write(_run(["scan", *_inferior_source(), *options]))
-
-
-WHERE_OPTIONS = {"--wasmtime": 1, "--json": 0, "--all": 0, "--exe": 1, "--sysroot": 1}
-WHERE_USAGE = "vmctx where EXPRESSION... [--wasmtime VERSION] [--all] [--exe FILE] [--sysroot DIR] [--json]"
+        gdb.write(_run(scan_command, arg))
 
 
 class VmctxWhereCommand(gdb.Command):
@@ -190,24 +110,7 @@ that `bt` shows as ??)."""
         super().__init__("vmctx where", gdb.COMMAND_DATA)
 
     def invoke(self, arg, from_tty):
-        words = gdb.string_to_argv(arg)
-        options, addresses, i = [], [], 0
-        while i < len(words):
-            takes = WHERE_OPTIONS.get(words[i])
-            if takes is None and words[i].startswith("--"):
-                raise gdb.GdbError(f"vmctx where: unexpected {words[i]!r}; usage: {WHERE_USAGE}")
-            if takes is None:
-                value = gdb.parse_and_eval(words[i]).cast(gdb.lookup_type("unsigned long"))
-                addresses.append(f"{int(value) & 0xFFFF_FFFF_FFFF_FFFF:#x}")
-                i += 1
-                continue
-            if i + takes >= len(words):
-                raise gdb.GdbError(f"vmctx where: a value is needed after {words[i]!r}; usage: {WHERE_USAGE}")
-            options += words[i : i + 1 + takes]
-            i += 1 + takes
-        if not addresses:
-            raise gdb.GdbError(f"vmctx where: no address given; usage: {WHERE_USAGE}")
-        gdb.write(_run(["where", *addresses, *_inferior_source(), *options]))
+        gdb.write(_run(where_command, arg))
 
 
 VmctxCommand()
