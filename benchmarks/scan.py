@@ -1,24 +1,27 @@
 """`vmctx-emu scan` as a user runs it, against the command a user would otherwise run, side by side.
 
-Targets are `python -m vmctx_emu.live.example` with 0, 100, 1,000 and 5,000 more
-contexts, and one holding 3 GiB of touched memory. For each, medians of
-interleaved runs of whole commands (interpreter start-up and imports included):
+Targets are `python -m vmctx_emu.live.example` with 0, 100, 1,000, 2,000 and
+5,000 more contexts, and one holding 1 GiB and one 3 GiB of touched memory. For
+each, medians of interleaved runs of whole commands (interpreter start-up and
+imports included):
 
-* `scan --pid P > /dev/null` (text and `--json`) against a Python `pread` loop
-  over the same writable mappings (`benchmarks/pread_mappings.py`);
+* `scan --pid P > /dev/null` (the summary, `--records` and `--json`) against a
+  Python `pread` loop over the same writable mappings (`benchmarks/pread_mappings.py`);
 * `scan --core C > /dev/null` against `cat C > /dev/null`, and a gzip'd core
-  against `zcat C.gz > /dev/null` (one core, of the 5,000-context target);
+  against `zcat C.gz > /dev/null` (a core of the 5,000-context target);
+* `where PC --core C` against `cat C` (a core of the 1 GiB target; PC in JIT code);
 * each command's peak resident memory (`wait4`), against the baseline's (a
   child reads at least this small process's own high-water mark, ~11 MiB).
 
-Times are wall-clock medians; the core is written only when the target's
-readable mappings fit in 1 GiB and a quarter of the free disk.
+Times are wall-clock medians; a core is written only when the target's
+readable mappings fit in 2 GiB and a quarter of the free disk.
 
 `python benchmarks/scan.py [--rounds N] [--quick]` prints a Markdown table;
-`--quick` skips the 3 GiB target and the cores.
+`--quick` skips the 1 and 3 GiB targets and the cores.
 """
 
 import argparse
+import json
 import os
 import shutil
 import statistics
@@ -32,9 +35,12 @@ HERE = Path(__file__).resolve().parent
 PYTHON = sys.executable
 VMCTX = [PYTHON, "-m", "vmctx_emu.cli"]
 PREAD = [PYTHON, str(HERE / "pread_mappings.py")]
-TARGETS = [("1 context", 0, 0), ("101 contexts", 100, 0), ("1,001 contexts", 1000, 0),
-           ("5,001 contexts", 5000, 0), ("1 context, 3 GiB", 0, 3072)]
-CORE_TARGET = "5,001 contexts"
+TARGETS = [("1 context", 0, 0), ("101 contexts", 100, 0), ("1,001 contexts", 1000, 0), ("2,001 contexts", 2000, 0),
+           ("5,001 contexts", 5000, 0), ("1 context, 1 GiB", 0, 1024), ("1 context, 3 GiB", 0, 3072)]
+# Each target scanned by pid three ways: the default summary, every record, JSON.
+OUTPUTS = ((), ("--records",), ("--json",))
+# Targets written to a core: `scan --core` (and its gzip) against cat (zcat); `where --core` against cat.
+CORE_TARGETS = {"5,001 contexts": "scan", "1 context, 1 GiB": "where"}
 
 
 def run(argv, stdin=None):
@@ -79,7 +85,7 @@ def start(instances, ballast):
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=5)
-    parser.add_argument("--quick", action="store_true", help="skip the 3 GiB target and the cores")
+    parser.add_argument("--quick", action="store_true", help="skip the 1 and 3 GiB targets and the cores")
     args = parser.parse_args(argv)
     print("| target | ours | baseline | ratio | our peak | baseline peak |")
     print("|---|---|---|---:|---:|---:|")
@@ -89,18 +95,24 @@ def main(argv=None):
         child = start(instances, ballast)
         try:
             pid = str(child.pid)
-            for extra in ([], ["--json"]):
-                result = compare(VMCTX + ["scan", "--pid", pid] + extra, PREAD + [pid], args.rounds)
-                print(row(f"{name}, by pid", f"scan --pid{' --json' if extra else ''}", "pread loop", result),
-                      flush=True)
-            if name == CORE_TARGET and not args.quick:
-                cores(child.pid, args.rounds)
+            for extra in OUTPUTS:
+                result = compare(VMCTX + ["scan", "--pid", pid, *extra], PREAD + [pid], args.rounds)
+                print(row(f"{name}, by pid", " ".join(["scan --pid", *extra]), "pread loop", result), flush=True)
+            if name in CORE_TARGETS and not args.quick:
+                cores(name, child.pid, args.rounds, CORE_TARGETS[name])
         finally:
             child.kill()
             child.wait()
 
 
-CORE_CAP = 1 << 30  # the most a core may take on the shared disk
+def a_jit_address(pid):
+    """16 bytes into the first trampoline's wasm_call of the target's first context: a PC for `where`."""
+    doc = json.loads(subprocess.run(VMCTX + ["scan", "--pid", str(pid), "--json"], capture_output=True, text=True,
+                                    check=True).stdout)
+    value = next(r["value"] for r in doc["contexts"][0]["records"] if r["field"].endswith("wasm_call"))
+    return f"{int(value, 16) + 16:#x}"
+
+CORE_CAP = 2 << 30  # the most a core may take on the shared disk
 
 
 def readable_bytes(pid):
@@ -115,12 +127,13 @@ def readable_bytes(pid):
     return total
 
 
-def cores(pid, rounds):
+def cores(name, pid, rounds, what):
     gcore = shutil.which("gcore")
     if gcore is None:
         print("| cores | gcore (gdb) is not installed | | | | |")
         return
     size = readable_bytes(pid)
+    address = a_jit_address(pid) if what == "where" else None
     with tempfile.TemporaryDirectory() as folder:
         free = shutil.disk_usage(folder).free
         if size > min(CORE_CAP, free // 4):
@@ -129,13 +142,16 @@ def cores(pid, rounds):
         prefix = os.path.join(folder, "core")
         subprocess.run([gcore, "-o", prefix, str(pid)], check=True, capture_output=True)
         core = f"{prefix}.{pid}"
-        subprocess.run(["gzip", "-1", "-k", core], check=True)
         size = os.path.getsize(core) >> 20
+        if what == "where":
+            result = compare(VMCTX + ["where", address, "--core", core], ["cat", core], rounds)
+            print(row(f"{name}, core ({size} MiB)", "where PC --core", "cat", result), flush=True)
+            return
+        subprocess.run(["gzip", "-1", "-k", core], check=True)
         result = compare(VMCTX + ["scan", "--core", core], ["cat", core], rounds)
-        print(row(f"{CORE_TARGET}, core ({size} MiB)", "scan --core", "cat", result), flush=True)
+        print(row(f"{name}, core ({size} MiB)", "scan --core", "cat", result), flush=True)
         result = compare(VMCTX + ["scan", "--core", core + ".gz"], ["zcat", core + ".gz"], rounds)
-        print(row(f"{CORE_TARGET}, gzip core", "scan --core", "zcat", result), flush=True)
-
+        print(row(f"{name}, gzip core", "scan --core", "zcat", result), flush=True)
 
 if __name__ == "__main__":
     main()
