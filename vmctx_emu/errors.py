@@ -182,12 +182,16 @@ class HostPanic(VMCtxEmuError, AssertionError):
 
 
 class ContextMismatch(AssertionError):
-    """Two contexts differ (`assert_same_context`, a test assertion, not a package error): `.field`,
-    `.offset`, `.actual`, `.expected` name the first difference."""
+    """Two contexts differ (`assert_same_context`, a test assertion, not a package error): `.field` (the
+    record's label, "may_leave[1]"), `.index` (its element, None for a single field), `.offset`,
+    `.actual`, `.expected` name the first difference; `.release` the Wasmtime release(s) compared;
+    `.differences` the label of every compared field that differs, in memory order."""
 
-    def __init__(self, message, field=None, offset=None, actual=None, expected=None):
+    def __init__(self, message, field=None, offset=None, actual=None, expected=None, *, index=None, release=None,
+                 differences=()):
         super().__init__(message)
         self.field, self.offset, self.actual, self.expected = field, offset, actual, expected
+        self.index, self.release, self.differences = index, release, tuple(differences)
 
 
 class LiveError(VMCtxEmuError):
