@@ -123,3 +123,20 @@ def test_gdb_where_evaluates_its_expressions(gdb, script, example, probes):  # n
     assert f"  inside the context at {probes[0]:#x}: lowerings[0].callee" in proc.stdout
     bad = run_gdb(gdb, script, "vmctx where --bogus", attach=example.pid)
     assert "vmctx where: unexpected '--bogus'; usage: vmctx where EXPRESSION..." in bad.stderr
+
+
+def test_jit_code_no_context_points_into_says_why_nothing_is_named():
+    from vmctx_emu.describe.where import where_text
+    from vmctx_emu.live.scanner import ScanResult
+    from vmctx_emu.live.source import Mapping
+    from vmctx_emu.live.where import Location
+
+    jit = Mapping(0x7F00_0000_0000, 0x7F00_0000_1000, "r-xp", 0, None)
+    found = ScanResult("pid 1", "50.0.0", "given", [], [], 0, True,
+                       [Location(0x7F00_0000_0035, jit, "JIT code", None, [], None),
+                        Location(0x10, None, "not mapped", None, [], None)])
+    lines = where_text(found).splitlines()
+    assert lines[3] == ("  no context found holds, contains or points below it: no context's code pointer lands in "
+                        "this JIT mapping (contexts name only their trampolines, lowered host functions and func "
+                        "refs, not the core modules' own functions)")
+    assert lines[-1] == "  no context found holds, contains or points below it"

@@ -85,6 +85,9 @@ def where_text(result):
             if loc.named == "JIT code":
                 lines.append(f"    {JIT_NOTE}")
         if loc.inside is None and not loc.held_by and entry is None:
-            lines.append("  no context found holds, contains or points below it")
+            lines.append("  no context found holds, contains or points below it" + (
+                ": no context's code pointer lands in this JIT mapping (contexts name only their trampolines, "
+                "lowered host functions and func refs, not the core modules' own functions)"
+                if loc.named == "JIT code" else ""))
     lines += [f"note: {note}" for note in result.notes]
     return "\n".join(lines)
