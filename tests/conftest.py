@@ -53,3 +53,16 @@ def dumps(tmp_path):
     inst.instance_flags(0).may_enter = False
     b = inst.dump(tmp_path / "b.bin")
     return inst, a, b
+
+
+@pytest.fixture(scope="module")
+def example():
+    """A real Wasmtime process with one component context (`python -m vmctx_emu.live.example`), for a
+    module's tests; killed after them. Tests using it skip themselves without wasmtime or off x86-64 Linux."""
+    from test_scan_inputs import start_example, stop
+
+    proc = start_example(seconds=300)
+    try:
+        yield proc
+    finally:
+        stop(proc)

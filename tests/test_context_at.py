@@ -60,16 +60,6 @@ wasmtime = pytest.importorskip("wasmtime")
 if sys.platform != "linux" or platform.machine() != "x86_64":
     pytest.skip("reads /proc", allow_module_level=True)
 
-from test_scan_inputs import start_example, stop  # noqa: E402
-
-
-@pytest.fixture(scope="module")
-def example():
-    proc = start_example(seconds=300)
-    try:
-        yield proc
-    finally:
-        stop(proc)
 
 
 def test_cli_scan_context_on_a_real_process(example, capsys):

@@ -29,20 +29,6 @@ def script():
                           check=True).stdout.strip()
 
 
-@pytest.fixture(scope="module")
-def example():
-    """A real Wasmtime process with one component instance (the scan example)."""
-    proc = subprocess.Popen([sys.executable, "-m", "vmctx_emu.live.example", "--seconds", "300"],
-                            stdout=subprocess.PIPE, text=True)
-    try:
-        line = proc.stdout.readline()
-        assert line.startswith(f"pid {proc.pid} ready"), line
-        yield proc
-    finally:
-        proc.kill()
-        proc.wait()
-
-
 def run_gdb(gdb, script, *commands, attach=None):
     argv = [gdb, "-batch", "-nx", "-ex", f"source {script}"]
     if attach is not None:

@@ -84,16 +84,6 @@ from vmctx_emu.cli import main  # noqa: E402
 from vmctx_emu.live import scan  # noqa: E402
 
 from cores import gcore  # noqa: E402
-from test_scan_inputs import start_example, stop  # noqa: E402
-
-
-@pytest.fixture(scope="module")
-def example():
-    proc = start_example(seconds=300)
-    try:
-        yield proc
-    finally:
-        stop(proc)
 
 
 @pytest.fixture(scope="module")

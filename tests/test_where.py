@@ -40,16 +40,6 @@ from vmctx_emu.live import scan  # noqa: E402
 
 from cores import gcore  # noqa: E402
 from test_gdb_scan import gdb, run_gdb, script  # noqa: E402,F401
-from test_scan_inputs import start_example, stop  # noqa: E402
-
-
-@pytest.fixture(scope="module")
-def example():
-    proc = start_example(seconds=300)
-    try:
-        yield proc
-    finally:
-        stop(proc)
 
 
 def _word(ctx, offset):
