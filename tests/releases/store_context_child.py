@@ -10,7 +10,7 @@ for each line on stdin:
 * `quit`: exits.
 
 The parent reads the store context at rest, inside the import and after.
-Standard library and `wasmtime` only.
+Standard library, `wasmtime` and `child.py` beside it (the release child's components) only.
 """
 
 import sys
@@ -18,17 +18,7 @@ import sys
 import wasmtime
 from wasmtime.component import Component, Linker
 
-COMPONENT = """
-(component
-  (import "add" (func $add (param "x" u32) (result u32)))
-  (core func $add-lowered (canon lower (func $add)))
-  (core module $m
-    (import "host" "add" (func $add (param i32) (result i32)))
-    (func (export "run") (param i32) (result i32)
-      local.get 0 call $add i32.const 1 i32.add))
-  (core instance $i (instantiate $m (with "host" (instance (export "add" (func $add-lowered))))))
-  (func (export "run") (param "x" u32) (result u32) (canon lift (core func $i "run"))))
-"""
+from child import LOWER_LIFT as COMPONENT  # noqa: E402  (the example component; child.py sits here too)
 
 
 def add(store, x):
