@@ -11,6 +11,7 @@ version for every document):
 * `scan`: a scan's contexts, their liveness and evidence, streamed context by context;
 * `summary`: a scanned context at a glance (release, shape as options, each instance's flags in words);
 * `where`: which context, field or entry point addresses belong to (`scan(where=...)`);
+* `capture`: a capture's files and manifest (`scan(capture=True)`), where a captured dump came from;
 
 and below them `words` (one value's interpretation and raw hex), `symbols` (Rust names made short) and `textgrid` (text built as
 numpy byte matrices, for millions of lines of one shape). The CLI, the gdb commands (through the
@@ -34,6 +35,7 @@ _MODULES = {
              "scan_text_chunks"),
     "summary": ("shape_options", "context_summary", "summary_lines", "Palette"),
     "where": ("where_doc", "where_json", "where_text"),
+    "capture": ("capture_files", "capture_manifest", "origin_doc", "origin_lines", "saved_text"),
     "symbols": ("short_name",),
     "words": ("interpretation", "hex_value"),
 }

@@ -1,13 +1,15 @@
 """The one version every JSON document of the package carries as `schema_version`.
 
-`decode --json`, `diff --json`, `layout --json`, `infer --json` and `scan --json` (and the
-same documents from the Python API: `vmctx_emu.describe`) share it: a change to the shape
-of any of them bumps it, once, here.
+`decode --json`, `diff --json`, `layout --json`, `infer --json`, `scan --json` and a capture's
+manifest (and the same documents from the Python API: `vmctx_emu.describe`) share it: a change
+to the shape of any of them bumps it, once, here.
 
 History:
   1  `decode`, `diff`, `layout` documents (`infer` and `scan` said 2 on their own)
   2  `scan` (contexts with `liveness`, `shape_from`, `image`) and `infer`
-  3  one version for every document; no document changed shape
+  3  one version for every document; no document changed shape. Later, with no document of an earlier
+     input changed: a capture's `manifest.json` (`describe/capture.py`), and `origin` in `decode` and
+     `origins` in `diff` documents of captured dumps
 """
 
 __all__ = ["SCHEMA_VERSION"]
