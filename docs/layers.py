@@ -34,7 +34,8 @@ LAYERS = (
     ("memory and runtime", ("memory", "runtime", "_native")),
     ("dumps and live targets", ("dumps", "live")),
     ("describe", ("describe",)),
-    ("front ends", ("cli", "gdb", "gdb_script", "lldb", "lldb_script", "debugger_script", "pytest_plugin", "demo", "__main__", "")),
+    ("front ends", ("cli", "gdb", "gdb_script", "lldb", "lldb_script", "debugger_script", "pytest_plugin", "demo",
+                    "capture", "__main__", "")),
 )
 
 BOX_H, ROW_GAP, WRAP_GAP, COL_GAP, CHAR_W, PAD, MARGIN, LABEL_W, ROW_WIDTH = 22, 70, 30, 10, 7, 8, 10, 170, 1300

@@ -210,7 +210,9 @@ def test_decode_and_diff_a_release_dump(tmp_path, capsys):
     assert status == 0 and "may_leave[1]" in out and "MAY_LEAVE" in out and "anomalies: none" in out
     status, out, _ = run(["diff", a, b], capsys)
     assert status == 1 and "may_leave[1]" in out and "(MAY_LEAVE) -> 0x00000000 (0)" in out
-    status, _, err = run(["decode", a, "--wasmtime", "48", "--trampolines", "2"], capsys)
+    status, _, err = run(["decode", a, "--wasmtime", "48", "--trampolines", "2"], capsys)  # the sidecar says 1
+    assert status == 2 and "--trampolines 2 contradicts its sidecar" in err and "num_trampolines 1" in err
+    status, _, err = run(["decode", a, "--wasmtime", "48", "--trampolines", "2", "--force"], capsys)  # options win
     assert status == 2 and "needs size_of_vmctx()" in err
 
 

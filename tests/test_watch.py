@@ -61,7 +61,7 @@ def test_ctrl_c_stops_it_cleanly(monkeypatch):
 
 @pytest.mark.parametrize("argv, message", [
     (["--core", "c", "--watch", "1"], "--watch reads a live process (--pid)"),
-    (["--pid", "7", "--watch", "1", "--json"], "without --core, --json or --records"),
+    (["--pid", "7", "--watch", "1", "--json"], "without --core, --json, --records, --save or --context"),
     (["--pid", "7", "--watch", "0"], "seconds between reads are from 0.05 to 86400, got 0"),
     (["--pid", "7", "--watch", "x"], "expected seconds such as 0.5 or 2, got 'x'"),
     (["--pid", "7", "--watch", "1", "--reads", "0"], "expected a positive count, got 0"),

@@ -16,8 +16,8 @@ import sys
 from . import __version__
 from .checks import check_u32
 from .describe.options import count_option
-from .errors import ArgumentValueError, BadMagicError, DumpError, TooManyCandidatesError, UnknownReleaseError, \
-    VMCtxEmuError
+from .errors import ArgumentValueError, BadMagicError, DumpError, SidecarConflictError, TooManyCandidatesError, \
+    UnknownReleaseError, VMCtxEmuError
 from .layouts.ptr import HostPtr, PtrSize
 from .layouts.releases import COUNT_ORDER, LAYOUTS, SEED, resolve_release, resolve_wasmtime
 
@@ -234,7 +234,8 @@ def add_layout_options(parser, layout=SEED, for_dump=False):
     For a dump they default to None: only what is given overrides the sidecar.
     """
     group = parser.add_argument_group(
-        "layout" + (" (overrides the dump's sidecar; unset counts are 0 without one)" if for_dump else "")
+        "layout" + (" (must agree with the dump's sidecar unless --force; unset counts are 0 without one)"
+                    if for_dump else "")
     )
     group.add_argument(
         "--wasmtime",
@@ -266,7 +267,8 @@ def add_layout_options(parser, layout=SEED, for_dump=False):
         group.add_argument("--address", type=_address, default=None,
                            help="the context's address when dumped (default: sidecar)")
         group.add_argument("--force", action="store_true",
-                           help="read the dump even if its magic is wrong (reported as an anomaly)")
+                           help="read the dump even if its magic is wrong (reported as an anomaly), or with layout "
+                                "options that contradict its sidecar (the options win)")
 
 
 def _counts(args):
@@ -279,8 +281,12 @@ def load_from_args(args, path):
 
     if args.ptr_size is not None:
         check_address_fits(args.address, args.ptr_size)
+    # An option the sidecar answers must agree with it (`SidecarConflictError`) unless --force; --address
+    # always says where the context is taken to be.
     ctx = load_dump(path, ptr=args.ptr_size, byte_order=args.byte_order, counts=_counts(args),
-                    address=args.address, check_magic=not args.force, wasmtime=args.wasmtime)
+                    address=args.address, check_magic=not args.force, wasmtime=args.wasmtime,
+                    debug_assertions=False if getattr(args, "release", False) else None,
+                    strict_sidecar=not args.force)
     check_address_fits(args.address, ctx.offsets.ptr, f"{path}: --address")
     return ctx
 
@@ -308,25 +314,36 @@ def cmd_layout(args, out):
 
 def cmd_decode(args, out):
     """Exit status 1 with --strict when the decode reports anomalies."""
-    from .describe.records import decoded_json_chunks, decoded_table_chunks
+    from .describe.capture import origin_doc, origin_lines
+    from .describe.records import decoded_json_chunks, decoded_table_chunks, json_object_chunks
     from .dumps.decode import decode
 
     decoded = decode(load_from_args(args, args.dump))
     # Streamed: a large dump never becomes one string (nor, as JSON, one dict per record).
-    render = decoded_json_chunks if args.json else decoded_table_chunks
-    write_chunks(out, lambda binary: render(decoded, binary=binary))
+    origin = origin_doc(decoded.ctx)  # a captured dump's: where it came from
+    if args.json and origin is not None:
+        write_chunks(out, lambda binary: json_object_chunks(decoded, binary=binary, after={"origin": origin},
+                                                            end="\n"))
+    elif args.json:
+        write_chunks(out, lambda binary: decoded_json_chunks(decoded, binary=binary))
+    else:
+        out.write("".join(f"{line}\n" for line in origin_lines(decoded.ctx)))
+        write_chunks(out, lambda binary: decoded_table_chunks(decoded, binary=binary))
     return 1 if args.strict and decoded.anomalies else 0
 
 
 def cmd_hexdump(args, out):
+    from .describe.capture import origin_lines
     from .describe.hexdump import hexdump_chunks
 
     ctx = load_from_args(args, args.dump)
+    out.write("".join(f"{line}\n" for line in origin_lines(ctx, evidence=False)))  # a captured dump's origin
     write_chunks(out, lambda binary: hexdump_chunks(ctx, binary=binary, squeeze=not args.no_squeezing))
 
 
 def cmd_diff(args, out):
     """Exit status as diff(1): 0 when the dumps decode the same, 1 when they differ."""
+    from .describe.capture import origin_lines
     from .describe.diff import diff_json, diff_rows, diff_table
     from .dumps.decode import decode, padding_differences
 
@@ -339,6 +356,9 @@ def cmd_diff(args, out):
         )
     a, b = decode(old), decode(new)
     padding = padding_differences(a, b)
+    if not args.json and (old.origin or new.origin):  # captured dumps: where each came from
+        out.write("".join(f"{which} {path}: {(origin_lines(ctx, evidence=False) or ['no origin recorded'])[0]}\n"
+                          for which, path, ctx in (("---", args.old, old), ("+++", args.new, new))))
     out.write((diff_json(a, b, padding) if args.json else diff_table(a, b, padding)) + "\n")
     return 1 if padding or next(diff_rows(a, b), None) is not None else 0
 
@@ -406,10 +426,14 @@ def cmd_scan(args, out):
     if args.watch is not None:
         return _watch(args, out)
     source = args.pid if args.pid is not None else args.core
+    if args.save is not None:
+        from .dumps.files import check_free_directory
+
+        check_free_directory(args.save)  # before a scan that may take long
     progress = _ProgressLine(args) if _show_progress(args, out) else None
     try:
         result = scan(source, wasmtime=args.wasmtime, progress=progress, exe=args.exe, sysroot=args.sysroot,
-                      include_freed=args.all or args.context is not None, decode=False)
+                      include_freed=args.all or args.context is not None, decode=False, capture=args.save is not None)
     finally:
         if progress:
             progress.clear()
@@ -417,6 +441,8 @@ def cmd_scan(args, out):
         from .live.context_at import context_at
 
         result = context_at(result, args.context)
+    if args.save is not None:
+        _save(args, result)
     # Streamed, a context decoded at a time: thousands of contexts' decodes and text are never held whole.
     chunks = scan_json_chunks(result) if args.json else scan_text_chunks(result, records=args.records,
                                                                          colour=_colour(out))
@@ -433,9 +459,9 @@ def _watch(args, out):
     from .describe.watch import changes, snapshot
     from .live import scan
 
-    if args.pid is None or args.json or args.records:
+    if args.pid is None or args.json or args.records or args.save is not None or args.context is not None:
         raise ArgumentValueError("--watch reads a live process (--pid) again and again, and prints text changes: "
-                            "without --core, --json or --records")
+                                 "without --core, --json, --records, --save or --context")
     reads = 0
     try:
         result = scan(args.pid, wasmtime=args.wasmtime, include_freed=args.all, decode=False)
@@ -456,6 +482,17 @@ def _watch(args, out):
         pass
     out.write(f"stopped after {reads} read{'s' * (reads != 1)}\n")
     return 0
+
+
+def _save(args, result):
+    """`scan --save DIR`: the capture written, its size said on stderr first."""
+    from .capture import save_capture
+    from .describe.capture import saved_text
+
+    def before(total, count):
+        print(f"vmctx-emu scan: {saved_text(args.save, result.capture, total, count)}", file=sys.stderr)
+
+    save_capture(result, args.save, limit=args.save_limit << 20, before=before)
 
 
 def cmd_where(args, out):
@@ -569,6 +606,9 @@ def _decode_options(p, layout, explicit):
     add_layout_options(p, layout, for_dump=True)
     p.add_argument("--json", action="store_true", help="print JSON records instead of a table")
     p.add_argument("--strict", action="store_true", help="exit with status 1 when there are anomalies")
+    p.add_argument("--release", action="store_true",
+                   help="a release build: no debug poison expected, so unset slots that are null are no anomaly "
+                        "(default: the sidecar's build, else debug)")
 
 
 def _hexdump_options(p, layout, explicit):
@@ -645,6 +685,11 @@ def _scan_options(p, layout, explicit):
                         "(a flag word, a store entering or leaving wasm, a new or freed context) until Ctrl-C")
     p.add_argument("--reads", type=_positive, default=None, metavar="N",
                    help="with --watch: stop after N reads (default: until Ctrl-C)")
+    p.add_argument("--save", metavar="DIR", default=None,
+                   help="also write every context listed as a dump pair, the structures its pointers reach and a "
+                        "manifest into DIR (new or empty; written as one unit)")
+    p.add_argument("--save-limit", metavar="MIB", type=_u32("save-limit"), default=64,
+                   help="refuse to --save more than MIB MiB (default 64; 2,000 contexts take about 3 MB)")
     p.add_argument("--json", action="store_true", help="print one JSON object (records and summary) instead of text")
 
 
@@ -764,7 +809,7 @@ def main(argv=None, out=None):
     argv, traceback = take_traceback_flag(sys.argv[1:] if argv is None else list(argv))
     try:
         release = requested_release(argv)
-        resolution = resolve_release(release or SEED)
+        resolution = resolve_release(release or sidecar_release(argv) or SEED)
     except VMCtxEmuError as e:
         if traceback:
             raise
@@ -830,11 +875,54 @@ def _phrase(error):
         return f"{error.reason}; {way_out}"
     if isinstance(error, DumpError) and error.missing:
         return f"{error.reason}: pass them (CLI: --ptr-size and the count options)"
+    if isinstance(error, SidecarConflictError):
+        return _conflict(error)
     if isinstance(error, BadMagicError) and error.path is not None:
         return f"{error.reason} (--force reads it anyway)"
     if isinstance(error, UnknownReleaseError) and error.newest is not None:
         return f"{error}; `vmctx-emu versions` lists every release"
     return str(error)
+
+
+def _conflict(error):
+    """A layout option that contradicts the dump's sidecar, in the options' words."""
+    if error.argument == "debug_assertions":
+        given, recorded = "--release", "a debug build (debug_assertions true)"
+    else:
+        option = {"wasmtime": "--wasmtime", "ptr": "--ptr-size", "byte_order": "--byte-order"}.get(
+            error.argument) or f"--{count_option(error.argument)}"
+        recorded_as = {"ptr": "ptr_size"}.get(error.argument, error.argument)
+        given, recorded = f"{option} {error.given}", f"{recorded_as} {error.recorded}"
+    return (f"{error.path}: {given} contradicts its sidecar {error.sidecar}, which records {recorded}: leave the "
+            "option out (the sidecar answers it), or --force to read the dump as the options say")
+
+
+def sidecar_release(argv):
+    """The release the sidecar of the dump a `decode`, `hexdump` or `diff` command line reads records (None:
+    another command, no such dump or sidecar, or one that cannot be read: the command says why later), so
+    that command's count options are that release's without --wasmtime."""
+    words = argv[: argv.index("--")] if "--" in argv else argv
+    flags = {"--json", "--strict", "--force", "--release", "-h", "--help"}
+    command, path, skip = None, None, False
+    for word in words:
+        if skip:
+            skip = False
+        elif word.startswith("-"):
+            skip = command is not None and word not in flags and "=" not in word
+        elif command is None:
+            command = word
+        else:
+            path = word
+            break
+    if command not in ("decode", "hexdump", "diff") or path is None:
+        return None
+    try:
+        from .dumps.sidecar import read_sidecar
+
+        meta = read_sidecar(path)
+    except (VMCtxEmuError, OSError, ValueError):
+        return None
+    return None if meta is None else meta.get("wasmtime")
 
 
 if __name__ == "__main__":

@@ -18,6 +18,8 @@ __all__ = [
     "BadMagicError",
     "ClosedError",
     "DumpError",
+    "SidecarConflictError",
+    "CaptureError",
     "InferError",
     "StoreContextError",
     "TooManyCandidatesError",
@@ -134,6 +136,22 @@ class DumpError(VMCtxEmuError, ValueError):
     """
 
     facts = ("path", "missing", "reason")
+
+
+class SidecarConflictError(DumpError):
+    """An argument that contradicts what the dump's sidecar records, where the caller asked for agreement
+    (`load_dump(..., strict_sidecar=True)`): `argument` names it (`wasmtime`, `ptr`, `byte_order`,
+    `debug_assertions`, or a count's Rust name), `given` is its value, `recorded` the sidecar's, `sidecar`
+    the sidecar's path."""
+
+    facts = ("path", "missing", "reason", "argument", "given", "recorded", "sidecar")
+
+
+class CaptureError(VMCtxEmuError, ValueError):
+    """A capture that cannot be written: `directory` exists and is not empty (or is not a directory), or the
+    capture's `size` in bytes is more than the `limit` it may have; `reason` says which."""
+
+    facts = ("directory", "size", "limit", "reason")
 
 
 class InferError(VMCtxEmuError, ValueError):

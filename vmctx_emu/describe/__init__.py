@@ -12,6 +12,7 @@ version for every document):
 * `summary`: a scanned context at a glance (release, shape as options, each instance's flags in words);
 * `where`: which context, field or entry point addresses belong to (`scan(where=...)`);
 * `watch`: what changed between two scans (`scan --watch`);
+* `capture`: a capture's files and manifest (`scan(capture=True)`), where a captured dump came from;
 
 and below them `words` (one value's interpretation and raw hex), `symbols` (Rust names made short) and `textgrid` (text built as
 numpy byte matrices, for millions of lines of one shape). The CLI, the gdb commands (through the
@@ -36,6 +37,7 @@ _MODULES = {
     "summary": ("shape_options", "context_summary", "summary_lines", "Palette"),
     "where": ("where_doc", "where_json", "where_text"),
     "watch": ("snapshot", "changes"),
+    "capture": ("capture_files", "capture_manifest", "origin_doc", "origin_lines", "saved_text"),
     "symbols": ("short_name",),
     "words": ("interpretation", "hex_value"),
 }

@@ -2,6 +2,7 @@
 
 import json
 
+from .capture import origin_doc
 from .schema import SCHEMA_VERSION
 from .words import hex_value, interpretation
 
@@ -30,15 +31,19 @@ def diff_table(old, new, padding):
 
 
 def diff_doc(old, new, padding):
-    """`diff --json`'s object."""
+    """`diff --json`'s object; `origins` (`old`, `new`: where each came from) when either is a captured dump."""
     changes = [{
         "field": column.label(index), "region": column.region, "index": index if column.is_array else None,
         "sub": column.sub, "offset": offset,
         "old": {"value": hex_value(column, va, old.ctx), "text": interpretation(ca, va, old.ctx)},
         "new": {"value": hex_value(column, vb, new.ctx), "text": interpretation(cb, vb, new.ctx)},
     } for column, index, offset, va, ca, vb, cb in diff_rows(old, new)]
-    return {"schema_version": SCHEMA_VERSION, "layout": old.ctx.layout_parameters(), "changes": changes,
-            "padding": [{"start": s, "stop": e} for s, e in padding]}
+    doc = {"schema_version": SCHEMA_VERSION, "layout": old.ctx.layout_parameters(), "changes": changes,
+           "padding": [{"start": s, "stop": e} for s, e in padding]}
+    origins = {"old": origin_doc(old.ctx), "new": origin_doc(new.ctx)}
+    if origins["old"] or origins["new"]:
+        doc["origins"] = origins
+    return doc
 
 
 def diff_json(old, new, padding):

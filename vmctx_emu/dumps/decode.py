@@ -259,7 +259,11 @@ def decode(ctx):
     plan = _plan_of(ctx)
     raw = ctx.memory
     values_by = _values(plan, raw)
-    return Decoded(ctx, plan.columns, plan.blocks, values_by, _anomalies(ctx, raw, plan.blocks, values_by))
+    found = _anomalies(ctx, raw, plan.blocks, values_by)
+    guessed = (getattr(ctx, "origin", None) or {}).get("guessed")
+    if guessed:  # a captured context whose shape the scan guessed says so, as the scan did
+        found.insert(0, Anomaly("guessed_shape", 0, guessed))
+    return Decoded(ctx, plan.columns, plan.blocks, values_by, found)
 
 
 def decode_many(ctxs):

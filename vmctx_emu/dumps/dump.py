@@ -13,7 +13,8 @@ format.
 import sys
 
 from ..checks import check_bool, check_byte_order, check_counts, check_int, check_ptr
-from ..errors import ArgumentTypeError, ArgumentValueError, BadMagicError, DumpError, UnknownReleaseError
+from ..errors import ArgumentTypeError, ArgumentValueError, BadMagicError, DumpError, SidecarConflictError, \
+    UnknownReleaseError
 from ..layouts.releases import resolve_wasmtime
 from ..memory.reader import ContextReader
 from .files import check_path, open_checked, read_committed, read_dump_bytes, sidecar_path, write_pair
@@ -36,7 +37,13 @@ def write_dump(ctx, path):
 
 
 class DumpedContext(ContextReader):
-    """A read-only context loaded from bytes: the getters and views of a live instance, no setters."""
+    """A read-only context loaded from bytes: the getters and views of a live instance, no setters.
+
+    `origin` is where a captured dump's bytes came from (its sidecar's `origin`: the target, the
+    context's liveness and evidence, how the release was known); None for any other.
+    """
+
+    origin = None
 
     def __init__(self, data, component, ptr, byte_order, *, address=None, debug_assertions=True,
                  source="<bytes>", wasmtime=None):
@@ -100,9 +107,42 @@ def _check_load_arguments(counts, address, debug_assertions, check_magic, byte_o
         check_byte_order(byte_order)
 
 
+def _same_release(given, recorded):
+    """Whether a `wasmtime=` argument names the release a sidecar records: the same release once resolved,
+    or a prefix of it ("50" and "v50.0" name 50.0.0)."""
+    text = str(given).strip().lstrip("vV")
+    if recorded == text or recorded.startswith(text + "."):
+        return True
+    try:
+        return resolve_wasmtime(given).release == resolve_wasmtime(recorded).release
+    except (UnknownReleaseError, ArgumentTypeError):
+        return False
+
+
+def _sidecar_conflicts(path, where, side, given):
+    """`SidecarConflictError` for the first of `given` (argument -> value or None) that contradicts what the
+    sidecar `side` records: a release by `_same_release`, a count (absent: 0) or anything else by equality."""
+    for argument, value in given.items():
+        key = {"ptr": "ptr_size"}.get(argument, argument)
+        if key in side:
+            recorded = side[key]
+        elif argument in ("wasmtime", "ptr", "byte_order", "debug_assertions"):
+            recorded = None
+        else:
+            recorded = side.get("counts", {}).get(argument, 0)
+        if value is None or recorded is None:
+            continue
+        if not (_same_release(value, recorded) if argument == "wasmtime" else value == recorded):
+            reason = f"{path}: {argument}={value!r} contradicts its sidecar {where}, which records {recorded!r}"
+            raise SidecarConflictError(f"{reason}; leave it out (the sidecar answers it)", path=path, reason=reason,
+                                       argument=argument, given=value, recorded=recorded, sidecar=where)
+
+
 def load_dump(path, component=None, ptr=None, byte_order=None, *, counts=None, address=None,
-              debug_assertions=None, check_magic=True, wasmtime=None, allow_special=False):
-    """Load a dump with its layout from the sidecar or the arguments (arguments win).
+              debug_assertions=None, check_magic=True, wasmtime=None, allow_special=False, strict_sidecar=False):
+    """Load a dump with its layout from the sidecar or the arguments (arguments win; with `strict_sidecar`
+    an argument that contradicts the sidecar is a `SidecarConflictError` naming both, `address` excepted:
+    it always says where to decode the context as being).
 
     `counts` overrides single counts of the sidecar's component (the others
     are 0 without a sidecar). A missing component or pointer size (neither in
@@ -120,11 +160,18 @@ def load_dump(path, component=None, ptr=None, byte_order=None, *, counts=None, a
     except UnknownReleaseError as e:
         raise DumpError(f"{path}: {e}") from None
     check_bool("allow_special", allow_special)
+    check_bool("strict_sidecar", strict_sidecar)
     f, _ = open_checked(path, "dump", allow_special)  # a missing or special file is named before anything else
     f.close()
     meta = read_sidecar(path)
     where = sidecar_path(path)
     side = meta or {}
+    if strict_sidecar and meta is not None:  # the pointer size once it is checked, below
+        _sidecar_conflicts(path, where, side, {"wasmtime": wasmtime, "byte_order": byte_order,
+                                               "debug_assertions": debug_assertions, **(counts or {})})
+        if "wasmtime" in side:
+            resolution = None  # agreed: the sidecar's own release ("50" names the 50.0.0 it records)
+    given_ptr = ptr
     if resolution is None:
         resolution = resolve_wasmtime(side.get("wasmtime"))  # checked with the sidecar
     layout = resolution.layout
@@ -160,6 +207,8 @@ def load_dump(path, component=None, ptr=None, byte_order=None, *, counts=None, a
         raise
     except (TypeError, ValueError) as e:
         raise DumpError(f"{path}: {e}") from None
+    if strict_sidecar and meta is not None and given_ptr is not None:
+        _sidecar_conflicts(path, where, side, {"ptr": int(ctx.ptr)})
     data, size = read_committed(path, side.get("commit"), ctx.offsets.size_of_vmctx(), allow_special)
     ctx._fill(data, size)
     bits = 8 * int(ctx.ptr)
@@ -168,6 +217,7 @@ def load_dump(path, component=None, ptr=None, byte_order=None, *, counts=None, a
         if address is not None and address >= 1 << bits:
             raise DumpError(f"{where}: address {address:#x} is outside [0, 2**{bits}) for pointer size {int(ctx.ptr)}")
     ctx.vmctx = check_ptr("address", address, ctx.ptr) if address is not None else None
+    ctx.origin = side.get("origin")
     if check_magic:
         try:
             ctx.check_magic()

@@ -19,6 +19,13 @@ files no sidecar names) is removed by the next dump to that path, once older
 than `STALE_AFTER` seconds (younger ones may belong to a writer still running).
 Writing goes through symlinks (the link's target is replaced, the link kept).
 
+A directory of files (a capture: `write_directory`) is one unit too: its
+total size is bounded before anything is written, the files go to a staging
+directory `.vmctx-DIR-TOKEN.dir.tmp` beside it, are synced (one `sync(2)`),
+and one rename makes it DIR.
+DIR may not exist yet or be empty; one that holds anything is refused, so a
+reader finds no DIR, an empty one, or the whole capture.
+
 Reading checks before it reads: the file must be a regular file (unless
 `allow_special`: a device, a FIFO) no larger than what is asked for. What the
 files mean is `sidecar.py`'s and `dump.py`'s; nothing here knows a layout.
@@ -27,14 +34,16 @@ files mean is `sidecar.py`'s and `dump.py`'s; nothing here knows a layout.
 import os
 import re
 import secrets
+import shutil
 import stat
 import time
 
 from ..checks import check_int
-from ..errors import ArgumentTypeError, ArgumentValueError, DumpError
+from ..errors import ArgumentTypeError, ArgumentValueError, CaptureError, DumpError
 
-__all__ = ["MAX_DUMP_BYTES", "STALE_AFTER", "TOKEN", "check_path", "sidecar_path", "write_pair", "open_checked",
-           "read_bounded", "read_dump_bytes", "read_committed"]
+__all__ = ["MAX_DUMP_BYTES", "STALE_AFTER", "TOKEN", "check_path", "sidecar_path", "write_pair", "write_directory",
+           "check_free_directory",
+           "open_checked", "read_bounded", "read_dump_bytes", "read_committed"]
 
 # What `read_dump_bytes` reads at most unless told otherwise (a 1M-lowering dump is tens of MB).
 MAX_DUMP_BYTES = 1 << 30
@@ -84,6 +93,18 @@ def _write_new(path, data, made):
         f.write(data)
         f.flush()
         os.fsync(f.fileno())
+
+
+def _write_file(path, data):
+    """Create `path` (mode 0666 less the umask) and write `data`; no fsync (the caller syncs once)."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0), 0o666)
+    try:
+        f = os.fdopen(fd, "wb")
+    except BaseException:
+        os.close(fd)
+        raise
+    with f:
+        f.write(data)
 
 
 def _fsync_dir(directory):
@@ -162,6 +183,98 @@ def write_pair(path, data, sidecar):
                     pass
     _remove_stale(real_bin, real_side, token)
     return path
+
+
+def _refuse_occupied(path, real):
+    """A CaptureError unless `real` does not exist or is an empty directory."""
+    if not os.path.lexists(real):
+        return
+    if not os.path.isdir(real):
+        raise CaptureError(f"cannot write {path}: it exists and is not a directory; name a new or empty directory",
+                           directory=path, reason="not a directory")
+    try:
+        entries = os.listdir(real)
+    except OSError as e:
+        raise CaptureError(f"cannot write {path}: {e.strerror or e}", directory=path, reason=e.strerror) from None
+    if entries:
+        raise CaptureError(f"cannot write {path}: it exists and is not empty ({len(entries)} entries); name a new "
+                           "or empty directory", directory=path, reason="not empty")
+
+
+def check_free_directory(path):
+    """`path` if a capture may be written there (it does not exist, or is an empty directory), else the
+    `CaptureError` `write_directory` would raise: a caller can ask before work that takes long."""
+    path = check_path(path, "directory")
+    _refuse_occupied(path, os.path.realpath(path))
+    return path
+
+
+def _remove_stale_directories(parent, prefix, keep):
+    """Staging directories of a killed writer to the same directory, older than STALE_AFTER."""
+    now = time.time()
+    try:
+        names = os.listdir(parent)
+    except OSError:
+        return
+    for name in names:
+        token = name[len(prefix):-len(".dir.tmp")] if name.startswith(prefix) and name.endswith(".dir.tmp") else ""
+        if not TOKEN.fullmatch(token) or token == keep:
+            continue
+        full = os.path.join(parent, name)
+        try:
+            if now - os.lstat(full).st_mtime >= STALE_AFTER:
+                shutil.rmtree(full)
+        except OSError:
+            pass
+
+
+def write_directory(path, files, limit, before=None):
+    """Write `files` ((file name, bytes) each) into the directory `path` as one unit (module doc); returns
+    the bytes written.
+
+    Their total must be at most `limit` bytes, checked before anything is
+    written; then `before(total, count)` is called (to say what is about to be
+    written). `path` must not exist or be an empty directory (a symlink is
+    followed). Errors are `CaptureError`s naming `path`; no staging file or
+    directory survives one.
+    """
+    path = check_path(path, "directory")
+    files = list(files)
+    for name, _ in files:
+        if not name or name in (".", "..") or "/" in name or "\0" in name:
+            raise ArgumentValueError(f"file name {name!r} is not a plain file name", argument="files", value=name)
+    total = sum(len(data) for _, data in files)
+    if total > limit:
+        raise CaptureError(f"cannot write {path}: its {len(files)} files are {total:,} bytes, more than the "
+                           f"{limit:,} bytes allowed", directory=path, size=total, limit=limit, reason="too large")
+    real = os.path.realpath(path)
+    _refuse_occupied(path, real)
+    if before is not None:
+        before(total, len(files))
+    parent, base = os.path.split(real)
+    token = secrets.token_hex(8)
+    prefix = f".vmctx-{base}-"
+    staging = os.path.join(parent, f"{prefix}{token}.dir.tmp")
+    try:
+        os.mkdir(staging, 0o777)
+        try:
+            for name, data in files:
+                _write_file(os.path.join(staging, name), data)
+            # One sync(2) for them all, before the commit: an fsync per file costs thousands of journal
+            # commits (2,000 contexts: 4,000 files, 14 s here against 2 s).
+            os.sync()
+            os.rename(staging, real)  # onto nothing or an empty directory: the commit point
+        except BaseException:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise
+    except OSError as e:
+        if os.path.isdir(real) and os.listdir(real):
+            _refuse_occupied(path, real)  # filled by someone else meanwhile
+        raise CaptureError(f"cannot write {path}: {e.strerror or e}; nothing was written", directory=path,
+                           reason=e.strerror) from None
+    _fsync_dir(parent)
+    _remove_stale_directories(parent, prefix, token)
+    return total
 
 
 # -- reading -----------------------------------------------------------------

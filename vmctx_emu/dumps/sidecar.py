@@ -5,7 +5,9 @@
 uses); `read_sidecar(path)` reads the sidecar of a dump, at most
 `MAX_SIDECAR_BYTES` of it, and `check_sidecar` checks it against
 `SIDECAR_SCHEMA` and against itself: its release, layout id, counts, size
-and address must agree.
+and address must agree. A dump a scan captured (`vmctx_emu.capture`) also says
+where its bytes came from: `origin` (`ORIGIN_SCHEMA`: the target, the
+context's liveness and its evidence, how the release was known).
 """
 
 import json
@@ -18,8 +20,8 @@ from ..layouts.ptr import EMULATED_PTR_SIZES, as_ptr_size
 from ..layouts.releases import resolve_wasmtime
 from .files import TOKEN, read_bounded, sidecar_path
 
-__all__ = ["DUMP_FORMAT", "DUMP_FORMAT_VERSION", "MAX_SIDECAR_BYTES", "SIDECAR_SCHEMA", "sidecar_dict", "sidecar_text",
-           "check_sidecar", "read_sidecar"]
+__all__ = ["DUMP_FORMAT", "DUMP_FORMAT_VERSION", "MAX_SIDECAR_BYTES", "SIDECAR_SCHEMA", "ORIGIN_SCHEMA", "sidecar_dict",
+           "sidecar_text", "check_sidecar", "read_sidecar"]
 
 DUMP_FORMAT = "vmctx-emu dump"
 DUMP_FORMAT_VERSION = 1
@@ -27,21 +29,55 @@ DUMP_FORMAT_VERSION = 1
 MAX_SIDECAR_BYTES = 1 << 16
 
 
-def sidecar_dict(ctx, commit=None):
-    """What the sidecar of a dump of `ctx` says: the format, `ctx.layout_parameters()`, and `commit`."""
+def sidecar_dict(ctx, commit=None, origin=None):
+    """What the sidecar of a dump of `ctx` says: the format, `ctx.layout_parameters()`, `commit`, and where
+    the bytes came from (`origin`, a dict of `ORIGIN_SCHEMA`'s keys), when given."""
     meta = {"format": DUMP_FORMAT, "format_version": DUMP_FORMAT_VERSION, **ctx.layout_parameters()}
     if commit is not None:
         meta["commit"] = commit
+    if origin is not None:
+        meta["origin"] = origin
     return meta
 
 
-def sidecar_text(ctx, commit):
-    """The sidecar file's bytes (indented JSON) for a dump of `ctx` committed as `commit`."""
-    return (json.dumps(sidecar_dict(ctx, commit), indent=2) + "\n").encode()
+def sidecar_text(ctx, commit, origin=None):
+    """The sidecar file's bytes (indented JSON) for a dump of `ctx` committed as `commit` (None: the file is
+    written as part of a larger unit, a capture), and where its bytes came from (`origin`)."""
+    return (json.dumps(sidecar_dict(ctx, commit, origin), indent=2) + "\n").encode()
 
 
 def _is_int(value):
     return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_text(value):
+    return isinstance(value, str)
+
+
+def _is_lines(value):
+    return isinstance(value, list) and all(isinstance(v, str) for v in value)
+
+
+def _is_liveness(value):
+    return (isinstance(value, dict) and set(value) <= {"state", "evidence"} and _is_text(value.get("state"))
+            and _is_lines(value.get("evidence", [])))
+
+
+# Where a captured dump's bytes came from: key -> (JSON type test, what it must be); every key optional.
+ORIGIN_SCHEMA = {
+    "source": (_is_text, 'the target, as the scan named it ("pid 1234", "core FILE")'),
+    "liveness": (_is_liveness, 'an object {"state": "live" | "freed" | "unknown", "evidence": [strings]}'),
+    "wasmtime_from": (_is_text, "how the scan knew the release (a string)"),
+    "version": (_is_text, "the version the target runs, where the table decodes it as another release"),
+    "image": (_is_text, "the Wasmtime image its header points into (a string)"),
+    "shape_from": (_is_text, "how the scan knew the counts (a string)"),
+    "guessed": (_is_text, "why the counts are a guess (a string)"),
+    "capture": (_is_text, "the capture's manifest, beside the dump (a file name)"),
+}
+
+
+def _is_origin(value):
+    return isinstance(value, dict)
 
 
 def _json_type(value):
@@ -64,7 +100,20 @@ SIDECAR_SCHEMA = {
                 'null or a hex string ("0x7f0012340000")'),
     "debug_assertions": (False, lambda v: isinstance(v, bool), "a JSON bool (true or false)"),
     "commit": (False, lambda v: isinstance(v, str) and TOKEN.fullmatch(v) is not None, "16 hex digits"),
+    "origin": (False, _is_origin, "an object saying where the bytes came from (ORIGIN_SCHEMA)"),
 }
+
+
+def _check_origin(origin, where):
+    unknown = sorted(set(origin) - set(ORIGIN_SCHEMA))
+    if unknown:
+        raise DumpError(f"sidecar {where}: origin: unknown key(s) {', '.join(map(repr, unknown))}; "
+                        f"an origin has {', '.join(ORIGIN_SCHEMA)}")
+    for key, value in origin.items():
+        ok, expected = ORIGIN_SCHEMA[key]
+        if not ok(value):
+            raise DumpError(f"sidecar {where}: origin: {key} {json.dumps(value)[:80]} is not {expected} "
+                            f"(found {_json_type(value)})")
 
 
 def _parse_address(value, where, ptr):
@@ -100,6 +149,8 @@ def check_sidecar(meta, where):
         if not ok(meta[key]):
             raise DumpError(f"sidecar {where}: {key} {json.dumps(meta[key])[:80]} is not {expected} "
                             f"(found {_json_type(meta[key])})")
+    if "origin" in meta:
+        _check_origin(meta["origin"], where)
     out = dict(meta)
     try:
         resolution = resolve_wasmtime(out.get("wasmtime"))  # none named: the seed

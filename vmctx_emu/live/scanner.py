@@ -34,6 +34,7 @@ from .liveness import FREED, LIVE, UNKNOWN, judge
 from .loaded import file_mappings
 from .namer import AddressMap, PointerNamer
 from .where import locate
+from .capture import read_capture
 from .store_context import store_context_of, store_context_pointer
 from ..errors import UnreadableMemoryError
 from .source import MemorySource
@@ -113,6 +114,11 @@ class LiveContext:
         contexts holds one decode at a time."""
         return None if self.data is None else _decode_all([self])[0]
 
+    def dumped(self):
+        """Its bytes as a `DumpedContext` (its address, release and shape; a release build), what a capture
+        writes as its dump pair; None without bytes."""
+        return None if self.data is None else self._dumped()
+
     def _dumped(self):
         """Its bytes as a `DumpedContext`, from one made once per shape and release."""
         proto = per_shape(_prototype, self.layout, self.counts, self.release)
@@ -162,6 +168,7 @@ class ScanResult:
     freed: int = 0
     live: bool = False
     located: list = None  # a `where.Location` per address asked about (`scan(where=...)`)
+    capture: object = None  # a `capture.Capture` (`scan(capture=True)`): what its contexts point at
 
     def decoded_contexts(self):
         """The contexts in order, each with `decoded` set when it has bytes: the scan's own objects when it
@@ -175,7 +182,7 @@ class ScanResult:
 
 
 def scan(source=None, *, wasmtime=None, progress=None, include_freed=False, exe=None, sysroot=None, decode=True,
-         where=()):
+         where=(), capture=False):
     """Every component context in `source` (None: this process; a pid; a core file path; an open
     `MemorySource`, which is left open), judged and decoded (`decode` False: judged, its bytes and
     pointer names kept, each decoded as `ScanResult.decoded_contexts` streams them).
@@ -187,12 +194,22 @@ def scan(source=None, *, wasmtime=None, progress=None, include_freed=False, exe=
     `progress(done, total)` is called as writable memory is read. `where`:
     addresses to locate among the contexts listed (`ScanResult.located`, a
     `where.Location` each), while the target's files are still open.
+    `capture`: also read what each context's pointers reach
+    (`ScanResult.capture`, a `capture.Capture`; `vmctx_emu.capture.save_capture`
+    writes it) while the target is open.
     """
     where = tuple(check_int("where address", a, 0, 1 << 64, hex_value=True) for a in where)
     if isinstance(source, MemorySource):
-        return _Scan(source, wasmtime, progress, include_freed, exe, sysroot, decode, where).run()
+        return _run(source, wasmtime, progress, include_freed, exe, sysroot, decode, where, capture)
     with open_source(source) as src:
-        return _Scan(src, wasmtime, progress, include_freed, exe, sysroot, decode, where).run()
+        return _run(src, wasmtime, progress, include_freed, exe, sysroot, decode, where, capture)
+
+
+def _run(src, wasmtime, progress, include_freed, exe, sysroot, decode, where, capture):
+    result = _Scan(src, wasmtime, progress, include_freed, exe, sysroot, decode, where).run()
+    if capture:
+        result.capture = read_capture(result, src)
+    return result
 
 
 def _u64(data, at):
