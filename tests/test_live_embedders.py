@@ -23,6 +23,7 @@ if sys.platform != "linux" or platform.machine() != "x86_64":
 
 from vmctx_emu.errors import FileMismatchError  # noqa: E402
 from vmctx_emu.layouts import releases  # noqa: E402
+from vmctx_emu.describe import context_summary  # noqa: E402
 from vmctx_emu.live import scan  # noqa: E402
 
 from cli_component import COMPONENT, start  # noqa: E402
@@ -102,6 +103,11 @@ def test_the_official_cli_under_another_name_is_found_by_its_bytes(cli, cli_core
         assert ctx.shape_from.startswith("VMComponentOffsets stored at ctx-204 (10 counts")
         builtins = ctx.points_to[8]
         assert builtins.endswith("BUILTINS in section .data.rel.ro of plugin-host"), builtins
+        # Its `run` loops in wasm calling a host import: the store is in a call, wherever the read lands.
+        summary = context_summary(ctx)
+        assert summary["store_context"]["state"] in ("inside wasm now", "in a host call from wasm"), summary
+        assert summary["store_context"]["struct"] == "VMStoreContext"
+        assert [i["state_key"] for i in summary["instances"]] == ["may_leave"], summary
     status, out, _ = run_cli(["scan", "--pid", proc.pid], capsys)
     assert status == 0 and out.startswith(f"pid {proc.pid}: Wasmtime {CLI_RELEASE} (version string in {exe}")
 
