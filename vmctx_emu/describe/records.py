@@ -375,11 +375,27 @@ def _pointed_text(text, code, target, short=False):
     return named if code == Interp.POINTER else f"{text}: {named}"
 
 
+# Pointees are shared: a scan names one pointer value once for all its contexts. Their renderings are kept
+# by identity (the object kept too, so an id is never reused while its entry lives), a bounded number.
+_RENDERED = {}
+RENDERED_MAX = 1 << 14
+
+
+def _rendered(target, how, make):
+    key = (id(target), how)
+    found = _RENDERED.get(key)
+    if found is None or found[0] is not target:
+        if len(_RENDERED) >= RENDERED_MAX:
+            _RENDERED.clear()
+        found = _RENDERED[key] = (target, make())
+    return found[1]
+
+
 def _pointee_json(target, pad):
     """A pointee (a dict of fields) or a plain text, as `json.dumps(..., indent=1)` nests it in a record."""
     if not isinstance(target, dict):
         return _enc(target)
-    return json.dumps(target, indent=1).replace("\n", f"\n{pad}   ")
+    return _rendered(target, pad, lambda: json.dumps(target, indent=1).replace("\n", f"\n{pad}   "))
 
 
 def _json_cuts(ctx, field, region):

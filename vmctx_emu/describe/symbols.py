@@ -6,6 +6,7 @@ _libwasmtime.so`. JSON keeps the full name; text shows this.
 """
 
 import re
+from functools import lru_cache
 
 __all__ = ["short_name"]
 
@@ -49,6 +50,7 @@ def _drop_paths(symbol):
     return "".join(out)
 
 
+@lru_cache(maxsize=4096)  # a scan repeats a few names thousands of times
 def short_name(text):
     """`text` (a pointer's name) with any Rust symbol in it shortened; other text as it is."""
     if not text or "<" not in text:
