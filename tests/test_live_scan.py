@@ -129,6 +129,10 @@ def test_scan_this_process_finds_every_live_context(here):
     assert func_ref["vmctx"]["points_to"]["kind"] == "core_vmcontext", func_ref  # a core instance, by its magic
     assert func_ref["text"].endswith(f"vmctx {func_ref['vmctx']['value']} (core VMContext at "
                                      f"{func_ref['vmctx']['value']})")
+    # A lowering's host data: the glibc block holding it, in use while the instance lives.
+    data = [p for p in realloc.pointees.values() if p["kind"] == "host_data"]
+    assert data and all(p["block_state"] == "in use" and p["text"].startswith("host data: in use glibc block 0x")
+                        for p in data), data
     doc = context_doc(realloc)
     for record in doc["records"]:
         if record["points_to"] is not None:

@@ -77,9 +77,10 @@ class PointerNamer:
     `describe` gives a pointee (`pointee`: kind, text and fields, for JSON); `name` and `where` its text.
     """
 
-    def __init__(self, src, memory, images, contexts, func_ref_type):
+    def __init__(self, src, memory, images, contexts, func_ref_type, heaps=None):
         self.src, self.memory, self.images = src, memory, images
         self.contexts, self.func_ref_type = contexts, func_ref_type
+        self.heaps = heaps  # glibc's bookkeeping (`heap.Heaps`), walked by the scan: names host data's block
         self._symbols = {}  # path -> ElfSymbols or None
         self._found = {}  # (value, role) -> pointee: contexts of one shape share most of their pointers
 
@@ -132,14 +133,30 @@ class PointerNamer:
         key = (value, role)
         if key not in self._found:
             self._found[key] = (self._memory(value) if role == "memory" else self._func_ref(value)
-                                if role == "func_ref" else self.place(value, code=role in CODE_ROLES,
-                                                                      vmctx=role in ("vmctx", "core_vmctx")))
+                                if role == "func_ref" else self._host_data(value) if role == "data"
+                                else self.place(value, code=role in CODE_ROLES, vmctx=role in ("vmctx", "core_vmctx")))
         return self._found[key]
 
     def name(self, value, role, own):
         """The text of `describe`."""
         found = self.describe(value, role, own)
         return None if found is None else found["text"]
+
+    def _host_data(self, value):
+        """A lowering's host data: where it lands, and the glibc block holding it when the heap walk knows it
+        (a block that is not in use is said so: the data outlived its allocation)."""
+        found = self.place(value)
+        if found["kind"] != "anonymous" or self.heaps is None:
+            return found
+        block = self.heaps.allocation(value)
+        if block.state == "unknown" or block.chunk is None:
+            return pointee(f"host data in {found['text']}", "host_data", perms=found["perms"])
+        offset = value - block.user
+        at = f" + {offset}" if offset else ""
+        return pointee(f"host data: {block.state} glibc block {block.user:#x}{at} (chunk of {block.size} bytes)",
+                       "host_data",
+                       perms=found["perms"], block=f"{block.user:#x}", block_size=block.size, offset=offset,
+                       block_state=block.state)
 
     def _read(self, value, size):
         try:

@@ -576,7 +576,8 @@ class _Scan:
             if layout.id not in namers:
                 func_ref_type = next((f.elem_type for f in layout.declared_fields()
                                       if f.elem_type.role_sub("array_call") or f.elem_type.role_sub("func_ptr")), None)
-                namers[layout.id] = PointerNamer(self.src, self.memory, self.images, addresses, func_ref_type)
+                namers[layout.id] = PointerNamer(self.src, self.memory, self.images, addresses, func_ref_type,
+                                                 self.heaps)
             namer = namers[layout.id]
             for role, start, stride, values in _words(layout, ctx.counts).pointers(ctx.data):
                 for i, value in enumerate(values):
