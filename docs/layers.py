@@ -30,7 +30,7 @@ LAYERS = (
     ("foundation", ("errors", "constants", "lazy", "checks")),
     ("vocabulary", ("layouts",)),
     ("calculators", ("layouts.component", "layouts.offsets")),
-    ("declarations", ("layouts.releases", "layouts.cmirror", "layouts.store_context")),
+    ("declarations", ("layouts.releases", "layouts.cmirror", "layouts.store_context", "layouts.core_offsets")),
     ("memory and runtime", ("memory", "runtime", "_native")),
     ("dumps and live targets", ("dumps", "live")),
     ("describe", ("describe",)),

@@ -127,6 +127,7 @@ def test_scan_this_process_finds_every_live_context(here):
     assert memory["text"] == f"VMMemoryDefinition: base {base:#x}, current_length {length}" and length >= 65536
     func_ref = next(p for p in realloc.pointees.values() if p["kind"] == "VMFuncRef")
     assert func_ref["vmctx"]["points_to"]["kind"] == "core_vmcontext", func_ref  # a core instance, by its magic
+    assert "counts" not in func_ref["vmctx"]["points_to"]  # v50 keeps no VMOffsets copy before it: no guess
     assert func_ref["text"].endswith(f"vmctx {func_ref['vmctx']['value']} (core VMContext at "
                                      f"{func_ref['vmctx']['value']})")
     # A lowering's host data: the glibc block holding it, in use while the instance lives.

@@ -12,6 +12,7 @@ import os
 import numpy as np
 
 from ..errors import SymbolFileError
+from ..layouts.core_offsets import core_offsets_layout, counts_from_copy
 from ..layouts.types import CODE_ROLES
 from ..errors import UnreadableMemoryError
 from .symbols import ElfSymbols, address_parts, parts_text
@@ -71,14 +72,30 @@ def pointee(text, kind, **fields):
     return {"kind": kind, "text": text, **fields}
 
 
+# How a core VMContext's counts read: `num_imported_functions` 2 -> "2 imported functions".
+_NOUNS = {"functions": "function", "tables": "table", "memories": "memory", "globals": "global", "funcs": "func"}
+
+
+def _counts_text(counts):
+    """The non-zero counts in words, in the release's order ("no imports or definitions" when all are 0)."""
+    words = []
+    for name, n in counts.items():
+        if n:
+            *adjective, noun = name.removeprefix("num_").split("_")
+            words.append(" ".join([str(n), *adjective, noun if n != 1 else _NOUNS.get(noun, noun)]))
+    return ", ".join(words) or "no imports or definitions"
+
+
 class PointerNamer:
     """Names for pointers found in the target: symbols from trusted files, contexts, memories, func refs.
 
     `describe` gives a pointee (`pointee`: kind, text and fields, for JSON); `name` and `where` its text.
     """
 
-    def __init__(self, src, memory, images, contexts, func_ref_type, heaps=None):
+    def __init__(self, src, memory, images, contexts, func_ref_type, heaps=None, release=None):
         self.src, self.memory, self.images = src, memory, images
+        # the release's stored `VMOffsets` before a core VMContext (None: it keeps none, or not known)
+        self.core_offsets = None if release is None else core_offsets_layout(release)
         self.contexts, self.func_ref_type = contexts, func_ref_type
         self.heaps = heaps  # glibc's bookkeeping (`heap.Heaps`), walked by the scan: names host data's block
         self._symbols = {}  # path -> ElfSymbols or None
@@ -107,7 +124,11 @@ class PointerNamer:
         if m.executable or (code and self.memory.is_code(m)):
             return pointee("JIT code", "jit_code", mapping=f"{m.start:#x}-{m.end:#x}")
         if vmctx and self._magic(value) == CORE_MAGIC:
-            return pointee(f"core VMContext at {value:#x}", "core_vmcontext", address=f"{value:#x}")
+            counts = self._core_counts(value)
+            if counts is None:
+                return pointee(f"core VMContext at {value:#x}", "core_vmcontext", address=f"{value:#x}")
+            return pointee(f"core VMContext at {value:#x} ({_counts_text(counts)})", "core_vmcontext",
+                           address=f"{value:#x}", counts=counts)
         return pointee(f"anonymous {m.perms} memory", "anonymous", perms=m.perms)
 
     def _symbol(self, value, mapping):
@@ -163,6 +184,19 @@ class PointerNamer:
             return self.src.read(value, size)
         except UnreadableMemoryError:
             return None
+
+    def _core_counts(self, value):
+        """The counts of the `VMOffsets` copy the release stores before the core VMContext at `value`, or None:
+        no copy in this release (or none measured for this pointer size), unreadable, or not reproduced."""
+        layout = self.core_offsets
+        distance = None if layout is None else layout.distance_for(PTR)
+        if distance is None or value < distance:
+            return None
+        data = self._read(value - distance, 4 * layout.words())
+        if data is None:
+            return None
+        words = [int.from_bytes(data[i : i + 4], ORDER) for i in range(0, len(data), 4)]
+        return counts_from_copy(layout, words, PTR)
 
     def _magic(self, value):
         data = self._read(value, 4)

@@ -573,12 +573,13 @@ class _Scan:
             if ctx.data is None:
                 continue
             layout = ctx.layout
-            if layout.id not in namers:
+            key = (layout.id, ctx.release)
+            if key not in namers:
                 func_ref_type = next((f.elem_type for f in layout.declared_fields()
                                       if f.elem_type.role_sub("array_call") or f.elem_type.role_sub("func_ptr")), None)
-                namers[layout.id] = PointerNamer(self.src, self.memory, self.images, addresses, func_ref_type,
-                                                 self.heaps)
-            namer = namers[layout.id]
+                namers[key] = PointerNamer(self.src, self.memory, self.images, addresses, func_ref_type,
+                                           self.heaps, release=ctx.release)
+            namer = namers[key]
             for role, start, stride, values in _words(layout, ctx.counts).pointers(ctx.data):
                 for i, value in enumerate(values):
                     found = namer.describe(value, role, ctx.address)
