@@ -127,23 +127,35 @@ def _refuse_directory(path, real):
 
 def _remove_stale(real_bin, real_side, keep):
     """Staging and temp files of this dump that no sidecar names any more (a killed writer's)."""
-    now = time.time()
     for real, suffix in ((real_bin, _STAGING), (real_side, _TEMP_SIDECAR)):
         directory, prefix = os.path.split(_temp_path(real, "", ""))
-        try:
-            names = os.listdir(directory or ".")
-        except OSError:
-            continue
-        for name in names:
-            token = name[len(prefix):-len(suffix)] if name.startswith(prefix) and name.endswith(suffix) else ""
-            if not TOKEN.fullmatch(token) or token == keep:
-                continue
-            full = os.path.join(directory, name)
+        for full in _stale(directory or ".", prefix, suffix, keep):
             try:
-                if now - os.lstat(full).st_mtime >= STALE_AFTER:
-                    os.unlink(full)
+                os.unlink(full)
             except OSError:
                 pass
+
+
+def _stale(directory, prefix, suffix, keep):
+    """The paths in `directory` named `prefix + TOKEN + suffix` (a token other than `keep`), older than
+    STALE_AFTER: what a killed writer left."""
+    now = time.time()
+    try:
+        names = os.listdir(directory)
+    except OSError:
+        return []
+    found = []
+    for name in names:
+        token = name[len(prefix):-len(suffix)] if name.startswith(prefix) and name.endswith(suffix) else ""
+        if not TOKEN.fullmatch(token) or token == keep:
+            continue
+        full = os.path.join(directory, name)
+        try:
+            if now - os.lstat(full).st_mtime >= STALE_AFTER:
+                found.append(full)
+        except OSError:
+            pass
+    return found
 
 
 def write_pair(path, data, sidecar):
@@ -211,19 +223,9 @@ def check_free_directory(path):
 
 def _remove_stale_directories(parent, prefix, keep):
     """Staging directories of a killed writer to the same directory, older than STALE_AFTER."""
-    now = time.time()
-    try:
-        names = os.listdir(parent)
-    except OSError:
-        return
-    for name in names:
-        token = name[len(prefix):-len(".dir.tmp")] if name.startswith(prefix) and name.endswith(".dir.tmp") else ""
-        if not TOKEN.fullmatch(token) or token == keep:
-            continue
-        full = os.path.join(parent, name)
+    for full in _stale(parent, prefix, ".dir.tmp", keep):
         try:
-            if now - os.lstat(full).st_mtime >= STALE_AFTER:
-                shutil.rmtree(full)
+            shutil.rmtree(full)
         except OSError:
             pass
 
