@@ -231,9 +231,15 @@ def vmctx_instance():
 
 
 def _new_contexts(before, after):
-    """The live contexts of `after` (a scan's) that are not live in `before` with the same bytes."""
-    known = {c.address: c.data for c in before if c.state == "live"}
-    return [c for c in after if c.state == "live" and (c.address not in known or known[c.address] != c.data)]
+    """The contexts of `after` (a scan's, freed ones included) that `before` (the same) did not hold with the
+    same bytes, and that are not freed; the live ones when there are any.
+
+    A scan of this very process can judge its newest context "unknown": the process allocates while its
+    heap is walked. So an unknown one counts too, when it is new and no live one is."""
+    known = {c.address: c.data for c in before}
+    new = [c for c in after if c.state != "freed" and (c.address not in known or known[c.address] != c.data)]
+    live = [c for c in new if c.state == "live"]
+    return live or new
 
 
 @pytest.fixture
@@ -253,12 +259,12 @@ def wasmtime_context():
         if not sources:
             sources.append(open_source(None))  # this process, read-only, for every scan and refresh of the test
         source = sources[0]
-        # Only live contexts count: freed ones (and unknown ones, whose block was reused) come and go as the
-        # process allocates. Stores of earlier tests that only the garbage collector frees are freed first: one
-        # freed while instantiating would leave its address free for the new context. A known address holding
-        # other bytes afterwards is a new context all the same. Neither scan decodes: only the new context is.
+        # Both scans list freed contexts too, so a block freed before and judged otherwise later is known. Stores
+        # of earlier tests that only the garbage collector frees are freed first: one freed while instantiating
+        # would leave its address free for the new context. A known address holding other bytes afterwards is a
+        # new context all the same (`_new_contexts`). Neither scan decodes: only the new context is.
         gc.collect()
-        before = scan(source, decode=False).contexts
+        before = scan(source, decode=False, include_freed=True).contexts
         engine = wasmtime.Engine()
         store = wasmtime.Store(engine)
         linker = Linker(engine)
@@ -267,7 +273,8 @@ def wasmtime_context():
                 root.add_func(name, lambda store, *args, impl=impl: impl(*args))
         instance = linker.instantiate(store, Component(engine, wat))
         kept.append((engine, store, instance))
-        new = _new_contexts(before, scan(source, decode=False).contexts)
+        after = scan(source, decode=False, include_freed=True).contexts
+        new = _new_contexts(before, after)
         if len(new) != 1 or new[0].data is None:
             found = "; ".join(f"{c.address:#x} ({c.shape_from or ', '.join(c.notes)})" for c in new)
             raise VMCtxEmuError(f"expected one new component context of a known shape after instantiating, found "
