@@ -314,8 +314,10 @@ def test_closed_sources_and_argument_checks(synth_path):
             core.read(-1, 1)
         with pytest.raises(ArgumentValueError):
             core.read(0x400000, -1)
+        with pytest.raises(UnreadableMemoryError, match="past the end of the 64-bit address space"):
+            core.read((1 << 64) - 1, 2)  # an address from the target, its bytes past the top: unreadable
         with pytest.raises(ArgumentValueError):
-            core.read((1 << 64) - 1, 2)
+            core.read(1 << 64, 1)
         with pytest.raises(ArgumentTypeError):
             core.read(4194304.0, 1)
         with pytest.raises(ArgumentValueError, match="chunk must be positive"):

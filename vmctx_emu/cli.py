@@ -799,9 +799,21 @@ def _quiet_stdout():
         pass
 
 
+def _lossless_names():
+    """File names the target maps need not be UTF-8 (os gives them as surrogate escapes): stdout and stderr
+    write them back as the bytes they were, whatever the locale, instead of failing on them."""
+    for stream in (sys.stdout, sys.stderr):
+        if getattr(stream, "errors", None) == "strict" and hasattr(stream, "reconfigure"):
+            try:
+                stream.reconfigure(errors="surrogateescape" if stream is sys.stdout else "backslashreplace")
+            except (ValueError, OSError):  # closed or detached: nothing to write anyway
+                pass
+
+
 def main(argv=None, out=None):
     """Run the CLI; returns the exit status (0; 1 as each command documents; 2 bad input; 141 broken pipe)."""
     out = sys.stdout if out is None else out
+    _lossless_names()
     # numpy's wheels bundle OpenBLAS, whose thread pool (one thread per CPU) starts spinning as
     # numpy is imported: about 90 ms of CPU per command on 2 CPUs, for nothing (no command does
     # linear algebra). One thread, unless the user set it; before any command imports numpy.

@@ -673,7 +673,14 @@ def _unknown_release(what, given):
         version=given, newest=newest)
 
 
-_VERSION = re.compile(r"^v?(\d+)(?:\.(\d+))?(?:\.(\d+))?$")
+# Each part at most 9 digits: no release numbers more, and Python refuses to read ints of over 4,300 digits.
+_VERSION = re.compile(r"^v?(\d{1,9})(?:\.(\d{1,9}))?(?:\.(\d{1,9}))?$")
+SHOWN = 40  # characters of an unreadable version quoted in its error
+
+
+def _quoted(text):
+    """`text` quoted for an error, cut to SHOWN characters (a hostile one can be megabytes)."""
+    return repr(text) if len(text) <= SHOWN else f"{text[:SHOWN]!r}... ({len(text):,} characters)"
 
 
 def release_of(version="seed"):
@@ -690,7 +697,7 @@ def _release_of_text(version):
         return "seed"
     m = _VERSION.match(text)
     if not m:
-        raise _unknown_release(f"not a Wasmtime version: {version!r}", version)
+        raise _unknown_release(f"not a Wasmtime version: {_quoted(version)}", version)
     parts = [p for p in m.groups() if p is not None]
     candidates = [v for v in ALL_RELEASES if _key(v)[: len(parts)] == tuple(int(p) for p in parts)]
     if not candidates:

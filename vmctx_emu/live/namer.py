@@ -48,7 +48,9 @@ class AddressMap:
         """Which of `values` a set pointer of `role` may hold: code is executable, the rest (memory
         definitions, func refs, tables, host data: runtime structures) writable."""
         if self._arrays is None:
-            self._arrays = (np.array(self.starts, np.uint64), np.array([m.end for m in self.mappings], np.uint64),
+            # A mapping may end at 2**64 itself, one past what a u64 holds: its last byte is then left out.
+            ends = [min(m.end, (1 << 64) - 1) for m in self.mappings]
+            self._arrays = (np.array(self.starts, np.uint64), np.array(ends, np.uint64),
                             np.array([self.is_code(m) for m in self.mappings], bool),
                             np.array([m.writable for m in self.mappings], bool))
         starts, ends, code, write = self._arrays

@@ -139,8 +139,12 @@ class MemorySource:
         """Exactly `size` bytes at `address`, or UnreadableMemoryError naming address, size and why."""
         self._check_open()
         address, size = integer(address, "address"), integer(size, "size")
-        if address < 0 or size < 0 or address + size > 1 << 64:
+        if address < 0 or size < 0 or address >= 1 << 64:
             raise ArgumentValueError(f"cannot read {size} bytes at {address:#x}: outside the 64-bit address space")
+        if address + size > 1 << 64:  # a pointer found in the target, near the top: its bytes are not there
+            raise UnreadableMemoryError(f"{self.description}: cannot read {size} bytes at {address:#x}: they would "
+                                        "run past the end of the 64-bit address space", address=address, size=size,
+                                        reason="past the end of the address space")
         return self._read(address, size) if size else b""
 
     def iter_chunks(self, mapping, chunk=DEFAULT_CHUNK):
