@@ -146,3 +146,16 @@ def test_a_real_wasmtime_50_call_in_progress_is_told_from_its_store_context():
     assert ": not in wasm: no entry into wasm and no exit from it recorded" in rest
     assert "instance 0: MAY_LEAVE (0x1): may leave: at rest or inside a call" in inside
     assert ": in a host call from wasm (not sure): entered, and wasm called the host" in inside
+
+
+def test_a_context_of_many_instances_in_many_states_is_summarised_in_bounded_lines():
+    from vmctx_emu.describe import summary as module
+
+    words = [3, 1] * 5000  # 10,000 instances, a new run each
+    ctx = scanned("41.0.0", words)
+    lines = summary_lines(ctx)
+    shown = [line for line in lines if line.startswith("  instance")]
+    assert len(shown) == module.MAX_RUNS and len(lines) < 2 * module.MAX_RUNS + 10
+    assert f"  ... {10_000 - module.MAX_RUNS:,} more instances in {10_000 - module.MAX_RUNS:,} more runs of one " \
+           "state (--records or --json lists every flag word)" in lines
+    assert len(context_summary(ctx)["instances"]) == 10_000  # the data keeps them all

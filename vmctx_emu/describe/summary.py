@@ -16,6 +16,8 @@ from .options import count_option
 __all__ = ["shape_options", "context_summary", "summary_lines", "Palette"]
 
 INSTANCES = "num_runtime_component_instances"
+# Lines of instance states a summary shows; a context claiming millions of instances stays a screen.
+MAX_RUNS = 32
 
 
 class Palette:
@@ -118,11 +120,16 @@ def summary_lines(ctx, palette=Palette(False)):
         lines.append(f"    from {ctx.shape_from}")
         if not summary["instances"]:
             lines.append("  no component instances")
-        for first, last, inst in _runs(summary["instances"]):
+        runs = _runs(summary["instances"])
+        for first, last, inst in runs[:MAX_RUNS]:
             which = f"instance {first}" if first == last else f"instances {first}-{last}"
             lines.append(f"  {which}: {inst['flags']} ({inst['word']:#x}): "
                          + palette.flag(inst["state_key"], inst["state"]))
             lines.append(f"    {inst['consequence']}")
+        if len(runs) > MAX_RUNS:
+            rest = sum(last - first + 1 for first, last, _ in runs[MAX_RUNS:])
+            lines.append(f"  ... {rest:,} more instances in {len(runs) - MAX_RUNS:,} more runs of one state "
+                         "(--records or --json lists every flag word)")
         store = summary["store_context"]
         if store is not None and "note" in store:
             lines.append(f"  {store['note']}")
