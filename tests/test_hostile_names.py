@@ -76,3 +76,20 @@ def test_a_pointer_near_the_top_is_unreadable_memory_not_a_bad_argument():
         for address in (-1, 1 << 64):
             with pytest.raises(ArgumentValueError):
                 src.read(address, 16)
+
+
+@pytest.mark.parametrize("call, error, message", [
+    (lambda live, src: live.scan("\0"), "ArgumentValueError", "a core file path has no NUL byte"),
+    (lambda live, src: live.scan(b"core\0"), "ArgumentValueError", "a core file path has no NUL byte"),
+    (lambda live, src: list(src.iter_chunks("x")), "ArgumentTypeError", "mapping must be a Mapping"),
+    (lambda live, src: list(src.iter_chunks(None)), "ArgumentTypeError", "mapping must be a Mapping"),
+])
+def test_wrong_arguments_to_the_live_api_are_the_package_s_errors(call, error, message):
+    import vmctx_emu.live as live
+    from vmctx_emu.live.process import ProcessSource
+
+    with ProcessSource(os.getpid()) as src:
+        with pytest.raises(Exception) as e:
+            call(live, src)
+    assert type(e.value).__name__ == error and type(e.value).__module__ == "vmctx_emu.errors"
+    assert message in str(e.value)

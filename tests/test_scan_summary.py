@@ -159,3 +159,8 @@ def test_a_context_of_many_instances_in_many_states_is_summarised_in_bounded_lin
     assert f"  ... {10_000 - module.MAX_RUNS:,} more instances in {10_000 - module.MAX_RUNS:,} more runs of one " \
            "state (--records or --json lists every flag word)" in lines
     assert len(context_summary(ctx)["instances"]) == 10_000  # the data keeps them all
+    # Closed now: a live 160 KB context would widen every later neighbour search of the live-context registry.
+    inst = ctx.decoded.ctx
+    assert inst in _keep
+    _keep.remove(inst)
+    inst.close()

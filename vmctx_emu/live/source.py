@@ -159,6 +159,8 @@ class MemorySource:
         the next one.
         """
         self._check_open()
+        if not isinstance(mapping, Mapping):
+            raise ArgumentTypeError(f"mapping must be a Mapping (from mappings()), got {type(mapping).__name__}")
         chunk = integer(chunk, "chunk")
         if chunk <= 0:
             raise ArgumentValueError(f"chunk must be positive, got {chunk}")

@@ -2,7 +2,7 @@
 
 import os
 
-from ..errors import ArgumentTypeError
+from ..errors import ArgumentTypeError, ArgumentValueError
 from .core import CoreFileSource
 from .process import ProcessSource
 
@@ -23,5 +23,8 @@ def open_source(source=None):
     if isinstance(source, str) and source.isascii() and source.isdigit():
         return ProcessSource(int(source))
     if isinstance(source, (str, bytes, os.PathLike)):
+        path = os.fspath(source)
+        if (b"\0" if isinstance(path, bytes) else "\0") in path:
+            raise ArgumentValueError(f"a core file path has no NUL byte, got {path[:80]!r}")
         return CoreFileSource(source)
     raise ArgumentTypeError(f"source must be None, a pid or a core file path, got {type(source).__name__}")
