@@ -1,6 +1,7 @@
 """Shared test helpers."""
 
 import importlib.util
+import os
 
 import pytest
 from cffi import FFI
@@ -11,11 +12,34 @@ from vmctx_emu import OwnedComponentInstance
 from vmctx_emu.demo import SAMPLE_COMPONENT as SAMPLE  # the README's sample shape: a little of everything
 
 
+# What a whole run may leave in its temp directory (pytest keeps the last three runs' directories).
+DISK_BUDGET = 500 << 20
+
+
+def disk_used(root):
+    """Bytes `root`'s files take on disk (blocks, so a sparse file counts what it holds), and the largest few."""
+    sizes = []
+    for folder, _, names in os.walk(root):
+        for name in names:
+            try:
+                st = os.lstat(os.path.join(folder, name))
+            except OSError:
+                continue
+            sizes.append((st.st_blocks * 512, os.path.join(folder, name)))
+    sizes.sort(reverse=True)
+    return sum(size for size, _ in sizes), sizes[:5]
+
+
 @pytest.fixture(scope="session", autouse=True)
-def _delete_made_cores():
-    """The disk is shared: every core the suite wrote is deleted at its end (pytest keeps old temp dirs)."""
+def _delete_made_cores(tmp_path_factory):
+    """The disk is shared: every core and library copy the suite wrote is deleted at its end, and what is
+    left in the run's temp directory is asserted to stay within DISK_BUDGET."""
     yield
     delete_made()
+    used, largest = disk_used(tmp_path_factory.getbasetemp())
+    assert used <= DISK_BUDGET, (f"this run leaves {used >> 20} MiB in {tmp_path_factory.getbasetemp()}, more than "
+                                 f"{DISK_BUDGET >> 20} MiB; the largest: "
+                                 + ", ".join(f"{path} ({size >> 20} MiB)" for size, path in largest))
 
 
 def compile_c(module_name, source, cdefs, tmpdir):

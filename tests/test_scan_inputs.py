@@ -766,7 +766,7 @@ def libraries(tmp_path_factory):
     assert hits and {m.group("version") for m in hits} == {b"50.0.0"}
     for m in hits:
         data[m.start("version"):m.end("version")] = b"99.0.0"
-    future = folder / "libwasmtime.so"
+    future = made(folder / "libwasmtime.so")
     future.write_bytes(data)
     with open_source(None) as me:
         plain = sorted({m.path for m in me.mappings() if m.path and os.path.basename(m.path).startswith(
@@ -775,7 +775,7 @@ def libraries(tmp_path_factory):
     if not plain:
         pytest.skip("no small library without a version string to copy")
     unnamed = folder / "libwasmtime-impostor.so"
-    shutil.copyfile(plain[0], unnamed)
+    shutil.copyfile(plain[0], made(unnamed))
     return {"99.0.0": future, "none": unnamed}
 
 
