@@ -15,6 +15,8 @@ import tempfile
 import zlib
 from dataclasses import dataclass
 
+import numpy as np
+
 from ..errors import AccessDeniedError, ArgumentTypeError, CoreFileError
 from . import elf
 from .source import DEFAULT_CHUNK, Mapping, MemorySource, unreadable
@@ -44,40 +46,95 @@ class _Segment:
     truncated: str  # the reason for [data_end, file_end)
 
 
-def _file_entries(desc):
-    """NT_FILE: [(start, end, file offset in bytes, path)], or [] when the note does not add up."""
+_FILE_ENTRY = np.dtype([("start", "<u8"), ("end", "<u8"), ("page", "<u8")])
+
+
+@dataclass
+class _FileEntries:
+    """NT_FILE's file-backed ranges as columns: [start, end) maps `name_of(i)` from offset page * page_size.
+
+    Columns, not a tuple per entry: a note may hold millions of entries (its
+    24 bytes each are all it costs), and only those a segment meets are ever
+    turned into Python objects."""
+
+    start: np.ndarray
+    end: np.ndarray
+    page: np.ndarray
+    page_size: np.ndarray
+    name_lo: np.ndarray
+    name_hi: np.ndarray
+    names: list  # the names' bytes of each note, by note
+    note: np.ndarray
+
+    def name_of(self, i):
+        note = self.names[int(self.note[i])]
+        return os.fsdecode(bytes(note[int(self.name_lo[i]):int(self.name_hi[i])]))
+
+    def offset_of(self, i):
+        return int(self.page[i]) * int(self.page_size[i])
+
+
+def _file_entries(desc, note):
+    """NT_FILE's entries (`note` numbers the note) as columns, or None when the note does not add up."""
     if len(desc) < 16:
-        return []
+        return None
     count, page_size = struct.unpack_from("<QQ", desc, 0)
-    table_end = 16 + count * 24
-    if table_end > len(desc):
-        return []
-    names = bytes(desc[table_end:]).split(b"\0")
-    if len(names) < count:
-        return []
-    entries = []
-    for i in range(count):
-        start, end, page = struct.unpack_from("<QQQ", desc, 16 + 24 * i)
-        if end > start:
-            entries.append((start, end, page * page_size, os.fsdecode(names[i])))
-    entries.sort()
-    return entries
+    if count > (len(desc) - 16) // _FILE_ENTRY.itemsize:
+        return None
+    table_end = 16 + count * _FILE_ENTRY.itemsize
+    table = np.frombuffer(desc, _FILE_ENTRY, count, 16)
+    names = desc[table_end:]
+    nuls = np.flatnonzero(np.frombuffer(names, np.uint8) == 0)
+    if len(nuls) + 1 < count:  # names are NUL-separated; the last may lack its NUL
+        return None
+    hi = np.append(nuls, len(names))[:count]
+    lo = np.concatenate(([0], hi[:-1] + 1))[:count]
+    keep = table["end"] > table["start"]
+    return _FileEntries(table["start"][keep], table["end"][keep], table["page"][keep],
+                        np.full(int(keep.sum()), page_size, np.uint64), lo[keep], hi[keep], [names],
+                        np.full(int(keep.sum()), note, np.int64))
 
 
-def _split(start, end, perms, entries, ends):
-    """The mappings of one segment, cut where NT_FILE's file-backed ranges begin and end."""
+def _index_files(parts):
+    """All notes' entries as one sorted list of disjoint ranges, each with its own file offset.
+
+    Where entries overlap (never in a core the kernel or gdb writes), the one
+    starting first keeps the overlap and a later one keeps only what lies past
+    it, as a walk in address order would give. Built once, so cutting a
+    segment is a binary search and a walk over the ranges it meets."""
+    if not parts:
+        return None
+    cat = {f: np.concatenate([getattr(p, f) for p in parts]) for f in
+           ("start", "end", "page", "page_size", "name_lo", "name_hi", "note")}
+    order = np.lexsort((cat["end"], cat["start"]))
+    cat = {f: v[order] for f, v in cat.items()}
+    reach = np.maximum.accumulate(cat["end"])
+    low = np.maximum(cat["start"], np.concatenate(([0], reach[:-1])).astype(np.uint64))
+    keep = cat["end"] > low
+    skip = low - cat["start"]  # bytes a range lost to the ones before it
+    out = _FileEntries(low[keep], cat["end"][keep], cat["page"][keep], cat["page_size"][keep],
+                       cat["name_lo"][keep], cat["name_hi"][keep], [n for p in parts for n in p.names],
+                       cat["note"][keep])
+    out.skip = skip[keep]
+    return out
+
+
+def _split(start, end, perms, entries):
+    """The mappings of one segment, cut where NT_FILE's file-backed ranges (disjoint, sorted) begin and end."""
     out, pos = [], start
-    for i in range(bisect.bisect_right(ends, start), len(entries)):
-        low, high, offset, path = entries[i]
-        if low >= end:
-            break
-        if low > pos:
-            out.append(Mapping(pos, low, perms))
-            pos = low
-        high = min(high, end)
-        if high > pos:
-            out.append(Mapping(pos, high, perms, offset + (pos - low), path))
-            pos = high
+    if entries is not None:
+        for i in range(int(np.searchsorted(entries.end, start, "right")), len(entries.start)):
+            low, high = int(entries.start[i]), int(entries.end[i])
+            if low >= end:
+                break
+            if low > pos:
+                out.append(Mapping(pos, low, perms))
+                pos = low
+            high = min(high, end)
+            if high > pos:
+                offset = entries.offset_of(i) + int(entries.skip[i]) + (pos - low)
+                out.append(Mapping(pos, high, perms, offset, entries.name_of(i)))
+                pos = high
     if pos < end:
         out.append(Mapping(pos, end, perms))
     return out
@@ -96,6 +153,7 @@ class CoreFileSource(MemorySource):
     refused, not waited on.
     """
 
+    _size = 0  # bytes in the (decompressed) file
     _gzip_cut = None  # why the decompressed core is shorter than the original, when it is
     file_names_why = None  # why the mappings carry no file names, when they do not
 
@@ -172,9 +230,20 @@ class CoreFileSource(MemorySource):
         os.close(fd)
         return tmp.fileno()
 
+    def _within(self, field, offset, what, size, file_size):
+        """CoreFileError unless [offset, offset + size) is inside the file: `field` names the header field that
+        gave the offset, `what` what lies there. Python integers: no claim, however large, overflows here."""
+        if offset + size > file_size:
+            raise self._error(f"damaged ELF header: {field} = {offset:#x}: {what} there would end at "
+                              f"{offset + size:#x}, past the end of the file ({file_size} bytes)")
+
     def _pread(self, size, offset):
-        """Up to `size` bytes at `offset` (fewer only at end of file)."""
+        """Up to `size` bytes at `offset` (fewer only at end of file, and none past it: an offset the OS cannot
+        take, 2**63 and more, is past every file)."""
         parts = []
+        if offset >= self._size:
+            return b""
+        size = min(size, self._size - offset)
         while size > 0:
             data = os.pread(self._fd, size, offset)
             if not data:
@@ -185,7 +254,7 @@ class CoreFileSource(MemorySource):
         return b"".join(parts)
 
     def _parse(self):
-        file_size = os.fstat(self._fd).st_size
+        file_size = self._size = os.fstat(self._fd).st_size
         head_size = elf.dtype("ELF header", 64, "<").itemsize
         head = self._pread(head_size, 0)
         kind = elf.ident(head)
@@ -210,42 +279,55 @@ class CoreFileSource(MemorySource):
                               "only x86-64 and aarch64 are")
         self.arch = elf.ARCH_OF_MACHINE[machine]
         section0 = None
-        if int(eh["phnum"]) == elf.XNUM:  # more than 65534 segments: the real count is section 0's sh_info
+        xnum = int(eh["phnum"]) == elf.XNUM
+        if xnum:  # more than 65534 segments: the real count is section 0's sh_info
             shdr_size = elf.dtype("section headers", 64, "<").itemsize
-            raw = self._pread(shdr_size, shoff)
-            if len(raw) < shdr_size:
-                raise self._error(f"truncated: section header 0 at file offset {shoff} needs {shdr_size} bytes, "
-                                  f"file has {file_size}")
-            section0 = elf.section_headers(raw, 1)[0]
+            self._within("e_shoff", shoff, f"section header 0 ({shdr_size} bytes, whose sh_info counts the program "
+                         "headers: e_phnum is PN_XNUM)", shdr_size, file_size)
+            section0 = elf.section_headers(self._pread(shdr_size, shoff), 1)[0]
         phnum = elf.resolve_xnum(eh, section0)[0]
         phdr_size = elf.dtype("program headers", 64, "<").itemsize
         if phnum and phentsize != phdr_size:
             raise self._error(f"program headers of {phentsize} bytes; ELF64 has {phdr_size}")
+        if phnum and phoff >= file_size:
+            # Checked before any read: the OS takes no offset of 2**63 or more. A count larger than the file is
+            # caught below: _pread reads no further than the file's end (never 240 GB).
+            count = "section header 0's sh_info" if xnum else "e_phnum"
+            self._within("e_phoff", phoff, f"{phnum} program headers ({count}) of {phdr_size} bytes",
+                         phnum * phdr_size, file_size)
         raw = self._pread(phnum * phdr_size, phoff)
         if len(raw) < phnum * phdr_size:
             raise self._error(f"truncated: program headers at file offset {phoff} need {phnum * phdr_size} bytes, "
                               f"file has {file_size}")
         table = elf.program_headers(raw, phnum).tolist()
+        shared = self._shared_bytes(table, file_size)
         segments, entries = [], []
         notes = cut_notes = cut_loads = 0
         for index, (p_type, flags, offset, vaddr, _, filesz, memsz, align) in enumerate(table):
             filesz = min(filesz, memsz) if p_type == elf.PT_LOAD else filesz
             present = max(0, min(filesz, file_size - offset))
+            truncated = (f"truncated core file: segment {index} at file offset {offset} needs {filesz} bytes, "
+                         f"file has {file_size}")
+            if index in shared:
+                present, truncated = 0, (f"segment {index}'s bytes (file offset {offset}) are segment "
+                                         f"{shared[index]}'s too: a core holds each byte once, so they are not read")
             if p_type == elf.PT_NOTE:
                 notes += 1
                 if present < filesz:
                     cut_notes += 1
                     self._damage.append(f"truncated core file: the notes (segment {index}) at file offset {offset} "
-                                        f"need {filesz} bytes, file has {file_size}")
+                                        f"need {filesz} bytes, file has {file_size}" if index not in shared
+                                        else truncated)
                 self._read_notes(self._pread(min(present, _MAX_NOTES), offset), 8 if align == 8 else 4, entries)
             elif p_type == elf.PT_LOAD and memsz and vaddr + memsz <= 1 << 64:
                 perms = "".join(c if flags & bit else "-"
                                 for c, bit in (("r", elf.PF_R), ("w", elf.PF_W), ("x", elf.PF_X)))
-                truncated = (f"truncated core file: segment {index} at file offset {offset} needs {filesz} bytes, "
-                             f"file has {file_size}")
                 segments.append((_Segment(vaddr, vaddr + memsz, offset, vaddr + present, vaddr + filesz, truncated),
                                  perms + "p"))
                 cut_loads += present < filesz
+        if shared:
+            self._damage.append(f"{len(shared)} segments claim file bytes another segment holds (a core never "
+                                "shares them): their memory is reported missing, not read again")
         segments.sort(key=lambda s: s[0].start)
         self._segments = [s for s, _ in segments]
         self._starts = [s.start for s in self._segments]
@@ -256,9 +338,8 @@ class CoreFileSource(MemorySource):
             self.file_names = False
             self.file_names_why = ("the notes that name them are cut off" if cut_notes else "the core has no notes"
                                    if not notes else "the core has no NT_FILE note")
-        entries.sort()
-        ends = [e[1] for e in entries]
-        self._mappings = [m for s, perms in segments for m in _split(s.start, s.end, perms, entries, ends)]
+        index = _index_files(entries)
+        self._mappings = [m for s, perms in segments for m in _split(s.start, s.end, perms, index)]
         self._missing = []
         for s in self._segments:
             if s.data_end < s.file_end:
@@ -266,13 +347,36 @@ class CoreFileSource(MemorySource):
             if s.file_end < s.end:
                 self._missing.append((s.file_end, s.end, "not in the core file"))
 
+    @staticmethod
+    def _shared_bytes(table, file_size):
+        """{index: the earlier segment} for each segment whose file bytes overlap another's.
+
+        A core holds each byte once; segments that alias the same bytes would
+        make reading every segment cost more than the file holds (60,000
+        segments over one 1 MB range: 60 GB). In file order, the first keeps them."""
+        spans = sorted((offset, index, min(filesz, memsz) if p_type == elf.PT_LOAD else filesz)
+                       for index, (p_type, _, offset, _, _, filesz, memsz, _) in enumerate(table)
+                       if p_type in (elf.PT_LOAD, elf.PT_NOTE) and offset < file_size)
+        shared, reach, owner = {}, 0, None
+        for offset, index, size in spans:
+            size = min(size, file_size - offset)
+            if size <= 0:
+                continue
+            if offset < reach:
+                shared[index] = owner
+            else:
+                reach, owner = offset + size, index
+        return shared
+
     def _read_notes(self, data, align, entries):
         prstatus_pid = None
         for name, ntype, desc in elf.notes(data, "<", align):
             if name != b"CORE":
                 continue
             if ntype == _NT_FILE:
-                entries.extend(_file_entries(desc))
+                found = _file_entries(desc, len(entries))
+                if found is not None:
+                    entries.append(found)
             elif ntype == _NT_AUXV and not self.auxv:
                 self.auxv = {kind: value for kind, value in struct.iter_unpack("<QQ", desc[: len(desc) // 16 * 16])
                              if kind}
@@ -306,7 +410,8 @@ class CoreFileSource(MemorySource):
     def _present(self, start, end):
         i = max(0, bisect.bisect_right(self._starts, start) - 1)
         ranges = []
-        for s in self._segments[i:]:
+        for k in range(i, len(self._segments)):  # by index: a slice would copy the rest of the list per call
+            s = self._segments[k]
             if s.start >= end:
                 break
             low, high = max(start, s.start), min(end, s.data_end)
