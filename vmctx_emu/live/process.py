@@ -23,6 +23,7 @@ _ARCH_OF_UNAME = {"x86_64": "x86_64", "amd64": "x86_64", "aarch64": "aarch64", "
 _QEMU_USER = re.compile(r"^qemu-([a-z0-9_]+?)(?:-static)?$")
 # pread's offset is a signed off_t: /proc/PID/mem cannot be read at or above 2**63 (kernel space anyway).
 _PREAD_LIMIT = 1 << 63
+_PF_KTHREAD = 0x00200000  # include/linux/sched.h: the task is a kernel thread (no mm, no user memory)
 
 
 def parse_maps(text):
@@ -125,9 +126,10 @@ class ProcessSource(MemorySource):
         try:
             fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | flags, dir_fd=dir_fd)
         except (FileNotFoundError, NotADirectoryError, ProcessLookupError):
-            # With /proc/PID open, a missing entry is a process that exited (a zombie has no mem), not no process.
-            gone = self._gone() if dir_fd is not None else None
-            raise gone or NoSuchProcessError(f"no such process: pid {self.pid}") from None
+            # With /proc/PID open, a missing entry is a process that exited (a zombie has no mem), not no process;
+            # a kernel thread has no user memory, so its mem answers ESRCH while it runs.
+            why = (self._gone() or self._kernel_thread()) if dir_fd is not None else None
+            raise why or NoSuchProcessError(f"no such process: pid {self.pid}") from None
         except PermissionError as e:
             raise self._denied(e) from None
         except OSError as e:
@@ -182,8 +184,8 @@ class ProcessSource(MemorySource):
             os.close(fd)
         return _elf_arch(header, self.description) or _host_arch(self.description)
 
-    def _state(self):
-        """The process state letter from /proc/PID/stat, or None once the process is gone."""
+    def _stat_fields(self):
+        """/proc/PID/stat's fields after the command name (state, ppid, ..., flags at 6), or [] once it is gone."""
         try:
             fd = os.open("stat", os.O_RDONLY | os.O_CLOEXEC, dir_fd=self._dir)
             try:
@@ -191,9 +193,24 @@ class ProcessSource(MemorySource):
             finally:
                 os.close(fd)
         except OSError:
-            return None
-        fields = text[text.rfind(b")") + 1:].split()
+            return []
+        return text[text.rfind(b")") + 1:].split()  # the name in parentheses may hold spaces and ')'
+
+    def _state(self):
+        """The process state letter from /proc/PID/stat, or None once the process is gone."""
+        fields = self._stat_fields()
         return fields[0].decode("ascii", "replace") if fields else None
+
+    def _kernel_thread(self):
+        """UnsupportedTargetError if the target is a kernel thread (PF_KTHREAD in its stat flags), else None."""
+        fields = self._stat_fields()
+        try:
+            flags = int(fields[6])
+        except (IndexError, ValueError):
+            return None
+        if not flags & _PF_KTHREAD:
+            return None
+        return UnsupportedTargetError(f"{self.description} is a kernel thread: it has no user memory to scan")
 
     def _gone(self):
         """ProcessGoneError if the target has exited (or is a zombie, whose memory is already freed)."""
