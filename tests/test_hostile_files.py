@@ -169,3 +169,58 @@ def test_scan_of_a_kernel_thread_says_so():
 def test_scan_of_no_process_still_says_no_such_process():
     pid = 4_000_000  # above pid_max's ceiling (2**22)
     check_one_line(*run_cli("scan", "--pid", str(pid)), f"no such process: pid {pid}")
+
+
+# -- class 3: a writable mapping of a file on a FUSE filesystem whose server never answers -------------------
+# Without FUSE here, a fake /proc/PID (regular files standing for mem, maps, mountinfo and pagemap) shows the
+# decision: pages of FUSE files that the target does not hold in memory are never read.
+
+PAGE = os.sysconf("SC_PAGE_SIZE")
+FUSE_AT = 0x40 * PAGE  # a 4-page writable mapping of /mnt/slow/data on FUSE device 0:77 (hex 00:4d in maps)
+DISK_AT = 0x50 * PAGE  # a 2-page one of a file on an ordinary disk, device 8:1
+
+
+@pytest.fixture
+def fake_proc(tmp_path):
+    pid = 4242
+    root = tmp_path / str(pid)
+    root.mkdir()
+    (root / "maps").write_text(
+        f"{FUSE_AT:x}-{FUSE_AT + 4 * PAGE:x} rw-p 00000000 00:4d 1234 /mnt/slow/data\n"
+        f"{DISK_AT:x}-{DISK_AT + 2 * PAGE:x} rw-p 00000000 08:01 5678 /var/lib/data\n")
+    (root / "mountinfo").write_text(
+        "22 1 8:1 / / rw,relatime shared:1 - ext4 /dev/sda1 rw\n"
+        "90 22 0:77 / /mnt/slow rw,nosuid,nodev shared:60 - fuse.sshfs host:/ rw,user_id=0,group_id=0\n")
+    entries = [0] * (DISK_AT // PAGE + 2)
+    entries[FUSE_AT // PAGE + 0] = 1 << 63  # in RAM
+    entries[FUSE_AT // PAGE + 2] = 1 << 62  # in swap
+    (root / "pagemap").write_bytes(b"".join(e.to_bytes(8, "little") for e in entries))
+    with open(root / "mem", "wb") as f:
+        f.truncate(DISK_AT + 2 * PAGE)  # every byte readable: the fake itself never blocks
+    (root / "stat").write_text(f"{pid} (slow) S 1 1 1 0 -1 4194560 0 0 0 0 0 0 0 0 20 0 1 0 1 0 0\n")
+    return pid, str(tmp_path)
+
+
+def test_fuse_pages_not_in_memory_are_skipped_by_the_scan_and_refused_by_reads(fake_proc):
+    from vmctx_emu.errors import UnreadableMemoryError
+    from vmctx_emu.live.process import FUSE_ABSENT
+    pid, proc = fake_proc
+    with ProcessSource(pid, proc=proc) as src:
+        fuse, disk = src.mappings()
+        got = [(a, len(d)) for a, d in src.iter_chunks(fuse)]
+        assert got == [(FUSE_AT, PAGE), (FUSE_AT + 2 * PAGE, PAGE)]  # pages 1 and 3 are on the FUSE server only
+        assert [(a, len(d)) for a, d in src.iter_chunks(disk)] == [(DISK_AT, 2 * PAGE)]  # another fs: as before
+        assert src.read(FUSE_AT, PAGE) == bytes(PAGE)
+        with pytest.raises(UnreadableMemoryError) as caught:
+            src.read(FUSE_AT + PAGE - 8, 16)
+        assert caught.value.reason == f"0x{FUSE_AT + PAGE:x} is {FUSE_ABSENT}"
+
+
+def test_fuse_mounts_named_by_type():
+    from vmctx_emu.live.process import fuse_devices
+    text = ("1 0 0:5 / / rw - ext4 /dev/root rw\n"
+            "2 1 0:40 / /a rw shared:2 master:3 - fuse /dev/fuse rw\n"
+            "3 1 8:17 / /b rw - fuseblk /dev/sdb1 rw\n"
+            "4 1 0:41 / /c rw - fuse.rclone remote: rw\n"
+            "5 1 0:42 / /d rw - fusectl fusectl rw\n")
+    assert fuse_devices(text) == {"0:40", "8:17", "0:41"}
