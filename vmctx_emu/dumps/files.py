@@ -285,25 +285,28 @@ def write_directory(path, files, limit, before=None):
 def open_checked(path, what, allow_special):
     """(file object, size or None) after checking it is a regular file (or `allow_special`)."""
     try:
-        f = open(path, "rb")
+        # O_NONBLOCK: a plain open of a FIFO waits for a writer, forever; the mode is known only after it.
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_NONBLOCK", 0))
     except IsADirectoryError:
         raise DumpError(f"cannot read {what} {path}: it is a directory") from None
     except OSError as e:
         raise DumpError(f"cannot read {what} {path}: {e.strerror or e}") from None
     try:
-        st = os.fstat(f.fileno())
+        st = os.fstat(fd)
     except OSError as e:
-        f.close()
+        os.close(fd)
         raise DumpError(f"cannot read {what} {path}: {e.strerror or e}") from None
     if stat.S_ISREG(st.st_mode):
-        return f, st.st_size
-    f.close()
+        os.set_blocking(fd, True)  # no effect on a regular file's reads; set back so the fd is ordinary
+        return open(fd, "rb"), st.st_size
+    os.close(fd)
     if stat.S_ISDIR(st.st_mode):
         raise DumpError(f"cannot read {what} {path}: it is a directory")
     if not allow_special:
+        hint = " (in Python: allow_special=True)" if what == "dump" else ""  # a sidecar is always a regular file
         raise DumpError(f"cannot read {what} {path}: not a regular file (a device, FIFO or socket); "
-                        "copy it to a regular file first (in Python: allow_special=True)")
-    return open(path, "rb"), None
+                        f"copy it to a regular file first{hint}")
+    return open(path, "rb"), None  # asked for: a special file is read as it comes, a FIFO waits for its writer
 
 
 def read_bounded(path, limit, what="dump", allow_special=False, why=None):
