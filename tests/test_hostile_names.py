@@ -104,3 +104,18 @@ def test_the_disk_budget_counts_what_files_hold_not_what_they_claim(tmp_path):
     (tmp_path / "real").write_bytes(b"x" * (1 << 20))
     used, largest = disk_used(tmp_path)
     assert (1 << 20) <= used < (2 << 20) and largest[0][1] == str(tmp_path / "real")
+
+
+def test_files_a_target_names_are_opened_only_when_regular_and_never_waited_on(tmp_path):
+    from vmctx_emu.live.source import open_regular
+
+    fifo = tmp_path / "swapped-in"
+    os.mkfifo(fifo)
+    started = time.monotonic()
+    for path in (fifo, "/dev/null"):
+        with pytest.raises(OSError, match="is not a regular file"):
+            open_regular(path)
+    assert time.monotonic() - started < 1  # a FIFO with no writer would block a plain open() forever
+    (tmp_path / "plain").write_bytes(b"ELF")
+    with open_regular(tmp_path / "plain") as f:
+        assert f.read() == b"ELF" and os.get_blocking(f.fileno())

@@ -27,7 +27,7 @@ from .elf import (ARCH_OF_MACHINE, AT_BASE, AT_ENTRY, AT_EXECFN, AT_PAGESZ, AT_P
                   elf_header, program_header_list)
 from .images import compare_file
 from ..errors import UnreadableMemoryError
-from .source import Mapping
+from .source import Mapping, open_regular
 
 __all__ = ["LoadedFiles", "file_mappings"]
 
@@ -97,7 +97,7 @@ def _named_executable(src, mappings):
 
 def _check_exe(src, path, mappings):
     """The pages compared; FileMismatchError unless `path` holds the target's bytes where they can be compared."""
-    with open(path, "rb") as f:
+    with open_regular(path) as f:
         mismatch, compared = compare_file(src, f, mappings)
     if mismatch is not None:
         offset, address = mismatch
@@ -166,7 +166,7 @@ class _Loader:
         name = name or (src.command.split()[0] if src.command else "the executable")
         file_headers = None
         if loaded.exe_file:
-            with open(loaded.exe_file, "rb") as f:
+            with open_regular(loaded.exe_file) as f:
                 head = f.read(COMPARE_PAGE)
             header = elf_header(head)
             if header is None:
@@ -178,7 +178,7 @@ class _Loader:
                                         f"({MACHINE_NAMES.get(header[1], 'unknown')}), the core for {src.arch} "
                                         "(e_machine, file offset 0x12)", path=loaded.exe_file, offset=0x12)
             _, _, _, phoff, _, phnum = header
-            with open(loaded.exe_file, "rb") as f:
+            with open_regular(loaded.exe_file) as f:
                 f.seek(phoff)
                 raw = f.read(phnum * PHDR_SIZE)
             file_headers = (phoff, program_header_list(raw, phnum), raw)
@@ -226,7 +226,7 @@ class _Loader:
         DT_DEBUG; every other word must be the file's, and AT_ENTRY its entry
         point plus the bias. FileMismatchError names the first that is not.
         """
-        with open(path, "rb") as f:
+        with open_regular(path) as f:
             head = f.read(COMPARE_PAGE)
         entry = self.src.auxv.get(AT_ENTRY)
         e_entry = elf_header(head)[2]
@@ -238,7 +238,7 @@ class _Loader:
         theirs = None if dynamic is None else self._read(bias + dynamic.vaddr, dynamic.filesz)
         if theirs is None:
             return 0
-        with open(path, "rb") as f:
+        with open_regular(path) as f:
             f.seek(dynamic.offset)
             ours = f.read(dynamic.filesz)
         compared = 0
@@ -295,7 +295,7 @@ class _Loader:
         if header is None:
             local = self.loaded.local(name)
             try:
-                with open(local, "rb") as f:
+                with open_regular(local) as f:
                     source = f.read(COMPARE_PAGE)
             except OSError:
                 return None
@@ -320,7 +320,7 @@ def _interpreter(path, headers, read, bias):
         return None
     data = read(bias + interp.vaddr, interp.filesz)
     if data is None and path:
-        with open(path, "rb") as f:
+        with open_regular(path) as f:
             f.seek(interp.offset)
             data = f.read(interp.filesz)
     return os.fsdecode(data.split(b"\0")[0]) if data else None

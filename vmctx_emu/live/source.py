@@ -9,12 +9,13 @@ naming the target.
 
 import operator
 import os
+import stat
 import weakref
 from dataclasses import dataclass
 
 from ..errors import ArgumentTypeError, ArgumentValueError, ClosedError, UnreadableMemoryError
 
-__all__ = ["Mapping", "MemorySource", "DEFAULT_CHUNK", "integer", "unreadable"]
+__all__ = ["Mapping", "MemorySource", "DEFAULT_CHUNK", "integer", "unreadable", "open_regular"]
 
 DEFAULT_CHUNK = 1 << 20
 
@@ -203,3 +204,20 @@ def _close_fds(fds):
                 fd.close()
         except OSError:
             pass
+
+
+def open_regular(path):
+    """`path` opened for reading ("rb") if it is a regular file; OSError otherwise.
+
+    A file a target or a core names can be anything by the time it is opened: a FIFO that never
+    answers, a device. Opened without waiting (O_NONBLOCK), checked with fstat, then made blocking.
+    """
+    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK)
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise OSError(f"{os.fsdecode(path)} is not a regular file")
+        os.set_blocking(fd, True)
+        return os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
