@@ -1,22 +1,57 @@
 """Rust symbol names for reading: v0 (`_R...`) and legacy (`_ZN...17h<hash>E`) mangling, crate hashes dropped.
 
 Symbol names come from the target's files, so they are input like any other:
-a name that does not parse is returned as it is.
+a name that does not parse is returned as it is, and so is one whose reading
+would pass rustc-demangle's own limits (`MAX_DEPTH` nested paths and types,
+`MAX_OUTPUT` characters): back-references and binders let a 20-character name
+ask for gigabytes, so the work is bounded by what is produced, never by what
+the name claims.
 """
 
 import functools
 import re
 
-__all__ = ["demangle"]
+from ..errors import ArgumentTypeError
+
+__all__ = ["demangle", "MAX_DEPTH", "MAX_OUTPUT"]
+
+MAX_DEPTH = 500  # nested paths, types, constants and back-references followed (rustc-demangle's MAX_DEPTH)
+MAX_OUTPUT = 1_000_000  # characters of output (rustc-demangle stops at the same size)
+# Characters built on the way, inner strings counted again in each string that holds them (the
+# real cost of building the output; nesting counts a name once per level, hence a multiple), and
+# each nested parse as _PARSE_COST characters, so a name of empty parts is bounded too (~0.1 s).
+_MAX_WORK = 4 * MAX_OUTPUT
+_PARSE_COST = 64
+_MAX_DIGITS = 19  # a length or index of more digits is past any name's size (and past Python's int limit)
+_CACHED = 4096  # longer names or readings are demangled afresh each time: the cache holds small strings
 
 
-@functools.lru_cache(maxsize=4096)
 def demangle(name):
     """A Rust symbol name (v0 `_R...` or legacy `_ZN...17h<hash>E`) for reading, without crate hashes.
 
-    Anything else (C, C++, damaged Rust) comes back unchanged: a mangled name
-    is still a correct name, a half-demangled one is not.
+    Anything else (C, C++, damaged Rust, or a name whose reading passes
+    `MAX_DEPTH` or `MAX_OUTPUT`) comes back unchanged: a mangled name is still
+    a correct name, a half-demangled one is not. The result is at most
+    max(len(name), MAX_OUTPUT) characters. `name` must be a str.
     """
+    if not isinstance(name, str):
+        raise ArgumentTypeError(f"name must be a str, got {type(name).__name__} {name!r:.80}", argument="name",
+                                value=name)
+    found = _cache.get(name)
+    if found is None:
+        found = _demangle(name)
+        if len(name) <= _CACHED and len(found) <= _CACHED:
+            if len(_cache) >= _CACHE_ENTRIES:
+                _cache.clear()
+            _cache[name] = found
+    return found
+
+
+_cache = {}  # name -> its reading, both at most _CACHED characters (a scan asks again for the same names)
+_CACHE_ENTRIES = 4096
+
+
+def _demangle(name):
     try:
         if name.startswith("_R"):
             return _demangle_v0(name[2:])
@@ -31,7 +66,7 @@ class _Bad(Exception):
     """Not a name this demangler reads; the caller keeps the mangled one."""
 
 
-_LENGTH = re.compile(r"[1-9][0-9]*")
+_LENGTH = re.compile(r"[1-9][0-9]{0,%d}" % (_MAX_DIGITS - 1))
 _LEGACY_ESCAPES = {"SP": "@", "BP": "*", "RF": "&", "LT": "<", "GT": ">", "LP": "(", "RP": ")", "C": ","}
 
 
@@ -67,8 +102,10 @@ def _legacy_part(p):
 _B62 = {c: i for i, c in enumerate("0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ")}
 _BASIC = dict(a="i8", b="bool", c="char", d="f64", e="str", f="f32", h="u8", i="isize", j="usize", l="i32", m="u32",
               n="i128", o="u128", s="i16", t="u16", u="()", v="...", x="i64", y="u64", z="!", p="_")
-_DECIMAL, _HEX = re.compile(r"0|[1-9][0-9]*"), re.compile(r"[0-9a-f]*_")
-_MAX_STEPS = 20000  # backrefs can make output exponential in input; past this the name is kept mangled
+_DECIMAL, _HEX = re.compile(r"0|[1-9][0-9]{0,%d}" % (_MAX_DIGITS - 1)), re.compile(r"[0-9a-f]{0,32}_")
+_MAX_STEPS = 20000  # back-references followed; each also counts against the work and the depth
+_B62_DIGITS = 11  # 62**11 > 2**64: rustc-demangle reads base-62 numbers as u64 and refuses more
+_MAX_PUNYCODE = 1024  # characters of one punycode identifier (Python's decoder is quadratic)
 
 
 def _demangle_v0(s):
@@ -80,14 +117,34 @@ def _demangle_v0(s):
     out = p.path(True)
     if p.i < len(s):
         p.path(True)  # the instantiating crate, not printed
-    if p.i != len(s):
+    if p.i != len(s) or len(out) > MAX_OUTPUT:
         raise _Bad
     return out + dot + suffix
+
+
+def _nested(parse):
+    """`parse` of one nested item, counted against MAX_DEPTH, and its result and call against the work budget."""
+    @functools.wraps(parse)
+    def nested(self, *args):
+        self.depth += 1
+        if self.depth > MAX_DEPTH:
+            raise _Bad
+        out = parse(self, *args)
+        self.depth -= 1
+        self.spend(len(out) + _PARSE_COST)
+        return out
+    return nested
 
 
 class _V0:
     def __init__(self, s):
         self.s, self.i, self.steps, self.bound = s, 0, 0, 0
+        self.depth, self.work = 0, 0
+
+    def spend(self, n):
+        self.work += n
+        if self.work > _MAX_WORK:
+            raise _Bad
 
     def next(self):
         if self.i >= len(self.s):
@@ -102,11 +159,12 @@ class _V0:
         return False
 
     def b62(self):
-        n = 0
+        n = digits = 0
         if self.eat("_"):
             return 0
         while (c := self.next()) != "_":
-            if c not in _B62:
+            digits += 1
+            if c not in _B62 or digits > _B62_DIGITS:
                 raise _Bad
             n = n * 62 + _B62[c]
         return n + 1
@@ -130,6 +188,8 @@ class _V0:
             raise _Bad
         self.i += n
         if puny:
+            if n > _MAX_PUNYCODE:
+                raise _Bad
             basic, _, ext = name.rpartition("_")
             try:
                 name = (f"{basic}-{ext}" if basic else ext).encode().decode("punycode")
@@ -155,6 +215,7 @@ class _V0:
             items.append(parse())
         return items
 
+    @_nested
     def path(self, value):
         c = self.next()
         if c == "C":
@@ -185,6 +246,7 @@ class _V0:
             return self.back(lambda: self.path(value))
         raise _Bad
 
+    @_nested
     def generic(self):
         if self.eat("L"):
             return self.lifetime(self.b62())
@@ -201,12 +263,14 @@ class _V0:
         return f"'{chr(ord('a') + depth)}" if depth < 26 else f"'_{depth}"
 
     def binder(self):
-        names = []
-        for _ in range(self.opt("G")):
+        names, count = [], self.opt("G")
+        self.spend(count * _PARSE_COST)  # checked before the loop, not after a billion names
+        for _ in range(count):
             self.bound += 1
             names.append(self.lifetime(1))
         return f"for<{', '.join(names)}> " if names else ""
 
+    @_nested
     def type(self):
         c = self.next()
         if c in _BASIC:
@@ -273,6 +337,7 @@ class _V0:
             traits.append(trait)
         return binder + " + ".join(traits)
 
+    @_nested
     def const(self):
         if self.eat("B"):
             return self.back(self.const)

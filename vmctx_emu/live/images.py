@@ -31,6 +31,10 @@ COMPARE_BYTES = 4096  # bytes compared at the start of each read-only mapping of
 WASMTIME_SOURCES = re.compile(rb"(?:crates/(?:wasmtime|runtime)|wasmtime(?:-runtime)?-[0-9]+\.[0-9]+\.[0-9]+)/src/")
 SOURCES_OVERLAP = 64
 FILE_CHUNK = 1 << 20
+# Bytes read from a file on disk for a version string the target's memory lacks: the file ranges its
+# read-only mappings cover, at most this many in all (a real Wasmtime's text and read-only data are
+# tens of MiB; a planted multi-GiB file, or mappings claiming one, must not be read whole).
+MAX_FILE_SCAN = 128 << 20
 PSEUDO_PREFIX = "["  # [heap], [stack], [vdso], [anon:...]: kernel names, not files
 
 
@@ -182,8 +186,14 @@ class Images:
         counter = VersionCounter()
         try:
             with _open_regular(path) as f:
-                while chunk := f.read(FILE_CHUNK):
+                at = None
+                for start, chunk in _mapped_chunks(f, image.readonly()):
+                    if start != at:
+                        counter.cut()  # ranges not contiguous in the file: no match spans two
                     counter.feed(chunk)
+                    at = start + len(chunk)
+                    if counter.definitive:
+                        break
         except OSError as e:
             return None, f"cannot read {path}: {e.strerror or e}"
         found = best_version(counter.finish())
@@ -191,6 +201,24 @@ class Images:
             return found, f"version string in {image.path} (read from {trust}: not in the target's memory)"
         return None, f"no version string in {image.name} nor in {path}"
 
+
+
+def _mapped_chunks(f, mappings, budget=MAX_FILE_SCAN):
+    """(file offset, bytes) of open file `f` over what `mappings` map, FILE_CHUNK at a time, in file order
+    and each file byte once (a file mapped many times is read once), at most `budget` bytes in all."""
+    size = os.fstat(f.fileno()).st_size
+    ranges = sorted((m.offset, min(m.offset + m.size, size)) for m in mappings if 0 <= m.offset < size)
+    done = 0  # file bytes before this were read already
+    for start, end in ranges:
+        start = max(start, done)
+        while start < end and budget > 0:
+            chunk = os.pread(f.fileno(), min(FILE_CHUNK, end - start, budget), start)
+            if not chunk:
+                return
+            yield start, chunk
+            start += len(chunk)
+            budget -= len(chunk)
+        done = max(done, start)
 
 
 def unchanged_mappings(mappings):

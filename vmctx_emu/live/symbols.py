@@ -21,6 +21,7 @@ from typing import NamedTuple
 
 import numpy as np
 
+from ..checks import check_int
 from ..errors import ArgumentTypeError, SymbolFileError
 from . import elf
 from .demangle import demangle
@@ -30,6 +31,11 @@ __all__ = ["ElfSymbols", "SymbolHit", "address_parts", "parts_text", "name_addre
 _MAX_NOTES = 1 << 16  # a build-id note is ~36 bytes; larger note segments are skipped, not read
 _KEPT_TYPES = (1, 2, 10)  # STT_OBJECT, STT_FUNC, STT_GNU_IFUNC; STT_NOTYPE only with a size
 _CACHE_SIZE = 32
+_MAX_SECTION_NAME = 256  # bytes kept of a section name (real ones are short; a hostile one may span the table)
+# load_bias: the votes of at most this many mappings of the file and PT_LOAD segments (real files have
+# a handful of each; a target mapping one library 3,000 times must not cost 3,000 x segments each time)
+_BIAS_MAPPINGS, _BIAS_LOADS = 256, 64
+_MAX_SYMBOL_TABLES = 8  # ELF allows one SHT_SYMTAB and one SHT_DYNSYM; each more costs a pass over numpy
 
 
 class SymbolHit(NamedTuple):
@@ -63,12 +69,14 @@ class ElfSymbols:
         self._sections = sorted(elf.sections)  # (addr, end, name)
         self._sec_starts = [s[0] for s in self._sections]
         self._loads = elf.loads  # (offset, vaddr, filesz, memsz)
+        self._image = _union((v, v + memsz) for _, v, _, memsz in elf.loads)  # for `in_image`, bisected
+        self._image_starts = [start for start, _ in self._image]
         values, sizes, names = _merge(elf.parts, elf.strtab, path)
         self._values, self._sizes, self._names = values.tolist(), sizes.tolist(), names.tolist()
-        ends = values + sizes
-        self._ends, self._maxends = ends.tolist(), np.maximum.accumulate(ends).tolist()
+        self._ends = _max_levels(values + sizes)  # [ends, max of pairs, max of fours, ...] for `lookup`
         self._strtab = elf.strtab
         self._biases = {}
+        self._last_bias = (None, None)  # (the mappings object last asked about, its bias): one file, one answer
 
     def __len__(self):
         return len(self._values)
@@ -119,15 +127,15 @@ class ElfSymbols:
 
     def lookup(self, vaddr):
         """The innermost symbol with value <= vaddr < value + size (size-0 symbols never match), or None."""
-        i = bisect.bisect_right(self._values, vaddr) - 1
-        while i >= 0 and self._maxends[i] > vaddr:  # earlier symbols cannot reach vaddr once maxend <= vaddr
-            if vaddr < self._ends[i]:
-                start = self._names[i]
-                raw = self._strtab[start:self._strtab.index(b"\0", start)].decode("utf-8", "backslashreplace")
-                value = self._values[i]
-                return SymbolHit(raw, vaddr - value, self.section_at(vaddr), value, self._sizes[i])
-            i -= 1
-        return None
+        # Symbols are sorted by value, then size descending: the innermost symbol holding vaddr is
+        # the last one starting at or before it whose end is past it. O(log n) however they nest.
+        i = _last_above(self._ends, bisect.bisect_right(self._values, vaddr), vaddr)
+        if i is None:
+            return None
+        start = self._names[i]
+        raw = self._strtab[start:self._strtab.index(b"\0", start)].decode("utf-8", "backslashreplace")
+        value = self._values[i]
+        return SymbolHit(raw, vaddr - value, self.section_at(vaddr), value, self._sizes[i])
 
     def section_at(self, vaddr):
         """The name of the allocated section holding vaddr (`.tbss` excluded: it takes no address space)."""
@@ -154,22 +162,32 @@ class ElfSymbols:
         that starts on a segment's first page (as the loader maps it) counts
         twice, one that starts inside a segment (split by RELRO's mprotect) once.
         """
-        mappings = tuple(mappings)
-        if mappings in self._biases:
-            return self._biases[mappings]
+        last, bias = self._last_bias
+        if mappings is last:  # a scan asks once per pointer with its image's one list (built once, never changed)
+            return bias
+        key = tuple(mappings)
+        if key in self._biases:
+            bias = self._biases[key]
+        else:
+            bias = self._biases[key] = self._vote(key)
+        self._last_bias = (mappings, bias)
+        return bias
+
+    def _vote(self, mappings):
         votes = collections.Counter()
-        for m in mappings:
-            for p_offset, p_vaddr, p_filesz, _ in self._loads:
+        for i, m in enumerate(mappings[:_BIAS_MAPPINGS]):
+            _check_mapping(i, m)
+            for p_offset, p_vaddr, p_filesz, _ in self._loads[:_BIAS_LOADS]:
                 if m.offset < p_offset + p_filesz and p_offset - m.offset < 0x10000:  # 64 KiB: largest page size
                     votes[m.start - (m.offset - p_offset + p_vaddr)] += 2 if m.offset <= p_offset else 1
         if len(self._biases) > 64:  # one entry per file mapping set in practice; bounded anyway
             self._biases.clear()
-        bias = self._biases[mappings] = votes.most_common(1)[0][0] if votes else None
-        return bias
+        return votes.most_common(1)[0][0] if votes else None
 
     def in_image(self, vaddr):
         """Whether vaddr is inside some PT_LOAD's memory image (so also in .bss past the file's bytes)."""
-        return any(v <= vaddr < v + memsz for _, v, _, memsz in self._loads)
+        i = bisect.bisect_right(self._image_starts, vaddr) - 1
+        return i >= 0 and vaddr < self._image[i][1]
 
 
 class _Elf(NamedTuple):
@@ -257,27 +275,41 @@ def _parse(r):
     if sh is None:
         return result
     shstr = _section_bytes(r, sh, shstrndx, "section name table")
+    strtabs = []
+    names_at = {}  # string table section -> (its index in strtabs, its length): each is read once
+    table_bytes = 0  # symbol and string table bytes read: no more than the file holds (tables never overlap)
     for s in sh.tolist():
         name, kind, flags, addr, offset, size, link = s[:7]
         if flags & elf.SHF_ALLOC and size and not (flags & elf.SHF_TLS and kind == elf.SHT_NOBITS):
             result.sections.append((addr, addr + size, _string(shstr, name, r.path, "section name")))
         if kind in (elf.SHT_SYMTAB, elf.SHT_DYNSYM):
+            if len(result.tables) == _MAX_SYMBOL_TABLES:
+                raise SymbolFileError(f"{r.path}: more than {_MAX_SYMBOL_TABLES} symbol tables (ELF allows one "
+                                      f".symtab and one .dynsym)", path=r.path)
             if not 0 < link < len(sh) or sh[link]["type"] != elf.SHT_STRTAB:
                 raise SymbolFileError(f"{r.path}: symbol table's string table index {link} is not a string table")
-            names = _section_bytes(r, sh, link, "symbol string table")
-            if names and names[-1] != 0:
-                raise SymbolFileError(f"{r.path}: symbol string table does not end with NUL")
             entsize = s[9] or elf.dtype("symbol table", bits, order).itemsize
             if size % entsize:
                 raise SymbolFileError(f"{r.path}: symbol table size {size} is not a multiple of {entsize}")
+            table_bytes += size + (0 if link in names_at else int(sh[link]["size"]))
+            if table_bytes > r.size:
+                raise SymbolFileError(f"{r.path}: its symbol and string tables add up to more than the file's "
+                                      f"{r.size} bytes (tables that overlap)", path=r.path, size=table_bytes)
+            if link not in names_at:
+                names = _section_bytes(r, sh, link, "symbol string table")
+                if names and names[-1] != 0:
+                    raise SymbolFileError(f"{r.path}: symbol string table does not end with NUL")
+                names_at[link] = (len(strtabs), len(names))
+                strtabs.append(names)
             syms = r.table(offset, size // entsize, entsize, "symbol table", bits, order)
             keep = _defined(syms)
-            if (syms["name"][keep] >= len(names)).any():
+            index, length = names_at[link]
+            if (syms["name"][keep] >= length).any():
                 raise SymbolFileError(f"{r.path}: a symbol's name index is past its string table")
-            result.parts.append((syms[keep], len(result.strtab)))
-            result = result._replace(strtab=result.strtab + names)
+            result.parts.append((syms[keep], index))
             result.tables.append("symtab" if kind == elf.SHT_SYMTAB else "dynsym")
-    return result
+    bases = np.cumsum([0] + [len(t) for t in strtabs]).tolist()  # joined once: never a copy per table
+    return result._replace(parts=[(p, bases[i]) for p, i in result.parts], strtab=b"".join(strtabs))
 
 
 def _build_id(notes, order):
@@ -297,10 +329,38 @@ def _section_bytes(r, sh, index, what):
 
 
 def _string(table, start, path, what):
+    """The NUL-terminated string at `start`, its first _MAX_SECTION_NAME bytes: thousands of sections naming
+    one long run of bytes must not cost thousands of copies of it."""
     end = table.find(b"\0", start)
     if start >= len(table) or end < 0:
         raise SymbolFileError(f"{path}: {what} index {start} is past its string table ({len(table)} bytes)")
-    return table[start:end].decode("utf-8", "backslashreplace")
+    return table[start:min(end, start + _MAX_SECTION_NAME)].decode("utf-8", "backslashreplace")
+
+
+def _max_levels(ends):
+    """[ends, the max of each aligned pair, of each aligned four, ...] as lists, for `_last_above`."""
+    levels = [ends]
+    while len(levels[-1]) > 1:
+        level = levels[-1]
+        if len(level) % 2:
+            level = np.append(level, np.uint64(0))
+        levels.append(np.maximum(level[0::2], level[1::2]))
+    return [level.tolist() for level in levels]
+
+
+def _last_above(levels, stop, x):
+    """The largest i < stop with levels[0][i] > x, or None, in O(log n) steps over the max levels."""
+    j = stop  # candidates are [0, j)
+    while j > 0:
+        k = min((j & -j).bit_length() - 1, len(levels) - 1)  # the largest aligned block [j - 2**k, j)
+        if levels[k][(j >> k) - 1] > x:
+            while k:  # descend: prefer the right half, which holds the larger indices
+                k -= 1
+                if levels[k][(j >> k) - 1] <= x:
+                    j -= 1 << k
+            return j - 1
+        j -= 1 << k
+    return None
 
 
 def _defined(syms):
@@ -350,6 +410,7 @@ def address_parts(address, mappings, *, symbols=None):
     section or None, "symbol": the covering symbol or None, "offset": into that symbol}. None when
     the file cannot be read, is damaged, or the address is outside its loaded image.
     """
+    _check_arguments(address, mappings, symbols)
     path = mappings[0].path if mappings else None
     if not path:
         return None
@@ -364,6 +425,37 @@ def address_parts(address, mappings, *, symbols=None):
     hit = elf.lookup(vaddr)
     return {"file": os.path.basename(path), "vaddr": vaddr, "section": elf.section_at(vaddr),
             "symbol": None if hit is None else hit.name, "offset": None if hit is None else hit.offset}
+
+
+def _check_arguments(address, mappings, symbols):
+    """ArgumentTypeError / ArgumentValueError for what `address_parts` cannot use, naming the argument."""
+    check_int("address", address, 0, 1 << 64, bound="in [0, 2**64)", hex_value=True)
+    if not isinstance(mappings, list | tuple):
+        raise ArgumentTypeError(f"mappings must be a list or tuple of Mapping, got {type(mappings).__name__} "
+                                f"{mappings!r:.80}", argument="mappings", value=mappings)
+    if mappings:  # the others when the bias is worked out: checking all per pointer costs what caching saves
+        _check_mapping(0, mappings[0])
+    if symbols is not None and not isinstance(symbols, ElfSymbols):
+        raise ArgumentTypeError(f"symbols must be an ElfSymbols or None, got {type(symbols).__name__} "
+                                f"{symbols!r:.80}", argument="symbols", value=symbols)
+
+
+def _check_mapping(i, m):
+    if not all(isinstance(getattr(m, a, None), int) for a in ("start", "end", "offset")) \
+            or not isinstance(getattr(m, "path", None), str | None):
+        raise ArgumentTypeError(f"mappings[{i}] must be a Mapping (int start, end and offset, str or None "
+                                f"path), got {type(m).__name__} {m!r:.80}", argument=f"mappings[{i}]", value=m)
+
+
+def _union(ranges):
+    """Sorted, merged [start, end) ranges."""
+    merged = []
+    for start, end in sorted(r for r in ranges if r[0] < r[1]):
+        if merged and start <= merged[-1][1]:
+            merged[-1] = (merged[-1][0], max(merged[-1][1], end))
+        else:
+            merged.append((start, end))
+    return merged
 
 
 def parts_text(parts):
