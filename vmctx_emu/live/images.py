@@ -17,11 +17,11 @@ builtins table), so the image holding those pointers is Wasmtime.
 
 import os
 import re
-import stat
 from dataclasses import dataclass, field
 
 from .identify import VersionCounter, best_version
 from ..errors import UnreadableMemoryError
+from .source import open_regular
 
 __all__ = ["Image", "Images", "compare_file", "unchanged_mappings"]
 
@@ -123,7 +123,7 @@ class Images:
     def _compare(self, image, path):
         """True when the file's bytes are the target's; else why not (str); None: nothing to compare with."""
         try:
-            with _open_regular(path) as f:
+            with open_regular(path) as f:
                 mismatch, compared = compare_file(self.src, f, image.mappings)
         except OSError as e:
             return f"cannot be read ({e.strerror or e})"
@@ -185,7 +185,7 @@ class Images:
             return None, f"{lost}, and {trust}" if image.path else lost
         counter = VersionCounter()
         try:
-            with _open_regular(path) as f:
+            with open_regular(path) as f:
                 at = None
                 for start, chunk in _mapped_chunks(f, image.readonly()):
                     if start != at:
@@ -248,15 +248,3 @@ def compare_file(src, f, mappings):
         compared += 1
     return None, compared
 
-
-def _open_regular(path):
-    """`path` opened for reading if it is a regular file; OSError otherwise. Never waits on a FIFO or device."""
-    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK)
-    try:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
-            raise OSError(f"{path} is not a regular file")
-        os.set_blocking(fd, True)
-        return os.fdopen(fd, "rb")
-    except BaseException:
-        os.close(fd)
-        raise
