@@ -83,6 +83,8 @@ def test_a_pointer_near_the_top_is_unreadable_memory_not_a_bad_argument():
     (lambda live, src: live.scan(b"core\0"), "ArgumentValueError", "a core file path has no NUL byte"),
     (lambda live, src: list(src.iter_chunks("x")), "ArgumentTypeError", "mapping must be a Mapping"),
     (lambda live, src: list(src.iter_chunks(None)), "ArgumentTypeError", "mapping must be a Mapping"),
+    (lambda live, src: live.process.parse_maps(None), "ArgumentTypeError", "parse_maps takes the text of a maps file"),
+    (lambda live, src: live.process.parse_maps(5), "ArgumentTypeError", "parse_maps takes the text of a maps file"),
 ])
 def test_wrong_arguments_to_the_live_api_are_the_package_s_errors(call, error, message):
     import vmctx_emu.live as live

@@ -11,7 +11,7 @@ import errno
 import os
 import re
 
-from ..errors import (AccessDeniedError, ArgumentValueError, LiveError, NoSuchProcessError, ProcessGoneError,
+from ..errors import (AccessDeniedError, ArgumentTypeError, ArgumentValueError, LiveError, NoSuchProcessError, ProcessGoneError,
                       UnsupportedTargetError)
 from . import elf
 from .source import Mapping, MemorySource, integer, unreadable
@@ -40,6 +40,8 @@ def parse_maps(text):
     """
     if isinstance(text, (bytes, bytearray)):
         text = os.fsdecode(bytes(text))
+    if not isinstance(text, str):
+        raise ArgumentTypeError(f"parse_maps takes the text of a maps file (str or bytes), got {type(text).__name__}")
     out = []
     for line in text.split("\n"):
         if not line:
