@@ -80,10 +80,12 @@ def check_path(path, what="path"):
 # -- writing ---------------------------------------------------------------
 
 
-def _write_new(path, data, made):
-    """Create `path` (mode 0666 less the umask, like any new file), write `data`, fsync; `made` gets it."""
+def _write_file(path, data, *, made=None, sync=False):
+    """Create `path` (mode 0666 less the umask) and write `data`; `made` gets the path once it exists; fsync
+    only with `sync` (a directory's writer syncs once for all its files)."""
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0), 0o666)
-    made.append(path)
+    if made is not None:
+        made.append(path)
     try:
         f = os.fdopen(fd, "wb")
     except BaseException:
@@ -91,20 +93,9 @@ def _write_new(path, data, made):
         raise
     with f:
         f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-
-
-def _write_file(path, data):
-    """Create `path` (mode 0666 less the umask) and write `data`; no fsync (the caller syncs once)."""
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0), 0o666)
-    try:
-        f = os.fdopen(fd, "wb")
-    except BaseException:
-        os.close(fd)
-        raise
-    with f:
-        f.write(data)
+        if sync:
+            f.flush()
+            os.fsync(f.fileno())
 
 
 def _fsync_dir(directory):
@@ -172,9 +163,9 @@ def write_pair(path, data, sidecar):
     text = sidecar(token)
     made, committed, where = [], False, path  # `where`: the user's name of the file being written
     try:
-        _write_new(staging, data, made)
+        _write_file(staging, data, made=made, sync=True)
         where = sidecar_path(path)
-        _write_new(temp_side, text, made)
+        _write_file(temp_side, text, made=made, sync=True)
         os.replace(temp_side, real_side)  # the commit point
         made.remove(temp_side)
         committed, where = True, path
