@@ -25,6 +25,7 @@ from ..checks import check_int
 from ..errors import ArgumentTypeError, SymbolFileError
 from . import elf
 from .demangle import demangle
+from .source import open_regular
 
 __all__ = ["ElfSymbols", "SymbolHit", "address_parts", "parts_text", "name_address"]
 
@@ -220,22 +221,19 @@ def _stat_key(path):
 def _parse_path(path):
     """(key of the file actually opened, _Elf | None (not ELF) | SymbolFileError), or (None, None)."""
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK)
-    except (OSError, ValueError):
+        f = open_regular(path)
+    except (OSError, ValueError):  # not there, not a regular file, or a NUL in the path
         return None, None
-    try:
-        st = os.fstat(fd)
-        if not stat.S_ISREG(st.st_mode):
-            return None, None
-        key = (os.fsdecode(path), st.st_dev, st.st_ino, st.st_mtime_ns, st.st_size)
+    with f:
         try:
-            return key, _parse(elf.FileReader(fd, st.st_size, key[0], SymbolFileError))
-        except SymbolFileError as e:
-            return key, e
-    except OSError:
-        return None, None
-    finally:
-        os.close(fd)
+            st = os.fstat(f.fileno())
+            key = (os.fsdecode(path), st.st_dev, st.st_ino, st.st_mtime_ns, st.st_size)
+            try:
+                return key, _parse(elf.FileReader(f.fileno(), st.st_size, key[0], SymbolFileError))
+            except SymbolFileError as e:
+                return key, e
+        except OSError:
+            return None, None
 
 
 def _with_debug_file(elf, key):
