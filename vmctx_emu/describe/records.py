@@ -346,7 +346,7 @@ def _json_record(ctx, keys, pad, row, points_to):
     target = None if points_to is None else points_to.get(offset)
     words = _FIXED_WORDS.get(code) if code in FIXED_TEXT and target is None else None
     if target is not None:
-        words = _enc(_pointed_text(words_text(code, value, ctx), code, target))
+        words = _enc(_pointed_text(interpretation(code, value, ctx), code, target))
     elif words is None:
         words = _enc(interpretation(code, value, ctx))
         if code in FIXED_TEXT:
@@ -361,10 +361,6 @@ def _json_record(ctx, keys, pad, row, points_to):
         record += [",", keys[9], "null" if target is None else _pointee_json(target, pad)]
     record.append(f"\n{pad}  }}")
     return "".join(record)
-
-
-def words_text(code, value, ctx):
-    return FIXED_TEXT.get(code) or interpretation(code, value, ctx)
 
 
 def _pointed_text(text, code, target, short=False):
