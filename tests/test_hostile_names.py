@@ -106,6 +106,7 @@ def test_the_disk_budget_counts_what_files_hold_not_what_they_claim(tmp_path):
     (tmp_path / "real").write_bytes(b"x" * (1 << 20))
     used, largest = disk_used(tmp_path)
     assert (1 << 20) <= used < (2 << 20) and largest[0][1] == str(tmp_path / "real")
+    (tmp_path / "sparse").unlink()  # 3 GiB apparent: not left in pytest's kept directories
 
 
 def test_files_a_target_names_are_opened_only_when_regular_and_never_waited_on(tmp_path):
