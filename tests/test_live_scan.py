@@ -94,7 +94,13 @@ def check_against_memory(result, source, others_unknown=False):
     with open_source(source) as src:
         for ctx in result.contexts:
             if others_unknown and ctx.state == "unknown":
-                assert ctx.liveness.evidence[-1].startswith("conflict: "), ctx.liveness.evidence
+                # The other reason a context of this very process can be unknown: the mapping holding it reads as
+                # no chain of glibc chunks (not a glibc heap, or a chain this process changed under the walk), so
+                # the allocator gives no verdict. Seen once in a clean-clone run.
+                evidence = ctx.liveness.evidence
+                assert evidence[-1].startswith("conflict: ") or (
+                    evidence[0].startswith("allocator: not in a glibc malloc heap: the mapping ")
+                    and "is no chain of chunks" in evidence[0]), evidence
                 continue
             assert ctx.state == "live", (hex(ctx.address), ctx.liveness.evidence)
             assert ctx.shape_from.startswith("VMComponentOffsets stored at ctx-188 (10 counts"), ctx.shape_from

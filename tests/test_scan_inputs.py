@@ -599,6 +599,7 @@ def test_a_zombie(sleeper, capsys):
 AS_NOBODY = f"""
 import os, sys
 from vmctx_emu import cli, describe  # imported while root: the interpreter's own files may be root's only
+import vmctx_emu.describe.scan  # cmd_scan imports it lazily; a checkout in a 0700 directory is root's only
 from vmctx_emu.live import scan, scanner
 what, target = sys.argv[1:]
 cli.build_parser().parse_args(["scan", "--" + what, target])  # argparse's lazy imports (gettext, locale)
