@@ -245,7 +245,7 @@ def test_a_live_context_at_a_known_address_with_other_bytes_is_new():
     before, so no new context was found. A known address holding other bytes is a new context."""
     from types import SimpleNamespace as Found
 
-    from vmctx_emu.pytest_plugin import _new_contexts
+    from vmctx_emu.pytest_plugin import new_contexts
 
     before = [Found(address=0x10, state="live", data=b"old"), Found(address=0x20, state="live", data=b"same"),
               Found(address=0x30, state="freed", data=b"gone")]
@@ -254,7 +254,7 @@ def test_a_live_context_at_a_known_address_with_other_bytes_is_new():
              Found(address=0x50, state="unknown", data=b"other")]
     # 0x30 holds the bytes it held when judged freed: the same old context, judged again. A live new one
     # is preferred to an unknown one.
-    assert [c.address for c in _new_contexts(before, after)] == [0x10]
+    assert [c.address for c in new_contexts(before, after)] == [0x10]
 
 
 def test_the_newest_context_judged_unknown_is_still_found():
@@ -262,9 +262,9 @@ def test_the_newest_context_judged_unknown_is_still_found():
     process allocates while its heap is walked), and only live ones were taken: none was found."""
     from types import SimpleNamespace as Found
 
-    from vmctx_emu.pytest_plugin import _new_contexts
+    from vmctx_emu.pytest_plugin import new_contexts
 
     before = [Found(address=0x10, state="live", data=b"a"), Found(address=0x20, state="unknown", data=b"b")]
     after = [Found(address=0x10, state="live", data=b"a"), Found(address=0x20, state="unknown", data=b"b"),
              Found(address=0x60, state="unknown", data=b"new"), Found(address=0x70, state="freed", data=b"f")]
-    assert [c.address for c in _new_contexts(before, after)] == [0x60]
+    assert [c.address for c in new_contexts(before, after)] == [0x60]

@@ -230,7 +230,7 @@ def vmctx_instance():
         inst.close()
 
 
-def _new_contexts(before, after):
+def new_contexts(before, after):
     """The contexts of `after` (a scan's, freed ones included) that `before` (the same) did not hold with the
     same bytes, and that are not freed; the live ones when there are any.
 
@@ -262,7 +262,7 @@ def wasmtime_context():
         # Both scans list freed contexts too, so a block freed before and judged otherwise later is known. Stores
         # of earlier tests that only the garbage collector frees are freed first: one freed while instantiating
         # would leave its address free for the new context. A known address holding other bytes afterwards is a
-        # new context all the same (`_new_contexts`). Neither scan decodes: only the new context is.
+        # new context all the same (`new_contexts`). Neither scan decodes: only the new context is.
         gc.collect()
         before = scan(source, decode=False, include_freed=True).contexts
         engine = wasmtime.Engine()
@@ -274,7 +274,7 @@ def wasmtime_context():
         instance = linker.instantiate(store, Component(engine, wat))
         kept.append((engine, store, instance))
         after = scan(source, decode=False, include_freed=True).contexts
-        new = _new_contexts(before, after)
+        new = new_contexts(before, after)
         if len(new) != 1 or new[0].data is None:
             found = "; ".join(f"{c.address:#x} ({c.shape_from or ', '.join(c.notes)})" for c in new)
             raise VMCtxEmuError(f"expected one new component context of a known shape after instantiating, found "
