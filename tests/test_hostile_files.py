@@ -1,4 +1,5 @@
-"""Files and targets that would make a blocking call wait forever (issue 20, classes 4, 5 and 15).
+"""Files and targets that would make a blocking call wait forever (issue 20, classes 3, 4, 5 and 15; a page no one
+serves through userfaultfd).
 
 Each answers in under 2 s with one error line or a refusal; a hang shows as a subprocess timeout, never a
 stuck suite.
@@ -224,3 +225,44 @@ def test_fuse_mounts_named_by_type():
             "4 1 0:41 / /c rw - fuse.rclone remote: rw\n"
             "5 1 0:42 / /d rw - fusectl fusectl rw\n")
     assert fuse_devices(text) == {"0:40", "8:17", "0:41"}
+
+
+# -- a target page registered with userfaultfd whose faults nobody serves -------------------------------------
+# Such a page stops the target's own threads for good, but a read of /proc/PID/mem does not wait for it: the
+# kernel refuses to retry a remote fault into userfaultfd and the read fails with EIO at once (measured here:
+# 0.6 s for the whole scan). The mapping becomes a note; the scan goes on.
+
+UFFD_TARGET = textwrap.dedent("""
+    import ctypes, fcntl, os, struct, sys, time
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.syscall.restype = ctypes.c_long
+    fd = libc.syscall(323, os.O_CLOEXEC | os.O_NONBLOCK)  # userfaultfd, x86-64
+    if fd < 0:
+        print("unavailable", flush=True); time.sleep(60); sys.exit()
+    fcntl.ioctl(fd, 0xc018aa3f, bytearray(struct.pack("QQQ", 0xAA, 0, 0)))  # UFFDIO_API
+    libc.mmap.restype = ctypes.c_void_p
+    libc.mmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int, ctypes.c_int, ctypes.c_int, ctypes.c_long]
+    size = 1 << 20
+    address = libc.mmap(None, size, 3, 0x22, -1, 0)
+    fcntl.ioctl(fd, 0xc020aa00, bytearray(struct.pack("QQQQ", address, size, 1, 0)))  # UFFDIO_REGISTER, missing
+    print(hex(address), flush=True)
+    time.sleep(60)
+""")
+
+
+@pytest.mark.skipif(os.uname().machine != "x86_64", reason="the target calls userfaultfd by its x86-64 number")
+def test_a_page_nobody_serves_through_userfaultfd_is_a_note_within_bounds():
+    child = subprocess.Popen([sys.executable, "-c", UFFD_TARGET], stdout=subprocess.PIPE, text=True)
+    try:
+        line = child.stdout.readline().strip()
+        if not line.startswith("0x"):
+            pytest.skip(f"userfaultfd is not available here ({line or 'the target ended'})")
+        address = int(line, 16)
+        status, out, err, seconds = run_cli("scan", "--pid", str(child.pid), "--wasmtime", "50.0.1")
+        assert seconds < BOUND and status == 0 and "Traceback" not in err, (seconds, status, err)
+        assert "0 component contexts listed" in out
+        assert (f"mapping 0x{address:x}-0x{address + (1 << 20):x} rw-p: cannot read 1048576 bytes at 0x{address:x}: "
+                f"0x{address:x} is not mapped or the kernel will not read it (EIO)") in out, out
+    finally:
+        child.kill()
+        child.wait()
