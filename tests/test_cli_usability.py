@@ -18,7 +18,7 @@ from vmctx_emu.cli import EXIT_BROKEN_PIPE, build_parser, main
 from vmctx_emu.cli import count_option
 from vmctx_emu.layouts.releases import LAYOUTS
 
-COMMANDS = ("layout", "decode", "hexdump", "diff", "infer", "scan", "where", "versions", "demo")
+COMMANDS = ("layout", "decode", "hexdump", "diff", "infer", "scan", "where", "report", "versions", "demo")
 HUGE_ADDRESS = "0x10000000000000000"
 
 
@@ -313,7 +313,7 @@ def test_demo_dump_writes_the_readme_dumps(tmp_path, capsys):
 
 
 @pytest.mark.parametrize("argv, needle", [
-    (["--wasmtime", "21", "layout"], "--wasmtime is an option of decode, diff, hexdump, infer, layout, scan, where: "
+    (["--wasmtime", "21", "layout"], "--wasmtime is an option of decode, diff, hexdump, infer, layout, report, scan, where: "
                                      "put it after the COMMAND"),
     (["--json", "layout"], "--json is an option of decode, diff, infer, layout, scan"),
     (["--ptr-size=8", "layout"], "--ptr-size is an option of"),

@@ -306,9 +306,15 @@ def write_chunks(out, chunks):
 
 
 def cmd_layout(args, out):
+    offsets = offsets_from_args(args)
+    if args.svg:
+        from .describe.drawing import layout_svg
+
+        out.write(layout_svg(offsets, title=f"VMComponentContext, {offsets.LAYOUT.id} ({offsets.LAYOUT.range_text}), "
+                                            f"ptr_size={offsets.pointer_size()}, {offsets.size_of_vmctx():,} bytes"))
+        return
     from .describe.layout import layout_json, layout_table
 
-    offsets = offsets_from_args(args)
     out.write((layout_json(offsets) if args.json else layout_table(offsets)) + "\n")
 
 
@@ -511,6 +517,73 @@ def cmd_where(args, out):
     return 0
 
 
+def cmd_report(args, out):
+    """One HTML page of a process, a core, dumps or a capture directory (`describe.report`)."""
+    from .describe.report import report_chunks, report_from_dumps, report_from_scan
+
+    given = [name for name, value in (("--pid", args.pid), ("--core", args.core), ("DUMP", args.dumps),
+                                      ("--save-dir", args.save_dir)) if value]
+    if len(given) != 1:
+        raise ArgumentValueError("report draws one target: give one of --pid PID, --core FILE, DUMP... or --save-dir "
+                                 "DIR" + (f" (got {', '.join(given)})" if given else ""))
+    output = args.output
+    if os.path.isdir(output):
+        raise ArgumentValueError(f"-o {output}: is a directory; name the HTML file to write")
+    if args.pid is not None or args.core is not None:
+        from .live import scan
+
+        source = args.pid if args.pid is not None else args.core
+        progress = _ProgressLine(args) if _isatty(sys.stderr) else None
+        try:
+            result = scan(source, wasmtime=args.wasmtime, progress=progress, exe=args.exe, sysroot=args.sysroot,
+                          include_freed=args.all, decode=False)
+        finally:
+            if progress:
+                progress.clear()
+        report = report_from_scan(result, ("--pid", args.pid) if args.pid is not None else ("--core", args.core))
+    elif args.save_dir:
+        from .describe.capture import read_manifest
+        from .dumps.dump import load_dump
+
+        manifest = read_manifest(args.save_dir)
+        paths = [os.path.join(args.save_dir, c["file"]) for c in manifest["contexts"] if c.get("file")]
+        report = report_from_dumps([(path, load_dump(path)) for path in paths],
+                                   f"{manifest.get('source', 'a capture')}, captured "
+                                   f"{manifest.get('captured_at', '')} into {args.save_dir}", manifest=manifest)
+    else:
+        from .dumps.dump import load_dump
+
+        report = report_from_dumps([(path, load_dump(path, wasmtime=args.wasmtime)) for path in args.dumps],
+                                   ", ".join(args.dumps))
+    from . import __version__
+
+    report.written_by = f"vmctx-emu {__version__}"
+    size = _write_text(output, report_chunks(report, max_sections=args.sections))
+    drawn = min(len(report.contexts), args.sections)
+    out.write(f"wrote {output}: {len(report.contexts):,} context{'s' * (len(report.contexts) != 1)} "
+              f"({drawn:,} drawn), {size:,} bytes\n")
+    return 0
+
+
+def _write_text(path, chunks):
+    """Write str `chunks` to `path` as UTF-8 through a temporary file renamed over it: a page is whole or absent."""
+    directory = os.path.dirname(os.path.abspath(path))
+    temp = os.path.join(directory, f".{os.path.basename(path)}.{os.getpid()}.tmp")
+    size = 0
+    try:
+        with open(temp, "w", encoding="utf-8", errors="backslashreplace") as f:
+            for chunk in chunks:
+                f.write(chunk)
+            size = f.tell()
+        os.replace(temp, path)
+    except OSError as e:
+        raise ArgumentValueError(f"cannot write {path}: {e.strerror or e}") from None
+    finally:
+        if os.path.exists(temp):
+            os.unlink(temp)
+    return size
+
+
 def _colour(out):
     """Colour only for a terminal, and never when NO_COLOR is set (no-color.org) or TERM is dumb."""
     return _isatty(out) and not os.environ.get("NO_COLOR") and os.environ.get("TERM") != "dumb"
@@ -598,7 +671,10 @@ exit status:
 
 def _layout_options(p, layout, explicit):
     add_layout_options(p, layout)
-    p.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
+    how = p.add_mutually_exclusive_group()
+    how.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
+    how.add_argument("--svg", action="store_true",
+                     help="print an SVG picture instead of a table: each region as wide as its bytes, coloured by kind")
 
 
 def _decode_options(p, layout, explicit):
@@ -706,6 +782,20 @@ def _where_options(p, layout, explicit):
     p.add_argument("--json", action="store_true", help="print one JSON object")
 
 
+def _report_options(p, layout, explicit):
+    p.add_argument("dumps", nargs="*", metavar="DUMP", help="dumps to draw (each with its .json sidecar)")
+    p.add_argument("--pid", type=_pid, metavar="PID", help="a running process (read-only, never stopped)")
+    p.add_argument("--core", metavar="FILE", help="a core file (ELF; gzip-compressed is read too)")
+    p.add_argument("--save-dir", metavar="DIR", default=None, help="a directory `scan --save DIR` wrote")
+    p.add_argument("-o", "--output", metavar="FILE", required=True, help="the HTML file to write")
+    p.add_argument("--sections", type=_positive, default=200, metavar="N",
+                   help="draw the first N contexts in full; fold the rest by what they show (default 200)")
+    p.add_argument("--wasmtime", default=None, metavar="VERSION", help="decode as this release (as for scan)")
+    p.add_argument("--all", action="store_true", help="also draw the contexts found freed (as for scan)")
+    p.add_argument("--exe", metavar="FILE", default=None, help="the target's executable, for a core (as for scan)")
+    p.add_argument("--sysroot", metavar="DIR", default=None, help="look for the target's files under DIR (as for scan)")
+
+
 def _demo_options(p, layout, explicit):
     p.add_argument("--dump", metavar="DIR", default=None,
                    help="instead, write the demo's dumps into DIR: ctx.bin (as initialized), before.bin "
@@ -728,6 +818,9 @@ COMMANDS = {
     "where": ("which context, field, trampoline or JIT region an address belongs to, in a live process or core",
               "each address: the mapping and symbol holding it, the context it is inside, the context fields "
               "holding it, and for code the nearest entry point a context knows", _where_options),
+    "report": ("one self-contained HTML page: each context's layout map and flag words, and the pointer graph",
+               "the page has no external resources or scripts; open it in any browser, or attach it to a bug report",
+               _report_options),
     "versions": ("the supported Wasmtime releases and their count options", None, None),
     "demo": ("show the package at work on built-in defaults", None, _demo_options),
 }

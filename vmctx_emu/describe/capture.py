@@ -23,12 +23,13 @@ from ..dumps.sidecar import sidecar_text
 from .schema import SCHEMA_VERSION
 
 __all__ = ["CAPTURE_FORMAT", "CAPTURE_FORMAT_VERSION", "MANIFEST", "REACHED", "context_file", "capture_files",
-           "capture_manifest", "origin_doc", "origin_lines", "saved_text"]
+           "capture_manifest", "read_manifest", "origin_doc", "origin_lines", "saved_text"]
 
 CAPTURE_FORMAT = "vmctx-emu capture"
 CAPTURE_FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
 REACHED = "reached.bin"
+MANIFEST_LIMIT = 256 << 20  # bytes a manifest read back may have (2,000 contexts write about 1 MB)
 
 
 def context_file(ctx):
@@ -113,6 +114,30 @@ def capture_files(capture, captured_at=None):
     manifest = capture_manifest(capture, reached_at, captured_at)
     files.append((MANIFEST, (json.dumps(manifest, indent=1) + "\n").encode()))
     return files
+
+
+def read_manifest(directory):
+    """The manifest of the capture in `directory`, checked to be one (`DumpError` naming what is wrong)."""
+    import os
+
+    from ..dumps.files import read_bounded
+    from ..errors import DumpError
+
+    path = os.path.join(os.fspath(directory), MANIFEST)
+    data, _ = read_bounded(path, MANIFEST_LIMIT, what="capture manifest")
+    try:
+        manifest = json.loads(data)
+    except (ValueError, RecursionError) as e:
+        raise DumpError(f"capture manifest {path} is not JSON: {e}") from None
+    if not isinstance(manifest, dict) or manifest.get("format") != CAPTURE_FORMAT:
+        raise DumpError(f"{path} is not a vmctx-emu capture manifest (no \"format\": \"{CAPTURE_FORMAT}\")")
+    if manifest.get("format_version") != CAPTURE_FORMAT_VERSION:
+        raise DumpError(f"capture manifest {path} has format_version {manifest.get('format_version')!r}; this "
+                        f"vmctx-emu reads {CAPTURE_FORMAT_VERSION}")
+    contexts = manifest.get("contexts")
+    if not isinstance(contexts, list) or not all(isinstance(c, dict) for c in contexts):
+        raise DumpError(f"capture manifest {path}: \"contexts\" is not a list of objects")
+    return manifest
 
 
 def sidecar_text_of(ctx, result):

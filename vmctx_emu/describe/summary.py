@@ -13,7 +13,7 @@ from ..memory.flags import flag_names
 from ..runtime.protocols import flag_state
 from .options import count_option
 
-__all__ = ["shape_options", "context_summary", "summary_lines", "Palette"]
+__all__ = ["shape_options", "context_summary", "instance_runs", "summary_lines", "Palette", "MAX_RUNS"]
 
 INSTANCES = "num_runtime_component_instances"
 # Lines of instance states a summary shows; a context claiming millions of instances stays a screen.
@@ -94,7 +94,7 @@ def context_summary(ctx):
             "instances": _instances(ctx), "store_context": _store(ctx), "anomalies": dict(sorted(kinds.items()))}
 
 
-def _runs(instances):
+def instance_runs(instances):
     """Consecutive instances in one state, as (first, last, instance)."""
     runs = []
     for inst in instances:
@@ -120,7 +120,7 @@ def summary_lines(ctx, palette=Palette(False)):
         lines.append(f"    from {ctx.shape_from}")
         if not summary["instances"]:
             lines.append("  no component instances")
-        runs = _runs(summary["instances"])
+        runs = instance_runs(summary["instances"])
         for first, last, inst in runs[:MAX_RUNS]:
             which = f"instance {first}" if first == last else f"instances {first}-{last}"
             lines.append(f"  {which}: {inst['flags']} ({inst['word']:#x}): "
