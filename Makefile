@@ -4,12 +4,12 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test test-releases bench docs install clean gdb lldb
+.PHONY: demo test test-releases bench docs install clean gdb lldb chromium
 
 demo: $(STAMP)
 	$(BIN)/vmctx-emu demo
 
-test: $(STAMP) gdb lldb
+test: $(STAMP) gdb lldb chromium
 	$(BIN)/python -m pytest
 
 # Optional, not part of `test`: scan a real child of every wasmtime wheel on PyPI from 33.0.0
@@ -38,6 +38,13 @@ lldb:
 	  && apt-get update -qq >&2 && { DEBIAN_FRONTEND=noninteractive apt-get install -y -qq lldb-16 python3-lldb-16 >&2 \
 	    || DEBIAN_FRONTEND=noninteractive apt-get install -y -qq lldb python3-lldb >&2; }; } \
 	  || echo "make: lldb is not available; the lldb tests will be skipped" >&2
+
+# The report's browser test needs a browser: Debian's chromium, run headless.
+chromium:
+	@command -v chromium >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 \
+	  && echo "make: installing chromium (Debian package)" >&2 \
+	  && apt-get update -qq >&2 && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >&2; } \
+	  || echo "make: chromium is not available; the browser test will be skipped" >&2
 
 bench: $(STAMP)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e ".[bench]"

@@ -1,0 +1,53 @@
+"""The report in a real browser (issue 21): Debian's chromium, headless, loads the page without a console message
+and takes a screenshot that is not blank. `make test` installs chromium where it can; elsewhere this skips."""
+
+import shutil
+import subprocess
+
+import pytest
+
+from vmctx_emu.cli import main
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed (make test installs Debian's)")
+WINDOW = "1050,1400"
+
+
+def shoot(page, png):
+    """Chromium's console lines while it loads `page` and screenshots it into `png`."""
+    done = subprocess.run([CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
+                           "--enable-logging=stderr", "--v=0", f"--window-size={WINDOW}", f"--screenshot={png}",
+                           page.as_uri()], capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL)
+    assert png.exists(), done.stderr[-2000:]
+    return [line for line in done.stderr.splitlines() if ":CONSOLE" in line]
+
+
+@pytest.fixture(scope="module")
+def blank(tmp_path_factory):
+    """(console lines, screenshot bytes) of an empty page, and of one whose script logs an error: the controls."""
+    where = tmp_path_factory.mktemp("controls")
+    (where / "blank.html").write_text("<!DOCTYPE html><html><body></body></html>")
+    (where / "bad.html").write_text("<!DOCTYPE html><html><body><script>console.error('boom')</script></body></html>")
+    blank_console = shoot(where / "blank.html", where / "blank.png")
+    bad_console = shoot(where / "bad.html", where / "bad.png")
+    assert blank_console == [] and any('"boom"' in line for line in bad_console), bad_console
+    return (where / "blank.png").stat().st_size
+
+
+def test_a_report_loads_without_console_messages_and_is_not_blank(blank, tmp_path):
+    dumps = tmp_path / "d"
+    assert main(["demo", "--dump", str(dumps)]) == 0
+    page = tmp_path / "report.html"
+    assert main(["report", *(str(dumps / n) for n in ("ctx.bin", "before.bin", "after.bin")), "-o", str(page)]) == 0
+    png = tmp_path / "report.png"
+    assert shoot(page, png) == []
+    assert png.stat().st_size > 5 * blank  # maps, tables and text, not an empty page
+
+
+def test_a_layout_svg_renders(blank, tmp_path, capsys):
+    assert main(["layout", "--wasmtime", "50", "--lowerings", "3", "--instances", "2", "--svg"]) == 0
+    page = tmp_path / "layout.svg"
+    page.write_text(capsys.readouterr().out)
+    png = tmp_path / "layout.png"
+    assert shoot(page, png) == []
+    assert png.stat().st_size > 1.5 * blank
