@@ -12,7 +12,7 @@ from html.parser import HTMLParser
 import pytest
 
 from vmctx_emu.cli import main
-from vmctx_emu.describe.drawing import GRID_CELLS, WIDTH, layout_svg, region_kind, slot_states
+from vmctx_emu.describe.drawing import GRID_CELLS, SLOT_STATES, WIDTH, layout_svg, region_kind, slot_states
 from vmctx_emu.describe.report import Report, dump_as_context, report_chunks, report_from_dumps
 from vmctx_emu.dumps.decode import decode
 from vmctx_emu.dumps.dump import DumpedContext, load_dump
@@ -114,14 +114,14 @@ def test_a_decoded_map_marks_slots_and_says_each_value(dumps):
     decoded = decode(load_dump(dumps[1]))
     fields = {f.name: f for f in decoded.ctx.layout.declared_fields()}
     states = slot_states(decoded, fields["lowerings"], 0, decoded.ctx.offsets.num_lowerings)
-    assert set(states) <= {"set", "null", "poisoned", "partly"}
+    assert {SLOT_STATES[s] for s in states} <= {"set", "null", "poisoned", "partly"}
     text = layout_svg(decoded.ctx.offsets, decoded)
     root = ET.fromstring(text)
     titles = [t.text for t in root.iter(SVG + "title")]
     lowering0 = next(t for t in titles if "\nlowerings[0] at offset" in t)
     assert re.search(r"callee 0x[0-9a-f]{16}: ", lowering0), lowering0
     drawn = [r for r in root.iter(SVG + "rect") if "slot" in (r.get("class") or "") and "k-none" not in r.get("class")]
-    expected = sum(int((slot_states(decoded, f, 0, r.count) == "poisoned").sum())
+    expected = sum(int((slot_states(decoded, f, 0, r.count) == SLOT_STATES.index("poisoned")).sum())
                    for f, r in zip(decoded.ctx.layout.declared_fields(), decoded.ctx.offsets.regions()) if r.count)
     assert expected and sum("s-poisoned" in r.get("class") for r in drawn) == expected
     assert len(text) < 60_000
@@ -224,6 +224,11 @@ def test_a_report_of_a_real_process_has_a_section_per_context(child, tmp_path, c
     assert f"vmctx-emu scan --pid {child.pid} --records" in text
     assert "MAY_LEAVE" in text and "lowerings[0] at offset" in text
     out.unlink()
+    layouts = set(re.findall(r"<code>vmctx-emu (layout [^<]* --svg)</code>", text))
+    assert layouts
+    for command in layouts:  # the commands a page gives run as given
+        assert main(command.split()) == 0
+        ET.fromstring(capsys.readouterr().out)
 
 
 def test_a_report_of_a_core_and_of_its_capture_directory(child, tmp_path, capsys):
@@ -246,3 +251,25 @@ def test_a_report_of_a_core_and_of_its_capture_directory(child, tmp_path, capsys
         assert f"vmctx-emu decode {saved}/ctx-" in text
     finally:
         os.unlink(core)
+
+
+def test_a_page_of_2000_contexts_stays_small(dumps):
+    ctx = dump_as_context(load_dump(dumps[1]), dumps[1])
+    many = [replace(ctx, address=0x10000 + 0x1000 * i) for i in range(2000)]
+    text = _page(Report("2,000", "seed", "test", {"dump": 2000}, many))
+    assert len(text.encode()) <= 5 << 20
+    page = Page(text)
+    assert len(page.of_class("context")) == 200 and sum(int(f["data-count"]) for f in page.of_class("folded")) == 1800
+
+
+def test_a_context_of_4m_lowerings_is_a_bounded_grid(dumps):
+    layout = LAYOUTS[-1]
+    counts = {"num_lowerings": 4_000_000, "num_runtime_component_instances": 3}
+    offsets = layout.offsets(8, **counts)
+    big = DumpedContext(bytes(offsets.size_of_vmctx()), layout.component(**counts), 8, "little", address=0x10000,
+                        debug_assertions=False, wasmtime=layout.last)
+    ctx = dump_as_context(big, "big.bin")
+    text = _page(Report("big", layout.last, "test", {"dump": 1}, [ctx]))
+    assert len(text.encode()) < 600_000
+    assert "lowerings: 4,000,000 elements, a cell per 3,907" in text
+    inline_svgs(text)

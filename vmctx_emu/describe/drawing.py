@@ -13,7 +13,7 @@ from ..dumps.decode import Interp
 from .words import hex_value, interpretation
 
 __all__ = ["KINDS", "STATES", "STYLE", "DEFS", "MAP_STATES", "region_kind", "layout_map", "layout_svg", "legend",
-           "legend_svg", "slot_states"]
+           "legend_svg", "slot_states", "SLOT_STATES"]
 
 # A region's kind, from the roles of its sub-fields: the first role of this list it holds decides.
 _KIND_OF_ROLE = (("magic", "header"), ("header", "header"), ("flags", "flags"), ("callee", "lowerings"),
@@ -64,6 +64,8 @@ DEFS = ('<defs><pattern id="hatch" width="6" height="6" patternUnits="userSpaceO
         '<line x1="0" y1="0" x2="0" y2="6" stroke="#222" stroke-width="2.5"/></pattern>'
         '<pattern id="stripe" width="6" height="6" patternUnits="userSpaceOnUse">'
         '<rect width="2" height="6" fill="#222" fill-opacity="0.55"/></pattern></defs>')
+# An element's state as `slot_states` codes it (its index here); "mixed" and "layout" are the drawing's own.
+SLOT_STATES = ("set", "null", "poisoned", "bad", "partly")
 _OVERLAID = ("poisoned", "mixed", "partly")  # states drawn as a pattern over the kind's colour
 
 
@@ -80,8 +82,8 @@ def region_kind(field):
 
 
 def slot_states(decoded, field, start, stop):
-    """The state (a key of `STATES`) of elements `start:stop` of `field`, as a numpy array of str, from
-    their interpretation codes: poisoned if any sub-field is, null if every pointer is, partly if some are."""
+    """The state of elements `start:stop` of `field` as u8 codes (indices into `SLOT_STATES`), from their
+    interpretation codes: poisoned if any sub-field is, null if every pointer is, partly if some are."""
     columns = decoded.element_columns(field, start, stop)
     n = stop - start
     poisoned, bad = np.zeros(n, bool), np.zeros(n, bool)
@@ -92,12 +94,21 @@ def slot_states(decoded, field, start, stop):
         if sub.kind == "ptr":
             pointers += 1
             nulls += (codes == Interp.NULL) | (codes == Interp.POISON)
-    states = np.full(n, "set", dtype="<U8")
-    states[(nulls > 0) & (nulls < pointers)] = "partly"
-    states[(pointers > 0) & (nulls == pointers)] = "null"
-    states[poisoned] = "poisoned"
-    states[bad] = "bad"
+    code = SLOT_STATES.index
+    states = np.zeros(n, np.uint8)
+    states[(nulls > 0) & (nulls < pointers)] = code("partly")
+    states[(pointers > 0) & (nulls == pointers)] = code("null")
+    states[poisoned] = code("poisoned")
+    states[bad] = code("bad")
     return states
+
+
+def _run_counts(states, per):
+    """Per run of `per` elements (the last may be shorter), how many are in each of `SLOT_STATES`: (runs, k)."""
+    k = len(SLOT_STATES)
+    runs = -(-len(states) // per)
+    keys = (np.arange(len(states), dtype=np.int64) // per) * k + states
+    return np.bincount(keys, minlength=runs * k).reshape(runs, k)
 
 
 def _element_title(decoded, field, region, index, points_to):
@@ -122,9 +133,16 @@ def _element_title(decoded, field, region, index, points_to):
     return "\n".join(lines)
 
 
-def _run_title(field, region, first, last, states):
-    counts = {s: int(n) for s, n in zip(*np.unique(states, return_counts=True))}
-    shares = ", ".join(f"{n:,} {STATES[s]}" for s, n in sorted(counts.items(), key=lambda kv: -kv[1]))
+def _run_state(counts):
+    """The state a run is drawn in: its elements' one state, else "mixed"."""
+    held = np.flatnonzero(counts)
+    return SLOT_STATES[held[0]] if len(held) == 1 else "mixed"
+
+
+def _run_title(field, region, first, last, counts):
+    """Hover text of a run of elements: where, and how many are in each state (`counts`, per `SLOT_STATES`)."""
+    held = sorted(((int(n), SLOT_STATES[i]) for i, n in enumerate(counts) if n), key=lambda ns: -ns[0])
+    shares = ", ".join(f"{n:,} {STATES[s]}" for n, s in held)
     at, end = region.offset + first * region.elem_size, region.offset + (last + 1) * region.elem_size
     return f"{field.name}[{first}..{last}] at offsets {at}-{end - 1} ({at:#x}-{end - 1:#x}): {shares}"
 
@@ -171,16 +189,19 @@ def layout_map(offsets, decoded=None, points_to=None, anomalies=(), ids="m"):
             step = width / count
             for i in range(count):
                 title = head + "\n" + _element_title(decoded, field, region, i, points_to)
-                parts.append(_rect(x + i * step, 0, step, STRIP_H, f"slot k-{kind} s-{states[i]}", title, states[i]))
+                state = SLOT_STATES[states[i]]
+                parts.append(_rect(x + i * step, 0, step, STRIP_H, f"slot k-{kind} s-{state}", title, state))
         else:
             states = slot_states(decoded, field, 0, count)
-            order = [s for s in STATES if s in set(np.unique(states).tolist())]
+            total = np.bincount(states, minlength=len(SLOT_STATES))
+            title = _run_title(field, region, 0, count - 1, total)
             cursor = x
-            for s in order:
-                share = width * float(np.count_nonzero(states == s)) / count
-                parts.append(_rect(cursor, 0, share, STRIP_H, f"slot k-{kind} s-{s}",
-                                   _run_title(field, region, 0, count - 1, states), s))
-                cursor += share
+            for i, n in enumerate(total.tolist()):
+                if n:
+                    share = width * n / count
+                    parts.append(_rect(cursor, 0, share, STRIP_H, f"slot k-{kind} s-{SLOT_STATES[i]}", title,
+                                       SLOT_STATES[i]))
+                    cursor += share
             grids.append((field, region, kind, states))
         parts.append(_rect(x, 0, width, STRIP_H, "block", None))
         if width >= 7 * len(field.name) + 6:
@@ -195,15 +216,15 @@ def layout_map(offsets, decoded=None, points_to=None, anomalies=(), ids="m"):
     for field, region, kind, states in grids:
         y += ROW_GAP
         per = -(-len(states) // GRID_CELLS)
-        cells = -(-len(states) // per)
+        runs = _run_counts(states, per)
+        cells = len(runs)
         parts.append(f'<text x="0" y="{y - 6}" class="cap">{_escape(field.name)}: {len(states):,} elements'
                      + (f", a cell per {per:,}" if per > 1 else "") + "</text>")
         for c in range(cells):
             first, last = c * per, min(len(states), (c + 1) * per) - 1
-            run = states[first:last + 1]
-            state = run[0] if (run == run[0]).all() else "mixed"
+            state = _run_state(runs[c])
             title = (_element_title(decoded, field, region, first, points_to) if per == 1
-                     else _run_title(field, region, first, last, run))
+                     else _run_title(field, region, first, last, runs[c]))
             parts.append(_rect((c % GRID_COLUMNS) * CELL, y + (c // GRID_COLUMNS) * CELL, CELL - 1, CELL - 1,
                                f"slot k-{kind} s-{state}", title, state))
         y += -(-cells // GRID_COLUMNS) * CELL

@@ -247,8 +247,14 @@ def _section(ctx, report, anchor):
                    + "".join(f"<li>{_e(line)}</li>" for line in evidence) + "</ul></details>")
     if ctx.notes:
         out.append("<ul class=\"notes\">" + "".join(f"<li>note: {_e(n)}</li>" for n in ctx.notes) + "</ul>")
+    commands = []
     if report.context_command is not None:
-        out.append(f"<p class=\"muted\">In the CLI: <code>{_e(report.context_command(ctx))}</code></p>")
+        commands.append(("every field", report.context_command(ctx)))
+    if ctx.decoded is not None:
+        commands.append(("this map's shape alone", "vmctx-emu layout " + shape_options(ctx) + " --svg"))
+    if commands:
+        out.append("<p class=\"muted\">In the CLI: " + "; ".join(f"{what}: <code>{_e(cmd)}</code>"
+                                                              for what, cmd in commands) + "</p>")
     out.append("</section>\n")
     return "".join(out)
 
