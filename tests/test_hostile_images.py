@@ -10,12 +10,13 @@ mapping keeps its shape: the read-behind stops at the mapping's start.
 """
 
 import os
+import sys
 from importlib.metadata import version
 
 import pytest
 
 from conftest import run_cli
-from cores import gcore, made, rewrite_core
+from cores import NT_FILE, gcore, made, rewrite_core
 
 from vmctx_emu.live import scan
 from vmctx_emu.live.images import NO_FIRST_PAGE, Images
@@ -26,6 +27,7 @@ from vmctx_emu.live.target import open_source
 VERSION = "50.0.0"  # what wasmtime-py 50's library says
 OTHER = b"48.0.0"  # the version literal of the other build planted on disk
 CODE_CHANGED = 0x800000  # a file offset deep in the library's .text: the other build differs only from there
+EXECUTABLE = os.path.basename(os.path.realpath(sys.executable))  # the example child's, as its mappings name it
 STORED_AT = 188  # where 50's ComponentInstance keeps its VMComponentOffsets copy before the context
 
 
@@ -57,8 +59,7 @@ def first_page(files, suffix):
 def headless(core, tmp_path_factory):
     """The core without the first page of Wasmtime's library, of libc and of the executable."""
     path, files, _ = core
-    starts = [first_page(files, name)[1] for name in ("_libwasmtime.so", "libc.so.6", os.path.basename(
-        os.path.realpath(f"/proc/{os.getpid()}/exe")))]
+    starts = [first_page(files, name)[1] for name in ("_libwasmtime.so", "libc.so.6", EXECUTABLE)]
     rewritten = rewrite_core(path, tmp_path_factory.mktemp("headless") / "core", drop_at=starts)
     yield rewritten
     os.unlink(rewritten)
@@ -129,8 +130,7 @@ def test_with_its_first_page_the_file_is_named_and_read(core):
 def test_any_library_without_its_first_page_is_refused_with_a_note(core, headless, name):
     """Not only Wasmtime: every file pointers are named into goes through the same check."""
     path, files, _ = core
-    suffix = os.path.basename(os.path.realpath(f"/proc/{os.getpid()}/exe")) if name == "executable" else name
-    target_path, _ = first_page(files, suffix)
+    target_path, _ = first_page(files, EXECUTABLE if name == "executable" else name)
     for core_file, trusted in ((path, True), (headless, False)):
         with open_source(core_file) as src:
             loaded = file_mappings(src)
@@ -143,6 +143,22 @@ def test_any_library_without_its_first_page_is_refused_with_a_note(core, headles
             assert found is None and NO_FIRST_PAGE in why, why
             assert images.notes == [f"this machine's file at {target_path} is refused: it cannot be shown to be the "
                                     f"file the target mapped: the target {NO_FIRST_PAGE}"]
+
+
+def test_an_executable_given_for_a_core_without_its_first_page_is_not_trusted(core, example, tmp_path):
+    """A core with no file names and no first page of the executable: its dynamic section and entry point
+    match the file given, which names the segments, but that is not the build's identity."""
+    path, files, _ = core
+    exe = os.path.realpath(f"/proc/{example.pid}/exe")
+    _, start = first_page(files, os.path.basename(exe))
+    nameless = rewrite_core(path, tmp_path / "nameless", drop_notes=(NT_FILE,), drop_at=(start,))
+    try:
+        result = scan(nameless, exe=exe)
+    finally:
+        os.unlink(nameless)
+    assert result.wasmtime == VERSION and len(result.contexts) == 1
+    assert (f"the executable given ({exe}) cannot be checked: the core {NO_FIRST_PAGE}; it names the segments, but "
+            "gives no version or symbols") in result.notes, result.notes
 
 
 # --------------------------------------------------------------------------- class 14
