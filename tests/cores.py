@@ -94,11 +94,12 @@ def _core_notes(data):
     return out
 
 
-def rewrite_core(src, dst, *, drop_notes=(), drop_file_backed=False):
+def rewrite_core(src, dst, *, drop_notes=(), drop_file_backed=False, drop_at=(), start_at=None):
     """A copy of core `src` at `dst` without the notes of types `drop_notes` and, with `drop_file_backed`, with
     no bytes for the segments NT_FILE says are file-backed (p_filesz 0, as a kernel writes segments it does not
-    dump; "entirely": no program header for them either, as some crash handlers write). The file's other bytes
-    stay where they were."""
+    dump; "entirely": no program header for them either, as some crash handlers write); `drop_at`: no bytes for
+    the segments that start at these addresses either; `start_at` {address: later address}: that segment
+    begins later (its first bytes are in no segment). The file's other bytes stay where they were."""
     made(dst)
     shutil.copyfile(src, dst)
     with open(dst, "r+b") as f:
@@ -124,6 +125,11 @@ def rewrite_core(src, dst, *, drop_notes=(), drop_file_backed=False):
                 f.seek(p[2])
                 f.write(kept)
                 p[5] = len(kept)
+            elif p[0] == 1 and p[3] in drop_at:
+                p[5] = 0
+            elif p[0] == 1 and p[3] in (start_at or {}):
+                cut = start_at[p[3]] - p[3]
+                p[2:7] = p[2] + cut, p[3] + cut, p[4] + cut, p[5] - cut, p[6] - cut
             elif p[0] == 1 and drop_file_backed and any(lo < p[3] + p[6] and p[3] < hi for lo, hi in file_ranges):
                 p[5] = 0
                 if drop_file_backed == "entirely":

@@ -131,7 +131,7 @@ def test_a_fifo_at_a_mapped_files_path_is_not_opened_blocking(swapped):
     with ProcessSource(pid) as src:
         images = Images(src, src.mappings())
         image = images.images[f"{path} (deleted)"]  # the mapped inode was unlinked: the FIFO is another file
-        verdict = images._compare(image, path)
+        _, verdict = images._compare(image, path)
         assert verdict.startswith("cannot be read") and "not a regular file" in verdict, verdict
         images.trusted_file(image)  # the kernel's link to the mapped inode, or a refusal: never a wait
     assert ElfSymbols.open(path) is None

@@ -4,9 +4,12 @@ A scan needs a mapped file twice: for the Wasmtime release (its version
 literal) and for symbol names. Both must come from the very bytes the target
 mapped. A file on this machine under the same path may be another build (a
 core from elsewhere, a library upgraded since): it is used only when the
-bytes the target holds of it (every read-only mapping's first page, which
-holds the ELF and program headers and the build-id note) equal the file's
-at the same offsets. A live process also offers the mapped file itself
+bytes the target holds of it (the first page of the file, which holds the
+ELF and program headers and the build-id note, and the first page of each
+code mapping) equal the file's at the same offsets. Without the file's first
+page nothing names the build: code pages alone match another build that
+differs elsewhere, so such a file is refused and a note says so. A live
+process also offers the mapped file itself
 (`/proc/PID/map_files`), the same inode even if the path now names another.
 A core is never treated as live, whatever pid it records.
 
@@ -23,9 +26,11 @@ from .identify import VersionCounter, best_version
 from ..errors import UnreadableMemoryError
 from .source import open_regular
 
-__all__ = ["Image", "Images", "compare_file", "unchanged_mappings"]
+__all__ = ["FIRST_PAGE", "NO_FIRST_PAGE", "Image", "Images", "compare_file", "unchanged_mappings"]
 
 COMPARE_BYTES = 4096  # bytes compared at the start of each read-only mapping of a file
+FIRST_PAGE = 0  # the file offset of its ELF and program headers and build-id note: what names the build
+NO_FIRST_PAGE = f"does not hold its first page (file offset {FIRST_PAGE:#x}: ELF and program headers, build-id note)"
 # Wasmtime's own source paths, which its panic locations keep in every build: the workspace's
 # crates/wasmtime/src/ (crates/runtime/src/ before v20), or a crates.io build's wasmtime-X.Y.Z/src/.
 WASMTIME_SOURCES = re.compile(rb"(?:crates/(?:wasmtime|runtime)|wasmtime(?:-runtime)?-[0-9]+\.[0-9]+\.[0-9]+)/src/")
@@ -36,6 +41,8 @@ FILE_CHUNK = 1 << 20
 # tens of MiB; a planted multi-GiB file, or mappings claiming one, must not be read whole).
 MAX_FILE_SCAN = 128 << 20
 PSEUDO_PREFIX = "["  # [heap], [stack], [vdso], [anon:...]: kernel names, not files
+# What comparing a file with the target's bytes of it shows.
+SAME, DIFFERS, UNCHECKED, UNREADABLE = "same", "differs", "unchecked", "unreadable"
 
 
 @dataclass
@@ -110,27 +117,34 @@ class Images:
         candidates.append((local, "this machine's file at its path" if local == path else f"the file given ({local})"))
         why_not = []
         for path, what in candidates:
-            verdict = self._compare(image, path)
-            if verdict is True:
+            verdict, why = self._compare(image, path)
+            if verdict == SAME:
                 return path, f"{what}, checked against the target's bytes"
-            if verdict is None and what == "the file it maps":
+            if verdict == UNCHECKED and what == "the file it maps":
                 return path, f"{what} (the kernel's link to the mapped inode)"
-            why_not.append(f"{what}: {verdict}" if verdict else f"{what}: cannot be compared")
-            if what.startswith("the file given") and verdict:
-                self.notes.append(f"{what} for {image.path} is refused: it {verdict}")
+            why_not.append(f"{what}: {why}")
+            given = what.startswith("the file given")
+            if verdict != UNREADABLE or given:  # a file is here, and not used: say why, never drop its names silently
+                file = f"{what} for {image.path}" if given else f"this machine's file at {image.path}"
+                self.notes.append(f"{file} is refused: it {why}")
         return None, "; ".join(why_not)
 
     def _compare(self, image, path):
-        """True when the file's bytes are the target's; else why not (str); None: nothing to compare with."""
+        """(SAME, None) when the file's bytes are shown to be the target's; else (verdict, why not)."""
         try:
             with open_regular(path) as f:
                 mismatch, compared = compare_file(self.src, f, image.mappings)
         except OSError as e:
-            return f"cannot be read ({e.strerror or e})"
+            return UNREADABLE, f"cannot be read ({e.strerror or e})"
         if mismatch is not None:
             offset, _ = mismatch
-            return f"differs from the target's bytes at file offset {offset:#x} (the target mapped another build)"
-        return True if compared else None
+            return DIFFERS, (f"differs from the target's bytes at file offset {offset:#x} (the target mapped another "
+                             "build)")
+        if FIRST_PAGE in compared:
+            return SAME, None
+        n = len(compared)
+        held = f"; {n} page{'s' * (n != 1)} of its code match{'es' * (n == 1)}, as another build's may" if n else ""
+        return UNCHECKED, f"cannot be shown to be the file the target mapped: the target {NO_FIRST_PAGE}{held}"
 
     # ------------------------------------------------------------- wasmtime
 
@@ -228,12 +242,13 @@ def unchanged_mappings(mappings):
 
 
 def compare_file(src, f, mappings):
-    """((file offset, address) of the first byte where file `f` and the target differ, or None; pages compared).
+    """((file offset, address) of the first byte where file `f` and the target differ, or None; the file offsets
+    of the pages compared).
 
     One page is compared at the start of each of `unchanged_mappings`; pages
     the target does not hold are skipped.
     """
-    compared = 0
+    compared = []
     for m in unchanged_mappings(mappings):
         size = min(COMPARE_BYTES, m.size)
         try:
@@ -245,6 +260,6 @@ def compare_file(src, f, mappings):
         if ours != theirs:
             first = next((i for i, (a, b) in enumerate(zip(ours, theirs)) if a != b), min(len(ours), len(theirs)))
             return (m.offset + first, m.start + first), compared
-        compared += 1
+        compared.append(m.offset)
     return None, compared
 

@@ -25,7 +25,7 @@ import numpy as np
 from .elf import (ARCH_OF_MACHINE, AT_BASE, AT_ENTRY, AT_EXECFN, AT_PAGESZ, AT_PHDR, AT_PHNUM, DT_DEBUG, DYN, LINK_MAP,
                   MACHINE_NAMES, PT_DYNAMIC, PT_INTERP, PT_LOAD, PT_PHDR, R_DEBUG_MAP, dtype, dynamic_entries,
                   elf_header, program_header_list)
-from .images import compare_file
+from .images import FIRST_PAGE, NO_FIRST_PAGE, compare_file
 from ..errors import UnreadableMemoryError
 from .source import Mapping, open_regular
 
@@ -96,7 +96,8 @@ def _named_executable(src, mappings):
 
 
 def _check_exe(src, path, mappings):
-    """The pages compared; FileMismatchError unless `path` holds the target's bytes where they can be compared."""
+    """The file offsets of the pages compared; FileMismatchError unless `path` holds the target's bytes where they
+    can be compared."""
     with open_regular(path) as f:
         mismatch, compared = compare_file(src, f, mappings)
     if mismatch is not None:
@@ -207,15 +208,16 @@ class _Loader:
                                 p.offset & -self.page, name) for p in headers if p.type == PT_LOAD and p.filesz]
             pages = _check_exe(self.src, loaded.exe_file, _pieces(loaded.mappings, segments))
             entries = self._check_dynamic(loaded.exe_file, headers, bias)
-            if pages or entries:
-                how = ", ".join(filter(None, (f"{pages} page{'s' * (pages != 1)} of its code and headers" if pages
-                                              else "", f"its dynamic section ({entries} entries, as the loader "
-                                                       "relocated them) and entry point" if entries else "")))
+            if FIRST_PAGE in pages:
+                how = ", ".join(filter(None, (f"{len(pages)} page{'s' * (len(pages) != 1)} of its code and headers",
+                                              f"its dynamic section ({entries} entries, as the loader relocated "
+                                              "them) and entry point" if entries else "")))
                 loaded.verified[name] = (loaded.exe_file, f"the executable given, checked against the core: {how}")
             else:
-                self.note(f"the executable given ({loaded.exe_file}) cannot be checked: the core holds none of its "
-                          "bytes that a load leaves as they are; it names the segments, but gives no version or "
-                          "symbols")
+                what = (f"the core {NO_FIRST_PAGE}" if pages or entries else
+                        "the core holds none of its bytes that a load leaves as they are")
+                self.note(f"the executable given ({loaded.exe_file}) cannot be checked: {what}; it names the "
+                          "segments, but gives no version or symbols")
         self.interp = _interpreter(loaded.exe_file, headers, self._read, bias)
         return name, bias, headers
 
