@@ -55,7 +55,7 @@ class Run(NamedTuple):
         return self.status is not None and self.seconds - startup <= HOSTILE_SECONDS and self.mib <= HOSTILE_MIB
 
 
-def run(argv, *, stdin=None, env=None, timeout=HANG_SECONDS, command=None):
+def run(argv, *, stdin=None, env=None, cwd=None, timeout=HANG_SECONDS, command=None):
     """Run `vmctx-emu ARGV` (or `command + ARGV`) with `stdin` bytes (default: none); a Run.
 
     The launcher and the command run in a session of their own, killed whole when
@@ -65,7 +65,7 @@ def run(argv, *, stdin=None, env=None, timeout=HANG_SECONDS, command=None):
                                                        for a in argv)]
     read, write = os.pipe()
     try:
-        proc = subprocess.Popen([sys.executable, "-c", _LAUNCHER, str(write), *argv], pass_fds=(write,), env=env,
+        proc = subprocess.Popen([sys.executable, "-c", _LAUNCHER, str(write), *argv], pass_fds=(write,), env=env, cwd=cwd,
                                 stdin=subprocess.PIPE if stdin is not None else subprocess.DEVNULL,
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
     finally:

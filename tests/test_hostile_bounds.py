@@ -33,7 +33,8 @@ def startup():
 
 
 def mapping_core(tmp_path, so, name=b"lib.so"):
-    """(core path, address): a core whose NT_FILE maps `so` (written beside it) read-only at LOAD, holding its
+    """(core path, address): a core in folder `tmp_path` (a relative one is recorded so in NT_FILE) whose NT_FILE
+    maps `so` (written beside it) read-only at LOAD, holding its
     bytes; `address` is 0x10 past BASE's runtime address, inside the first symbol of the symbol files here."""
     lib = os.path.join(os.fsencode(tmp_path), name)
     with open(lib, "wb") as f:
@@ -43,9 +44,10 @@ def mapping_core(tmp_path, so, name=b"lib.so"):
     head = EHDR + 2 * PHDR
     headers = (phdr(PT_NOTE, head, 0, len(notes), 0, flags=0, align=4)
                + phdr(PT_LOAD, head + len(notes), LOAD, size, size, flags=5))
-    path = tmp_path / "mapping.core"
-    path.write_bytes(ehdr(phnum=2) + headers + notes + so + bytes(size - len(so)))
-    return str(path), LOAD + 0x10  # the file's one PT_LOAD maps file offset 0 at BASE
+    path = os.path.join(tmp_path, "mapping.core")
+    with open(path, "wb") as f:
+        f.write(ehdr(phnum=2) + headers + notes + so + bytes(size - len(so)))
+    return path, LOAD + 0x10  # the file's one PT_LOAD maps file offset 0 at BASE
 
 
 def symbol_file(name):
