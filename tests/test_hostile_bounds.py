@@ -16,7 +16,7 @@ import pytest
 
 from bounded import HOSTILE_MIB, HOSTILE_SECONDS, run, startup_seconds
 from test_hostile_cores import EHDR, PHDR, PT_LOAD, PT_NOTE, _SEED, core, ehdr, nt_file, phdr, shdr
-from test_hostile_symbols import BASE, HOSTILE_NAMES, elf_file, func
+from test_hostile_symbols import BASE, HOSTILE_NAMES, doubled_long_ident, elf_file, func
 from vmctx_emu import OwnedComponentInstance
 from vmctx_emu.demo import SAMPLE_COMPONENT
 
@@ -131,6 +131,8 @@ CASES = [
      0, b"lib.so + 0x"),
     ("symbol file whose tables overlap", where_damaged([OVERLAPPING] + [(64 + PHDR, len(OVERLAPPING))] * 7,
                                                        b"\0f\0"), 0, b"lib.so + 0x"),
+    ("symbol demangled to 435 KB of 145 KB identifiers (short_name was quadratic in them)",
+     where_symbol(doubled_long_ident(145_000, 1)), 0, b"0x7f0000000010: a::f::<(xxx"),
 ] + [(f"symbol {what}", where_symbol(name), 0, name[:200].encode()) for what, name in HOSTILE_NAMES.items()]
 
 
