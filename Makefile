@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test test-releases bench docs install clean gdb lldb chromium
+.PHONY: demo test test-releases fuzz bench docs install clean gdb lldb chromium
 
 demo: $(STAMP)
 	$(BIN)/vmctx-emu demo
@@ -21,6 +21,16 @@ RELEASES ?=
 AARCH64_RELEASES ?=
 test-releases: $(STAMP) gdb
 	$(BIN)/python -m pytest tests/releases -v --releases "$(RELEASES)" --aarch64-releases "$(AARCH64_RELEASES)"
+
+# Optional, not part of `test`: the long fuzz campaign (issue 20). Every hypothesis fuzzer of the suite with
+# FUZZ_EXAMPLES examples each, then tests/fuzz_campaign.py for FUZZ_SECONDS: mutated cores, symbol files, dumps
+# and Rust names through the CLI, each within tests/bounded.py's bounds; failures go to fuzz-findings/.
+FUZZ_EXAMPLES ?= 5000
+FUZZ_SECONDS ?= 600
+fuzz: $(STAMP)
+	VMCTX_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(BIN)/python -m pytest -q -p no:cacheprovider -k fuzz \
+	  tests/test_hostile_cores.py tests/test_hostile_symbols.py tests/test_dump_fuzz.py tests/test_cli_fuzz.py
+	FUZZ_SECONDS=$(FUZZ_SECONDS) $(BIN)/python tests/fuzz_campaign.py
 
 # The gdb test needs gdb: install Debian's package where it is missing and we
 # can; otherwise that test skips and says why.

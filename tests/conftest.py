@@ -12,6 +12,17 @@ from vmctx_emu import OwnedComponentInstance
 from vmctx_emu.demo import SAMPLE_COMPONENT as SAMPLE  # the README's sample shape: a little of everything
 
 
+# `make fuzz`: VMCTX_FUZZ_EXAMPLES=N runs every hypothesis fuzzer of the suite with N examples, each run drawing
+# new ones (the suite's own counts are a few seconds each, derandomized so a run is repeatable).
+FUZZ_EXAMPLES = int(os.environ.get("VMCTX_FUZZ_EXAMPLES") or 0)
+FUZZING = FUZZ_EXAMPLES > 0
+
+
+def fuzz_examples(default):
+    """A fuzzer's max_examples: its own `default` in the suite, VMCTX_FUZZ_EXAMPLES under `make fuzz`."""
+    return FUZZ_EXAMPLES or default
+
+
 # What a whole run may leave in its temp directory (pytest keeps the last three runs' directories).
 DISK_BUDGET = 500 << 20
 

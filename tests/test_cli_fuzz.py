@@ -5,6 +5,7 @@ documented exit status, and bad input with one line on stderr, never a traceback
 import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
+from conftest import fuzz_examples
 from vmctx_emu import Component, OwnedComponentInstance
 from vmctx_emu.cli import main
 from vmctx_emu.cli import count_option
@@ -45,7 +46,7 @@ def argv_strategy(files):
     ).map(lambda t: [t[0], *t[1], *(word for opt in t[2] for word in opt)])
 
 
-@settings(max_examples=250, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=fuzz_examples(250), deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(data=st.data())
 def test_any_command_line_answers_cleanly(files, data, capsys):
     argv = data.draw(argv_strategy(files))

@@ -11,6 +11,7 @@ import tempfile
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
+from conftest import fuzz_examples
 from vmctx_emu import OwnedComponentInstance
 from vmctx_emu.describe import (decoded_doc, decoded_json_chunks, decoded_table, diff_json, diff_table,
                                 hexdump_lines)
@@ -71,7 +72,7 @@ def exercise(ctx):
             assert ctx.vmctx is None
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=fuzz_examples(150), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(layout=st.sampled_from(LAYOUTS), ptr=st.sampled_from([4, 8]), order=st.sampled_from(["little", "big"]),
        debug=st.booleans(), n=st.integers(0, 2), bytes_=byte_edits, flag_word=st.one_of(st.none(), words),
        # Half the dumps keep their sidecar, size and arguments, so the decoder sees mutated bytes too.
@@ -126,7 +127,7 @@ def test_fuzz_dump_reader_raises_only_package_errors(layout, ptr, order, debug, 
             pass
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=fuzz_examples(60), deadline=None)
 @given(data=st.binary(max_size=600), ptr=st.sampled_from([4, 8]), order=st.sampled_from(["little", "big"]),
        magic=st.booleans(), debug=st.booleans(), address=st.one_of(st.none(), st.integers(0, 1 << 64)))
 def test_fuzz_infer_on_arbitrary_bytes_raises_only_package_errors(data, ptr, order, magic, debug, address):

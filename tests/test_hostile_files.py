@@ -15,12 +15,13 @@ import time
 
 import pytest
 
+from bounded import HOSTILE_SECONDS
 from vmctx_emu.dumps.dump import DumpError, load_dump, read_dump_bytes
 from vmctx_emu.live.images import Images
 from vmctx_emu.live.process import ProcessSource
 from vmctx_emu.live.symbols import ElfSymbols
 
-BOUND = 2.0  # seconds a hostile input may cost
+BOUND = HOSTILE_SECONDS
 HANG = 20  # seconds after which a subprocess counts as hung
 ERROR_LINE = re.compile(r"vmctx-emu [a-z]+: error: [^\n]+\n")
 

@@ -803,3 +803,28 @@ def test_a_live_process_is_named_from_the_file_it_maps_even_when_its_path_change
         images = Images(src, src.mappings(), locate=lambda path: str(tmp_path / "absent"))
         path, why = images.trusted_file(images.image_of(libc[0]))
     assert path.startswith(f"/proc/{os.getpid()}/map_files/") and "the file it maps" in why
+
+
+class _Bytes:
+    """A source holding `data` at `start`, nothing else."""
+
+    def __init__(self, start, data):
+        self.start, self.data = start, data
+
+    def read(self, address, size):
+        return self.data[address - self.start:address - self.start + size]
+
+
+@pytest.mark.parametrize("past_end, mismatch", [(b"", None), (b"\1", (300, 0x10000 + 300))],
+                         ids=["zeros-past-the-end", "a-byte-past-the-end"])
+def test_a_file_shorter_than_its_mapped_page_compares_equal_to_its_zero_filled_page(tmp_path, past_end, mismatch):
+    """Regression (found by tests/test_hostile_bounds.py): a 300-byte file mapped as one page was refused as
+    "another build" because the page's 3,796 zeros past the file's end were compared with nothing."""
+    from vmctx_emu.live.images import compare_file
+
+    data = bytes(range(256)) + b"x" * 44
+    page = (data + past_end).ljust(4096, b"\0")
+    (tmp_path / "small.so").write_bytes(data)
+    with open(tmp_path / "small.so", "rb") as f:
+        got = compare_file(_Bytes(0x10000, page), f, [Mapping(0x10000, 0x11000, "r-xp", 0, str(tmp_path / "small.so"))])
+    assert got == (mismatch, 0 if mismatch else 1)

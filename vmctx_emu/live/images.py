@@ -257,6 +257,8 @@ def compare_file(src, f, mappings):
             continue
         f.seek(m.offset)
         ours = f.read(size)
+        if ours:  # a file's last page is mapped whole: past the file's end the kernel shows zeros
+            ours += bytes(size - len(ours))
         if ours != theirs:
             first = next((i for i, (a, b) in enumerate(zip(ours, theirs)) if a != b), min(len(ours), len(theirs)))
             return (m.offset + first, m.start + first), compared
