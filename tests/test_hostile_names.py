@@ -32,6 +32,16 @@ def test_a_file_name_that_is_not_utf8_is_printed_as_its_bytes(locale, tmp_path):
     assert proc.stdout.startswith(b"core /tmp/c\xfe: Wasmtime 50.0.0")
 
 
+@pytest.mark.parametrize("locale", ["C.UTF-8", "C"])
+def test_an_error_line_names_a_file_that_is_not_utf8_by_its_bytes(locale, tmp_path):
+    name = os.path.join(os.fsencode(tmp_path), b"c\xff.core")
+    env = {**os.environ, "LC_ALL": locale, "LANG": locale}
+    env.pop("PYTHONIOENCODING", None)
+    proc = subprocess.run([sys.executable, "-m", "vmctx_emu", "scan", "--core", name], capture_output=True, env=env)
+    assert proc.returncode == 2 and proc.stdout == b"" and proc.stderr.count(b"\n") == 1, proc.stderr
+    assert b"c\xff.core" in proc.stderr and b"\\udcff" not in proc.stderr, proc.stderr
+
+
 def test_the_demo_writes_into_a_directory_named_in_any_bytes(tmp_path):
     folder = os.path.join(os.fsencode(tmp_path), b"dumps\xff")
     os.mkdir(folder)

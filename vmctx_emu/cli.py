@@ -8,6 +8,7 @@ command given gets its options built (`build_parser(commands=...)`), so `--help`
 """
 
 import argparse
+import codecs
 import difflib
 import os
 import re
@@ -892,13 +893,29 @@ def _quiet_stdout():
         pass
 
 
+LOSSLESS = "vmctx-emu-lossless"  # the error handler stdout and stderr write names with
+
+
+def _lossless(error):
+    """A codec error handler: a byte os.fsdecode kept as a surrogate escape is written back as that byte; any
+    other character the stream's encoding lacks as a backslash escape. Never an exception."""
+    bad = error.object[error.start:error.end]
+    if all(0xDC80 <= ord(c) <= 0xDCFF for c in bad):
+        return bytes(ord(c) - 0xDC00 for c in bad), error.end
+    return codecs.backslashreplace_errors(error)
+
+
 def _lossless_names():
     """File names the target maps need not be UTF-8 (os gives them as surrogate escapes): stdout and stderr
     write them back as the bytes they were, whatever the locale, instead of failing on them."""
+    try:
+        codecs.lookup_error(LOSSLESS)
+    except LookupError:
+        codecs.register_error(LOSSLESS, _lossless)
     for stream in (sys.stdout, sys.stderr):
-        if getattr(stream, "errors", None) == "strict" and hasattr(stream, "reconfigure"):
+        if getattr(stream, "errors", None) in ("strict", "backslashreplace") and hasattr(stream, "reconfigure"):
             try:
-                stream.reconfigure(errors="surrogateescape" if stream is sys.stdout else "backslashreplace")
+                stream.reconfigure(errors=LOSSLESS)
             except (ValueError, OSError):  # closed or detached: nothing to write anyway
                 pass
 
