@@ -65,14 +65,21 @@ def test_a_dump_draws_its_store_host_function_and_memory(demo):
     assert [int(n.get("data-address"), 16) for n in nodes(root, "host")] == [CALLEE]
     assert [int(n.get("data-address"), 16) for n in nodes(root, "memory")] == [MEMORY]
     assert {g.get("class") for g in root.iter(f"{SVG}g") if g.get("class", "").startswith("edge ")} == \
-        {"edge host", "edge memory"}
+        {"edge host", "edge memory", "edge store"}
+    [store] = [g for g in root.iter(f"{SVG}g") if g.get("class") == "edge store"]
+    assert "to the store at 0x555500001000: store (a pointer initialize_vmctx writes" in store.find(f"{SVG}title").text
+
+
+def test_no_contexts_is_an_empty_graph_that_says_so():
+    root = parsed(graph_svg([]))
+    assert root.find(f"{SVG}title").text == "pointer graph: no contexts" and not nodes(root, "context")
 
 
 def test_unset_and_poisoned_pointers_are_no_edges(demo):
-    root = parsed(graph_svg([demo["ctx"]]))  # as initialized in a debug build: every pointer poisoned
+    root = parsed(graph_svg([demo["ctx"]]))  # as initialized in a debug build: all but the header poisoned
     assert len(nodes(root, "context")) == 1
-    assert not [g for g in root.iter(f"{SVG}g") if g.get("class", "").startswith("edge")]
-    assert not nodes(root, "host") and not nodes(root, "memory")
+    assert [g.get("class") for g in root.iter(f"{SVG}g") if g.get("class", "").startswith("edge")] == ["edge store"]
+    assert not nodes(root, "host") and not nodes(root, "memory") and not nodes(root, "core")
 
 
 def test_every_node_and_edge_has_hover_text_saying_what_it_is(demo):

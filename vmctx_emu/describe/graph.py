@@ -2,10 +2,11 @@
 functions as nodes, each context's pointers as edges, grouped by store (`graph_svg`; `GRAPH_STYLE` styles it).
 
 Laid out in four columns (stores | contexts | core instances, memories, func refs | host functions) with rows
-ordered by barycentre, one sweep each way: deterministic, and linear in the contexts drawn. A store group or a
-context that `fold_min` or more others look just like (same layout, counts, state and targets, a target only
-its own store reaches counted by kind) is drawn once, with "× N like this" and the first addresses in its hover
-text, so a process of thousands of alike stores stays a page. No script: hover text is SVG `<title>`.
+ordered by barycentre (targets by their contexts, then each store's contexts by their targets, then targets
+again): deterministic, and linear in the contexts. Store groups alike, or contexts of one store alike (same
+layout, counts, state and targets; a target no other store reaches counted by kind, not address), `fold_min` or
+more of them, are drawn once with "× N like this" and the first addresses in its hover text, so a process of
+thousands of alike stores stays a page. No script: hover text is SVG `<title>`.
 """
 
 import hashlib
@@ -75,6 +76,7 @@ GRAPH_STYLE = """
 .vmctx-graph .store-stack { fill: none; stroke: var(--box-line); stroke-width: 1.5; }
 .vmctx-graph .edge path { fill: none; stroke: var(--edge); stroke-width: 1.2; }
 .vmctx-graph .edge-counts text { fill: var(--ink); font-size: 11px; paint-order: stroke; stroke: var(--bg); stroke-width: 3px; }
+.vmctx-graph .edge.store path { stroke-opacity: .55; }
 .vmctx-graph .arrow { fill: var(--edge); }
 .vmctx-graph .node:hover .shape, .vmctx-graph .edge:hover path { stroke-width: 3.5; }
 @media (prefers-color-scheme: dark) {
@@ -101,11 +103,12 @@ def graph_svg(contexts, *, fold_min=FOLD_MIN, standalone=False):
 
 
 class _Node:
-    __slots__ = ("kind", "address", "label", "title", "ctx", "y", "bary")
+    __slots__ = ("kind", "address", "label", "title", "ctx", "y", "bary", "via")
 
     def __init__(self, kind, address, label, title, ctx=None):
         self.kind, self.address, self.label, self.title, self.ctx = kind, address, label, title, ctx
         self.y = self.bary = 0.0
+        self.via = None  # a store: the header field its contexts point at it from
 
     @property
     def key(self):
@@ -120,13 +123,15 @@ class _Graph:
         self.addresses = {c.address for c in contexts}
         self.nodes = {}
         self.store_of = {}  # context address -> store key or None
-        self.edges = {}  # context address -> {target key: [count, [field label, ...]]}
+        self.edges = {}  # context address -> {target key: [pointers, [field label, ...], labels in all]}
         self._shapes = {}
         for ctx in contexts:
             self.nodes[("context", ctx.address)] = _Node("context", ctx.address, f"{ctx.address:#x}", None, ctx)
         for ctx in contexts:
-            self.edges[ctx.address] = self._pointers(ctx) if ctx.decoded is not None else {}
-            self.store_of[ctx.address] = self._store(ctx)
+            self.edges[ctx.address] = edges = self._pointers(ctx) if ctx.decoded is not None else {}
+            self.store_of[ctx.address] = store = self._store(ctx)
+            if store is not None:
+                edges[store] = [1, [self.nodes[store].via], 1]
 
     def _add(self, kind, address, label, title):
         key = (kind, address)
@@ -135,10 +140,10 @@ class _Graph:
         return key
 
     def _store(self, ctx):
-        found = _store_pointer(ctx)
+        found = _store_pointer(ctx, None if ctx.decoded is None else self._store_field(ctx.decoded))
         if found is None:
             return None
-        address, what = found
+        address, field, what = found
         key = ("store", address)
         if key not in self.nodes:
             title = f"store at {address:#x} ({what})"
@@ -146,6 +151,7 @@ class _Graph:
             if sc is not None and sc.address == address and getattr(sc, "verdict", None) is not None:
                 title += f"; {sc.verdict.state}" + ("" if sc.verdict.sure else " (not sure)")
             self._add("store", address, f"store {address:#x}", title)
+            self.nodes[key].via = f"{field or 'its store context'} ({ROLES['header']})"
         return key
 
     def _pointers(self, ctx):
@@ -163,8 +169,9 @@ class _Graph:
                 if key not in out and len(out) >= MAX_TARGETS:
                     key = self._add("more", ctx.address, "more targets", "")
                     more[key] = more.get(key, 0) + 1
-                edge = out.setdefault(key, [0, []])
+                edge = out.setdefault(key, [0, [], 0])
                 edge[0] += n
+                edge[2] += 1
                 if len(edge[1]) < FOLD_LISTED:
                     edge[1].append(f"{label(i)} ({EDGE_WORDS[role]})" + (f" ×{n}" if n > 1 else ""))
         for key, n in more.items():
@@ -176,8 +183,17 @@ class _Graph:
     def _slots(self, decoded):
         """(region, sub-field, role, offset of element 0, stride, label of element i) of each sub-field whose
         pointers are edges, worked out once per shape (contexts of one shape share their `blocks`)."""
+        return self._shape(decoded)[1]
+
+    def _store_field(self, decoded):
+        """The header field pointing at the store (None: the layout has none), once per shape."""
+        return self._shape(decoded)[2]
+
+    def _shape(self, decoded):
         key = id(decoded.blocks)
         if key not in self._shapes:
+            fields = {f.elem_type.rust_name: f for f, _, _ in decoded.blocks}
+            store = next((fields[r] for r in STRUCT_POINTERS + (DYN_STORE,) if r in fields), None)
             ptr, slots = decoded.ctx.ptr, []
             for field, region, first in decoded.blocks:
                 if not region.count:
@@ -187,8 +203,8 @@ class _Graph:
                         column = decoded.columns[first + field.elem_type.subfields.index(sub)]
                         slots.append((field.name, sub.name, sub.role, region.offset + field.sub_offset(sub.name, ptr),
                                       region.elem_size, column.label))
-            self._shapes[key] = (decoded.blocks, slots)  # the blocks kept: their id stays theirs
-        return self._shapes[key][1]
+            self._shapes[key] = (decoded.blocks, slots, store)  # the blocks kept: their id stays theirs
+        return self._shapes[key]
 
     def _target(self, role, value, pointee):
         """The node a pointer of `role` holding `value` goes to (`pointee`: what the scan named there)."""
@@ -236,23 +252,19 @@ def _distinct(values):
     return zip(uniq.tolist(), first.tolist(), counts.tolist())
 
 
-def _store_pointer(ctx):
-    """(address, what it is) of the store `ctx` belongs to, from the store context the scan read or the
-    header; None: not known (not decoded, no such field, null or poisoned)."""
-    if ctx.store_context is not None:
-        return ctx.store_context.address, getattr(ctx.store_context.layout, "rust_struct", "store context")
+def _store_pointer(ctx, field):
+    """(address, header field name, what it is) of the store `ctx` belongs to, from the store context the scan
+    read or its header `field`; None: not known (not decoded, no such field, null or poisoned)."""
     decoded = ctx.decoded
-    if decoded is None:
+    name = None if field is None else field.name
+    if ctx.store_context is not None:
+        return ctx.store_context.address, name, getattr(ctx.store_context.layout, "rust_struct", "store context")
+    if field is None:
         return None
-    fields = {f.elem_type.rust_name: f for f, _, _ in decoded.blocks}
-    for rust in STRUCT_POINTERS + (DYN_STORE,):
-        field = fields.get(rust)
-        if field is not None:
-            value = int(decoded.values[(field.name, field.elem_type.subfields[0].name)][0])
-            if value in (0, invalid_ptr(decoded.ctx.ptr)):
-                return None
-            return value, f"{field.name}: {rust.removeprefix('*mut ')}"
-    return None
+    value = int(decoded.values[(field.name, field.elem_type.subfields[0].name)][0])
+    if value in (0, invalid_ptr(decoded.ctx.ptr)):
+        return None
+    return value, name, field.elem_type.rust_name.removeprefix("*mut ")
 
 
 def _context_title(ctx):
@@ -289,12 +301,12 @@ def _fold(graph, fold_min):
 
     def target(key):
         """A target in a signature: a node other stores reach by identity; one its store alone reaches by kind."""
-        return key if len(reach[key]) > 1 else (key[0],)
+        return key if len(reach[key]) > 1 and key[0] != "store" else (key[0],)
 
     sig = {}
     for ctx in graph.contexts:
         edges = graph.edges[ctx.address]
-        sig[ctx.address] = (ctx.layout.id, ctx.release or ctx.wasmtime, tuple(sorted((ctx.counts or {}).items())),
+        sig[ctx.address] = (ctx.layout.id, ctx.release or ctx.wasmtime or "", tuple(sorted((ctx.counts or {}).items())),
                             ctx.state, ctx.decoded is None,
                             tuple(sorted((target(k), n[0]) for k, n in edges.items())))
     order = sorted(by_store, key=lambda s: (s is None, s or ()))
@@ -304,6 +316,7 @@ def _fold(graph, fold_min):
         classes[store_sig[s]].append(s)
     drawn = _Drawn()
     budget = MAX_CONTEXT_NODES
+    shown = 0  # contexts drawn or stood for
     for s in order:
         alike = classes[store_sig[s]]
         if s is not None and len(alike) >= fold_min:
@@ -312,6 +325,7 @@ def _fold(graph, fold_min):
             stands_for = [k[1] for k in alike]
         else:
             stands_for = [s[1]] if s is not None else []
+            alike = [s]
         kept = []
         by_sig = defaultdict(list)
         for a in by_store[s]:
@@ -323,12 +337,14 @@ def _fold(graph, fold_min):
                     continue
                 drawn.alike[a] = same
             if budget <= 0:
-                drawn.hidden += len(drawn.alike.pop(a, [a]))
+                drawn.alike.pop(a, None)
                 continue
             budget -= 1
             kept.append(a)
+            shown += len(drawn.alike.get(a, (a,))) * len(alike)  # alike stores hold alike contexts
         if kept:
             drawn.groups.append((s, kept, stands_for))
+    drawn.hidden = len(graph.contexts) - shown
     return drawn
 
 
@@ -485,7 +501,8 @@ class _Drawing:
                 parts.append(f'<rect class="stack" x="{x + d}" y="{y - d:g}" width="{w}" height="{h}" rx="4"/>')
         parts.append(_shape(node.kind, x, y, w, h))
         label, second = node.label, _second_line(node)
-        parts.append(f'<text x="{x + 8}" y="{y + (14 if second else 21):g}">{escape(_cut(label, col))}</text>')
+        label = _cut(label, col, tail=node.kind == "host")
+        parts.append(f'<text x="{x + 8}" y="{y + (14 if second else 21):g}">{escape(label)}</text>')
         if second:
             parts.append(f'<text x="{x + 8}" y="{y + 28:g}">{escape(_cut(second, col))}</text>')
         if alike:
@@ -497,7 +514,7 @@ class _Drawing:
 
     def _edges(self):
         g, out, counts = self.graph, [], []
-        for a, key, (count, fields) in self._context_edges():
+        for a, key, (count, fields, labels) in self._context_edges():
             src, dst = g.nodes[("context", a)], g.nodes[key]
             sy = src.y + NODE_H / 2
             dy = dst.y + NODE_H / 2
@@ -517,7 +534,7 @@ class _Drawing:
                 lx, ly = x + 40, (sy + dy) / 2 + 4
             what = f"{count:,} pointer{'s' if count != 1 else ''} from the context at {a:#x} to the " \
                    f"{KIND_WORDS[dst.kind]} at {dst.address:#x}: " + "; ".join(fields) + \
-                   (" …" if count > len(fields) and len(fields) >= FOLD_LISTED else "")
+                   (f"; and {labels - len(fields):,} more" if labels > len(fields) else "")
             out.append(f'<g class="edge {dst.kind}"><title>{escape(what)}</title>'
                        f'<path d="{d}" marker-end="url(#{self.prefix}-a)"/></g>')
             if count > 1:
@@ -544,9 +561,12 @@ def _second_line(node):
     return None
 
 
-def _cut(text, col):
+def _cut(text, col, tail=False):
+    """`text` cut to fit column `col`; `tail`: keep its end (a Rust name's last segment says the most)."""
     most = LABEL_CHARS[col]
-    return text if len(text) <= most else text[: most - 1] + "…"
+    if len(text) <= most:
+        return text
+    return "…" + text[1 - most:] if tail else text[: most - 1] + "…"
 
 
 def _listed(addresses):
