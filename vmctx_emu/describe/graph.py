@@ -54,39 +54,46 @@ KIND_WORDS = {"store": "store", "context": "component context", "core": "core in
               "memory": "VMMemoryDefinition", "funcref": "func ref", "host": "host function",
               "more": "more targets"}
 
+# Okabe-Ito colours per kind, each kind also told apart by its outline (`_shape`) and dashes, so no reader
+# depends on telling colours apart; the page's own light, dark and print schemes.
 GRAPH_STYLE = """
 .vmctx-graph { font: 12px ui-monospace, SFMono-Regular, Menlo, Consolas, monospace; background: var(--bg);
   --bg: #fff; --ink: #1a1a1a; --muted: #555; --edge: #6b6b6b; --box: #f4f4f4; --box-line: #999;
-  --store: #0072B2; --context: #E69F00; --core: #CC79A7; --memory: #009E73; --host: #56B4E9; --funcref: #D55E00; }
+  --store: #0072B2; --context: #E69F00; --core: #CC79A7; --memory: #009E73; --host: #56B4E9;
+  --funcref: #D55E00; --tint: 18%; }
 .vmctx-graph text { fill: var(--ink); }
 .vmctx-graph .legend text, .vmctx-graph .fold text, .vmctx-graph .note { fill: var(--muted); }
 .vmctx-graph .group rect { fill: var(--box); stroke: var(--box-line); stroke-width: 1; }
-.vmctx-graph .node .shape { stroke-width: 2; --tint: 18%; }
-.vmctx-graph .node.store .shape { fill: var(--bg); fill: color-mix(in srgb, var(--store) var(--tint), var(--bg)); stroke: var(--store); stroke-width: 3; }
-.vmctx-graph .node.context .shape { fill: var(--bg); fill: color-mix(in srgb, var(--context) var(--tint), var(--bg)); stroke: var(--context); }
+.vmctx-graph .node .shape { stroke-width: 2; stroke: var(--hue);
+  fill: var(--bg); fill: color-mix(in srgb, var(--hue) var(--tint), var(--bg)); }
+.vmctx-graph .store { --hue: var(--store); }
+.vmctx-graph .context { --hue: var(--context); }
+.vmctx-graph .core { --hue: var(--core); }
+.vmctx-graph .memory { --hue: var(--memory); }
+.vmctx-graph .funcref { --hue: var(--funcref); }
+.vmctx-graph .host { --hue: var(--host); }
+.vmctx-graph .more { --hue: var(--edge); }
+.vmctx-graph .node.store .shape { stroke-width: 3; }
 .vmctx-graph .node.context[data-state="freed"] .shape { stroke-dasharray: 6 3; --tint: 5%; }
 .vmctx-graph .node.context[data-state="unknown"] .shape { stroke-dasharray: 2 2; }
-.vmctx-graph .node.core .shape { fill: var(--bg); fill: color-mix(in srgb, var(--core) var(--tint), var(--bg)); stroke: var(--core); }
-.vmctx-graph .node.memory .shape { fill: var(--bg); fill: color-mix(in srgb, var(--memory) var(--tint), var(--bg)); stroke: var(--memory); stroke-dasharray: 8 3; }
-.vmctx-graph .node.funcref .shape { fill: var(--bg); fill: color-mix(in srgb, var(--funcref) var(--tint), var(--bg)); stroke: var(--funcref); stroke-dasharray: 1 3;
-  stroke-linecap: round; }
-.vmctx-graph .node.host .shape { fill: var(--bg); fill: color-mix(in srgb, var(--host) var(--tint), var(--bg)); stroke: var(--host); }
-.vmctx-graph .node.more .shape { fill: var(--bg); stroke: var(--edge); stroke-dasharray: 3 3; }
+.vmctx-graph .node.memory .shape { stroke-dasharray: 8 3; }
+.vmctx-graph .node.funcref .shape { stroke-dasharray: 1 3; stroke-linecap: round; }
+.vmctx-graph .node.more .shape { stroke-dasharray: 3 3; }
 .vmctx-graph .stack { fill: none; stroke: var(--context); stroke-width: 1.5; }
 .vmctx-graph .store-stack { fill: none; stroke: var(--box-line); stroke-width: 1.5; }
 .vmctx-graph .edge path { fill: none; stroke: var(--edge); stroke-width: 1.2; }
-.vmctx-graph .edge-counts text { fill: var(--ink); font-size: 11px; paint-order: stroke; stroke: var(--bg); stroke-width: 3px; }
 .vmctx-graph .edge.store path { stroke-opacity: .55; }
+.vmctx-graph .edge-counts text { fill: var(--ink); font-size: 11px;
+  paint-order: stroke; stroke: var(--bg); stroke-width: 3px; }
 .vmctx-graph .arrow { fill: var(--edge); }
 .vmctx-graph .node:hover .shape, .vmctx-graph .edge:hover path { stroke-width: 3.5; }
 @media (prefers-color-scheme: dark) {
   .vmctx-graph { --bg: #161616; --ink: #ececec; --muted: #b4b4b4; --edge: #9a9a9a; --box: #232323;
-    --box-line: #6a6a6a; --store: #56B4E9; --host: #F0E442; }
-  .vmctx-graph .node .shape { --tint: 30%; }
+    --box-line: #6a6a6a; --store: #56B4E9; --host: #F0E442; --tint: 30%; }
 }
 @media print {
-  .vmctx-graph { --bg: #fff; --ink: #000; --muted: #333; --edge: #444; --box: #fff; --box-line: #777; }
-  .vmctx-graph .node .shape { --tint: 8%; }
+  .vmctx-graph { --bg: #fff; --ink: #000; --muted: #333; --edge: #444; --box: #fff; --box-line: #777;
+    --tint: 8%; }
 }
 """
 
@@ -479,7 +486,7 @@ class _Drawing:
         if store is None:
             parts.append(f'<title>contexts whose store is not known</title>')
         if len(stands_for) > 1:
-            parts.append(f'<g class="fold"><text x="{x + 10}" y="{top + 13:g}">× {len(stands_for):,} like this'
+            parts.append(f'<g class="fold"><text x="{x + 10}" y="{top + 13:g}">× {len(stands_for):,} stores like this'
                          f'</text><title>{len(stands_for):,} stores alike (their contexts the same shape, state and '
                          f'targets): {escape(_listed(stands_for))}</title></g>')
         parts.append("</g>")
