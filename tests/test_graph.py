@@ -13,8 +13,9 @@ from types import SimpleNamespace
 
 import pytest
 
+from vmctx_emu import Component, OwnedComponentInstance, VMLowering
 from vmctx_emu.demo import write_sample_dumps
-from vmctx_emu.describe.graph import FOLD_MIN, GRAPH_STYLE, MAX_CONTEXT_NODES, graph_svg
+from vmctx_emu.describe.graph import FOLD_MIN, GRAPH_STYLE, MAX_CONTEXT_NODES, MAX_TARGETS, graph_svg
 from vmctx_emu.dumps.decode import decode
 from vmctx_emu.dumps.dump import load_dump
 from vmctx_emu.live.liveness import FREED, Liveness
@@ -177,6 +178,26 @@ def test_without_folding_at_most_max_context_nodes_are_drawn_and_the_rest_counte
     svg = graph_svg(contexts, fold_min=len(contexts) + 1)
     assert len(nodes(parsed(svg), "context")) == MAX_CONTEXT_NODES
     assert "50 more contexts not drawn" in svg and len(svg.encode()) <= 5 << 20
+
+
+@pytest.mark.parametrize("ptr", [4, 8])
+def test_a_context_with_many_targets_draws_the_first_and_counts_the_rest(ptr):
+    memories = MAX_TARGETS + 76
+    with OwnedComponentInstance(Component(num_runtime_memories=memories, num_lowerings=2), (0x1000, 0x2000),
+                                ptr=ptr) as inst:
+        for i in range(memories):
+            inst.set_runtime_memory(i, 0x7000 + i * 0x100)
+        inst.set_lowering(0, VMLowering(0x10, 0x20), 0x30, 0)
+        inst.set_lowering(1, VMLowering(0x10, 0x21), 0x31, 1)  # the same callee: one node, one edge of 2
+        ctx = LiveContext(inst.vmctx, "seed", inst.layout, counts=dict(inst.offsets.component.counts()),
+                          decoded=decode(inst))
+        root = parsed(graph_svg([ctx]))
+    assert len(nodes(root, "memory")) == MAX_TARGETS - 1  # the host function is the first target
+    [more] = nodes(root, "more")
+    assert more.find(f"{SVG}text").text == f"… {memories - MAX_TARGETS + 1} more targets"
+    [host] = [g for g in root.iter(f"{SVG}g") if g.get("class") == "edge host"]
+    assert host.find(f"{SVG}title").text.startswith("2 pointers from ")
+    assert [int(n.get("data-address"), 16) for n in nodes(root, "store")] == [0x1000]
 
 
 def test_standalone_carries_its_style_and_the_style_has_dark_and_print_schemes(demo):

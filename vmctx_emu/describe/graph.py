@@ -58,6 +58,7 @@ KIND_WORDS = {"store": "store", "context": "component context", "core": "core in
 # depends on telling colours apart; the page's own light, dark and print schemes.
 GRAPH_STYLE = """
 .vmctx-graph { font: 12px ui-monospace, SFMono-Regular, Menlo, Consolas, monospace; background: var(--bg);
+  max-width: 100%; height: auto;
   --bg: #fff; --ink: #1a1a1a; --muted: #555; --edge: #6b6b6b; --box: #f4f4f4; --box-line: #999;
   --store: #0072B2; --context: #E69F00; --core: #CC79A7; --memory: #009E73; --host: #56B4E9;
   --funcref: #D55E00; --tint: 18%; }
