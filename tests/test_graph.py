@@ -200,6 +200,17 @@ def test_a_context_with_many_targets_draws_the_first_and_counts_the_rest(ptr):
     assert [int(n.get("data-address"), 16) for n in nodes(root, "store")] == [0x1000]
 
 
+def test_hostile_names_stay_well_formed_text(demo):
+    ctx = demo["after"]
+    callee = ctx.decoded.ctx.offsets.lowering_callee(0)
+    hostile = replace(ctx, pointees={callee: {"kind": "symbol", "symbol": "evil\x01</title><script>x</script>",
+                                              "text": "evil\x01\ud800 & <b>"}})
+    svg = graph_svg([hostile])
+    [host] = nodes(parsed(svg), "host")
+    assert host.find(f"{SVG}title").text == "host function at 0x600000000100: evil\ufffd\ufffd & <b>"
+    assert "<script" not in svg
+
+
 def test_standalone_carries_its_style_and_the_style_has_dark_and_print_schemes(demo):
     svg = graph_svg([demo["after"]], standalone=True)
     assert parsed(svg).find(f"{SVG}style").text == GRAPH_STYLE

@@ -10,8 +10,9 @@ thousands of alike stores stays a page. No script: hover text is SVG `<title>`.
 """
 
 import hashlib
+import re
 from collections import defaultdict
-from xml.sax.saxutils import escape
+from xml.sax.saxutils import escape as _escape
 
 import numpy as np
 
@@ -567,6 +568,15 @@ def _second_line(node):
         ctx = node.ctx
         return f"{ctx.layout.id} · {ctx.state} · {ctx.release or ctx.wasmtime or '?'}"
     return None
+
+
+# Characters XML 1.0 does not allow even escaped (a hostile symbol name may hold them): shown as U+FFFD.
+_NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
+
+
+def escape(text):
+    """`text` as XML character data: markup escaped, characters XML cannot carry replaced."""
+    return _escape(_NOT_XML.sub("\ufffd", text))
 
 
 def _cut(text, col, tail=False):
