@@ -194,9 +194,11 @@ def test_a_context_with_many_targets_draws_the_first_and_counts_the_rest(ptr):
         root = parsed(graph_svg([ctx]))
     assert len(nodes(root, "memory")) == MAX_TARGETS - 1  # the host function is the first target
     [more] = nodes(root, "more")
-    assert more.find(f"{SVG}text").text == f"… {memories - MAX_TARGETS + 1} more targets"
+    assert more.find(f"{SVG}text").text == f"… {memories - MAX_TARGETS + 1} more pointer values"
     [host] = [g for g in root.iter(f"{SVG}g") if g.get("class") == "edge host"]
     assert host.find(f"{SVG}title").text.startswith("2 pointers from ")
+    [to_more] = [g for g in root.iter(f"{SVG}g") if g.get("class") == "edge more"]
+    assert to_more.find(f"{SVG}title").text.startswith(f"{memories - MAX_TARGETS + 1} more distinct pointer values")
     assert [int(n.get("data-address"), 16) for n in nodes(root, "store")] == [0x1000]
 
 

@@ -30,8 +30,8 @@ FOLD_MIN = 8
 # Addresses a folded node's hover text lists before "and N more".
 FOLD_LISTED = 8
 # Contexts drawn at most after folding (the rest are counted in a note): about 1.3 KB each with their store and
-# a few edges (measured), 24 edges of ~250 B at most, so thousands of unlike contexts stay within 5 MB.
-MAX_CONTEXT_NODES = 600
+# a few edges, 8 KB with MAX_TARGETS edges (measured), so thousands of unlike contexts stay within 5 MB.
+MAX_CONTEXT_NODES = 400
 # Distinct targets drawn per context (beyond: one "N more" node): a context with 10,000 memories stays a row.
 MAX_TARGETS = 24
 # The seed's and v0.40's store pointer (a fat `*mut dyn Store`, its data word) where no store context is declared.
@@ -53,7 +53,7 @@ LABEL_CHARS = {col: int((w - 12) // CHAR_W) for col, w in enumerate(COL_W)}
 
 KIND_WORDS = {"store": "store", "context": "component context", "core": "core instance VMContext",
               "memory": "VMMemoryDefinition", "funcref": "func ref", "host": "host function",
-              "more": "more targets"}
+              "more": "more pointer values"}
 
 # Okabe-Ito colours per kind, each kind also told apart by its outline (`_shape`) and dashes, so no reader
 # depends on telling colours apart; the page's own light, dark and print schemes.
@@ -164,29 +164,34 @@ class _Graph:
         return key
 
     def _pointers(self, ctx):
+        """The context's edges: target key -> [pointers, field labels, labels in all]. Past MAX_TARGETS targets
+        the other pointer values are only counted (one "more" node), not followed to their nodes."""
         decoded = ctx.decoded
-        ptr = decoded.ctx.ptr
-        skip = {0, invalid_ptr(ptr)}
+        skip = (0, invalid_ptr(decoded.ctx.ptr))
         own = decoded.ctx.vmctx
-        out, more = {}, {}
+        out, rest = {}, 0
         for name, sub, role, base, stride, label in self._slots(decoded):
-            for value, i, n in _distinct(decoded.values[(name, sub)]):
+            values = decoded.values[(name, sub)]
+            if len(out) >= MAX_TARGETS:
+                rest += _count_set(values, skip + ((own,) if role == "vmctx" and own is not None else ()))
+                continue
+            for value, i, n in _distinct(values):
                 if value in skip or (role == "vmctx" and value == own):
                     continue
-                pointee = ctx.pointees.get(base + i * stride) or {}
-                key = self._target(role, value, pointee)
-                if key not in out and len(out) >= MAX_TARGETS:
-                    key = self._add("more", ctx.address, "more targets", "")
-                    more[key] = more.get(key, 0) + 1
+                if len(out) >= MAX_TARGETS:
+                    rest += 1
+                    continue
+                key = self._target(role, value, ctx.pointees.get(base + i * stride) or {})
                 edge = out.setdefault(key, [0, [], 0])
                 edge[0] += n
                 edge[2] += 1
                 if len(edge[1]) < FOLD_LISTED:
                     edge[1].append(f"{label(i)} ({EDGE_WORDS[role]})" + (f" ×{n}" if n > 1 else ""))
-        for key, n in more.items():
-            node = self.nodes[key]
-            node.label = f"… {n:,} more targets"
-            node.title = f"{n:,} more distinct pointer targets of the context at {ctx.address:#x}, not drawn"
+        if rest:
+            key = self._add("more", ctx.address, f"… {rest:,} more pointer values",
+                            f"{rest:,} more distinct pointer values in the context at {ctx.address:#x}, not followed "
+                            f"here: at most {MAX_TARGETS} targets a context are drawn")
+            out[key] = [rest, [], 0]
         return out
 
     def _slots(self, decoded):
@@ -259,6 +264,12 @@ def _distinct(values):
         return found.values()
     uniq, first, counts = np.unique(values, return_index=True, return_counts=True)
     return zip(uniq.tolist(), first.tolist(), counts.tolist())
+
+
+def _count_set(values, skip):
+    """How many distinct values of one sub-field's elements are not in `skip`."""
+    distinct = np.unique(values)
+    return int(len(distinct) - np.isin(distinct, np.array(skip, dtype=distinct.dtype)).sum())
 
 
 def _store_pointer(ctx, field):
@@ -465,7 +476,7 @@ class _Drawing:
 
     def _summary(self):
         g = self.graph
-        kinds = _count(k[0] for k in g.nodes)
+        kinds = _count(k[0] for k in g.nodes if k[0] != "more")
         parts = ", ".join(f"{n:,} {KIND_WORDS[k]}{'s' if n != 1 else ''}" for k, n in sorted(kinds.items()))
         return f"pointer graph: {parts or 'no contexts'}"
 
@@ -541,9 +552,12 @@ class _Drawing:
                 x = COL_X[1] + COL_W[1]
                 d = f"M{x},{sy:g} C{x + 60},{sy:g} {x + 60},{dy:g} {x},{dy:g}"
                 lx, ly = x + 40, (sy + dy) / 2 + 4
-            what = f"{count:,} pointer{'s' if count != 1 else ''} from the context at {a:#x} to the " \
-                   f"{KIND_WORDS[dst.kind]} at {dst.address:#x}: " + "; ".join(fields) + \
-                   (f"; and {labels - len(fields):,} more" if labels > len(fields) else "")
+            if dst.kind == "more":
+                what = dst.title
+            else:
+                what = (f"{count:,} pointer{'s' if count != 1 else ''} from the context at {a:#x} to the "
+                        f"{KIND_WORDS[dst.kind]} at {dst.address:#x}: " + "; ".join(fields)
+                        + (f"; and {labels - len(fields):,} more" if labels > len(fields) else ""))
             out.append(f'<g class="edge {dst.kind}"><title>{escape(what)}</title>'
                        f'<path d="{d}" marker-end="url(#{self.prefix}-a)"/></g>')
             if count > 1:
