@@ -156,7 +156,7 @@ def test_a_page_of_dumps_has_a_section_per_dump_and_nothing_external(dumps, tmp_
     sections = page.of_class("context")
     assert len(sections) == 3 and {s["data-state"] for s in sections} == {"dump"}
     assert page.external == [] and page.scripts == 0
-    assert len(inline_svgs(text)) == 1 + 1 + 3  # the patterns, the legend, a map per context
+    assert len(inline_svgs(text)) == 1 + 1 + 1 + 3  # the patterns, the legend, the graph, a map per context
     for path in dumps:
         assert f"vmctx-emu decode {path}" in text
 
@@ -207,7 +207,9 @@ def _check_real_page(text, scanned):
     sections = page.of_class("context")
     assert sorted(int(s["data-address"], 16) for s in sections) == sorted(c.address for c in scanned.contexts)
     assert page.external == [] and page.scripts == 0
-    inline_svgs(text)  # every inline SVG well-formed
+    graph = next(svg for svg in inline_svgs(text) if "vmctx-graph" in (svg.get("class") or ""))
+    nodes = [g for g in graph.iter() if (g.get("class") or "").split()[:2] == ["node", "context"]]
+    assert sorted(int(g.get("data-address"), 16) for g in nodes) == sorted(c.address for c in scanned.contexts)
     assert f"Wasmtime <b>{scanned.wasmtime}</b>" in text
     return page
 

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from ..live.liveness import FREED, LIVE, UNKNOWN, Liveness
 from ..live.scanner import LiveContext
 from .drawing import DEFS, STYLE as MAP_STYLE, layout_svg, legend_svg
+from .graph import GRAPH_STYLE, graph_svg
 from .summary import MAX_RUNS, context_summary, instance_runs, shape_options
 
 __all__ = ["Report", "report_chunks", "report_from_scan", "report_from_dumps", "dump_as_context", "MAX_SECTIONS",
@@ -288,8 +289,8 @@ def _folded(groups, drawn, anchors):
     return "".join(out)
 
 
-def report_chunks(report, *, max_sections=MAX_SECTIONS, graph=None):
-    """The page as str pieces: header, graph (`graph`, an inline SVG, when given), contexts, folded groups."""
+def report_chunks(report, *, max_sections=MAX_SECTIONS):
+    """The page as str pieces: header, pointer graph, contexts, folded groups."""
     shown = report.contexts[:max_sections]
     folded = {}
     for ctx in report.contexts[max_sections:]:
@@ -301,13 +302,15 @@ def report_chunks(report, *, max_sections=MAX_SECTIONS, graph=None):
     yield ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
            f"<title>vmctx-emu report: {_e(report.title)}</title>"
            "<meta name=\"viewport\" content=\"width=device-width\">"
-           f"<style>{PAGE_STYLE}{MAP_STYLE}</style></head><body>\n"
+           f"<style>{PAGE_STYLE}{MAP_STYLE}{GRAPH_STYLE}</style></head><body>\n"
            f'<svg width="0" height="0" style="position:absolute" aria-hidden="true">{DEFS}</svg>\n')
     yield _header(report)
     anchors = {id(c): f"ctx-{i}" for i, c in enumerate(shown)}
     yield _nav(shown, folded, anchors)
-    if graph is not None:
-        yield f'<section class="graph"><h2>Pointer graph</h2>\n{graph}\n</section>\n'
+    yield ('<section class="graph"><h2>Pointer graph</h2><p>Contexts, their stores and what their pointers reach '
+           "(memories, core instances, func refs, host functions), grouped by store; stores and contexts alike are "
+           "drawn once with how many are like them. Hover over a node or an edge for what it is.</p>\n"
+           f"{graph_svg(report.contexts)}\n</section>\n")
     for ctx in shown:
         yield _section(ctx, report, anchors[id(ctx)])
     if folded:
