@@ -39,7 +39,7 @@ from .store_context import store_context_of, store_context_pointer
 from ..errors import UnreadableMemoryError
 from .source import MemorySource
 from .target import open_source
-from .shape import STORED_WINDOW, find_copy, offsets_for, per_shape, inferred_shape, layout_family, self_pointer_at
+from .shape import MAX_CONTEXT_BYTES, STORED_WINDOW, find_copy, offsets_for, per_shape, inferred_shape, layout_family, self_pointer_at
 
 __all__ = ["ScanError", "LiveContext", "ScanResult", "scan", "STORED_WINDOW"]
 
@@ -526,6 +526,11 @@ class _Scan:
             return ctx
         ctx.counts = counts
         size = offsets_for(layout, counts).size_of_vmctx()
+        if size > MAX_CONTEXT_BYTES:
+            claimed = ", ".join(f"{name}={n}" for name, n in counts.items() if n)
+            ctx.notes.append(f"its shape ({claimed}) claims {size} bytes, more than the {MAX_CONTEXT_BYTES} bytes "
+                             "a context is read as: not read, not decoded")
+            return ctx
         try:
             held = None if around is None else around[1][address - around[0] : address - around[0] + size]
             data = held if held is not None and len(held) == size else self.src.read(address, size)

@@ -25,7 +25,7 @@ from ..errors import LayoutOverflowError, UnreadableMemoryError, VMCtxEmuError
 from ..layouts.releases import LAYOUTS, SEED, Resolution
 
 __all__ = ["StoredCopy", "find_copy", "self_pointer_at", "inferred_shape", "layout_family", "stored_sizes",
-           "offsets_for", "per_shape", "STORED_WINDOW", "SELF_POINTER_AT", "FREE_LINKS", "ID_BYTES"]
+           "offsets_for", "per_shape", "STORED_WINDOW", "MAX_CONTEXT_BYTES", "SELF_POINTER_AT", "FREE_LINKS", "ID_BYTES"]
 
 PTR = 8
 ORDER = "little"
@@ -33,6 +33,11 @@ ORDER = "little"
 STORED_WINDOW = 512
 # Counts above this are not a component's (a stored copy is u32 counts of real arrays).
 PLAUSIBLE_COUNT = 1 << 24
+# The most bytes a context whose shape is taken from its stored copy is read and decoded as. A copy is
+# bytes of the target, so its counts are a claim: 1 MiB holds 32768 func refs or 65536 lowerings, far
+# more than a component has functions in practice (hundreds of imports, each a lowering and a trampoline),
+# while reading, decoding and printing that much stays within a scan's bounds (2 s, 256 MB; issue 20).
+MAX_CONTEXT_BYTES = 1 << 20
 # How many bytes at the start of a freed block glibc's free writes: fd/bk (tcache next/key), and
 # fd_nextsize/bk_nextsize in a large bin. The block begins with ComponentInstance's u32 id, so the copy
 # starts ID_BYTES into it: only its words before FREE_LINKS - ID_BYTES can be a free's.
