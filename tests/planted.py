@@ -7,6 +7,8 @@ ctypes buffers it keeps alive:
 - `--copies N`: N copies of the real context's ComponentInstance (its id, stored VMComponentOffsets copy,
   self pointer, then the context), each in its own `malloc` block of the real one's size and patched so that
   every word holding the real address holds the copy's own: each is a live context to the scanner.
+- `--shapes N`: as `--copies`, each of another shape (SHAPES: more lowerings, memories, reallocs and
+  post-returns, their slots zero).
 - `--packed N`: N such copies side by side in one buffer (the allocator then calls them reused memory).
 - `--claim COUNT`: one more such copy whose stored VMComponentOffsets claims COUNT lowerings (every stored
   offset recomputed, so the copy is "intact"), placed at the start of an anonymous mapping of `--claim-room`
@@ -49,12 +51,12 @@ def moved(image, old, new):
     return out
 
 
-def claimed(image, ctx, count):
-    """`image` with its stored VMComponentOffsets copy claiming `count` lowerings, every stored offset
-    recomputed from that claim (so our calculator reproduces it)."""
+def reshaped(image, ctx, **changed):
+    """`image` with its stored VMComponentOffsets copy claiming the `changed` counts, every stored offset
+    recomputed (so our calculator reproduces it)."""
     layout = ctx.layout
     copy = find_copy(bytes(image[:STORED_WINDOW]), ctx.address - STORED_WINDOW, layout, ctx.address)
-    counts = dict(ctx.counts, num_lowerings=count)
+    counts = dict(ctx.counts, **changed)
     offsets = layout.offsets(PTR, **counts)
     stored = [r.offset for r, f in zip(offsets.regions(), layout.declared_fields()) if f.offset_stored]
     words = [counts[name] for name in layout.count_names] + stored + [offsets.size_of_vmctx()]
@@ -64,18 +66,35 @@ def claimed(image, ctx, count):
     return out
 
 
+# The counts `--shapes` varies (the regions after the trampolines, so the real bytes up to them stay where
+# they are), and how many values each takes: 10 * 10 * 10 * 5 shapes.
+SHAPES = (("num_lowerings", 10), ("num_runtime_memories", 10), ("num_runtime_reallocs", 10),
+          ("num_runtime_post_returns", 5))
+
+
+def shape(image, ctx, i):
+    """`image` as a context of the i-th shape of SHAPES: its stored copy reshaped, zeros past the real bytes."""
+    counts = {}
+    for name, values in SHAPES:
+        i, counts[name] = divmod(i, values)
+    counts["num_lowerings"] += 1  # the real lowering stays
+    size = ctx.layout.offsets(PTR, **dict(ctx.counts, **counts)).size_of_vmctx()
+    return reshaped(image, ctx, **counts) + bytes(STORED_WINDOW + size - len(image))
+
+
 class Planter:
     def __init__(self, real, image):
         self.real, self.image, self.kept, self.planted = real, image, [], []
 
-    def plant_blocks(self, count, block):
+    def plant_blocks(self, count, block, images=None):
         """`count` copies, each in its own malloc block holding ComponentInstance from `block` bytes before the
-        context; returns their addresses."""
+        context; `images(i)`, when given, makes the i-th copy's bytes (from STORED_WINDOW before the context,
+        as `self.image`). Returns their addresses."""
         libc = ctypes.CDLL(None)
         libc.malloc.restype = ctypes.c_void_p
-        image = self.image[STORED_WINDOW - block :]
         out = []
-        for _ in range(count):
+        for i in range(count):
+            image = (self.image if images is None else images(i))[STORED_WINDOW - block :]
             start = libc.malloc(len(image))
             address = start + block
             self.kept.append(start)  # never freed: the process exits
@@ -117,6 +136,7 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=300)
     parser.add_argument("--copies", type=int, default=0)
+    parser.add_argument("--shapes", type=int, default=0)
     parser.add_argument("--packed", type=int, default=0)
     parser.add_argument("--claim", type=int, default=0)
     parser.add_argument("--claim-room", type=int, default=1, metavar="MIB")
@@ -129,10 +149,13 @@ def main(argv=None):
     if args.copies:
         copy = find_copy(image[:STORED_WINDOW], real - STORED_WINDOW, ctx.layout, real)
         planter.plant_blocks(args.copies, real - (copy.at - ID_BYTES))
+    if args.shapes:
+        copy = find_copy(image[:STORED_WINDOW], real - STORED_WINDOW, ctx.layout, real)
+        planter.plant_blocks(args.shapes, real - (copy.at - ID_BYTES), lambda i: shape(image, ctx, i))
     if args.packed:
         planter.plant(args.packed)
     if args.claim:
-        planter.plant_in_mapping(claimed(image, ctx, args.claim), args.claim_room << 20)
+        planter.plant_in_mapping(reshaped(image, ctx, num_lowerings=args.claim), args.claim_room << 20)
     offsets = ctx.layout.offsets(PTR, **ctx.counts)
     lowering, trampoline = (offsets.region(name).offset + STORED_WINDOW for name in ("lowerings", "trampoline_func_refs"))
     for value in args.bad_pointer:

@@ -13,6 +13,7 @@ import pytest
 
 from test_scan_inputs import needs_wasmtime, stop
 
+from vmctx_emu.live.scanner import MAX_SHAPES
 from vmctx_emu.live.shape import MAX_CONTEXT_BYTES
 
 pytestmark = needs_wasmtime
@@ -55,6 +56,11 @@ def scan_cli(pid, *options):
     return status, out.getvalue(), time.process_time() - began
 
 
+def listed(out):
+    """The addresses of the contexts a summary lists, in its order."""
+    return [int(line.split()[2].rstrip(":"), 16) for line in out.splitlines() if line.startswith("VMComponentContext at ")]
+
+
 def context_lines(out, address):
     """The summary's lines about the context at `address`: its heading to the next blank line."""
     lines = out.splitlines()
@@ -72,6 +78,34 @@ def test_thousands_of_planted_copies_scan_within_budget(planted, options):
               else int(out.split(" component contexts listed (")[1].split(" live")[0]))
     assert listed >= COPIES + 1  # every copy is a live context to the allocator, the self pointer and the copy
     assert f"{real:#x}" in out and f"{addresses[0]:#x}" in out
+
+
+@pytest.mark.parametrize("planted", [("--shapes", COPIES)], indirect=True)
+@pytest.mark.parametrize("options", [(), ("--json",)], ids=["summary", "json"])
+def test_thousands_of_planted_shapes_decode_at_most_max_shapes(planted, options):
+    proc, real, addresses = planted
+    status, out, seconds = scan_cli(proc.pid, *options)
+    assert status == 0 and seconds <= BUDGET_S, (status, seconds)
+    if options == ("--json",):
+        doc = json.loads(out)
+        decoded = [c for c in doc["contexts"] if c["records"]]
+        assert len({tuple(c["layout"]["counts"].values()) for c in decoded}) <= MAX_SHAPES
+        assert len(doc["contexts"]) >= COPIES and any("distinct ones" in n for n in doc["notes"])
+    else:
+        assert f"of shapes beyond the first {MAX_SHAPES} distinct ones" in out
+        assert out.count("--context ADDR decodes this one") >= COPIES - MAX_SHAPES
+        assert any(line.startswith("  instance 0:") for line in context_lines(out, real))  # the real one decoded
+
+
+@pytest.mark.parametrize("planted", [("--shapes", 2 * MAX_SHAPES)], indirect=True)
+def test_context_decodes_a_context_past_max_shapes(planted):
+    proc, real, _ = planted
+    status, out, _ = scan_cli(proc.pid)
+    skipped = next(address for address in listed(out)
+                   if "--context ADDR decodes this one" in "\n".join(context_lines(out, address)))
+    status, out, _ = scan_cli(proc.pid, "--context", hex(skipped))
+    assert status == 0 and "--context ADDR decodes this one" not in out
+    assert any(line.startswith("  instance 0:") for line in context_lines(out, skipped))
 
 
 @pytest.mark.parametrize("planted", [("--claim", CLAIM, "--claim-room", 128)], indirect=True)
