@@ -120,6 +120,8 @@ def test_a_claim_of_millions_of_lowerings_is_a_note_not_a_decode(planted, option
         notes = doc["notes"]
     else:
         notes = context_lines(out, fake)
+    if options == ():
+        assert f"  shape: --wasmtime 50.0.0 --lowerings {CLAIM} --instances 1 --trampolines 1, not decoded" in notes
     [note] = [n for n in notes if "claims" in n]
     assert f"num_lowerings={CLAIM}" in note and f"more than the {MAX_CONTEXT_BYTES} bytes" in note
     assert f"{real:#x}" in out
