@@ -15,7 +15,8 @@ from hypothesis import strategies as st
 from vmctx_emu.layouts.releases import LAYOUTS, SEED
 from vmctx_emu.live.heap import Allocation
 from vmctx_emu.live.liveness import FREED, LIVE, UNKNOWN, judge
-from vmctx_emu.live.shape import FREE_LINKS, StoredCopy, find_copy
+from vmctx_emu.errors import LayoutOverflowError
+from vmctx_emu.live.shape import FREE_LINKS, StoredCopy, context_size, find_copy, stored_words
 
 LAYOUTS_WITH_COPIES = [layout for layout in LAYOUTS if layout is not SEED]
 CTX = 0x5555_0000_1000
@@ -52,6 +53,20 @@ def test_an_intact_copy_gives_its_counts(shape):
     data, start = window(layout, counts)
     found = find_copy(bytes(data), start, layout, CTX)
     assert found is not None and found.intact and found.counts == counts and found.at == USER + 4
+
+
+@settings(max_examples=300, deadline=None)
+@given(layout=st.sampled_from(LAYOUTS), counts=st.lists(st.sampled_from([0, 1, 2, 7, 1 << 16, 1 << 24, 1 << 28]),
+                                                        min_size=12, max_size=12))
+def test_the_plain_walk_stores_what_the_calculator_lays_out(layout, counts):
+    """`stored_words` (a scan's check of every copy) agrees with `layout.offsets`, overflow included."""
+    counts = dict(zip(layout.count_names, counts))
+    try:
+        words = copy_words(layout, counts)[len(counts):]
+    except LayoutOverflowError:
+        words = None
+    assert stored_words(layout, list(counts.values())) == words
+    assert context_size(layout, counts) == (None if words is None else words[-1])
 
 
 @settings(max_examples=300, deadline=None)

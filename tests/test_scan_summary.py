@@ -75,6 +75,14 @@ def test_an_undecoded_context_says_its_shape_is_unknown():
     assert "  shape: unknown, so not decoded" in summary_lines(ctx)
 
 
+def test_a_context_of_known_shape_not_read_gives_its_shape():
+    ctx = LiveContext(0x7F00_0000_1230, "50.0.0", wasmtime_layout("50.0.0"), counts={"num_lowerings": 4_000_000},
+                      shape_from="VMComponentOffsets stored at ctx-188", liveness=Liveness("unknown", ["x"]))
+    lines = summary_lines(ctx)
+    assert "  shape: --wasmtime 50.0.0 --lowerings 4000000, not decoded" in lines
+    assert "    from VMComponentOffsets stored at ctx-188" in lines
+
+
 def test_anomalies_are_counted_by_kind():
     ctx = scanned("41.0.0", [7, 6, 3])  # MAY_ENTER with NEEDS_POST_RETURN: decode's flag_state anomaly, twice
     assert context_summary(ctx)["anomalies"] == {"flag_state": 2}

@@ -440,7 +440,8 @@ def cmd_scan(args, out):
     progress = _ProgressLine(args) if _show_progress(args, out) else None
     try:
         result = scan(source, wasmtime=args.wasmtime, progress=progress, exe=args.exe, sysroot=args.sysroot,
-                      include_freed=args.all or args.context is not None, decode=False, capture=args.save is not None)
+                      include_freed=args.all or args.context is not None, decode=False, capture=args.save is not None,
+                      focus=args.context)
     finally:
         if progress:
             progress.clear()

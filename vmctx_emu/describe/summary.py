@@ -113,7 +113,10 @@ def summary_lines(ctx, palette=Palette(False)):
     if ctx.state != LIVE and ctx.liveness is not None:
         lines += [f"  {line}" for line in ctx.liveness.evidence]
     summary = context_summary(ctx)
-    if summary is None:
+    if summary is None and ctx.counts is not None:  # a shape known but not read (its notes say why)
+        lines.append(f"  shape: {shape_options(ctx)}, not decoded")
+        lines.append(f"    from {ctx.shape_from}")
+    elif summary is None:
         lines.append("  shape: unknown, so not decoded" + (f" ({ctx.shape_from})" if ctx.shape_from else ""))
     else:
         lines.append(f"  shape: {summary['options']}")

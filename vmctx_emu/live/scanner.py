@@ -39,7 +39,7 @@ from .store_context import store_context_of, store_context_pointer
 from ..errors import UnreadableMemoryError
 from .source import MemorySource
 from .target import open_source
-from .shape import STORED_WINDOW, find_copy, offsets_for, per_shape, inferred_shape, layout_family, self_pointer_at
+from .shape import MAX_CONTEXT_BYTES, STORED_WINDOW, context_size, find_copy, offsets_for, per_shape, inferred_shape, layout_family, self_pointer_at
 
 __all__ = ["ScanError", "LiveContext", "ScanResult", "scan", "STORED_WINDOW"]
 
@@ -64,6 +64,11 @@ DECODE_BATCH = 256
 MAGIC_WORD = int.from_bytes(VMCOMPONENT_MAGIC.to_bytes(8, ORDER), sys.byteorder)
 # Magic words found per call of the C search, before Python takes them.
 FIND_BATCH = 4096
+# Distinct shapes (layout, release, counts) a scan reads and decodes; contexts of further shapes are listed with
+# their shape and a note. Each shape costs its own offsets, decode plan and names (~4 ms): a process holds one
+# shape per component it instantiated (a few, tens in a large embedder), while planted copies of one context
+# in thousands of shapes would cost a minute.
+MAX_SHAPES = 128
 # Missing ranges listed one per note; more are summarized in one.
 MISSING_LISTED = 8
 
@@ -182,7 +187,7 @@ class ScanResult:
 
 
 def scan(source=None, *, wasmtime=None, progress=None, include_freed=False, exe=None, sysroot=None, decode=True,
-         where=(), capture=False):
+         where=(), capture=False, focus=None):
     """Every component context in `source` (None: this process; a pid; a core file path; an open
     `MemorySource`, which is left open), judged and decoded (`decode` False: judged, its bytes and
     pointer names kept, each decoded as `ScanResult.decoded_contexts` streams them).
@@ -196,17 +201,18 @@ def scan(source=None, *, wasmtime=None, progress=None, include_freed=False, exe=
     `where.Location` each), while the target's files are still open.
     `capture`: also read what each context's pointers reach
     (`ScanResult.capture`, a `capture.Capture`; `vmctx_emu.capture.save_capture`
-    writes it) while the target is open.
+    writes it) while the target is open. `focus`: the address of a context to read and decode even when
+    the scan's other contexts reach MAX_SHAPES distinct shapes (what `scan --context ADDR` asks for).
     """
     where = tuple(check_int("where address", a, 0, 1 << 64, hex_value=True) for a in where)
     if isinstance(source, MemorySource):
-        return _run(source, wasmtime, progress, include_freed, exe, sysroot, decode, where, capture)
+        return _run(source, wasmtime, progress, include_freed, exe, sysroot, decode, where, capture, focus)
     with open_source(source) as src:
-        return _run(src, wasmtime, progress, include_freed, exe, sysroot, decode, where, capture)
+        return _run(src, wasmtime, progress, include_freed, exe, sysroot, decode, where, capture, focus)
 
 
-def _run(src, wasmtime, progress, include_freed, exe, sysroot, decode, where, capture):
-    result = _Scan(src, wasmtime, progress, include_freed, exe, sysroot, decode, where).run()
+def _run(src, wasmtime, progress, include_freed, exe, sysroot, decode, where, capture, focus=None):
+    result = _Scan(src, wasmtime, progress, include_freed, exe, sysroot, decode, where, focus).run()
     if capture:
         result.capture = read_capture(result, src)
     return result
@@ -240,9 +246,9 @@ class _Group:
 
 
 class _Scan:
-    def __init__(self, src, wasmtime, progress, include_freed, exe, sysroot, decode=True, where=()):
+    def __init__(self, src, wasmtime, progress, include_freed, exe, sysroot, decode=True, where=(), focus=None):
         self.src, self.progress, self.include_freed, self.decode = src, progress, include_freed, decode
-        self.where = where
+        self.where, self.focus = where, focus
         self.given = None
         if wasmtime is not None:
             try:
@@ -252,6 +258,8 @@ class _Scan:
         self.exe, self.sysroot = exe, sysroot
         self.notes = []
         self.stores = {}  # store context address -> what _store found
+        self.shapes = set()  # (layout id, release, counts) of the contexts read, at most MAX_SHAPES
+        self.over_shapes = 0  # contexts not read for being of a shape beyond them
 
     def run(self):
         src = self.src
@@ -300,6 +308,9 @@ class _Scan:
         if freed:
             shown = "listed below, each marked" if self.include_freed else "not listed (--all lists them)"
             self.notes.append(f"{freed} freed context{'s' * (freed != 1)} found: {shown}")
+        if self.over_shapes:
+            self.notes.append(f"{self.over_shapes} context{'s' * (self.over_shapes != 1)} of shapes beyond the first "
+                              f"{MAX_SHAPES} distinct ones listed but not read or decoded (--context ADDR decodes one)")
         if copies:
             self.notes.append(f"{copies} cop{'ies' if copies > 1 else 'y'} of a context left out: the "
                               "ComponentInstance around it does not hold its address, or its vmctx fields name another")
@@ -498,7 +509,7 @@ class _Scan:
         if group.image is None and copy is None:
             return None  # nothing backs a candidate whose header points nowhere: not taken for a context
         counts = copy.counts if copy is not None else None
-        size = offsets_for(layout, counts).size_of_vmctx() if counts is not None else None
+        size = context_size(layout, counts) if counts is not None else None
         allocation = self.heaps.allocation(address, None if size is None else address + size, near=around)
         own = self._self_pointer(address, self_at, around)
         store = self._store(head, layout)
@@ -525,7 +536,20 @@ class _Scan:
         if counts is None:
             return ctx
         ctx.counts = counts
-        size = offsets_for(layout, counts).size_of_vmctx()
+        size = context_size(layout, counts)
+        if size > MAX_CONTEXT_BYTES:
+            claimed = ", ".join(f"{name}={n}" for name, n in counts.items() if n)
+            ctx.notes.append(f"its shape ({claimed}) claims {size} bytes, more than the {MAX_CONTEXT_BYTES} bytes "
+                             "a context is read as: not read, not decoded")
+            return ctx
+        shape = (id(layout), resolution.release, tuple(counts.values()))
+        if shape not in self.shapes and address != self.focus:
+            if len(self.shapes) >= MAX_SHAPES:
+                self.over_shapes += 1
+                ctx.notes.append(f"not read, not decoded: the scan already decodes {MAX_SHAPES} distinct shapes "
+                                 "(each costs its own layout); --context ADDR decodes this one")
+                return ctx
+            self.shapes.add(shape)
         try:
             held = None if around is None else around[1][address - around[0] : address - around[0] + size]
             data = held if held is not None and len(held) == size else self.src.read(address, size)

@@ -22,10 +22,12 @@ from functools import lru_cache
 import numpy as np
 
 from ..errors import LayoutOverflowError, UnreadableMemoryError, VMCtxEmuError
+from ..layouts.fields import U32_MAX, Align
 from ..layouts.releases import LAYOUTS, SEED, Resolution
+from ..layouts.types import resolve
 
 __all__ = ["StoredCopy", "find_copy", "self_pointer_at", "inferred_shape", "layout_family", "stored_sizes",
-           "offsets_for", "per_shape", "STORED_WINDOW", "SELF_POINTER_AT", "FREE_LINKS", "ID_BYTES"]
+           "offsets_for", "per_shape", "stored_words", "context_size", "STORED_WINDOW", "MAX_CONTEXT_BYTES", "SELF_POINTER_AT", "FREE_LINKS", "ID_BYTES"]
 
 PTR = 8
 ORDER = "little"
@@ -33,6 +35,11 @@ ORDER = "little"
 STORED_WINDOW = 512
 # Counts above this are not a component's (a stored copy is u32 counts of real arrays).
 PLAUSIBLE_COUNT = 1 << 24
+# The most bytes a context whose shape is taken from its stored copy is read and decoded as. A copy is
+# bytes of the target, so its counts are a claim: 1 MiB holds 32768 func refs or 65536 lowerings, far
+# more than a component has functions in practice (hundreds of imports, each a lowering and a trampoline),
+# while reading, decoding and printing that much stays within a scan's bounds (2 s, 256 MB; issue 20).
+MAX_CONTEXT_BYTES = 1 << 20
 # How many bytes at the start of a freed block glibc's free writes: fd/bk (tcache next/key), and
 # fd_nextsize/bk_nextsize in a large bin. The block begins with ComponentInstance's u32 id, so the copy
 # starts ID_BYTES into it: only its words before FREE_LINKS - ID_BYTES can be a free's.
@@ -180,14 +187,53 @@ def _solve(layout, stored):
     return counts
 
 
+@lru_cache(maxsize=64)
+def _walk(layout):
+    """The layout's declaration as steps of plain ints: (align, 0, None, False) per `align`, (0, elem size,
+    count index or None, offset stored) per field: what `stored_words` walks instead of building regions."""
+    names = _count_names(layout)
+    steps = []
+    for entry in layout.fields:
+        if isinstance(entry, Align):
+            steps.append((resolve(entry.to, PTR), 0, None, False))
+        else:
+            steps.append((0, entry.elem_type.size_for(PTR), None if entry.count is None else names.index(entry.count),
+                          entry.offset_stored))
+    return tuple(steps)
+
+
+def stored_words(layout, counts):
+    """What a `ComponentInstance` of `counts` (u32 in `count_names` order) stores after them (the offset of
+    every region kept as a member, then the size), walked in plain ints: a scan of thousands of contexts of
+    distinct shapes checks each one's copy without laying out the regions (`offsets_for`, the same numbers
+    at ~40 times the cost). None when the u32 arithmetic overflows, as `lay_out` refuses."""
+    cursor, out = 0, []
+    for align, elem, count, stored in _walk(layout):
+        if align:
+            cursor = (cursor + align - 1) & -align
+        else:
+            if stored:
+                out.append(cursor)
+            cursor += elem * (1 if count is None else counts[count])
+        if cursor > U32_MAX:
+            return None
+    out.append(cursor)
+    return out
+
+
+def context_size(layout, counts):
+    """A context's size for `counts` (a dict), from `stored_words`; None when it overflows."""
+    words = stored_words(layout, [counts.get(name, 0) for name in _count_names(layout)])
+    return None if words is None else words[-1]
+
+
 @lru_cache(maxsize=4096)
 def _reproduces(layout, counts, stored):
     """Whether our calculator turns `counts` (u32 in struct order) into exactly the `stored` offsets; asked
     once per shape, though a scan asks for every context."""
     if any(c >= PLAUSIBLE_COUNT for c in counts):
         return False
-    offsets = _offsets_of(layout, dict(zip(layout.count_names, counts)))
-    return offsets is not None and list(stored) == _stored_offsets(layout, offsets)
+    return stored_words(layout, counts) == list(stored)
 
 
 def find_copy(window, window_start, layout, ctx):
