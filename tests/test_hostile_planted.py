@@ -127,6 +127,17 @@ def test_a_claim_of_millions_of_lowerings_is_a_note_not_a_decode(planted, option
     assert f"{real:#x}" in out
 
 
+@pytest.mark.parametrize("planted", [("--claim", CLAIM, "--claim-room", 128)], indirect=True)
+def test_context_reads_a_claimed_context_whole_and_its_summary_stays_a_screen(planted):
+    proc, real, [fake] = planted
+    status, out, seconds = scan_cli(proc.pid, "--context", hex(fake))
+    assert status == 0 and seconds <= BUDGET_S, (status, seconds)
+    lines = context_lines(out, fake)
+    assert f"  shape: --wasmtime 50.0.0 --lowerings {CLAIM} --instances 1 --trampolines 1" in lines
+    assert not any("claims" in line for line in lines) and len(out) < 8 << 10
+    assert any(line.startswith("  instance 0:") for line in lines)
+
+
 @pytest.mark.parametrize("planted", [("--bad-pointer", 0x1, "--bad-pointer", 0xFFFF_FFFF_FFFF_FFF0)], indirect=True)
 def test_pointers_near_0_and_2_64_are_one_contexts_business(planted):
     proc, real, fakes = planted

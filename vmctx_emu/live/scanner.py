@@ -537,10 +537,10 @@ class _Scan:
             return ctx
         ctx.counts = counts
         size = context_size(layout, counts)
-        if size > MAX_CONTEXT_BYTES:
+        if size > MAX_CONTEXT_BYTES and address != self.focus:
             claimed = ", ".join(f"{name}={n}" for name, n in counts.items() if n)
             ctx.notes.append(f"its shape ({claimed}) claims {size} bytes, more than the {MAX_CONTEXT_BYTES} bytes "
-                             "a context is read as: not read, not decoded")
+                             "a context is read as in a scan: not read, not decoded (--context ADDR reads this one)")
             return ctx
         shape = (id(layout), resolution.release, tuple(counts.values()))
         if shape not in self.shapes and address != self.focus:
