@@ -13,9 +13,12 @@ pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="chromium is not instal
 WINDOW = "1050,1400"
 
 
-def shoot(page, png):
+DARK = ("--force-dark-mode", "--blink-settings=preferredColorScheme=0")  # prefers-color-scheme: dark
+
+
+def shoot(page, png, *flags):
     """Chromium's console lines while it loads `page` and screenshots it into `png`."""
-    done = subprocess.run([CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
+    done = subprocess.run([CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars", *flags,
                            "--enable-logging=stderr", "--v=0", f"--window-size={WINDOW}", f"--screenshot={png}",
                            page.as_uri()], capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL)
     assert png.exists(), done.stderr[-2000:]
@@ -34,13 +37,14 @@ def blank(tmp_path_factory):
     return (where / "blank.png").stat().st_size
 
 
-def test_a_report_loads_without_console_messages_and_is_not_blank(blank, tmp_path):
+@pytest.mark.parametrize("scheme", [(), DARK], ids=["light", "dark"])
+def test_a_report_loads_without_console_messages_and_is_not_blank(blank, tmp_path, scheme):
     dumps = tmp_path / "d"
     assert main(["demo", "--dump", str(dumps)]) == 0
     page = tmp_path / "report.html"
     assert main(["report", *(str(dumps / n) for n in ("ctx.bin", "before.bin", "after.bin")), "-o", str(page)]) == 0
     png = tmp_path / "report.png"
-    assert shoot(page, png) == []
+    assert shoot(page, png, *scheme) == []
     assert png.stat().st_size > 5 * blank  # maps, tables and text, not an empty page
 
 
