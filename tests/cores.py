@@ -94,12 +94,14 @@ def _core_notes(data):
     return out
 
 
-def rewrite_core(src, dst, *, drop_notes=(), drop_file_backed=False, drop_at=(), start_at=None):
+def rewrite_core(src, dst, *, drop_notes=(), drop_file_backed=False, drop_at=(), start_at=None, split_at=None):
     """A copy of core `src` at `dst` without the notes of types `drop_notes` and, with `drop_file_backed`, with
     no bytes for the segments NT_FILE says are file-backed (p_filesz 0, as a kernel writes segments it does not
     dump; "entirely": no program header for them either, as some crash handlers write); `drop_at`: no bytes for
     the segments that start at these addresses either; `start_at` {address: later address}: that segment
-    begins later (its first bytes are in no segment). The file's other bytes stay where they were."""
+    begins later (its first bytes are in no segment); `split_at` {address: inner address}: that segment is two,
+    the second beginning at the inner address (the program headers then move to the end of the file). The
+    file's other bytes stay where they were."""
     made(dst)
     shutil.copyfile(src, dst)
     with open(dst, "r+b") as f:
@@ -134,8 +136,21 @@ def rewrite_core(src, dst, *, drop_notes=(), drop_file_backed=False, drop_at=(),
                 p[5] = 0
                 if drop_file_backed == "entirely":
                     p[0] = 0  # PT_NULL
+        for p in list(phdrs):
+            if p[0] == 1 and p[3] in (split_at or {}):
+                cut = split_at[p[3]] - p[3]
+                assert 0 < cut < min(p[5], p[6]), (hex(p[3]), cut)
+                phdrs.append(p[:2] + [p[2] + cut, p[3] + cut, p[4] + cut, p[5] - cut, p[6] - cut, p[7]])
+                p[5], p[6] = cut, cut
+        if split_at:
+            phdrs.sort(key=lambda p: (p[0] != 4, p[3]))  # notes first, then segments by address, as a kernel writes
+        table = bytearray(len(phdrs) * _PHDR.size)
         for i, p in enumerate(phdrs):
             _PHDR.pack_into(table, i * _PHDR.size, *p)
+        if len(phdrs) != phnum:
+            phoff = -(-f.seek(0, 2) // 8) * 8
+            f.seek(0)
+            f.write(_EHDR.pack(*header[:5], phoff, *header[6:10], len(phdrs), *header[11:]))
         f.seek(phoff)
         f.write(table)
     return dst

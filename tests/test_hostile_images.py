@@ -167,12 +167,17 @@ def test_an_executable_given_for_a_core_without_its_first_page_is_not_trusted(co
                                          (STORED_AT - 12, False), (16, False)])
 def test_a_context_near_its_mappings_start_keeps_its_shape(core, tmp_path, gap, shaped):
     """The mapping begins `gap` bytes before the context: the copy is found whenever it lies inside it; when it
-    does not, the context is still listed and says why it is not decoded."""
+    does not, the context is still listed, with a shape guessed from what is there (and said to be a guess) or
+    none (and why)."""
     path, files, address = core
     whole = scan(path).contexts[0]
     with open_source(path) as src:
         [heap] = [m for m in src.mappings() if m.start <= address < m.end]
-    near = rewrite_core(path, tmp_path / "near", start_at={heap.start: address - gap})
+    # The heap's segment split in two just before the context: the rest of the heap (the store context, say)
+    # stays readable, and the context's own mapping begins `gap` bytes before it.
+    near = rewrite_core(path, tmp_path / "near", split_at={heap.start: address - gap})
+    with open_source(near) as src:
+        assert [m.start for m in src.mappings() if m.start <= address < m.end] == [address - gap]
     try:
         [ctx] = scan(near).contexts
     finally:
@@ -180,6 +185,12 @@ def test_a_context_near_its_mappings_start_keeps_its_shape(core, tmp_path, gap, 
     assert ctx.address == address
     if shaped:
         assert ctx.counts == whole.counts and ctx.shape_from == whole.shape_from and ctx.decoded is not None
-    else:
-        assert ctx.decoded is None and ctx.notes[0].startswith(
-            f"shape not recovered: no copy of VMComponentOffsets in the {gap} bytes before it"), ctx.notes
+    else:  # the copy is not in its mapping: its shape is not stored; a guess from what is there says so
+        assert ctx.shape_from != whole.shape_from
+        if ctx.decoded is not None:
+            assert ctx.guessed and ctx.shape_from.startswith("inferred (no copy of VMComponentOffsets in the "
+                                                            f"{gap} bytes before it"), ctx.shape_from
+            assert any(a.kind == "guessed_shape" for a in ctx.decoded.anomalies)
+        else:
+            assert ctx.notes[0].startswith(f"shape not recovered: no copy of VMComponentOffsets in the {gap} bytes "
+                                           "before it"), ctx.notes
