@@ -222,6 +222,17 @@ def test_gzip_core_claiming_more_than_its_stream_holds_is_cut(tmp_path, temp_siz
     assert missing[0][:2] == (0x10000 + 8192, 0x10000 + (1 << 40)) and missing[0][2].startswith("truncated core")
 
 
+def test_gzip_core_other_segment_types_claiming_everything_use_nothing(tmp_path, temp_sizes):
+    """A PT_NULL with p_offset + p_filesz = 2**64 - 1 (the reader never reads it) does not make the rest needed."""
+    data = ehdr(phnum=2) + phdr(PT_LOAD, EHDR + 2 * PHDR, 0x10000, 4096, 4096) + phdr(0, 0, 0, 2 ** 64 - 1, 0)
+    data += b"\x43" * 4096
+    path = tmp_path / "null.core.gz"
+    path.write_bytes(gzip_members((data, 1), (bytes(1 << 20), 8)))
+    damage, mappings, missing, _ = timed_open(path)
+    assert temp_sizes() == [len(data)] and damage[0].startswith(_PAST.format(len(data)))
+    assert [(m.start, m.end) for m in mappings] == [(0x10000, 0x11000)] and not missing
+
+
 def test_gzip_core_with_xnum_section_header_after_the_segments_keeps_it(tmp_path, temp_sizes):
     """PN_XNUM: section header 0, which counts the program headers, lies after the data; it is used, so kept."""
     shoff = EHDR + PHDR + 4096

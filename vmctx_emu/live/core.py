@@ -142,8 +142,8 @@ def _split(start, end, perms, entries):
 
 def _used_end(pread, available):
     """Where the last byte a reader of this core uses ends, by its headers: the ELF header, the program headers,
-    the section headers (section 0 may count the program headers: PN_XNUM) and every segment's p_offset +
-    p_filesz. None while the headers lie past the `available` bytes that `pread(size, offset)` can give.
+    the section headers (section 0 may count the program headers: PN_XNUM) and the bytes of every segment it
+    reads (p_offset + p_filesz). None while the headers lie past the `available` bytes that `pread(size, offset)` can give.
 
     A core this reader would refuse (not ELF64 little-endian, other program header sizes) uses its ELF
     header only: `_parse` then says why from those bytes."""
@@ -169,9 +169,14 @@ def _used_end(pread, available):
     if phoff + phnum * phdr_size > available:
         return None
     table = elf.program_headers(pread(phnum * phdr_size, phoff), phnum)
-    offset = table["offset"]
-    # p_offset + p_filesz, saturated at 2**64 - 1 (past any stream) rather than wrapped.
-    return max(end, phoff + phnum * phdr_size, int((offset + np.minimum(table["filesz"], ~offset)).max()))
+    kind, offset, filesz, memsz = table["type"], table["offset"], table["filesz"], table["memsz"]
+    # What `_parse` reads: a PT_LOAD's p_filesz up to its p_memsz, a PT_NOTE's up to _MAX_NOTES; nothing of the
+    # other types (a PT_NULL claiming 2**64 bytes must not make the whole stream needed).
+    size = np.where((kind == elf.PT_LOAD) & (memsz > 0), np.minimum(filesz, memsz),
+                    np.where(kind == elf.PT_NOTE, np.minimum(filesz, _MAX_NOTES), 0))
+    # p_offset + size, saturated at 2**64 - 1 (past any stream) rather than wrapped.
+    ends = np.where(size > 0, offset + np.minimum(size, ~offset), 0)
+    return max(end, phoff + phnum * phdr_size, int(ends.max()))
 
 
 class CoreFileSource(MemorySource):
