@@ -2,8 +2,8 @@
 subprocess, answers within HOSTILE_SECONDS (the interpreter's start-up, `vmctx-emu --help`, not counted) and
 HOSTILE_MIB of peak resident memory, with its documented exit status and, for bad input, one error line.
 
-The inputs come from the builders of test_hostile_cores, test_hostile_symbols
-and test_hostile_names; the ELF symbol reader and the demangler are reached
+The inputs come from the builders of test_hostile_cores, test_hostile_symbols,
+test_hostile_names and test_infer; the ELF symbol reader and the demangler are reached
 through `where` on a small core that maps a symbol file (the scan trusts the
 file because the core holds its bytes, then names the address from its table).
 """
@@ -15,10 +15,13 @@ import sys
 import pytest
 
 from bounded import HOSTILE_MIB, HOSTILE_SECONDS, run, startup_seconds
-from test_hostile_cores import EHDR, PHDR, PT_LOAD, PT_NOTE, _SEED, core, ehdr, nt_file, phdr, shdr
+from test_hostile_cores import (EHDR, PHDR, PT_LOAD, PT_NOTE, _ONE_SEGMENT, _SEED, core, ehdr, gzip_members,
+                                nt_file, phdr, shdr)
+from test_infer import instance as infer_instance
 from test_hostile_symbols import BASE, HOSTILE_NAMES, doubled_long_ident, elf_file, func
 from vmctx_emu import OwnedComponentInstance
 from vmctx_emu.demo import SAMPLE_COMPONENT
+from vmctx_emu.layouts.releases import LAYOUTS
 
 ERROR_LINE = re.compile(rb"vmctx-emu( [a-z]+)?: error: [^\n]+\n")
 LOAD = 0x7F0000000000  # where the mapping core maps its symbol file
@@ -102,6 +105,19 @@ def many_nt_file_entries():
     return core([(0x10000 + i * 0x40000, 8192, None, 0) for i in range(1000)], nt_file(entries))
 
 
+def infer_296_bytes(tmp_path):
+    """A 296-byte dump with 268,413 shapes per release from v30 on, every one of them asked for (class 16)."""
+    layout = next(l for l in LAYOUTS if l.id == "L9")
+    path = tmp_path / "ctx.bin"
+    path.write_bytes(infer_instance(layout, {"num_runtime_memories": 33}, 8, "little").to_bytes())
+    return ["infer", path, "--limit", "4294967295"]
+
+
+def gzip_bomb():
+    """A small core, then 192 MB of zeros: 200 KB of gzip (class 10)."""
+    return gzip_members((_ONE_SEGMENT, 1), (bytes(16 << 20), 12))
+
+
 OVERLAPPING = b"".join(func(1, BASE + 16 * i, 16) for i in range(1000))  # 8 table headers name these bytes
 
 
@@ -117,6 +133,9 @@ CASES = [
     ("core 20,000 segments on 1 MB", scan_core(lambda: core([(0x10000 + i * 0x200000, 1 << 20, 0, 1 << 20)
                                                             for i in range(20_000)], data=bytes(1 << 20))),
      0, b"0 component contexts"),
+    ("gzip core of 192 MB of zeros past its segments", scan_core(gzip_bomb, "bomb.core.gz"), 0,
+     b"the rest was not decompressed"),
+    ("infer --limit 4294967295 on a 296-byte dump", infer_296_bytes, 2, b"list fewer (--limit N"),
     ("core named in non-UTF-8 bytes", scan_core(ehdr(phoff=2 ** 63, phnum=1), b"c\xff.core"), 2, b".core: damaged ELF"),
     ("dump that is a FIFO", fifo_dump, 2, b"not a regular file"),
     ("sidecar that is a FIFO", fifo_sidecar, 2, b"not a regular file"),

@@ -1,7 +1,10 @@
 """Hostile cores (issue 20, classes 1 and 10): header claims checked against the file's real size, and costs
 bounded by what the file holds. Each core is a few struct-packed headers written here."""
 
+import gzip
+import os
 import struct
+import tempfile
 import time
 
 import pytest
@@ -162,3 +165,82 @@ def test_fuzzed_cores_raise_only_package_errors(tmp_path, edits, cut):
         assert "\n" not in str(e)
         return
     assert seconds < HOSTILE_SECONDS
+
+
+# ---------------------------------------------------------------- class 10: gzip expansion bounded by the headers
+
+def gzip_members(*parts):
+    """One gzip file of `parts`, each (bytes, repeat) a member repeated: 256 MB of zeros from one 16 MB compression."""
+    return b"".join(gzip.compress(data, 1) * repeat for data, repeat in parts)
+
+
+@pytest.fixture
+def temp_sizes(monkeypatch):
+    """sizes(): the size of each temporary file the core reader decompressed into (a duplicate fd of each keeps it
+    after the reader closes it)."""
+    fds = []
+    real = tempfile.TemporaryFile
+
+    def recording(*args, **kwargs):
+        tmp = real(*args, **kwargs)
+        fds.append(os.dup(tmp.fileno()))
+        return tmp
+
+    monkeypatch.setattr(tempfile, "TemporaryFile", recording)
+    yield lambda: [os.fstat(fd).st_size for fd in fds]
+    for fd in fds:
+        os.close(fd)
+
+
+_ONE_SEGMENT = core([(0x10000, 4096, 0, 4096)], data=b"\x41" * 4096)
+_PAST = "the gzip stream goes on past the {:,} bytes the core's headers use"
+
+
+@pytest.mark.parametrize("zeros_mb", [0, 256])
+def test_gzip_expansion_stops_at_the_last_byte_the_headers_use(tmp_path, temp_sizes, zeros_mb):
+    """A small core then 256 MB of zeros in 260 KB of gzip (issue 20, class 10; before: all of it decompressed into
+    TMPDIR, 5 MB -> 5 GB in 33 s): only the core's own bytes are decompressed, and the rest is said."""
+    path = tmp_path / "bomb.core.gz"
+    path.write_bytes(gzip_members((_ONE_SEGMENT, 1), (bytes(16 << 20), zeros_mb // 16)))
+    damage, mappings, missing, seconds = timed_open(path)
+    assert seconds < HOSTILE_SECONDS
+    assert temp_sizes() == [len(_ONE_SEGMENT)]
+    assert damage == ([_PAST.format(len(_ONE_SEGMENT)) + " (its segments, notes and headers): the rest was not "
+                       "decompressed"] if zeros_mb else [])
+    assert [(m.start, m.end) for m in mappings] == [(0x10000, 0x11000)] and not missing
+    with CoreFileSource(path) as src:
+        assert src.read(0x10000, 4096) == b"\x41" * 4096
+
+
+def test_gzip_core_claiming_more_than_its_stream_holds_is_cut(tmp_path, temp_sizes):
+    """p_offset + p_filesz of 1 TB over a stream of 8 KB: what the stream holds is read, the rest is missing."""
+    data = core([(0x10000, 1 << 40, 0, 1 << 40)], data=bytes(8192))
+    path = tmp_path / "claims.core.gz"
+    path.write_bytes(gzip.compress(data, 1))
+    damage, mappings, missing, seconds = timed_open(path)
+    assert seconds < HOSTILE_SECONDS and temp_sizes() == [len(data)]
+    assert missing[0][:2] == (0x10000 + 8192, 0x10000 + (1 << 40)) and missing[0][2].startswith("truncated core")
+
+
+def test_gzip_core_other_segment_types_claiming_everything_use_nothing(tmp_path, temp_sizes):
+    """A PT_NULL with p_offset + p_filesz = 2**64 - 1 (the reader never reads it) does not make the rest needed."""
+    data = ehdr(phnum=2) + phdr(PT_LOAD, EHDR + 2 * PHDR, 0x10000, 4096, 4096) + phdr(0, 0, 0, 2 ** 64 - 1, 0)
+    data += b"\x43" * 4096
+    path = tmp_path / "null.core.gz"
+    path.write_bytes(gzip_members((data, 1), (bytes(1 << 20), 8)))
+    damage, mappings, missing, _ = timed_open(path)
+    assert temp_sizes() == [len(data)] and damage[0].startswith(_PAST.format(len(data)))
+    assert [(m.start, m.end) for m in mappings] == [(0x10000, 0x11000)] and not missing
+
+
+def test_gzip_core_with_xnum_section_header_after_the_segments_keeps_it(tmp_path, temp_sizes):
+    """PN_XNUM: section header 0, which counts the program headers, lies after the data; it is used, so kept."""
+    shoff = EHDR + PHDR + 4096
+    data = (ehdr(phnum=0xFFFF, shoff=shoff) + phdr(PT_LOAD, EHDR + PHDR, 0x10000, 4096, 4096) + b"\x42" * 4096
+            + shdr(1))
+    path = tmp_path / "xnum.core.gz"
+    path.write_bytes(gzip_members((data, 1), (bytes(1 << 20), 4)))
+    damage, mappings, missing, _ = timed_open(path)
+    assert temp_sizes() == [len(data)]
+    assert damage == [_PAST.format(len(data)) + " (its segments, notes and headers): the rest was not decompressed"]
+    assert [(m.start, m.end) for m in mappings] == [(0x10000, 0x11000)] and not missing

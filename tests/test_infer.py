@@ -234,6 +234,23 @@ def test_infer_work_is_bounded_on_adversarial_dumps(monkeypatch, name):
     assert spent[0] <= WORK_BUDGET + 4 * len(data)
 
 
+def test_a_huge_limit_does_not_make_infer_spend_past_its_bound(tmp_path, capsys):
+    """`infer --limit 4294967295` on a 296-byte dump with 268,413 shapes per release (issue 20, class 16): refused
+    at once, as listing that many would spend the budget (before: 4-17 s, ranking charged at half its cost)."""
+    from vmctx_emu.cli import main
+
+    layout = next(l for l in LAYOUTS if l.id == "L9")
+    path = tmp_path / "ctx.bin"
+    path.write_bytes(instance(layout, {"num_runtime_memories": 33}, 8, "little").to_bytes())
+    assert path.stat().st_size == 296
+    start = time.perf_counter()
+    status = main(["infer", str(path), "--limit", "4294967295"])
+    assert time.perf_counter() - start <= 2
+    err = capsys.readouterr().err
+    assert status == 2 and "listing 268,413 of its 268,413 shapes" in err
+    assert "list fewer (--limit N, not 4,294,967,295)" in err and err.count("\n") == 1
+
+
 def test_infer_refuses_a_dump_larger_than_it_searches():
     from vmctx_emu.dumps.infer import INFER_MAX_BYTES
 

@@ -5,7 +5,11 @@ import time
 from importlib.metadata import PackageNotFoundError, version
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from unittest.mock import patch
 
+from vmctx_emu.live import identify
 from vmctx_emu.live.identify import VERSION_PATTERN, version_candidates, wasmtime_version_in
 
 # Real neighbourhoods of the version literal in wasmtime-py wheels (x86-64 `_libwasmtime.so`).
@@ -82,6 +86,36 @@ def test_fast_path_finds_what_the_pattern_finds():
     fast = version_candidates(data)
     assert sorted(set(slow)) == sorted(fast)
     assert all(sum(1 for s in slow if s == v) == n for v, (_, n) in fast.items())
+
+
+_ALPHABET = [b"0", b"1", b"9", b".", b".0.", b"-", b"@", b"/", b"a", b"Z", b" ", b"\x00", b"\n",
+             b"\n\nThis is a bug in Wasmtime", b"\n\nThis is a bug"]
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.lists(st.sampled_from(_ALPHABET), max_size=60), st.sampled_from([4, 16, 1 << 20]))
+def test_numpy_search_finds_exactly_what_the_pattern_finds(parts, block):
+    """The numpy evaluation (block by block, matches across block edges included) against the regex that defines
+    it: the same starts, versions and anchors."""
+    data = b"".join(parts)
+    with patch.object(identify, "_BLOCK", block):
+        starts, keys, anchored = identify._found(data)
+    expected = [(m.start(), m.group("version").decode(), bool(m.group("anchored")))
+                for m in VERSION_PATTERN.finditer(data)]
+    assert [(s, f"{k // 1000}.0.{k % 1000}", a) for s, k, a in zip(starts.tolist(), keys.tolist(),
+                                                                     anchored.tolist())] == expected
+
+
+@pytest.mark.parametrize("unit", [b"12.0.0 ", b"x.0.", b"-1.0.0a", b"1234.0.0a", b"1.0.0a"],
+                         ids=["version-then-space", "dot-zero-dot", "crate-version", "long-major", "true-match"])
+def test_planted_near_matches_cost_linear_time(unit):
+    """8 MiB of one planted (near-)match (issue 20; before: Python per b".0.", 64 MiB of them 3.9 s, 16 MiB of
+    b"12.0.0 " 5 s): well under a second, the version counted exactly."""
+    data = (unit * ((8 << 20) // len(unit) + 1))[: 8 << 20]
+    start = time.process_time()
+    found = version_candidates(data)
+    assert time.process_time() - start < 1  # about 0.1 s here
+    assert found == ({"1.0.0": (0, (8 << 20) // len(unit))} if unit == b"1.0.0a" else {})
 
 
 def _installed_library():

@@ -335,6 +335,15 @@ def _gzip(data, cut=None, damage=None):
     return make
 
 
+def _core_of(body):
+    """A minimal x86-64 core whose one PT_LOAD holds `body`."""
+    #                                              e_type e_machine e_version e_entry e_phoff e_shoff e_flags
+    head = b"\x7fELF" + bytes([2, 1, 1]) + bytes(9) + struct.pack("<HHIQQQIHHHHHH", 4, 62, 1, 0, 64, 0, 0,
+                                                                  64, 56, 1, 64, 0, 0)  # sizes, counts
+    #                    p_type p_flags p_offset p_vaddr p_paddr p_filesz p_memsz p_align
+    return head + struct.pack("<IIQQQQQQ", 1, 6, 120, 0x10000, 0, len(body), len(body), 4096) + body
+
+
 def _header_patch(offset, data):
     """The real core (the scratch copy) with its ELF header patched; restored when the case ends."""
     def make(tmp_path, request):
@@ -399,8 +408,11 @@ REFUSED_CORES = [
     ("gzip-not-elf", _gzip(ELF_TEXT), CoreFileError, r"not an ELF file$"),
     ("gzip-cut-in-its-header", _gzip(ELF_TEXT * 100, cut=10), CoreFileError,
      r"not an ELF file \(it is empty\); the gzip stream is cut short: it ends after 0 decompressed bytes"),
-    ("gzip-corrupt", _gzip(random.Random(0).randbytes(1 << 16) + ELF_TEXT * 1000, damage=2000), CoreFileError,
-     r"damaged gzip stream: "),
+    # The damage lies in bytes the core uses: only those are decompressed.
+    ("gzip-corrupt", _gzip(_core_of(random.Random(0).randbytes(1 << 16) + ELF_TEXT * 1000), damage=2000),
+     CoreFileError, r"damaged gzip stream: "),
+    ("gzip-corrupt-not-elf", _gzip(random.Random(0).randbytes(1 << 16) + ELF_TEXT * 1000, damage=2000),
+     CoreFileError, r"not an ELF file$"),
 ]
 
 

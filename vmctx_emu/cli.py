@@ -995,6 +995,9 @@ def _phrase(error):
     if isinstance(error, TooManyCandidatesError) and error.asks:
         way_out = (f"give it (--{count_option(error.count_name)} N)" if error.count_name else
                    "give the counts you know (the count options, e.g. --instances N --lowerings N) or --wasmtime")
+        if error.limit is not None:
+            way_out = f"list fewer (--limit N, not {error.limit:,}) or {way_out}"
+
         return f"{error.reason}; {way_out}"
     if isinstance(error, DumpError) and error.missing:
         return f"{error.reason}: pass them (CLI: --ptr-size and the count options)"

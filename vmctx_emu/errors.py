@@ -174,10 +174,11 @@ class TooManyCandidatesError(InferError):
     `reason` says what would (the message without the way out); `asks`
     whether giving counts is the way out (not for a dump larger than infer
     searches), and `count_name` the count to give (None: the counts the
-    caller knows, or the release).
+    caller knows, or the release); `limit` the number of shapes asked for when
+    listing them is what would take too long (a lower limit is a way out too).
     """
 
-    facts = ("reason", "count_name", "asks")
+    facts = ("reason", "count_name", "asks", "limit")
 
 
 class Trap(VMCtxEmuError):

@@ -140,6 +140,45 @@ def _split(start, end, perms, entries):
     return out
 
 
+def _used_end(pread, available):
+    """Where the last byte a reader of this core uses ends, by its headers: the ELF header, the program headers,
+    the section headers (section 0 may count the program headers: PN_XNUM) and the bytes of every segment it
+    reads (p_offset + p_filesz). None while the headers lie past the `available` bytes that `pread(size, offset)` can give.
+
+    A core this reader would refuse (not ELF64 little-endian, other program header sizes) uses its ELF
+    header only: `_parse` then says why from those bytes."""
+    head_size = elf.dtype("ELF header", 64, "<").itemsize
+    if available < head_size:
+        return None
+    head = pread(head_size, 0)
+    if elf.ident(head) != (64, "<"):
+        return head_size
+    eh = elf.header(head, 64, "<")
+    phoff, shoff, phentsize = int(eh["phoff"]), int(eh["shoff"]), int(eh["phentsize"])
+    shdr_size = elf.dtype("section headers", 64, "<").itemsize
+    phdr_size = elf.dtype("program headers", 64, "<").itemsize
+    section0 = None
+    if shoff and (int(eh["phnum"]) == elf.XNUM or not int(eh["shnum"])):
+        if shoff + shdr_size > available:
+            return None
+        section0 = elf.section_headers(pread(shdr_size, shoff), 1)[0]
+    phnum, shnum, _ = elf.resolve_xnum(eh, section0)
+    end = max(head_size, shoff + max(shnum, section0 is not None) * shdr_size if shoff else 0)
+    if not phnum or phentsize != phdr_size:
+        return end
+    if phoff + phnum * phdr_size > available:
+        return None
+    table = elf.program_headers(pread(phnum * phdr_size, phoff), phnum)
+    kind, offset, filesz, memsz = table["type"], table["offset"], table["filesz"], table["memsz"]
+    # What `_parse` reads: a PT_LOAD's p_filesz up to its p_memsz, a PT_NOTE's up to _MAX_NOTES; nothing of the
+    # other types (a PT_NULL claiming 2**64 bytes must not make the whole stream needed).
+    size = np.where((kind == elf.PT_LOAD) & (memsz > 0), np.minimum(filesz, memsz),
+                    np.where(kind == elf.PT_NOTE, np.minimum(filesz, _MAX_NOTES), 0))
+    # p_offset + size, saturated at 2**64 - 1 (past any stream) rather than wrapped.
+    ends = np.where(size > 0, offset + np.minimum(size, ~offset), 0)
+    return max(end, phoff + phnum * phdr_size, int(ends.max()))
+
+
 class CoreFileSource(MemorySource):
     """An ELF64 little-endian core file (x86-64 or aarch64), gzip-compressed or not.
 
@@ -205,16 +244,36 @@ class CoreFileSource(MemorySource):
         return self._gunzip(fd) if magic == _GZIP_MAGIC else fd
 
     def _gunzip(self, fd):
-        """The fd of a temporary file holding the decompressed core; streamed, never whole in memory."""
+        """The fd of a temporary file holding the decompressed core; streamed, never whole in memory.
+
+        Only as many bytes as the core's headers use (`_used_end`) are
+        decompressed: a small stream can expand to gigabytes past its last
+        segment (5 MB of gzip: 5 GB, 33 s, in RAM where TMPDIR is tmpfs).
+        """
         tmp = tempfile.TemporaryFile(prefix="vmctx-core-")
         self._fds.append(tmp)
-        written = 0
+        written, used = 0, None
+
+        def pread(size, offset):  # the decompressed bytes so far
+            tmp.flush()
+            return os.pread(tmp.fileno(), max(0, min(size, written - offset)), offset) if offset < written else b""
+
         try:
             with open(fd, "rb", closefd=False) as raw, gzip.GzipFile(fileobj=raw) as stream:
                 # read1, not read: a cut stream raises EOFError, and read() would drop what it had gathered.
-                while data := stream.read1(DEFAULT_CHUNK):
+                while (want := DEFAULT_CHUNK if used is None else min(DEFAULT_CHUNK, used - written)) > 0:
+                    data = stream.read1(want)
+                    if not data:
+                        break
                     tmp.write(data)
                     written += len(data)
+                    if used is None:
+                        used = _used_end(pread, written)
+                if used is not None and (written > used or written == used and stream.read1(1)):
+                    tmp.truncate(used)  # the first chunk, read before the headers were known, may go past
+                    written = used
+                    self._damage.append(f"the gzip stream goes on past the {used:,} bytes the core's headers use "
+                                        "(its segments, notes and headers): the rest was not decompressed")
         except EOFError:
             # A cut gzip stream: keep what came out; missing() reports the segments it lacks.
             self._gzip_cut = (f"the gzip stream is cut short: it ends after {written} decompressed bytes "
