@@ -309,7 +309,8 @@ def report_chunks(report, *, max_sections=MAX_SECTIONS):
     yield _nav(shown, folded, anchors)
     yield ('<section class="graph"><h2>Pointer graph</h2><p>Contexts, their stores and what their pointers reach '
            "(memories, core instances, func refs, host functions), grouped by store; stores and contexts alike are "
-           "drawn once with how many are like them. Hover over a node or an edge for what it is.</p>\n"
+           "drawn once with how many are like them. Hover over a node or an edge for what it is; in the CLI, "
+           "every field's pointer is named by the command for every field above.</p>\n"
            f"{graph_svg(report.contexts)}\n</section>\n")
     for ctx in shown:
         yield _section(ctx, report, anchors[id(ctx)])
