@@ -337,6 +337,9 @@ class _Scan:
         found = np.empty(FIND_BATCH, np.uint64)
         out = ffi.from_buffer("uint64_t[]", found)
         for m in writable:
+            if not self.src.holds_bytes(m):
+                done += m.size
+                continue
             walk = self.heaps.walker(m)
             try:
                 for at, chunk in self.src.iter_chunks(m):

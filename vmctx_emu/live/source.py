@@ -128,6 +128,12 @@ class MemorySource:
         """Ranges `(start, end, reason)` known to be absent; a live process has none."""
         return []
 
+    def holds_bytes(self, mapping):
+        """Whether the source has any byte of `mapping` (a core's segment may have none): a scan skips one that
+        has none without setting anything up for it."""
+        self._check_open()
+        return bool(self._present(mapping.start, mapping.end))
+
     def damage(self):
         """One line per defect of the source as a whole (a cut file, a cut gzip stream, notes lost); [] if none.
 
