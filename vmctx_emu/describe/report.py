@@ -26,6 +26,7 @@ __all__ = ["Report", "report_chunks", "report_from_scan", "report_from_dumps", "
 MAX_SECTIONS = 200  # contexts drawn in full; the rest are folded (`--sections` changes it)
 MAX_ANOMALIES = 20  # anomalies listed per context; the rest counted
 MAX_ADDRESSES = 4096  # addresses listed per folded group; the rest counted
+NAV_OPEN = 12  # contexts the page's list shows open; a longer list starts closed, under the graph
 
 # State -> (mark, words): the state told by a symbol and a word, not by colour alone.
 STATE_MARKS = {LIVE: ("✓", "LIVE"), UNKNOWN: ("?", "UNKNOWN"), FREED: ("✗", "FREED"), "dump": ("▣", "DUMP")}
@@ -181,8 +182,11 @@ def _nav(shown, folded, anchors):
         return ""
     items = "".join(f'<li><a href="#{anchors[id(c)]}">{_address(c)}</a> {STATE_MARKS.get(c.state, ("?",))[0]}'
                     "</li>" for c in shown)
-    more = f"<p>and {sum(len(g) for g in folded.values()):,} more, folded below</p>" if folded else ""
-    return f"<nav><h2>Contexts</h2><ol>{items}</ol>{more}</nav>\n"
+    rest = sum(len(g) for g in folded.values())
+    more = f"<p>and {rest:,} more, folded below</p>" if folded else ""
+    shut = "" if len(shown) <= NAV_OPEN else " (click to list them)"
+    return (f"<nav><details{' open' if not shut else ''}><summary><b>Contexts</b>: {len(shown):,} drawn"
+            + (f", {rest:,} folded" if rest else "") + f"{shut}</summary><ol>{items}</ol>{more}</details></nav>\n")
 
 
 def _flags_table(summary):
@@ -306,12 +310,12 @@ def report_chunks(report, *, max_sections=MAX_SECTIONS):
            f'<svg width="0" height="0" style="position:absolute" aria-hidden="true">{DEFS}</svg>\n')
     yield _header(report)
     anchors = {id(c): f"ctx-{i}" for i, c in enumerate(shown)}
-    yield _nav(shown, folded, anchors)
     yield ('<section class="graph"><h2>Pointer graph</h2><p>Contexts, their stores and what their pointers reach '
            "(memories, core instances, func refs, host functions), grouped by store; stores and contexts alike are "
            "drawn once with how many are like them. Hover over a node or an edge for what it is; in the CLI, "
            "every field's pointer is named by the command for every field above.</p>\n"
            f"{graph_svg(report.contexts)}\n</section>\n")
+    yield _nav(shown, folded, anchors)
     for ctx in shown:
         yield _section(ctx, report, anchors[id(ctx)])
     if folded:
