@@ -4,7 +4,6 @@
 import json
 import os
 import platform
-import subprocess
 import sys
 import textwrap
 from importlib.metadata import version
@@ -21,6 +20,7 @@ if sys.platform != "linux" or platform.machine() != "x86_64":
 from vmctx_emu.capture import save_capture  # noqa: E402
 from vmctx_emu.live import scan  # noqa: E402
 
+from children import ready_child  # noqa: E402
 from cores import SMALL_MEMORIES, gcore  # noqa: E402
 from test_real_wasmtime import LOWER_LIFT, MEMORY_REALLOC_POST_RETURN, NESTED_FUSED_ADAPTER, RESOURCE_DTOR  # noqa: E402
 
@@ -50,15 +50,8 @@ STORES = len(SHAPES)
 
 @pytest.fixture(scope="module")
 def child():
-    proc = subprocess.Popen([sys.executable, "-c", CHILD.format(shapes=SHAPES, small=SMALL_MEMORIES)],
-                            stdout=subprocess.PIPE, text=True, stdin=subprocess.DEVNULL)
-    try:
-        assert proc.stdout.readline().strip() == "ready"
+    with ready_child(CHILD.format(shapes=SHAPES, small=SMALL_MEMORIES)) as proc:
         yield proc
-    finally:
-        proc.kill()
-        proc.wait()
-        proc.stdout.close()
 
 
 @pytest.fixture(scope="module")

@@ -27,6 +27,7 @@ from vmctx_emu.describe import SCHEMA_VERSION, context_doc  # noqa: E402
 from vmctx_emu.live import ScanError, scan  # noqa: E402
 from vmctx_emu.live.target import open_source  # noqa: E402
 
+from children import ready_child  # noqa: E402
 from cores import SMALL_MEMORIES, gcore  # noqa: E402
 from test_real_wasmtime import LOWER_LIFT, MEMORY_REALLOC_POST_RETURN, NESTED_FUSED_ADAPTER, RESOURCE_DTOR  # noqa: E402
 
@@ -69,15 +70,8 @@ def here():
 
 @pytest.fixture(scope="module")
 def child():
-    proc = subprocess.Popen([sys.executable, "-c", CHILD.format(shapes=CHILD_SHAPES, small=SMALL_MEMORIES)],
-                            stdout=subprocess.PIPE,
-                            text=True)
-    try:
-        assert proc.stdout.readline().strip() == "ready"
+    with ready_child(CHILD.format(shapes=CHILD_SHAPES, small=SMALL_MEMORIES)) as proc:
         yield proc
-    finally:
-        proc.kill()
-        proc.wait()
 
 
 @pytest.fixture(scope="module")

@@ -3,14 +3,13 @@ the decode; checked with an HTML parser and an XML parser, on dumps, layouts of 
 
 import os
 import re
-import subprocess
-import sys
 import xml.etree.ElementTree as ET
 from dataclasses import replace
 from html.parser import HTMLParser
 
 import pytest
 
+from children import ready_child
 from vmctx_emu.cli import main
 from vmctx_emu.describe.drawing import GRID_CELLS, SLOT_STATES, WIDTH, layout_svg, region_kind, slot_states
 from vmctx_emu.describe.report import Report, dump_as_context, report_chunks, report_from_dumps
@@ -191,15 +190,8 @@ def child():
     live = pytest.importorskip("test_live_scan")  # skips off x86-64 Linux or without wasmtime 50
     from cores import SMALL_MEMORIES
 
-    proc = subprocess.Popen([sys.executable, "-c", live.CHILD.format(shapes=live.CHILD_SHAPES, small=SMALL_MEMORIES)],
-                            stdout=subprocess.PIPE, text=True, stdin=subprocess.DEVNULL)
-    try:
-        assert proc.stdout.readline().strip() == "ready"
+    with ready_child(live.CHILD.format(shapes=live.CHILD_SHAPES, small=SMALL_MEMORIES)) as proc:
         yield proc
-    finally:
-        proc.kill()
-        proc.wait()
-        proc.stdout.close()
 
 
 def _check_real_page(text, scanned):
