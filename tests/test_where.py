@@ -86,6 +86,25 @@ def test_where_in_a_live_process_and_its_core(example, probes, tmp_path):
     check(scan(core, decode=False, where=asked).located, probes)
 
 
+def test_a_library_s_code_that_gcore_left_out_is_named_from_nt_file_not_unmapped(example, tmp_path):
+    """Regression: gdb's gcore writes no segment for read-only file pages (libc's code), so `where --core` said
+    "not mapped" of an address the process maps; NT_FILE still names the file, and a trusted copy the symbol."""
+    from vmctx_emu.live.namer import NOT_IN_CORE
+
+    with open(f"/proc/{example.pid}/maps") as maps:
+        code = next(int(line.split("-")[0], 16) for line in maps
+                    if " r-xp " in line and "/libc.so" in line)
+    asked = [code + 0x1000]
+    [live] = scan(example.pid, decode=False, where=asked).located
+    core = gcore(example.pid, str(tmp_path))
+    [dumped] = scan(core, decode=False, where=asked).located
+    assert " in section .text of libc.so" in live.named
+    if dumped.mapping is None:  # what gcore does here
+        assert dumped.named == live.named.split(" (/")[0] + f" ({NOT_IN_CORE})"
+    else:
+        assert dumped.named.split(" (")[0] == live.named.split(" (")[0]
+
+
 def test_the_cli_says_it_and_json_keeps_the_full_name(example, probes):
     out = io.StringIO()
     assert main(["where", f"{probes[1]:#x}", str(probes[3]), "--pid", str(example.pid)], out=out) == 0

@@ -397,7 +397,7 @@ class CoreFileSource(MemorySource):
             self.file_names = False
             self.file_names_why = ("the notes that name them are cut off" if cut_notes else "the core has no notes"
                                    if not notes else "the core has no NT_FILE note")
-        index = _index_files(entries)
+        index = self._files = _index_files(entries)
         self._mappings = [m for s, perms in segments for m in _split(s.start, s.end, perms, index)]
         self._missing = []
         for s in self._segments:
@@ -453,6 +453,16 @@ class CoreFileSource(MemorySource):
     def mappings(self):
         self._check_open()
         return list(self._mappings)
+
+    def file_at(self, address):
+        self._check_open()
+        files = self._files
+        if files is None or not 0 <= address < 1 << 64:
+            return None
+        i = int(np.searchsorted(files.end, np.uint64(address), "right"))
+        if i >= len(files.start) or not int(files.start[i]) <= address:
+            return None
+        return files.name_of(i), files.offset_of(i) + int(files.skip[i]) + address - int(files.start[i])
 
     def missing(self):
         self._check_open()

@@ -17,7 +17,7 @@ from ..layouts.types import CODE_ROLES
 from ..errors import UnreadableMemoryError
 from .symbols import ElfSymbols, address_parts, parts_text
 
-__all__ = ["AddressMap", "PointerNamer", "pointee", "CORE_MAGIC"]
+__all__ = ["AddressMap", "PointerNamer", "pointee", "CORE_MAGIC", "NOT_IN_CORE"]
 
 PTR = 8
 ORDER = "little"
@@ -67,6 +67,9 @@ class AddressMap:
 
 
 CORE_MAGIC = int.from_bytes(b"core", ORDER)  # a core instance's VMContext starts with it
+# How a pointer into a file a core's NT_FILE maps, but no segment holds, is named: gdb's gcore leaves read-only
+# file pages (a library's code) out, so the address is mapped though the core has neither its bytes nor its perms.
+NOT_IN_CORE = "mapped per NT_FILE; the core holds no segment for it"
 
 
 def pointee(text, kind, **fields):
@@ -102,6 +105,7 @@ class PointerNamer:
         self.heaps = heaps  # glibc's bookkeeping (`heap.Heaps`), walked by the scan: names host data's block
         self._symbols = {}  # path -> ElfSymbols or None
         self._found = {}  # (value, role) -> pointee: contexts of one shape share most of their pointers
+        self._by_path = None  # path -> a mapping of that file, built when first asked
 
     def where(self, value, code=False):
         """`value` named; `code`: it is a code pointer (so under an emulator, guest code mapped r-- is code)."""
@@ -111,7 +115,18 @@ class PointerNamer:
         """The pointee of `value` from where it lands (`vmctx`: a core VMContext is expected there)."""
         m = self.memory.find(value)
         if m is None:
-            return pointee("not mapped", "unmapped")
+            found = self.src.file_at(value)
+            if found is None:
+                return pointee("not mapped", "unmapped")
+            path, offset = found
+            held = self._held_mapping(path)
+            parts = self._symbol(value, held) if held is not None else None
+            if parts:  # a trusted copy of the file names it, as for an address in a segment
+                return pointee(f"{parts_text(parts)} ({NOT_IN_CORE})", "symbol" if parts["symbol"] else "file",
+                               file=parts["file"], vaddr=f"{parts['vaddr']:#x}", section=parts["section"],
+                               symbol=parts["symbol"], offset=parts["offset"])
+            return pointee(f"{os.path.basename(path)} + {offset:#x} ({NOT_IN_CORE})", "file",
+                           file=os.path.basename(path), file_offset=f"{offset:#x}", perms=None)
         if value in self.contexts:
             return pointee(f"component context at {value:#x}", "component_context", address=f"{value:#x}")
         if m.path and not m.path.startswith("["):
@@ -132,6 +147,15 @@ class PointerNamer:
             return pointee(f"core VMContext at {value:#x} ({_counts_text(counts)})", "core_vmcontext",
                            address=f"{value:#x}", counts=counts)
         return pointee(f"anonymous {m.perms} memory", "anonymous", perms=m.perms)
+
+    def _held_mapping(self, path):
+        """A mapping of the file `path` that the source holds (its image's trust and load bias come from those)."""
+        if self._by_path is None:
+            self._by_path = {}
+            for m in self.src.mappings():
+                if m.path:
+                    self._by_path.setdefault(m.path, m)
+        return self._by_path.get(path)
 
     def _symbol(self, value, mapping):
         """`address_parts` from the file the target mapped at `mapping`, when a trusted copy is here."""

@@ -128,6 +128,11 @@ class MemorySource:
         """Ranges `(start, end, reason)` known to be absent; a live process has none."""
         return []
 
+    def file_at(self, address):
+        """(path, file offset) of a file the target maps at `address` where no mapping says so (a core whose
+        NT_FILE names a range no segment holds: gdb leaves read-only file pages out); None here."""
+        return None
+
     def holds_bytes(self, mapping):
         """Whether the source has any byte of `mapping` (a core's segment may have none): a scan skips one that
         has none without setting anything up for it."""

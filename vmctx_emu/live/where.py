@@ -72,7 +72,7 @@ class Locator:
 
     def locate(self, address):
         mapping = self.memory.find(address)
-        named = self.name(address, True) if mapping is not None else "not mapped"
+        named = self.name(address, True)
         inside = None
         k = bisect.bisect_right(self.starts, address) - 1
         if k >= 0 and address < self.starts[k] + self.sizes[k]:
