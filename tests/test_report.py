@@ -1,8 +1,10 @@
 """`report` and `layout --svg` (issue 21): one self-contained HTML page, a section per context, maps drawn from
 the decode; checked with an HTML parser and an XML parser, on dumps, layouts of every release and real Wasmtime."""
 
+import html
 import os
 import re
+import subprocess
 import xml.etree.ElementTree as ET
 from dataclasses import replace
 from html.parser import HTMLParser
@@ -267,3 +269,15 @@ def test_a_context_of_4m_lowerings_is_a_bounded_grid(dumps):
     assert len(text.encode()) < 600_000
     assert "lowerings: 4,000,000 elements, a cell per 3,907" in text
     inline_svgs(text)
+
+
+def test_a_dump_named_in_bytes_that_are_not_utf8_is_named_by_escapes(tmp_path):
+    folder = os.path.join(os.fsencode(tmp_path), b"d\xff")
+    assert main(["demo", "--dump", os.fsdecode(folder)]) == 0
+    out = tmp_path / "r.html"
+    assert main(["report", os.fsdecode(os.path.join(folder, b"ctx.bin")), "-o", str(out)]) == 0
+    text = out.read_text(encoding="utf-8")
+    word = f"$'{tmp_path}/d\\xff/ctx.bin'"  # bash's $'...': the byte itself
+    assert f"vmctx-emu decode {html.escape(word)}" in text
+    assert subprocess.run(["bash", "-c", f"test -f {word}"]).returncode == 0  # pasted, it names the file
+    assert len(Page(text).of_class("context")) == 1

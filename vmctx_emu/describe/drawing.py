@@ -10,7 +10,7 @@ at most `GRID_CELLS` cells, each cell a run of elements when there are more.
 import numpy as np
 
 from ..dumps.decode import Interp
-from .words import hex_value, interpretation
+from .words import hex_value, interpretation, utf8_text
 
 __all__ = ["KINDS", "STATES", "STYLE", "DEFS", "MAP_STATES", "region_kind", "layout_map", "layout_svg", "legend",
            "legend_svg", "slot_states", "SLOT_STATES"]
@@ -70,8 +70,8 @@ _OVERLAID = ("poisoned", "mixed", "partly")  # states drawn as a pattern over th
 
 
 def _escape(text):
-    """Text safe in XML: markup escaped, characters a file name may carry as surrogates written as \\x escapes."""
-    text = str(text).encode("utf-8", "backslashreplace").decode("utf-8")
+    """Text safe in XML: markup escaped, a file name's bytes that are not UTF-8 written as \\x escapes."""
+    text = utf8_text(text)
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").replace('"', "&quot;")
 
 

@@ -19,6 +19,7 @@ from ..live.scanner import LiveContext
 from .drawing import DEFS, STYLE as MAP_STYLE, layout_svg, legend_svg
 from .graph import GRAPH_STYLE, graph_svg
 from .summary import MAX_RUNS, context_summary, instance_runs, shape_options
+from .words import utf8_text
 
 __all__ = ["Report", "report_chunks", "report_from_scan", "report_from_dumps", "dump_as_context", "MAX_SECTIONS",
            "state_counts", "command_line"]
@@ -135,13 +136,29 @@ def report_from_dumps(dumps, title, *, manifest=None):
 
 
 def _e(text):
-    """Text safe in HTML; characters a file name carries as surrogates written as \\x escapes."""
-    return html.escape(str(text).encode("utf-8", "backslashreplace").decode("utf-8"))
+    """Text safe in HTML; a file name's bytes that are not UTF-8 written as \\x escapes."""
+    return html.escape(utf8_text(text))
 
 
 def command_line(*argv):
     """A shell command line for `argv`, each word quoted as needed."""
-    return " ".join(shlex.quote(str(a).encode("utf-8", "backslashreplace").decode("utf-8")) for a in argv)
+    return " ".join(_shell_word(str(a)) for a in argv)
+
+
+def _shell_word(word):
+    """`word` quoted for a POSIX shell; one holding bytes that are not UTF-8 (surrogate escapes) as bash's
+    $'...' with \\xNN for them, so the command names the same file when pasted."""
+    if not any(0xDC80 <= ord(c) <= 0xDCFF for c in word):
+        return shlex.quote(utf8_text(word))
+    out = []
+    for c in word:
+        if 0xDC80 <= ord(c) <= 0xDCFF:
+            out.append(f"\\x{ord(c) - 0xDC00:02x}")
+        elif c in "\\'":
+            out.append("\\" + c)
+        else:
+            out.append(utf8_text(c))
+    return "$'" + "".join(out) + "'"
 
 
 def _state(state):

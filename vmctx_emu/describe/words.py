@@ -4,7 +4,7 @@ from ..dumps.decode import Interp
 from ..memory.flags import flag_names
 from ..memory.magic import describe_magic_bytes
 
-__all__ = ["FIXED_TEXT", "interpretation", "hex_width", "hex_value", "anomaly_summary"]
+__all__ = ["FIXED_TEXT", "interpretation", "hex_width", "hex_value", "anomaly_summary", "utf8_text"]
 
 # Interpretations whose text does not depend on the value.
 FIXED_TEXT = {Interp.POISON: "unset (debug poison)", Interp.NULL: "null", Interp.POINTER: "pointer (not followed)",
@@ -41,3 +41,14 @@ def hex_value(column, value, ctx):
 
 def anomaly_summary(anomalies):
     return "anomalies: none" if not anomalies else f"anomalies: {len(anomalies)}"
+
+
+def utf8_text(text):
+    """`text` writable as UTF-8 whatever it holds: a byte of a file name that is not UTF-8 (os keeps it as a
+    surrogate escape) as `\\xff`, any other lone surrogate as `\\udXXX`."""
+    text = str(text)
+    try:
+        raw = text.encode("utf-8", "surrogateescape")
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "backslashreplace").decode("utf-8")
+    return raw.decode("utf-8", "backslashreplace")
