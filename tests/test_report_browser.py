@@ -18,7 +18,8 @@ DARK = ("--force-dark-mode", "--blink-settings=preferredColorScheme=0")  # prefe
 
 def shoot(page, png, *flags):
     """Chromium's console lines while it loads `page` and screenshots it into `png`."""
-    done = subprocess.run([CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars", *flags,
+    done = subprocess.run([CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                           "--hide-scrollbars", f"--user-data-dir={png.parent / 'chromium-profile'}", *flags,
                            "--enable-logging=stderr", "--v=0", f"--window-size={WINDOW}", f"--screenshot={png}",
                            page.as_uri()], capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL)
     assert png.exists(), done.stderr[-2000:]
