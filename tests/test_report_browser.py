@@ -1,6 +1,7 @@
 """The report in a real browser (issue 21): Debian's chromium, headless, loads the page without a console message
-and takes a screenshot that is not blank. `make test` installs chromium where it can; elsewhere this skips."""
+and takes a screenshot that is not blank; printed, the page shows what its closed <details> hold. `make test` installs chromium where it can; elsewhere this skips."""
 
+import re
 import shutil
 import subprocess
 
@@ -56,3 +57,28 @@ def test_a_layout_svg_renders(blank, tmp_path, capsys):
     png = tmp_path / "layout.png"
     assert shoot(page, png) == []
     assert png.stat().st_size > 1.5 * blank
+
+
+def pdf_pages(page, pdf):
+    """Pages of the PDF chromium prints `page` to."""
+    subprocess.run([CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                    f"--user-data-dir={pdf.parent / 'chromium-profile'}", "--no-pdf-header-footer",
+                    f"--print-to-pdf={pdf}", page.as_uri()], capture_output=True, timeout=120, stdin=subprocess.DEVNULL)
+    return len(re.findall(rb"/Type\s*/Page\b", pdf.read_bytes()))
+
+
+def test_a_printed_report_shows_what_its_closed_details_hold(tmp_path):
+    from dataclasses import replace
+
+    from vmctx_emu.describe.report import PRINT_OPEN, Report, dump_as_context, report_chunks
+    from vmctx_emu.dumps.dump import load_dump
+
+    assert main(["demo", "--dump", str(tmp_path / "d")]) == 0
+    ctx = dump_as_context(load_dump(tmp_path / "d" / "before.bin"), "before.bin")
+    many = [replace(ctx, address=0x10000 + 0x1000 * i) for i in range(3000)]  # folded: 2,999 addresses in <details>
+    text = "".join(report_chunks(Report("print", "seed", "test", {"dump": 3000}, many), max_sections=1))
+    (tmp_path / "open.html").write_text(text)
+    (tmp_path / "shut.html").write_text(text.replace(PRINT_OPEN, ""))  # the control: details printed closed
+    opened, shut = pdf_pages(tmp_path / "open.html", tmp_path / "open.pdf"), pdf_pages(tmp_path / "shut.html",
+                                                                                       tmp_path / "shut.pdf")
+    assert shut >= 1 and opened > shut, (opened, shut)

@@ -32,6 +32,8 @@ NAV_OPEN = 12  # contexts the page's list shows open; a longer list starts close
 # State -> (mark, words): the state told by a symbol and a word, not by colour alone.
 STATE_MARKS = {LIVE: ("✓", "LIVE"), UNKNOWN: ("?", "UNKNOWN"), FREED: ("✗", "FREED"), "dump": ("▣", "DUMP")}
 
+# Printed, every <details> shows its contents (evidence, folded addresses): a printed report hides nothing.
+PRINT_OPEN = "details::details-content{content-visibility:visible;display:block}"
 PAGE_STYLE = """
 :root{--fg:#1b1b1b;--bg:#ffffff;--muted:#5b5b5b;--line:#cfcfcf;--live:#007a5a;--unknown:#a86f00;--freed:#c24a00;
 --dump:#0060a0;--bad:#c24a00;color-scheme:light dark}
@@ -52,7 +54,7 @@ vertical-align:top}
 .anomalies li::before{content:"⚠ "}
 svg{max-width:100%;height:auto}
 nav ol{columns:3;font:12px ui-monospace,monospace}
-@media print{body{max-width:none}details{display:block}details>*{display:block}nav{display:none}}
+@media print{body{max-width:none}nav{display:none}""" + PRINT_OPEN + """}
 """
 
 
