@@ -28,16 +28,21 @@ DISK_BUDGET = 500 << 20
 
 
 def disk_used(root):
-    """Bytes `root`'s files take on disk (blocks, so a sparse file counts what it holds), and the largest few."""
-    sizes = []
+    """Bytes `root`'s files take on disk (blocks, so a sparse file counts what it holds), and the largest few.
+
+    A file counts once however many of its names are under `root`, and not at all when it has names outside
+    (a hard link to a cached binary): deleting `root` would free none of its blocks."""
+    inodes = {}
     for folder, _, names in os.walk(root):
         for name in names:
             try:
                 st = os.lstat(os.path.join(folder, name))
             except OSError:
                 continue
-            sizes.append((st.st_blocks * 512, os.path.join(folder, name)))
-    sizes.sort(reverse=True)
+            seen = inodes.setdefault((st.st_dev, st.st_ino), [st.st_blocks * 512, st.st_nlink, 0,
+                                                               os.path.join(folder, name)])
+            seen[2] += 1
+    sizes = sorted(((size, path) for size, links, found, path in inodes.values() if found >= links), reverse=True)
     return sum(size for size, _ in sizes), sizes[:5]
 
 

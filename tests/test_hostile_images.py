@@ -10,6 +10,7 @@ mapping keeps its shape: the read-behind stops at the mapping's start.
 """
 
 import os
+import struct
 import sys
 from importlib.metadata import version
 
@@ -145,20 +146,35 @@ def test_any_library_without_its_first_page_is_refused_with_a_note(core, headles
                                     f"file the target mapped: the target {NO_FIRST_PAGE}"]
 
 
-def test_an_executable_given_for_a_core_without_its_first_page_is_not_trusted(core, example, tmp_path):
-    """A core with no file names and no first page of the executable: its dynamic section and entry point
-    match the file given, which names the segments, but that is not the build's identity."""
+def test_an_executable_given_for_a_core_without_its_first_page_is_checked_by_its_dynamic_section(core, example,
+                                                                                                  tmp_path):
+    """A core with no file names and no first page of the executable (as qemu-user writes them): the file given is
+    checked on its dynamic section as the loader relocated it and its entry point, and the evidence says the first
+    page was not there; a copy with one dynamic entry changed is refused at that entry."""
+    from vmctx_emu.errors import FileMismatchError
+    from vmctx_emu.live.elf import PT_DYNAMIC, program_header_list
+
     path, files, _ = core
     exe = os.path.realpath(f"/proc/{example.pid}/exe")
     _, start = first_page(files, os.path.basename(exe))
     nameless = rewrite_core(path, tmp_path / "nameless", drop_notes=(NT_FILE,), drop_at=(start,))
     try:
         result = scan(nameless, exe=exe)
+        assert result.wasmtime == VERSION and len(result.contexts) == 1
+        assert not any("cannot be checked" in n for n in result.notes), result.notes
+        with open(exe, "rb") as f:
+            image = bytearray(f.read())
+        phoff, phnum = struct.unpack_from("<Q", image, 0x20)[0], struct.unpack_from("<H", image, 0x38)[0]
+        dynamic = next(p for p in program_header_list(bytes(image[phoff:phoff + 56 * phnum]), phnum)
+                       if p.type == PT_DYNAMIC)
+        image[dynamic.offset + 8] ^= 0x40  # the first entry's value
+        other = tmp_path / "other-build"
+        other.write_bytes(bytes(image))
+        with pytest.raises(FileMismatchError) as refused:
+            scan(nameless, exe=str(other))
+        assert f"file offset {dynamic.offset + 8:#x} (in its dynamic section)" in str(refused.value)
     finally:
         os.unlink(nameless)
-    assert result.wasmtime == VERSION and len(result.contexts) == 1
-    assert (f"the executable given ({exe}) cannot be checked: the core {NO_FIRST_PAGE}; it names the segments, but "
-            "gives no version or symbols") in result.notes, result.notes
 
 
 # --------------------------------------------------------------------------- class 14

@@ -114,8 +114,18 @@ def test_the_disk_budget_counts_what_files_hold_not_what_they_claim(tmp_path):
     with open(tmp_path / "sparse", "r+b") as f:
         f.truncate(3 << 30)  # 3 GiB apparent, nothing held
     (tmp_path / "real").write_bytes(b"x" * (1 << 20))
+    inside, outside = tmp_path / "run", tmp_path / "cache"
+    inside.mkdir(), outside.mkdir()
+    (outside / "binary").write_bytes(b"y" * (1 << 20))
+    os.link(outside / "binary", inside / "binary")  # a hard link to a cached file: deleting the run frees nothing
+    os.link(inside / "binary", inside / "again")
+    (inside / "twice").write_bytes(b"z" * (1 << 20))
+    os.link(inside / "twice", inside / "twice-again")  # both names in the run: counted once
     used, largest = disk_used(tmp_path)
-    assert (1 << 20) <= used < (2 << 20) and largest[0][1] == str(tmp_path / "real")
+    assert (3 << 20) <= used < (4 << 20) and largest[0][1] in (str(tmp_path / "real"), str(outside / "binary"),
+                                                              str(inside / "twice"))
+    run_used, _ = disk_used(inside)
+    assert (1 << 20) <= run_used < (3 << 19)
     (tmp_path / "sparse").unlink()  # 3 GiB apparent: not left in pytest's kept directories
 
 

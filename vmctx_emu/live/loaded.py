@@ -208,13 +208,19 @@ class _Loader:
                                 p.offset & -self.page, name) for p in headers if p.type == PT_LOAD and p.filesz]
             pages = _check_exe(self.src, loaded.exe_file, _pieces(loaded.mappings, segments))
             entries = self._check_dynamic(loaded.exe_file, headers, bias)
-            if FIRST_PAGE in pages:
-                how = ", ".join(filter(None, (f"{len(pages)} page{'s' * (len(pages) != 1)} of its code and headers",
-                                              f"its dynamic section ({entries} entries, as the loader relocated "
-                                              "them) and entry point" if entries else "")))
+            # The file named by the user is trusted on its first page (headers, build-id), or on its dynamic
+            # section as the loader relocated it and its entry point: a section's addresses move with the size of
+            # everything laid out before it, so another build does not reproduce them (a qemu-user core holds no
+            # file page at all). A file found by its path or under --sysroot needs its first page (images.py).
+            if FIRST_PAGE in pages or entries:
+                how = ", ".join(filter(None, (f"{len(pages)} page{'s' * (len(pages) != 1)} of its code and headers"
+                                              if pages else "", f"its dynamic section ({entries} entries, as the "
+                                              "loader relocated them) and entry point" if entries else "")))
+                if FIRST_PAGE not in pages:
+                    how += f" (the core {NO_FIRST_PAGE})"
                 loaded.verified[name] = (loaded.exe_file, f"the executable given, checked against the core: {how}")
             else:
-                what = (f"the core {NO_FIRST_PAGE}" if pages or entries else
+                what = (f"the core {NO_FIRST_PAGE} nor its dynamic section" if pages else
                         "the core holds none of its bytes that a load leaves as they are")
                 self.note(f"the executable given ({loaded.exe_file}) cannot be checked: {what}; it names the "
                           "segments, but gives no version or symbols")
