@@ -281,3 +281,14 @@ def test_a_dump_named_in_bytes_that_are_not_utf8_is_named_by_escapes(tmp_path):
     assert f"vmctx-emu decode {html.escape(word)}" in text
     assert subprocess.run(["bash", "-c", f"test -f {word}"]).returncode == 0  # pasted, it names the file
     assert len(Page(text).of_class("context")) == 1
+
+
+def test_a_context_not_decoded_says_its_shape_when_known_and_why_not(dumps):
+    ctx = dump_as_context(load_dump(dumps[1]), dumps[1])
+    known = replace(ctx, decoded=None, notes=["its shape claims too much: not read, not decoded"])
+    unknown = replace(ctx, decoded=None, counts=None, shape_from=None, notes=["shape not recovered: no copy"])
+    text = _page(Report("two", "seed", "test", {"dump": 2}, [known, unknown]))
+    assert "shape: <code>--wasmtime seed --lowerings 3" in text and ", not decoded" in text
+    assert "<p>shape: unknown, so not decoded</p>" in text
+    assert "note: its shape claims too much" in text and "note: shape not recovered: no copy" in text
+    assert len(Page(text).of_class("context")) == 2

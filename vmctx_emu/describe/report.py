@@ -253,7 +253,11 @@ def _section(ctx, report, anchor):
            f"<p>Wasmtime {_e(ctx.release or ctx.wasmtime or 'unknown')}, layout {_e(ctx.layout.id)} "
            f"({_e(ctx.layout.range_text)})</p>"]
     evidence = ctx.liveness.evidence if ctx.liveness is not None else []
-    if ctx.decoded is None:
+    if ctx.decoded is None and ctx.counts is not None:  # a shape known but not read (its notes say why)
+        out.append(f"<p>shape: <code>{_e(shape_options(ctx))}</code>, not decoded"
+                   + (f"<br><span class=\"muted\">from {_e(ctx.shape_from)}</span>" if ctx.shape_from else "")
+                   + "</p>")
+    elif ctx.decoded is None:
         out.append(f"<p>shape: unknown, so not decoded{_e(f' ({ctx.shape_from})' if ctx.shape_from else '')}</p>")
     else:
         summary = context_summary(ctx)
