@@ -5,7 +5,6 @@ import json
 import os
 import platform
 import sys
-import textwrap
 from importlib.metadata import version
 
 import pytest
@@ -20,29 +19,12 @@ if sys.platform != "linux" or platform.machine() != "x86_64":
 from vmctx_emu.capture import save_capture  # noqa: E402
 from vmctx_emu.live import scan  # noqa: E402
 
-from children import ready_child  # noqa: E402
-from cores import SMALL_MEMORIES, gcore  # noqa: E402
+from children import stores_child  # noqa: E402
+from cores import gcore  # noqa: E402
 from test_real_wasmtime import LOWER_LIFT, MEMORY_REALLOC_POST_RETURN, NESTED_FUSED_ADAPTER, RESOURCE_DTOR  # noqa: E402
 
 # Each shape in a store of its own, the first three times over: three contexts share one store context. The
 # structures reached: 4 store contexts, 2 memories, and func refs of 1 realloc, 3 post-returns, 1 destructor.
-CHILD = textwrap.dedent("""
-    import time, wasmtime
-    from wasmtime.component import Component, Linker
-    {small}
-    engine = small_engine(wasmtime)
-    keep = []
-    for wat, host, copies in {shapes!r}:
-        store = wasmtime.Store(engine)
-        linker = Linker(engine)
-        with linker.root() as root:
-            for name in host:
-                root.add_func(name, lambda store, *args, name=name: None if name in ("peek", "note", "log") else 3)
-        component = Component(engine, wat)
-        keep.append((store, [linker.instantiate(store, component) for _ in range(copies)]))
-    print("ready", flush=True)
-    time.sleep(300)
-""")
 SHAPES = [(LOWER_LIFT, ["add"], 3), (MEMORY_REALLOC_POST_RETURN, ["len", "peek"], 1), (RESOURCE_DTOR, ["note"], 1),
           (NESTED_FUSED_ADAPTER, ["log"], 1)]
 STORES = len(SHAPES)
@@ -50,7 +32,7 @@ STORES = len(SHAPES)
 
 @pytest.fixture(scope="module")
 def child():
-    with ready_child(CHILD.format(shapes=SHAPES, small=SMALL_MEMORIES)) as proc:
+    with stores_child(SHAPES) as proc:
         yield proc
 
 

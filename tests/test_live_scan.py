@@ -9,7 +9,6 @@ import json
 import platform
 import subprocess
 import sys
-import textwrap
 from importlib.metadata import version
 
 import pytest
@@ -27,28 +26,12 @@ from vmctx_emu.describe import SCHEMA_VERSION, context_doc  # noqa: E402
 from vmctx_emu.live import ScanError, scan  # noqa: E402
 from vmctx_emu.live.target import open_source  # noqa: E402
 
-from children import ready_child  # noqa: E402
-from cores import SMALL_MEMORIES, gcore  # noqa: E402
+from children import stores_child  # noqa: E402
+from cores import gcore  # noqa: E402
 from test_real_wasmtime import LOWER_LIFT, MEMORY_REALLOC_POST_RETURN, NESTED_FUSED_ADAPTER, RESOURCE_DTOR  # noqa: E402
 
-CHILD = textwrap.dedent("""
-    import sys, time, wasmtime
-    from wasmtime.component import Component, Linker
-    {small}
-    engine = small_engine(wasmtime)
-    keep = []
-    for wat, host in {shapes!r}:
-        store = wasmtime.Store(engine)
-        linker = Linker(engine)
-        with linker.root() as root:
-            for name in host:
-                root.add_func(name, lambda store, *args: None if name in ("peek", "note", "log") else 3)
-        keep.append((store, linker.instantiate(store, Component(engine, wat))))
-    print("ready", flush=True)
-    time.sleep(300)
-""")
-CHILD_SHAPES = [(LOWER_LIFT, ["add"]), (MEMORY_REALLOC_POST_RETURN, ["len", "peek"]),
-                (RESOURCE_DTOR, ["note"]), (NESTED_FUSED_ADAPTER, ["log"])]
+CHILD_SHAPES = [(LOWER_LIFT, ["add"], 1), (MEMORY_REALLOC_POST_RETURN, ["len", "peek"], 1),
+                (RESOURCE_DTOR, ["note"], 1), (NESTED_FUSED_ADAPTER, ["log"], 1)]
 
 
 def _instantiate(wat, host):
@@ -70,7 +53,7 @@ def here():
 
 @pytest.fixture(scope="module")
 def child():
-    with ready_child(CHILD.format(shapes=CHILD_SHAPES, small=SMALL_MEMORIES)) as proc:
+    with stores_child(CHILD_SHAPES) as proc:
         yield proc
 
 

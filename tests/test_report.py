@@ -11,7 +11,7 @@ from html.parser import HTMLParser
 
 import pytest
 
-from children import ready_child
+from children import stores_child
 from vmctx_emu.cli import main
 from vmctx_emu.describe.drawing import GRID_CELLS, SLOT_STATES, WIDTH, layout_svg, region_kind, slot_states
 from vmctx_emu.describe.report import Report, dump_as_context, report_chunks, report_from_dumps
@@ -190,9 +190,7 @@ def test_the_report_command_needs_one_target(dumps, tmp_path, capsys):
 def child():
     """A wasmtime-py child with four stores: lower/lift, memory+realloc+post-return, a resource, a composition."""
     live = pytest.importorskip("test_live_scan")  # skips off x86-64 Linux or without wasmtime 50
-    from cores import SMALL_MEMORIES
-
-    with ready_child(live.CHILD.format(shapes=live.CHILD_SHAPES, small=SMALL_MEMORIES)) as proc:
+    with stores_child(live.CHILD_SHAPES) as proc:
         yield proc
 
 
