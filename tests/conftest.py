@@ -71,6 +71,17 @@ def compile_c(module_name, source, cdefs, tmpdir):
     return module.lib
 
 
+def cli_text(*argv):
+    """What `vmctx-emu ARGV` prints when it succeeds, run in-process: the engine every front end runs."""
+    import io
+
+    from vmctx_emu.cli import main
+
+    out = io.StringIO()
+    assert main([str(a) for a in argv], out=out) == 0
+    return out.getvalue()
+
+
 def run_cli(argv, capsys, out=None):
     """(exit status, stdout, stderr) of `vmctx-emu ARGV` run in-process; argparse's SystemExit is a status."""
     from vmctx_emu.cli import main
@@ -106,3 +117,12 @@ def example():
         yield proc
     finally:
         stop(proc)
+
+
+@pytest.fixture(scope="module")
+def example_context(example):
+    """The address of the example's one context (v50: one lowering, one instance, one trampoline)."""
+    from vmctx_emu.live import scan
+
+    [ctx] = scan(example.pid, decode=False).contexts
+    return ctx.address

@@ -12,6 +12,7 @@ pytest.importorskip("wasmtime")
 if sys.platform != "linux" or platform.machine() != "x86_64":
     pytest.skip("reads /proc and x86-64 cores", allow_module_level=True)
 
+from conftest import cli_text  # noqa: E402
 from cores import gcore  # noqa: E402
 
 
@@ -88,27 +89,10 @@ def test_an_unsupported_release_is_one_line_from_gdb(gdb, script, example):
     assert "Traceback" not in proc.stderr and "vmctx scan" not in proc.stdout
 
 
-def _context_address(example):
-    from vmctx_emu.live import scan
-
-    [ctx] = scan(example.pid, decode=False).contexts
-    return ctx.address
-
-
-def _cli(*argv):
-    import io
-
-    from vmctx_emu.cli import main
-
-    out = io.StringIO()
-    assert main([str(a) for a in argv], out=out) == 0
-    return out.getvalue()
-
-
-def test_vmctx_address_reads_release_and_shape_like_scan(gdb, script, example, tmp_path):
+def test_vmctx_address_reads_release_and_shape_like_scan(gdb, script, example, example_context, tmp_path):
     """Regression: `vmctx ADDR` on a live v50 process needed every count typed and decoded as the seed."""
-    address = _context_address(example)
-    records = _cli("scan", "--pid", example.pid, "--context", hex(address), "--records")
+    address = example_context
+    records = cli_text("scan", "--pid", example.pid, "--context", hex(address), "--records")
     live = run_gdb(gdb, script, f"vmctx {address:#x}", attach=example.pid)
     if "ptrace: Operation not permitted" in live.stderr:
         pytest.skip("gdb may not attach here (ptrace not permitted)")
@@ -122,11 +106,11 @@ def test_vmctx_address_reads_release_and_shape_like_scan(gdb, script, example, t
 
     core = gcore(example.pid, str(tmp_path))
     text = run_gdb(gdb, script, f"core {core}", f"vmctx {address:#x}")
-    assert _cli("scan", "--core", core, "--context", hex(address), "--records") in text.stdout, text.stderr
+    assert cli_text("scan", "--core", core, "--context", hex(address), "--records") in text.stdout, text.stderr
 
 
-def test_vmctx_address_counts_given_win_with_a_note(gdb, script, example):
-    address = _context_address(example)
+def test_vmctx_address_counts_given_win_with_a_note(gdb, script, example, example_context):
+    address = example_context
     proc = run_gdb(gdb, script, f"vmctx {address:#x} --lowerings 1 --instances 1 --trampolines 2",
                    f"vmctx {address:#x} --lowerings 1 --instances 1 --trampolines 1",
                    f"vmctx {address:#x} --wasmtime 21 --lowerings 1", attach=example.pid)
@@ -146,8 +130,8 @@ def test_vmctx_address_counts_given_win_with_a_note(gdb, script, example):
     assert "libcalls" in proc.stdout  # L4's header, as asked
 
 
-def test_vmctx_address_not_at_a_context(gdb, script, example):
-    address = _context_address(example)
+def test_vmctx_address_not_at_a_context(gdb, script, example, example_context):
+    address = example_context
     proc = run_gdb(gdb, script, "vmctx $pc", f"vmctx {address:#x} --bogus", f"vmctx {address:#x} --ptr-size 8",
                    attach=example.pid)
     if "ptrace: Operation not permitted" in proc.stderr:

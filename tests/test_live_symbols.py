@@ -25,6 +25,7 @@ NO_SUCH_PID = 2**22 + 12345  # above the default pid_max: no process has it
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from test_hostile_symbols import b62
 from vmctx_emu.describe import context_doc
 from vmctx_emu.errors import ArgumentTypeError, LiveError, SymbolFileError
 from vmctx_emu.live import symbols
@@ -413,18 +414,6 @@ def doubling(levels):
         s += "T" + (f"B{b62(prev)}" * 2 if prev is not None else "uu") + "E"
         prev = at
     return "_R" + s + "E"
-
-
-def b62(n):
-    digits = "0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
-    if n == 0:
-        return "_"
-    n, out = n - 1, ""
-    while True:
-        n, r = divmod(n, 62)
-        out = digits[r] + out
-        if not n:
-            return out + "_"
 
 
 def test_demangle_backrefs_and_their_limit():

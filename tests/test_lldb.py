@@ -80,26 +80,9 @@ wasmtime = pytest.importorskip("wasmtime")
 if sys.platform != "linux" or platform.machine() != "x86_64":
     pytest.skip("reads /proc and x86-64 cores", allow_module_level=True)
 
-from vmctx_emu.cli import main  # noqa: E402
-from vmctx_emu.live import scan  # noqa: E402
+from conftest import cli_text  # noqa: E402
 
 from cores import gcore  # noqa: E402
-
-
-@pytest.fixture(scope="module")
-def context(example):
-    """The address of the example's one context (v50: one lowering, one instance, one trampoline)."""
-    [ctx] = scan(example.pid, decode=False).contexts
-    return ctx.address
-
-
-def cli(*argv):
-    """What `vmctx-emu ARGV` prints (the engine every front end runs)."""
-    import io
-
-    out = io.StringIO()
-    assert main([str(a) for a in argv], out=out) == 0
-    return out.getvalue()
 
 
 def attached(lldb, script, example, *commands):
@@ -115,55 +98,55 @@ def _output_of(stdout, command):
     return after.split("\n(lldb) ", 1)[0].rstrip("\n") + "\n"
 
 
-def test_live_process_the_same_as_the_cli(lldb, script, example, context):
-    commands = [f"vmctx {context:#x}", f"vmctx {context:#x} --summary", "vmctx scan --json",
-                f"vmctx where {context:#x}+16 {context:#x}"]
+def test_live_process_the_same_as_the_cli(lldb, script, example, example_context):
+    commands = [f"vmctx {example_context:#x}", f"vmctx {example_context:#x} --summary", "vmctx scan --json",
+                f"vmctx where {example_context:#x}+16 {example_context:#x}"]
     proc = attached(lldb, script, example, *commands)
     assert "Traceback" not in proc.stderr, proc.stderr
     records = _output_of(proc.stdout, commands[0])
-    assert records == cli("scan", "--pid", example.pid, "--context", hex(context), "--records"), proc.stderr
-    assert f"VMComponentContext at {context:#x}: LIVE\n" in records
+    assert records == cli_text("scan", "--pid", example.pid, "--context", hex(example_context), "--records"), proc.stderr
+    assert f"VMComponentContext at {example_context:#x}: LIVE\n" in records
     assert "shape: VMComponentOffsets stored at ctx-188 (10 counts, 11 offsets, all reproduced)" in records
     summary = _output_of(proc.stdout, commands[1])
-    assert f"VMComponentContext at {context:#x}: LIVE, Wasmtime 50.0.0, layout L11" in summary
+    assert f"VMComponentContext at {example_context:#x}: LIVE, Wasmtime 50.0.0, layout L11" in summary
     assert "  shape: --wasmtime 50.0.0 --lowerings 1 --instances 1 --trampolines 1\n" in summary
     doc = json.loads(_output_of(proc.stdout, commands[2]))
     assert doc["source"] == f"pid {example.pid}" and doc["wasmtime"]["version"] == "50.0.0"
-    assert [c["layout"]["address"] for c in doc["contexts"]] == [hex(context)]
+    assert [c["layout"]["address"] for c in doc["contexts"]] == [hex(example_context)]
     where = _output_of(proc.stdout, commands[3])
-    assert f"{context + 16:#x}: " in where and f"  inside the context at {context:#x}: store_context" in where
-    assert where == cli("where", hex(context + 16), hex(context), "--pid", example.pid)
+    assert f"{example_context + 16:#x}: " in where and f"  inside the context at {example_context:#x}: store_context" in where
+    assert where == cli_text("where", hex(example_context + 16), hex(example_context), "--pid", example.pid)
 
 
-def test_live_process_counts_given_win_and_a_difference_is_noted(lldb, script, example, context):
-    proc = attached(lldb, script, example, f"vmctx {context:#x} --lowerings 2 --instances 1 --trampolines 1")
+def test_live_process_counts_given_win_and_a_difference_is_noted(lldb, script, example, example_context):
+    proc = attached(lldb, script, example, f"vmctx {example_context:#x} --lowerings 2 --instances 1 --trampolines 1")
     # Decoded as the release the scan read (50.0.0's count options, no --wasmtime typed) with the counts given.
-    assert f"VMComponentContext at {context:#x}: ptr_size=8, little-endian, 112 bytes" in proc.stdout, proc.stderr
+    assert f"VMComponentContext at {example_context:#x}: ptr_size=8, little-endian, 112 bytes" in proc.stdout, proc.stderr
     assert "lowerings[1].callee" in proc.stdout
-    assert (f"vmctx: the counts given differ from the VMComponentOffsets copy stored before {context:#x}: "
+    assert (f"vmctx: the counts given differ from the VMComponentOffsets copy stored before {example_context:#x}: "
             "num_lowerings 2 (stored 1); decoding with the counts given (the stored shape: --wasmtime 50.0.0 "
             "--lowerings 1 --instances 1 --trampolines 1)") in proc.stderr
 
 
-def test_live_process_bad_address_and_expression(lldb, script, example, context):
-    proc = attached(lldb, script, example, f"vmctx {context:#x}+8")
-    assert f"error: vmctx: no VMComponentContext at {context + 8:#x}: found bytes" in proc.stderr
+def test_live_process_bad_address_and_expression(lldb, script, example, example_context):
+    proc = attached(lldb, script, example, f"vmctx {example_context:#x}+8")
+    assert f"error: vmctx: no VMComponentContext at {example_context + 8:#x}: found bytes" in proc.stderr
     proc = attached(lldb, script, example, "vmctx no_such_symbol_here")
     assert "error: vmctx: cannot evaluate 'no_such_symbol_here': " in proc.stderr
     assert "Traceback" not in proc.stderr
 
 
-def test_core_the_same_as_the_cli(lldb, script, example, context, tmp_path):
+def test_core_the_same_as_the_cli(lldb, script, example, example_context, tmp_path):
     core = gcore(example.pid, str(tmp_path))
-    commands = ["vmctx scan", f"vmctx {context:#x}", "vmctx where $pc " + hex(context + 16)]
+    commands = ["vmctx scan", f"vmctx {example_context:#x}", "vmctx where $pc " + hex(example_context + 16)]
     proc = run_lldb(lldb, script, *commands, core=core)
     assert "Traceback" not in proc.stderr, proc.stderr
     summary = _output_of(proc.stdout, commands[0])
     assert summary.startswith(f"core {core}: Wasmtime 50.0.0 (version string in "), proc.stderr
-    assert summary == cli("scan", "--core", core)
+    assert summary == cli_text("scan", "--core", core)
     records = _output_of(proc.stdout, commands[1])
-    assert records == cli("scan", "--core", core, "--context", hex(context), "--records")
-    assert f"VMComponentContext at {context:#x}: LIVE\n" in records and "this context" in records
+    assert records == cli_text("scan", "--core", core, "--context", hex(example_context), "--records")
+    assert f"VMComponentContext at {example_context:#x}: LIVE\n" in records and "this context" in records
     where = _output_of(proc.stdout, commands[2])
-    assert f"  inside the context at {context:#x}: store_context" in where
+    assert f"  inside the context at {example_context:#x}: store_context" in where
     os.unlink(core)
