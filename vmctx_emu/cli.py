@@ -178,14 +178,22 @@ def _u32(option):
     return parse
 
 
-def _pid(text):
-    try:
-        value = int(text, 10)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a process id, got {text!r}") from None
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"a process id is positive, got {value}")
-    return value
+def _positive_int(noun, not_positive):
+    """An argparse type: a decimal int above 0; `noun` names what was expected, `not_positive` words 0 or less."""
+    def parse(text):
+        try:
+            value = int(text, 10)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {noun}, got {text!r}") from None
+        if value <= 0:
+            raise argparse.ArgumentTypeError(f"{not_positive}, got {value}")
+        return value
+
+    return parse
+
+
+_pid = _positive_int("a process id", "a process id is positive")
+_positive = _positive_int("a positive count", "expected a positive count")
 
 
 ADDRESS_MAX = 2**64 - 1
@@ -198,16 +206,6 @@ def _seconds(text):
         raise argparse.ArgumentTypeError(f"expected seconds such as 0.5 or 2, got {text!r}") from None
     if not 0.05 <= value <= 86400:
         raise argparse.ArgumentTypeError(f"seconds between reads are from 0.05 to 86400, got {text}")
-    return value
-
-
-def _positive(text):
-    try:
-        value = int(text, 10)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive count, got {text!r}") from None
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"expected a positive count, got {value}")
     return value
 
 
