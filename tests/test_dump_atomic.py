@@ -193,3 +193,26 @@ def test_dump_whose_bytes_rename_fails_after_the_commit_still_loads_whole(tmp_pa
     assert len(leftovers(tmp_path)) == 1 and pair(path) == expected(NEW)
     write_dump(NEW, path)
     assert pair(path) == expected(NEW)
+
+
+def test_write_file_replaces_whole_leaves_no_staging_and_clears_a_killed_writers(tmp_path):
+    """One file (a report page) written as the dump pair's bytes are: staged beside, synced, renamed over."""
+    page = tmp_path / "report.html"
+    page.write_bytes(b"old")
+    killed = tmp_path / f".vmctx-report.html-{'0' * 16}.tmp"  # what a writer killed midway leaves
+    killed.write_bytes(b"half")
+    os.utime(killed, (0, 0))  # older than STALE_AFTER
+    assert files_module.write_file(page, (b"new ", b"page")) == 8
+    assert page.read_bytes() == b"new page" and sorted(os.listdir(tmp_path)) == ["report.html"]
+    with pytest.raises(DumpError, match=r"cannot write .*/no-such-folder/p.html: No such file or directory"):
+        files_module.write_file(tmp_path / "no-such-folder" / "p.html", (b"x",))
+    with pytest.raises(DumpError, match="it is a directory"):
+        files_module.write_file(tmp_path, (b"x",))
+
+    def broken():
+        yield b"part"
+        raise OSError(28, "No space left on device")
+
+    with pytest.raises(DumpError, match="No space left on device"):
+        files_module.write_file(page, broken())
+    assert page.read_bytes() == b"new page" and sorted(os.listdir(tmp_path)) == ["report.html"]

@@ -558,30 +558,14 @@ def cmd_report(args, out):
     from . import __version__
 
     report.written_by = f"vmctx-emu {__version__}"
-    size = _write_text(output, report_chunks(report, max_sections=args.sections))
+    from .dumps.files import write_file
+
+    size = write_file(output, (piece.encode("utf-8", "backslashreplace")
+                               for piece in report_chunks(report, max_sections=args.sections)))
     drawn = min(len(report.contexts), args.sections)
     out.write(f"wrote {output}: {len(report.contexts):,} context{'s' * (len(report.contexts) != 1)} "
               f"({drawn:,} drawn), {size:,} bytes\n")
     return 0
-
-
-def _write_text(path, chunks):
-    """Write str `chunks` to `path` as UTF-8 through a temporary file renamed over it: a page is whole or absent."""
-    directory = os.path.dirname(os.path.abspath(path))
-    temp = os.path.join(directory, f".{os.path.basename(path)}.{os.getpid()}.tmp")
-    size = 0
-    try:
-        with open(temp, "w", encoding="utf-8", errors="backslashreplace") as f:
-            for chunk in chunks:
-                f.write(chunk)
-            size = f.tell()
-        os.replace(temp, path)
-    except OSError as e:
-        raise ArgumentValueError(f"cannot write {path}: {e.strerror or e}") from None
-    finally:
-        if os.path.exists(temp):
-            os.unlink(temp)
-    return size
 
 
 def _colour(out):

@@ -41,7 +41,8 @@ import time
 from ..checks import check_int
 from ..errors import ArgumentTypeError, ArgumentValueError, CaptureError, DumpError
 
-__all__ = ["MAX_DUMP_BYTES", "STALE_AFTER", "TOKEN", "check_path", "sidecar_path", "write_pair", "write_directory",
+__all__ = ["MAX_DUMP_BYTES", "STALE_AFTER", "TOKEN", "check_path", "sidecar_path", "write_pair", "write_file",
+           "write_directory",
            "check_free_directory",
            "open_checked", "read_bounded", "read_dump_bytes", "read_committed"]
 
@@ -81,8 +82,9 @@ def check_path(path, what="path"):
 
 
 def _write_file(path, data, *, made=None, sync=False):
-    """Create `path` (mode 0666 less the umask) and write `data`; `made` gets the path once it exists; fsync
-    only with `sync` (a directory's writer syncs once for all its files)."""
+    """Create `path` (mode 0666 less the umask) and write `data` (bytes, or an iterable of bytes pieces); `made`
+    gets the path once it exists; fsync only with `sync` (a directory's writer syncs once for all its files).
+    Returns the bytes written."""
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0), 0o666)
     if made is not None:
         made.append(path)
@@ -92,10 +94,12 @@ def _write_file(path, data, *, made=None, sync=False):
         os.close(fd)
         raise
     with f:
-        f.write(data)
+        for piece in (data,) if isinstance(data, (bytes, bytearray, memoryview)) else data:
+            f.write(piece)
         if sync:
             f.flush()
             os.fsync(f.fileno())
+        return f.tell()
 
 
 def _fsync_dir(directory):
@@ -186,6 +190,39 @@ def write_pair(path, data, sidecar):
                     pass
     _remove_stale(real_bin, real_side, token)
     return path
+
+
+def write_file(path, pieces):
+    """Write the bytes `pieces` yields to `path` through a staging file beside it, synced and renamed over it:
+    a reader finds the old file or the whole new one, and a failure leaves no part of it (a killed writer's
+    staging file is removed by the next write to `path`). Returns the bytes written; `DumpError` names the file."""
+    path = check_path(path)
+    real = os.path.realpath(path)
+    if os.path.isdir(real):
+        raise DumpError(f"cannot write {path}: it is a directory")
+    token = secrets.token_hex(8)
+    staging = _temp_path(real, token, _TEMP_SIDECAR)
+    made = []
+    try:
+        size = _write_file(staging, pieces, made=made, sync=True)
+        os.replace(staging, real)
+        made.remove(staging)
+        _fsync_dir(os.path.dirname(real))
+    except OSError as e:
+        raise DumpError(f"cannot write {path}: {e.strerror or e}") from None
+    finally:
+        for tmp in made:
+            try:
+                os.unlink(tmp)
+            except OSError:
+                pass
+    directory, prefix = os.path.split(_temp_path(real, "", ""))
+    for stale in _stale(directory or ".", prefix, _TEMP_SIDECAR, token):
+        try:
+            os.unlink(stale)
+        except OSError:
+            pass
+    return size
 
 
 def _refuse_occupied(path, real):
