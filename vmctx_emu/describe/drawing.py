@@ -10,6 +10,7 @@ at most `GRID_CELLS` cells, each cell a run of elements when there are more.
 import numpy as np
 
 from ..dumps.decode import Interp
+from .records import pointed_text
 from .words import hex_value, interpretation, utf8_text
 
 __all__ = ["KINDS", "STATES", "STYLE", "DEFS", "MAP_STATES", "region_kind", "layout_map", "layout_svg", "legend",
@@ -84,8 +85,12 @@ def region_kind(field):
 def slot_states(decoded, field, start, stop):
     """The state of elements `start:stop` of `field` as u8 codes (indices into `SLOT_STATES`), from their
     interpretation codes: poisoned if any sub-field is, null if every pointer is, partly if some are."""
-    columns = decoded.element_columns(field, start, stop)
-    n = stop - start
+    return _states(field, decoded.element_columns(field, start, stop))
+
+
+def _states(field, columns):
+    """`slot_states` of elements whose `Decoded.element_columns` are `columns`."""
+    n = len(columns[0][1]) if columns else 0
     poisoned, bad = np.zeros(n, bool), np.zeros(n, bool)
     pointers, nulls = np.zeros(n, np.int32), np.zeros(n, np.int32)
     for sub, (_values, codes) in zip(field.elem_type.subfields, columns):
@@ -111,23 +116,22 @@ def _run_counts(states, per):
     return np.bincount(keys, minlength=runs * k).reshape(runs, k)
 
 
-def _element_title(decoded, field, region, index, points_to):
-    """Hover text of one element: the field, its offset, and per sub-field the raw value and what it means."""
+def _element_title(decoded, field, region, index, points_to, columns, first_column):
+    """Hover text of one element: the field, its offset, and per sub-field the raw value and what it means.
+    `columns` are the region's `element_columns` from element 0, `first_column` its first `Column`'s number."""
     ctx = decoded.ctx
     at = region.offset + index * region.elem_size
     name = f"{field.name}[{index}]" if field.count is not None else field.name
     lines = [f"{name} at offset {at} ({at:#x})"]
-    columns = decoded.element_columns(field, index, index + 1)
     subs = field.elem_type.subfields
-    for sub, (values, codes) in zip(subs, columns):
-        value, code = int(values[0]), int(codes[0])
+    for k, (sub, (values, codes)) in enumerate(zip(subs, columns)):
+        value, code = int(values[index]), int(codes[index])
         offset = at + field.sub_offset(sub.name, ctx.ptr)
-        column = next(c for c in decoded.columns if c.region == field.name and c.sub == sub.name)
+        column = decoded.columns[first_column + k]
         words = interpretation(code, value, ctx)
         target = (points_to or {}).get(offset)
         if target is not None:
-            named = target["text"] if isinstance(target, dict) else target
-            words = named if code == Interp.POINTER else f"{words}: {named}"
+            words = pointed_text(words, code, target)
         label = "" if len(subs) == 1 else f"{sub.name} "
         lines.append(f"{label}{hex_value(column, value, ctx)}: {words}")
     return "\n".join(lines)
@@ -163,17 +167,18 @@ def _rect(x, y, w, h, cls, title=None, state=None):
     return out
 
 
-def layout_map(offsets, decoded=None, points_to=None, anomalies=(), ids="m"):
+def layout_map(offsets, decoded=None, points_to=None, anomalies=()):
     """The map's SVG elements (a list of str) and its height: the strip, then a grid per large array.
 
     `decoded` (a `Decoded` of this shape) marks each slot's state and gives hover text its raw values and
     their meaning (`points_to`: offset -> what a pointer there points at); `anomalies` are offsets outlined.
     """
-    fields = offsets.LAYOUT.declared_fields() if hasattr(offsets, "LAYOUT") else decoded.ctx.layout.declared_fields()
     regions = offsets.regions()
+    widths = _widths(regions)
+    first_columns = {} if decoded is None else {field.name: first for field, _, first in decoded.blocks}
     parts, grids = [], []
     x = 0.0
-    for field, region, width in zip(fields, regions, _widths(regions)):
+    for field, region, width in zip(offsets.LAYOUT.declared_fields(), regions, widths):
         kind = region_kind(field)
         head = (f"{field.name}: {region.elem_type}" + (f" x {region.count:,} ({region.count_name})"
                                                        if region.count_name else "")
@@ -185,14 +190,17 @@ def layout_map(offsets, decoded=None, points_to=None, anomalies=(), ids="m"):
             parts.append(_rect(x, 0, width, STRIP_H, f"slot k-{kind} s-{state}" if count else "slot s-null",
                                head + ("" if count else ": no elements")))
         elif count * MIN_SLOT <= width and count <= STRIP_SLOTS:
-            states = slot_states(decoded, field, 0, count)
+            columns = decoded.element_columns(field, 0, count)
+            states = _states(field, columns)
             step = width / count
             for i in range(count):
-                title = head + "\n" + _element_title(decoded, field, region, i, points_to)
+                title = head + "\n" + _element_title(decoded, field, region, i, points_to, columns,
+                                                      first_columns[field.name])
                 state = SLOT_STATES[states[i]]
                 parts.append(_rect(x + i * step, 0, step, STRIP_H, f"slot k-{kind} s-{state}", title, state))
         else:
-            states = slot_states(decoded, field, 0, count)
+            columns = decoded.element_columns(field, 0, count)
+            states = _states(field, columns)
             total = np.bincount(states, minlength=len(SLOT_STATES))
             title = _run_title(field, region, 0, count - 1, total)
             cursor = x
@@ -202,18 +210,18 @@ def layout_map(offsets, decoded=None, points_to=None, anomalies=(), ids="m"):
                     parts.append(_rect(cursor, 0, share, STRIP_H, f"slot k-{kind} s-{SLOT_STATES[i]}", title,
                                        SLOT_STATES[i]))
                     cursor += share
-            grids.append((field, region, kind, states))
+            grids.append((field, region, kind, states, columns))
         parts.append(_rect(x, 0, width, STRIP_H, "block", None))
         if width >= 7 * len(field.name) + 6:
             parts.append(f'<text x="{x + 3:.1f}" y="{STRIP_H + 12}">{_escape(field.name)}</text>')
         x += width
     for offset in sorted(set(anomalies)):
-        at = _x_of(offset, regions)
+        at = _x_of(offset, regions, widths)
         if at is not None:
             parts.append(f'<rect x="{at - 2:.1f}" y="-3" width="5" height="{STRIP_H + 6}" class="anomaly">'
                          f"<title>anomaly at offset {offset} ({offset:#x})</title></rect>")
     y = STRIP_H + 16
-    for field, region, kind, states in grids:
+    for field, region, kind, states, columns in grids:
         y += ROW_GAP
         per = -(-len(states) // GRID_CELLS)
         runs = _run_counts(states, per)
@@ -223,18 +231,18 @@ def layout_map(offsets, decoded=None, points_to=None, anomalies=(), ids="m"):
         for c in range(cells):
             first, last = c * per, min(len(states), (c + 1) * per) - 1
             state = _run_state(runs[c])
-            title = (_element_title(decoded, field, region, first, points_to) if per == 1
-                     else _run_title(field, region, first, last, runs[c]))
+            title = (_element_title(decoded, field, region, first, points_to, columns, first_columns[field.name])
+                     if per == 1 else _run_title(field, region, first, last, runs[c]))
             parts.append(_rect((c % GRID_COLUMNS) * CELL, y + (c // GRID_COLUMNS) * CELL, CELL - 1, CELL - 1,
                                f"slot k-{kind} s-{state}", title, state))
         y += -(-cells // GRID_COLUMNS) * CELL
     return parts, y + 4
 
 
-def _x_of(offset, regions):
-    """The strip's x of a byte offset (inside the region holding it), or None past the end."""
+def _x_of(offset, regions, widths):
+    """The strip's x of a byte offset (inside the region holding it; `widths` theirs in px), or None past the end."""
     x = 0.0
-    for region, width in zip(regions, _widths(regions)):
+    for region, width in zip(regions, widths):
         if region.offset - region.padding_before <= offset < region.end or (region.size == 0 and offset == region.offset):
             inside = (offset - region.offset) / region.size if region.size else 0
             return x + max(0.0, inside) * width

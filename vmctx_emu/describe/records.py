@@ -17,7 +17,7 @@ from .words import FIXED_TEXT, anomaly_summary, hex_value, hex_width, interpreta
 from .symbols import short_name
 
 __all__ = ["record_rows", "decoded_table", "decoded_table_chunks", "decoded_doc", "decoded_json",
-           "decoded_json_chunks", "json_object_chunks", "MIN_RUN"]
+           "decoded_json_chunks", "json_object_chunks", "pointed_text", "MIN_RUN"]
 
 MIN_RUN = 32  # fewer elements per run on average than this: record by record (0: always by runs)
 _OFFSET_LIMIT = 10**8  # a table's offsets with more digits widen their column: record by record then
@@ -186,7 +186,7 @@ def _table_lines(decoded, recs, points_to, address):
         column, index, offset, value, code = row
         text = interpretation(code, value, ctx)
         if offset in points_to:  # short in text (generic arguments elided), whole in JSON
-            text = _pointed_text(text, code, points_to[offset], short=True)
+            text = pointed_text(text, code, points_to[offset], short=True)
         lines.append((f"{ctx.vmctx + offset:#018x}  " if address else "")
                      + f"{offset:8d}  {column.label(index):<34} {hex_value(column, value, ctx):<18}  {text}\n")
     return "".join(lines)
@@ -264,7 +264,7 @@ def decoded_doc(decoded, points_to=None):
             target = points_to.get(offset)
             record["points_to"] = target
             if target is not None:
-                record["text"] = _pointed_text(record["text"], code, target)
+                record["text"] = pointed_text(record["text"], code, target)
         records.append(record)
     return {"schema_version": SCHEMA_VERSION, "layout": ctx.layout_parameters(), "records": records,
             "anomalies": [a.to_dict() for a in decoded.anomalies]}
@@ -346,7 +346,7 @@ def _json_record(ctx, keys, pad, row, points_to):
     target = None if points_to is None else points_to.get(offset)
     words = _FIXED_WORDS.get(code) if code in FIXED_TEXT and target is None else None
     if target is not None:
-        words = _enc(_pointed_text(interpretation(code, value, ctx), code, target))
+        words = _enc(pointed_text(interpretation(code, value, ctx), code, target))
     elif words is None:
         words = _enc(interpretation(code, value, ctx))
         if code in FIXED_TEXT:
@@ -363,7 +363,7 @@ def _json_record(ctx, keys, pad, row, points_to):
     return "".join(record)
 
 
-def _pointed_text(text, code, target, short=False):
+def pointed_text(text, code, target, short=False):
     """A pointer's `text` once followed: what it points at (a pointee's text, or the text given), after
     what the value itself says unless that is only "pointer (not followed)"."""
     named = target["text"] if isinstance(target, dict) else target
