@@ -290,3 +290,12 @@ def test_a_context_not_decoded_says_its_shape_when_known_and_why_not(dumps):
     assert "<p>shape: unknown, so not decoded</p>" in text
     assert "note: its shape claims too much" in text and "note: shape not recovered: no copy" in text
     assert len(Page(text).of_class("context")) == 2
+
+
+def test_a_hostile_name_in_a_map_s_hover_text_stays_well_formed(dumps):
+    decoded = decode(load_dump(dumps[1]))
+    callee = decoded.ctx.offsets.lowering_callee(0)
+    text = layout_svg(decoded.ctx.offsets, decoded, points_to={callee: "evil\x01\x1f</title><script>x</script>"})
+    root = ET.fromstring(text)  # well-formed: the control characters replaced, the markup escaped
+    titles = [t.text for t in root.iter(SVG + "title")]
+    assert any("evil\ufffd\ufffd</title><script>x</script>" in t for t in titles), titles

@@ -11,7 +11,7 @@ import numpy as np
 
 from ..dumps.decode import Interp
 from .records import pointed_text
-from .words import hex_value, interpretation, utf8_text
+from .words import hex_value, interpretation, utf8_text, xml_text
 
 __all__ = ["KINDS", "STATES", "STYLE", "DEFS", "MAP_STATES", "region_kind", "layout_map", "layout_svg", "legend",
            "legend_svg", "slot_states", "SLOT_STATES"]
@@ -71,9 +71,8 @@ _OVERLAID = ("poisoned", "mixed", "partly")  # states drawn as a pattern over th
 
 
 def _escape(text):
-    """Text safe in XML: markup escaped, a file name's bytes that are not UTF-8 written as \\x escapes."""
-    text = utf8_text(text)
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").replace('"', "&quot;")
+    """Text safe in an SVG: a file name's bytes that are not UTF-8 written as \\x escapes, then `xml_text`."""
+    return xml_text(utf8_text(text))
 
 
 def region_kind(field):

@@ -10,9 +10,7 @@ thousands of alike stores stays a page. No script: hover text is SVG `<title>`.
 """
 
 import hashlib
-import re
 from collections import defaultdict
-from xml.sax.saxutils import escape as _escape
 
 import numpy as np
 
@@ -21,6 +19,7 @@ from ..layouts.types import ROLES
 from ..live.store_context import STRUCT_POINTERS
 from .summary import shape_options
 from .symbols import short_name
+from .words import xml_text as escape
 
 __all__ = ["graph_svg", "GRAPH_STYLE", "FOLD_MIN"]
 
@@ -582,15 +581,6 @@ def _second_line(node):
         ctx = node.ctx
         return f"{ctx.layout.id} · {ctx.state} · {ctx.release or ctx.wasmtime or '?'}"
     return None
-
-
-# Characters XML 1.0 does not allow even escaped (a hostile symbol name may hold them): shown as U+FFFD.
-_NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
-
-
-def escape(text):
-    """`text` as XML character data: markup escaped, characters XML cannot carry replaced."""
-    return _escape(_NOT_XML.sub("\ufffd", text))
 
 
 def _cut(text, col, tail=False):

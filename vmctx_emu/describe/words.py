@@ -1,10 +1,13 @@
 """The words for one decoded value: its interpretation and its raw hex, shared by every renderer."""
 
+import re
+from xml.sax.saxutils import escape
+
 from ..dumps.decode import Interp
 from ..memory.flags import flag_names
 from ..memory.magic import describe_magic_bytes
 
-__all__ = ["FIXED_TEXT", "interpretation", "hex_width", "hex_value", "anomaly_summary", "utf8_text"]
+__all__ = ["FIXED_TEXT", "interpretation", "hex_width", "hex_value", "anomaly_summary", "utf8_text", "xml_text"]
 
 # Interpretations whose text does not depend on the value.
 FIXED_TEXT = {Interp.POISON: "unset (debug poison)", Interp.NULL: "null", Interp.POINTER: "pointer (not followed)",
@@ -52,3 +55,13 @@ def utf8_text(text):
     except UnicodeEncodeError:
         return text.encode("utf-8", "backslashreplace").decode("utf-8")
     return raw.decode("utf-8", "backslashreplace")
+
+
+# Characters XML 1.0 does not allow even escaped (a hostile symbol or file name may hold them): shown as U+FFFD.
+_NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
+
+
+def xml_text(text):
+    """`text` as XML character data (an SVG's titles and labels): markup escaped, characters XML cannot carry
+    replaced by U+FFFD."""
+    return escape(_NOT_XML.sub("\ufffd", text))
