@@ -105,7 +105,6 @@ class PointerNamer:
         self.heaps = heaps  # glibc's bookkeeping (`heap.Heaps`), walked by the scan: names host data's block
         self._symbols = {}  # path -> ElfSymbols or None
         self._found = {}  # (value, role) -> pointee: contexts of one shape share most of their pointers
-        self._by_path = None  # path -> a mapping of that file, built when first asked
 
     def where(self, value, code=False):
         """`value` named; `code`: it is a code pointer (so under an emulator, guest code mapped r-- is code)."""
@@ -119,8 +118,8 @@ class PointerNamer:
             if found is None:
                 return pointee("not mapped", "unmapped")
             path, offset = found
-            held = self._held_mapping(path)
-            parts = self._symbol(value, held) if held is not None else None
+            image = self.images.images.get(path)  # the file's mappings the source holds: trust and load bias
+            parts = self._image_symbol(value, image) if image is not None else None
             if parts:  # a trusted copy of the file names it, as for an address in a segment
                 return pointee(f"{parts_text(parts)} ({NOT_IN_CORE})", "symbol" if parts["symbol"] else "file",
                                file=parts["file"], vaddr=f"{parts['vaddr']:#x}", section=parts["section"],
@@ -148,18 +147,12 @@ class PointerNamer:
                            address=f"{value:#x}", counts=counts)
         return pointee(f"anonymous {m.perms} memory", "anonymous", perms=m.perms)
 
-    def _held_mapping(self, path):
-        """A mapping of the file `path` that the source holds (its image's trust and load bias come from those)."""
-        if self._by_path is None:
-            self._by_path = {}
-            for m in self.src.mappings():
-                if m.path:
-                    self._by_path.setdefault(m.path, m)
-        return self._by_path.get(path)
-
     def _symbol(self, value, mapping):
         """`address_parts` from the file the target mapped at `mapping`, when a trusted copy is here."""
-        image = self.images.image_of(mapping)
+        return self._image_symbol(value, self.images.image_of(mapping))
+
+    def _image_symbol(self, value, image):
+        """`address_parts` of `value` in `image`'s file, when a trusted copy is here."""
         if image.path not in self._symbols:
             path, _ = self.images.trusted_file(image)
             elf = None
