@@ -15,7 +15,7 @@ import time
 
 import pytest
 
-from bounded import HOSTILE_SECONDS
+from bounded import HOSTILE_SECONDS, run
 from vmctx_emu.dumps.dump import DumpError, load_dump, read_dump_bytes
 from vmctx_emu.live.images import Images
 from vmctx_emu.live.process import ProcessSource
@@ -27,11 +27,9 @@ ERROR_LINE = re.compile(r"vmctx-emu [a-z]+: error: [^\n]+\n")
 
 
 def run_cli(*argv):
-    """(status, stdout, stderr, seconds) of `vmctx-emu ARGV` in a subprocess."""
-    start = time.monotonic()
-    done = subprocess.run([sys.executable, "-m", "vmctx_emu", *argv], capture_output=True, text=True,
-                          timeout=HANG, stdin=subprocess.DEVNULL)
-    return done.returncode, done.stdout, done.stderr, time.monotonic() - start
+    """(status, stdout, stderr, seconds) of `vmctx-emu ARGV` in a subprocess (`bounded.run`; status None: hung)."""
+    ran = run(argv, timeout=HANG)
+    return ran.status, ran.out, ran.err, ran.seconds
 
 
 def check_one_line(status, out, err, seconds, needle):
