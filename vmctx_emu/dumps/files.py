@@ -122,13 +122,18 @@ def _refuse_directory(path, real):
 
 def _remove_stale(real_bin, real_side, keep):
     """Staging and temp files of this dump that no sidecar names any more (a killed writer's)."""
-    for real, suffix in ((real_bin, _STAGING), (real_side, _TEMP_SIDECAR)):
-        directory, prefix = os.path.split(_temp_path(real, "", ""))
-        for full in _stale(directory or ".", prefix, suffix, keep):
-            try:
-                os.unlink(full)
-            except OSError:
-                pass
+    _remove_stale_of(real_bin, _STAGING, keep)
+    _remove_stale_of(real_side, _TEMP_SIDECAR, keep)
+
+
+def _remove_stale_of(real, suffix, keep):
+    """The temp files `real`'s writers name with `suffix` and a token other than `keep`, once stale."""
+    directory, prefix = os.path.split(_temp_path(real, "", ""))
+    for full in _stale(directory or ".", prefix, suffix, keep):
+        try:
+            os.unlink(full)
+        except OSError:
+            pass
 
 
 def _stale(directory, prefix, suffix, keep):
@@ -216,12 +221,7 @@ def write_file(path, pieces):
                 os.unlink(tmp)
             except OSError:
                 pass
-    directory, prefix = os.path.split(_temp_path(real, "", ""))
-    for stale in _stale(directory or ".", prefix, _TEMP_SIDECAR, token):
-        try:
-            os.unlink(stale)
-        except OSError:
-            pass
+    _remove_stale_of(real, _TEMP_SIDECAR, token)
     return size
 
 
